@@ -1,0 +1,159 @@
+"""The headless command line: `mothtui <command> ...` (and `python -m core <command> ...`).
+
+This module only parses arguments and dispatches: each command lives in
+`core.commands.<name>` and is imported when it runs, so `mothtui --help` answers
+without importing JAX. A `MothError` becomes one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from core.errors import MothError
+
+DEFAULT_RUNS = "runs"
+
+
+def default_runs_dir() -> Path:
+    """The run store: `$MOTHTUI_RUNS` if set, else `./runs`."""
+    return Path(os.environ.get("MOTHTUI_RUNS") or DEFAULT_RUNS)
+
+
+def _runs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runs", type=Path, default=None, metavar="DIR",
+        help="run store directory (default: $MOTHTUI_RUNS or ./runs)",
+    )
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default=None, help="smoke | quick | paper (default: quick)")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
+                        help="TOML file of config keys (applied over the preset)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key (repeatable), e.g. --set nets=16")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line. Each subparser names its handler module in `handler`."""
+    parser = argparse.ArgumentParser(
+        prog="mothtui",
+        description="Sparse, bio-inspired controllers for hawkmoth flight. "
+                    "Without a command, opens the terminal UI on the run store.",
+    )
+    _runs_option(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="simulate random wing strokes into a dataset store")
+    p.add_argument("--samples", type=int, required=True, help="number of wing strokes")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
+    p.add_argument("--scale", type=float, default=1.0, help="body scale s (default 1.0)")
+    p.add_argument("--out", type=Path, required=True, help="path of the new dataset store")
+    p.add_argument("--force", action="store_true", help="replace an existing store at --out")
+    p.add_argument("--chunk", type=int, default=None, help="samples per written chunk")
+    p.add_argument("--float64", action="store_true", help="integrate in float64 (slower)")
+    p.add_argument("--distributed", action="store_true",
+                   help="initialise jax.distributed; each process simulates its slice")
+    p.set_defaults(handler="simulate")
+
+    p = sub.add_parser("train", help="create a run, train and prune headless")
+    _config_options(p)
+    _runs_option(p)
+    p.add_argument("--id", dest="run_id", default=None, help="run id (default: date, time and preset)")
+    p.add_argument("--quiet", action="store_true", help="no progress display (events still written)")
+    p.add_argument("--distributed", action="store_true",
+                   help="initialise jax.distributed; each process trains its slice of the networks")
+    p.set_defaults(handler="train")
+
+    p = sub.add_parser("resume", help="continue an interrupted run from its last completed level")
+    p.add_argument("run_id")
+    _runs_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress display (events still written)")
+    p.add_argument("--distributed", action="store_true", help="resume a distributed run")
+    p.set_defaults(handler="resume")
+
+    p = sub.add_parser("runs", help="list the runs of the run store")
+    _runs_option(p)
+    _json_option(p)
+    p.set_defaults(handler="runs")
+
+    p = sub.add_parser("select", help="per network, the most-pruned level with loss <= threshold")
+    p.add_argument("run_id")
+    _runs_option(p)
+    p.add_argument("--threshold", type=float, default=None, help="loss threshold (default: the run's, 1e-3)")
+    p.add_argument("--split", default="val", help="train | val | test (default val)")
+    _json_option(p)
+    p.set_defaults(handler="select")
+
+    p = sub.add_parser("export", help="write the selected sparse networks as numpy files")
+    p.add_argument("run_id")
+    _runs_option(p)
+    p.add_argument("--out", type=Path, required=True, help="output directory (new or empty)")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--split", default="val")
+    p.add_argument("--nets", default=None, help="comma-separated network indices (default: all selected)")
+    p.add_argument("--level", type=int, default=None, help="export this level for every chosen network")
+    p.set_defaults(handler="export")
+
+    p = sub.add_parser("analyze", help="per-level analysis of a run, stored in the run")
+    p.add_argument("run_id")
+    _runs_option(p)
+    p.add_argument("--noise", type=float, default=None, help="input noise std (scaled units)")
+    p.add_argument("--force", action="store_true", help="recompute even if stored")
+    _json_option(p)
+    p.set_defaults(handler="analyze")
+
+    p = sub.add_parser("bench", help="benchmarks")
+    bench = p.add_subparsers(dest="bench", metavar="WHAT", required=True)
+    b = bench.add_parser("sim", help="trajectories per second of the simulator")
+    b.add_argument("--samples", type=int, default=200_000)
+    _json_option(b)
+    b.set_defaults(handler="bench_sim")
+    b = bench.add_parser("engine", help="steady-state training throughput")
+    b.add_argument("--nets", type=int, default=8)
+    b.add_argument("--batch", type=int, default=128)
+    b.add_argument("--steps", type=int, default=200)
+    b.add_argument("--hidden", default="400,400,400,16")
+    b.add_argument("--precision", default="float32", help="float32 | tf32 | bf16")
+    _json_option(b)
+    b.set_defaults(handler="bench_engine")
+    return parser
+
+
+def resolve_runs(args: argparse.Namespace) -> Path:
+    """The run store named on the command line, else the default."""
+    return getattr(args, "runs", None) or default_runs_dir()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; user errors become one line on stderr."""
+    try:
+        module = importlib.import_module(f"core.commands.{args.handler}")
+        return int(module.run(args) or 0)
+    except MothError as err:
+        print(f"mothtui: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("mothtui: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return run_command(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,310 @@
+"""Run configuration: one frozen dataclass, its presets, TOML files and `--set` overrides.
+
+The single source of truth for every key's default, meaning and valid range. Validated at
+the edge: any bad key or value raises `ConfigError` naming the key. Pure Python (no JAX),
+so the UI's new-run form can use it to validate as the user types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+#: The seed's schedule of target sparsities after level 0 (fraction of weights pruned, per layer).
+SEED_SCHEDULE = (0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.90,
+                 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
+
+PRUNING_MODES = ("layer", "global")
+PRECISIONS = ("float32", "tf32", "bf16")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a run. The same config gives the same run, bit for bit."""
+
+    seed: int = 0
+    """Seed of network initialisation and batch order; network i draws from fold_in(seed, i)."""
+    data_seed: int = 0
+    """Seed of the simulated dataset (random initial states and controls)."""
+    samples: int = 10_000_000
+    """Number of simulated wing strokes in the dataset (train+val+test)."""
+    scale: float = 1.0
+    """Body scale s of the simulated moth."""
+    dataset: str = ""
+    """Path of an existing dataset store; empty: simulate one (cached under <runs>/.datasets)."""
+    splits: tuple[float, float, float] = (0.64, 0.16, 0.20)
+    """Fractions of the dataset rows for train, val and test (contiguous row ranges)."""
+    nets: int = 400
+    """Number of networks trained at once from different initialisations (Monte Carlo)."""
+    hidden: tuple[int, ...] = (400, 400, 400, 16)
+    """Hidden layer widths; the network is 10-hidden...-7 with tanh hidden units."""
+    init_std: float = 0.2
+    """Standard deviation of the initial weights (the seed's N(0,1)/5); biases start at 0."""
+    batch: int = 128
+    """Minibatch size."""
+    learning_rate: float = 5e-4
+    """Adam learning rate."""
+    epochs_per_level: float = 1.0
+    """Training budget of each level in passes over the training split (the seed: one pass)."""
+    max_steps: int = 0
+    """Hard cap on steps per level; 0 means one budget of `epochs_per_level` passes."""
+    early_stop_window: int = 500
+    """Early stopping compares the mean loss of the last window of batches with the one before."""
+    early_stop_every: int = 100
+    """Check early stopping every this many batches (once two windows have run)."""
+    early_stop_ratio: float = 1.01
+    """Stop a network when mean(previous window) / mean(last window) < this ratio."""
+    schedule: tuple[float, ...] = SEED_SCHEDULE
+    """Target sparsities (fraction of weights pruned) of levels 1, 2, ...; level 0 is unpruned."""
+    pruning: str = "layer"
+    """"layer": each layer pruned to the target (the seed); "global": one cutoff over all weights."""
+    prune_biases: bool = False
+    """Also prune biases by magnitude, with their own schedule."""
+    bias_schedule: tuple[float, ...] = ()
+    """Target bias sparsities per level after 0 when prune_biases; empty means the weight schedule."""
+    threshold: float = 1e-3
+    """Loss threshold of the sparse-network selection (on the val split by default)."""
+    steps_per_call: int = 200
+    """Training steps run inside one compiled call (lax.scan) before control returns to Python."""
+    eval_batch: int = 65_536
+    """Rows per batch when evaluating whole splits."""
+    precision: str = "float32"
+    """Matmul precision: "float32" (exact), "tf32" or "bf16" (inputs, float32 accumulation)."""
+
+    # ---- derived -------------------------------------------------------------------
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """(10, *hidden, 7): input width, hidden widths, output width."""
+        return (10, *self.hidden, 7)
+
+    @property
+    def levels(self) -> int:
+        """Number of levels including the unpruned level 0."""
+        return 1 + len(self.schedule)
+
+    @property
+    def sparsities(self) -> tuple[float, ...]:
+        """Target sparsity of every level, 0.0 first."""
+        return (0.0, *self.schedule)
+
+    @property
+    def bias_sparsities(self) -> tuple[float, ...]:
+        """Target bias sparsity of every level (all zeros unless prune_biases)."""
+        if not self.prune_biases:
+            return (0.0,) * self.levels
+        return (0.0, *(self.bias_schedule or self.schedule))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists), as stored in the run's `config` attribute."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def replace(self, **changes: Any) -> "Config":
+        """A validated copy with some keys changed."""
+        return from_dict({**self.to_dict(), **changes})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds on a laptop CPU: used by the tests and the UI's demo.
+    "smoke": dict(samples=4_000, nets=2, hidden=(16, 16), schedule=(0.5, 0.8), epochs_per_level=2.0,
+                  early_stop_window=50, early_stop_every=10, steps_per_call=50, threshold=0.1),
+    # A few minutes on a 2-core CPU, real enough to show the sparsity cliff.
+    "quick": dict(samples=200_000, nets=8, hidden=(64, 64, 16),
+                  schedule=(0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99),
+                  epochs_per_level=1.0, early_stop_window=200, early_stop_every=50,
+                  learning_rate=2e-3),
+    # The seed protocol: 10M samples, 400 networks, full architecture. Meant for a GPU.
+    "paper": dict(),
+}
+DEFAULT_PRESET = "quick"
+
+KEYS = {f.name: f for f in fields(Config)}
+
+
+def key_help(name: str) -> str:
+    """The documentation of one key (its docstring in the source), for --help and the UI."""
+    import inspect
+
+    source = inspect.getsource(Config)
+    marker = f"    {name}:"
+    start = source.find(marker)
+    if start < 0:
+        return ""
+    doc_start = source.find('"""', start) + 3
+    return source[doc_start: source.find('"""', doc_start)].strip()
+
+
+# ---- parsing and validation --------------------------------------------------------------
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a TOML/JSON/--set value into the key's type, or raise ConfigError naming the key."""
+    default = KEYS[name].default
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("true", "1", "yes", "on"):
+                    return True
+                if low in ("false", "0", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if isinstance(default, int):
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, str):
+                value = value.replace("_", "")
+                return int(value)
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                text = value.strip().strip("[]()")
+                value = [v for v in (p.strip() for p in text.split(",")) if v]
+            if not isinstance(value, (list, tuple)):
+                raise ValueError
+            item_type = int if name == "hidden" else float
+            return tuple(item_type(_strict_number(v, item_type)) for v in value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"config key {name!r}: cannot read {value!r} as {_type_name(default)}")
+
+
+def _strict_number(value: Any, item_type: type) -> Any:
+    if isinstance(value, bool):
+        raise ValueError
+    if item_type is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError
+    return value
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true/false"
+    if isinstance(default, tuple):
+        return "a list of numbers"
+    return type(default).__name__
+
+
+def validate(cfg: Config) -> Config:
+    """Check ranges and relations between keys; raise ConfigError naming the key."""
+    def bad(key: str, why: str) -> ConfigError:
+        return ConfigError(f"config key {key!r}: {why}")
+
+    if cfg.samples < 10:
+        raise bad("samples", f"must be at least 10, got {cfg.samples}")
+    if not 0.1 <= cfg.scale <= 10:
+        raise bad("scale", f"must be between 0.1 and 10, got {cfg.scale}")
+    if len(cfg.splits) != 3 or min(cfg.splits) <= 0 or abs(sum(cfg.splits) - 1) > 1e-6:
+        raise bad("splits", f"must be three positive fractions summing to 1, got {list(cfg.splits)}")
+    if cfg.nets < 1:
+        raise bad("nets", f"must be at least 1, got {cfg.nets}")
+    if not cfg.hidden or min(cfg.hidden) < 1:
+        raise bad("hidden", f"must be a non-empty list of positive widths, got {list(cfg.hidden)}")
+    if cfg.init_std <= 0:
+        raise bad("init_std", "must be positive")
+    if cfg.batch < 1:
+        raise bad("batch", f"must be at least 1, got {cfg.batch}")
+    if cfg.batch > cfg.samples * cfg.splits[0]:
+        raise bad("batch", f"{cfg.batch} is larger than the training split")
+    if not 0 < cfg.learning_rate < 1:
+        raise bad("learning_rate", f"must be in (0, 1), got {cfg.learning_rate}")
+    if cfg.epochs_per_level <= 0:
+        raise bad("epochs_per_level", "must be positive")
+    if cfg.max_steps < 0:
+        raise bad("max_steps", "must be 0 (one budget) or positive")
+    if cfg.early_stop_window < 1 or cfg.early_stop_every < 1:
+        raise bad("early_stop_window", "window and check interval must be positive")
+    if cfg.early_stop_ratio < 1:
+        raise bad("early_stop_ratio", "must be at least 1")
+    _check_schedule("schedule", cfg.schedule)
+    if cfg.pruning not in PRUNING_MODES:
+        raise bad("pruning", f"must be one of {', '.join(PRUNING_MODES)}, got {cfg.pruning!r}")
+    if cfg.bias_schedule:
+        _check_schedule("bias_schedule", cfg.bias_schedule)
+        if len(cfg.bias_schedule) != len(cfg.schedule):
+            raise bad("bias_schedule", "must have as many entries as schedule")
+    if not cfg.threshold > 0:
+        raise bad("threshold", f"must be positive, got {cfg.threshold}")
+    if cfg.steps_per_call < 1:
+        raise bad("steps_per_call", "must be at least 1")
+    if cfg.eval_batch < 1:
+        raise bad("eval_batch", "must be at least 1")
+    if cfg.precision not in PRECISIONS:
+        raise bad("precision", f"must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    return cfg
+
+
+def _check_schedule(key: str, schedule: tuple[float, ...]) -> None:
+    if not schedule:
+        raise ConfigError(f"config key {key!r}: needs at least one target sparsity")
+    if any(not 0 < s < 1 for s in schedule):
+        raise ConfigError(f"config key {key!r}: targets must be in (0, 1), got {list(schedule)}")
+    if any(b <= a for a, b in zip(schedule, schedule[1:])):
+        raise ConfigError(f"config key {key!r}: targets must increase, got {list(schedule)}")
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    """A validated Config from a dict of keys (unknown keys rejected)."""
+    unknown = sorted(set(values) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r} (known: {', '.join(KEYS)})")
+    return validate(Config(**{k: _coerce(k, v) for k, v in values.items()}))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line; the value is read as TOML if it parses, else as text."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    if key not in KEYS:
+        raise ConfigError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Config keys from a TOML file (top level, or under a [config] table)."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {str(path)!r}: cannot read ({err})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {str(path)!r}: not valid TOML ({err})") from None
+    return data.get("config", data)
+
+
+def resolve(preset: str | None = None, file: Path | None = None,
+            overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Preset, then TOML file, then `--set` overrides, validated once at the end."""
+    name = preset or DEFAULT_PRESET
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    values: dict[str, Any] = dict(PRESETS[name])
+    if file is not None:
+        values.update(load_toml(file))
+    for text in overrides:
+        key, value = parse_override(text)
+        values[key] = value
+    return from_dict(values)

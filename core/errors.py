@@ -1,0 +1,26 @@
+"""Errors a user can act on.
+
+Anything raised as a `MothError` is shown by the command line as one line on stderr
+(`mothtui: <message>`) with a non-zero exit, and by the UI in a notification or modal.
+Everything else is a bug and keeps its traceback.
+"""
+
+
+class MothError(Exception):
+    """A problem with the user's input or environment, with a message that says what to do."""
+
+    exit_code = 2
+
+
+class ConfigError(MothError):
+    """A configuration key is unknown, of the wrong type or out of range."""
+
+
+class StoreError(MothError):
+    """A dataset or run store is missing, unreadable, corrupt, or would be overwritten."""
+
+
+class Cancelled(MothError):
+    """The work was asked to stop (SIGTERM, Ctrl-C or the UI's cancel)."""
+
+    exit_code = 130

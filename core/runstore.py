@@ -1,0 +1,360 @@
+"""The run store: one zarr v3 group per run, `<runs>/<run_id>/`, laid out as the contract says.
+
+Write protocol (so a crash never leaves a level that looks complete but is not):
+all arrays are pre-sized to every level at creation; a level's arrays are written chunk by
+chunk; only then is `levels_complete` advanced (an atomic rewrite of the group's zarr.json).
+Readers trust levels `< levels_complete` only. Arrays are chunked one level by a block of
+networks, so processes that own disjoint network slices write disjoint chunks.
+
+Pure numpy + zarr (no JAX): the UI, selection and export read runs through this module.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from core.config import Config, from_dict
+from core.errors import StoreError
+from core.events import EVENTS_FILE
+
+SCHEMA_VERSION = 1
+KIND = "mothtui.run"
+SPLITS = ("train", "val", "test")
+STATUSES = ("running", "done", "failed", "cancelled")
+INPUT_NAMES = ("phi_0", "theta_0", "x_f", "y_f", "phi_f", "theta_f", "xd_0", "yd_0", "phid_0", "thetad_0")
+OUTPUT_NAMES = ("Fx", "Fy", "tau", "xd_f", "yd_f", "phid_f", "thetad_f")
+PID_FILE = "engine.pid"
+#: Float elements per chunk we aim for: big enough for fast I/O, small enough to stream.
+_CHUNK_TARGET = 4 * 1024 * 1024
+_MASK_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+_FLOAT_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def chunk_nets_for(nets: int, largest_layer: int, processes: int = 1) -> int:
+    """Networks per chunk: bounded chunk size, and a divisor of each process's slice."""
+    per_process = -(-nets // processes)
+    target = max(1, min(per_process, _CHUNK_TARGET // max(1, largest_layer)))
+    while per_process % target:
+        target -= 1
+    return target
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the runs list shows of one run; `damaged` says why a run cannot be read."""
+
+    run_id: str
+    path: Path
+    status: str
+    nets: int | None
+    levels_complete: int | None
+    levels: int | None
+    created: str | None
+    preset: str | None = None
+    damaged: str | None = None
+    pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.run_id, "status": self.status, "nets": self.nets,
+                "levels_complete": self.levels_complete, "levels": self.levels,
+                "created": self.created, "damaged": self.damaged, "path": str(self.path)}
+
+
+class Run:
+    """An open run store. Create with `Run.create`, open with `Run.open`."""
+
+    def __init__(self, path: Path, group: zarr.Group):
+        self.path = Path(path)
+        self.group = group
+
+    # ---- creation and opening --------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path | str, config: Config, *, dataset: str, split: dict[str, list[int]],
+               scaler: dict[str, list[float]], chunk_nets: int | None = None,
+               extra_attrs: dict[str, Any] | None = None) -> "Run":
+        """A new run with every array pre-sized to all levels and status `running`."""
+        path = Path(path)
+        if path.exists():
+            raise StoreError(f"run {path.name!r} already exists in {path.parent}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            group = zarr.open_group(path, mode="w-", zarr_format=3)
+        except OSError as err:
+            raise StoreError(f"cannot create run at {path}: {err.strerror or err}") from None
+        sizes = config.layer_sizes
+        levels, nets = config.levels, config.nets
+        cn = chunk_nets or chunk_nets_for(nets, max(a * b for a, b in zip(sizes, sizes[1:])))
+        group.create_array("sparsity", shape=(levels,), dtype="float64", chunks=(levels,),
+                           fill_value=0.0)[:] = np.asarray(config.sparsities)
+        for k, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+            layer = group.require_group(f"layer_{k}")
+            layer.create_array("weight", shape=(levels, nets, fan_in, fan_out), dtype="float32",
+                               chunks=(1, cn, fan_in, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
+            layer.create_array("weight_mask", shape=(levels, nets, fan_in, fan_out), dtype="bool",
+                               chunks=(1, cn, fan_in, fan_out), fill_value=False, compressors=_MASK_CODEC)
+            layer.create_array("bias", shape=(levels, nets, fan_out), dtype="float32",
+                               chunks=(1, cn, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
+            layer.create_array("bias_mask", shape=(levels, nets, fan_out), dtype="bool",
+                               chunks=(1, cn, fan_out), fill_value=False, compressors=_MASK_CODEC)
+        losses = group.require_group("loss")
+        for name in SPLITS:
+            losses.create_array(name, shape=(levels, nets), dtype="float32", chunks=(1, cn),
+                                fill_value=float("nan"))
+        group.attrs.update({
+            "kind": KIND,
+            "schema_version": SCHEMA_VERSION,
+            "created": now_iso(),
+            "status": "running",
+            "levels_complete": 0,
+            "levels": levels,
+            "nets": nets,
+            "chunk_nets": cn,
+            "config": config.to_dict(),
+            "dataset": str(dataset),
+            "split": {k: [int(a), int(b)] for k, (a, b) in split.items()},
+            "scaler": {k: [float(x) for x in v] for k, v in scaler.items()},
+            "input_names": list(INPUT_NAMES),
+            "output_names": list(OUTPUT_NAMES),
+            "activation": "tanh",
+            **(extra_attrs or {}),
+        })
+        return cls(path, group)
+
+    @classmethod
+    def open(cls, path: Path | str, mode: str = "r") -> "Run":
+        """Open an existing run; StoreError if it is missing or not a readable run."""
+        path = Path(path)
+        if not path.is_dir():
+            raise StoreError(f"no run at {path}")
+        try:
+            group = zarr.open_group(path, mode=mode, zarr_format=3)
+            attrs = group.attrs.asdict()
+        except Exception as err:  # zarr raises many types for a broken store
+            raise StoreError(f"run {path.name!r} is unreadable: {_short(err)}") from None
+        if attrs.get("kind") != KIND:
+            raise StoreError(f"{path} is not a mothtui run")
+        run = cls(path, group)
+        run._check()
+        return run
+
+    def _check(self) -> None:
+        attrs = self.attrs
+        for key in ("schema_version", "status", "levels_complete", "config", "split", "scaler"):
+            if key not in attrs:
+                raise StoreError(f"run {self.run_id!r} is damaged: attribute {key!r} missing")
+        if attrs["schema_version"] > SCHEMA_VERSION:
+            raise StoreError(f"run {self.run_id!r} has schema {attrs['schema_version']}; "
+                             f"this mothtui reads up to {SCHEMA_VERSION}")
+        try:
+            self.config
+        except Exception as err:
+            raise StoreError(f"run {self.run_id!r} is damaged: bad config ({_short(err)})") from None
+        if "loss" not in self.group or "layer_0" not in self.group:
+            raise StoreError(f"run {self.run_id!r} is damaged: arrays missing")
+
+    # ---- attributes ------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self.group.attrs.asdict()
+
+    @property
+    def config(self) -> Config:
+        return from_dict(self.attrs["config"])
+
+    @property
+    def status(self) -> str:
+        return self.attrs["status"]
+
+    @property
+    def levels_complete(self) -> int:
+        return int(self.attrs["levels_complete"])
+
+    @property
+    def levels(self) -> int:
+        return int(self.attrs.get("levels", self.config.levels))
+
+    @property
+    def nets(self) -> int:
+        return int(self.attrs.get("nets", self.config.nets))
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.config.layer_sizes) - 1
+
+    @property
+    def scaler(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in self.attrs["scaler"].items()}
+
+    @property
+    def split(self) -> dict[str, tuple[int, int]]:
+        return {k: (int(a), int(b)) for k, (a, b) in self.attrs["split"].items()}
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    def set_attrs(self, **values: Any) -> None:
+        """Update attributes (one atomic rewrite of zarr.json)."""
+        self.group.attrs.update(values)
+
+    def set_status(self, status: str, **extra: Any) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"bad status {status!r}")
+        self.set_attrs(status=status, **extra)
+
+    # ---- arrays ----------------------------------------------------------------------
+    @property
+    def sparsity(self) -> np.ndarray:
+        """(L,) target sparsity of every level."""
+        return np.asarray(self.group["sparsity"][:])
+
+    def write_level(self, level: int, weights: Iterable[np.ndarray], weight_masks: Iterable[np.ndarray],
+                    biases: Iterable[np.ndarray], bias_masks: Iterable[np.ndarray],
+                    losses: dict[str, np.ndarray], nets: slice = slice(None)) -> None:
+        """Write one level's arrays for a slice of networks (per layer: (n, in, out) / (n, out)).
+
+        Does not advance `levels_complete`: call `complete_level` once every slice is written.
+        """
+        for k, (w, wm, b, bm) in enumerate(zip(weights, weight_masks, biases, bias_masks)):
+            layer = self.group[f"layer_{k}"]
+            layer["weight"][level, nets] = np.asarray(w, dtype=np.float32)
+            layer["weight_mask"][level, nets] = np.asarray(wm, dtype=bool)
+            layer["bias"][level, nets] = np.asarray(b, dtype=np.float32)
+            layer["bias_mask"][level, nets] = np.asarray(bm, dtype=bool)
+        for name in SPLITS:
+            self.group[f"loss/{name}"][level, nets] = np.asarray(losses[name], dtype=np.float32)
+
+    def complete_level(self, level: int) -> None:
+        """Mark levels 0..level complete (the last write of a level)."""
+        self.set_attrs(levels_complete=level + 1)
+
+    def level(self, level: int, nets: slice | list[int] | int = slice(None)) -> dict[str, list[np.ndarray]]:
+        """One completed level's arrays: dict of per-layer lists (weight, weight_mask, bias, bias_mask)."""
+        if not 0 <= level < self.levels_complete:
+            raise StoreError(f"run {self.run_id!r}: level {level} is not complete "
+                             f"({self.levels_complete} levels are)")
+        out: dict[str, list[np.ndarray]] = {"weight": [], "weight_mask": [], "bias": [], "bias_mask": []}
+        for k in range(self.n_layers):
+            layer = self.group[f"layer_{k}"]
+            for name in out:
+                out[name].append(np.asarray(layer[name].oindex[level, nets] if isinstance(nets, list)
+                                            else layer[name][level, nets]))
+        return out
+
+    def losses(self, split: str = "val") -> np.ndarray:
+        """(levels_complete, N) loss of every network at every completed level on a split."""
+        if split not in SPLITS:
+            raise StoreError(f"unknown split {split!r} (use train, val or test)")
+        return np.asarray(self.group[f"loss/{split}"][: self.levels_complete])
+
+    # ---- the engine process ------------------------------------------------------------
+    def write_pid(self, pid: int | None = None) -> None:
+        (self.path / PID_FILE).write_text(str(pid or os.getpid()))
+
+    def clear_pid(self) -> None:
+        (self.path / PID_FILE).unlink(missing_ok=True)
+
+    def engine_pid(self) -> int | None:
+        return read_engine_pid(self.path)
+
+
+def read_engine_pid(run_dir: Path) -> int | None:
+    """The pid of the engine process working on this run, if it is alive."""
+    try:
+        pid = int((Path(run_dir) / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:160]
+
+
+def run_path(runs_dir: Path | str, run_id: str) -> Path:
+    """`<runs>/<run_id>`, rejecting ids that would escape the store."""
+    if not run_id or "/" in run_id or run_id.startswith(".") or "\\" in run_id:
+        raise StoreError(f"bad run id {run_id!r}")
+    return Path(runs_dir) / run_id
+
+
+def open_run(runs_dir: Path | str, run_id: str, mode: str = "r") -> Run:
+    """Open `<runs>/<run_id>` with an error that names the run store when it is missing."""
+    path = run_path(runs_dir, run_id)
+    if not path.exists():
+        raise StoreError(f"no run {run_id!r} in {runs_dir}")
+    return Run.open(path, mode)
+
+
+def summarize(path: Path) -> RunSummary:
+    """A RunSummary of one run directory; damaged runs are described, never raised."""
+    try:
+        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    except FileNotFoundError:
+        return RunSummary(path.name, path, "damaged", None, None, None, None,
+                          damaged="store unreadable: zarr.json missing")
+    except (OSError, ValueError) as err:
+        return RunSummary(path.name, path, "damaged", None, None, None, None,
+                          damaged=f"store unreadable: zarr.json ({_short(err)})")
+    if attrs.get("kind") != KIND or "status" not in attrs:
+        return RunSummary(path.name, path, "damaged", None, None, None, attrs.get("created"),
+                          damaged="not a mothtui run (attributes missing)")
+    config = attrs.get("config") or {}
+    status = attrs["status"]
+    pid = read_engine_pid(path)
+    if status == "running" and pid is None:
+        status = "interrupted"  # the engine died without recording why: resumable
+    return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
+                      attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
+                      preset=attrs.get("preset"), pid=pid)
+
+
+def list_runs(runs_dir: Path | str) -> list[RunSummary]:
+    """Every run in the store, newest first; hidden directories (dataset cache) are skipped."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    paths = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    summaries = [summarize(p) for p in paths]
+    return sorted(summaries, key=lambda s: (s.created or "", s.run_id), reverse=True)
+
+
+def delete_run(runs_dir: Path | str, run_id: str) -> None:
+    """Remove a run directory (refuses while its engine is alive)."""
+    path = run_path(runs_dir, run_id)
+    if read_engine_pid(path) is not None:
+        raise StoreError(f"run {run_id!r} is still running: cancel it first")
+    shutil.rmtree(path)

@@ -1,0 +1,1 @@
+"""mothtui's terminal UI (Textual). Never imports jax: the engine runs in its own process."""

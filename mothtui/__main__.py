@@ -1,0 +1,3 @@
+from mothtui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""The `mothtui` console script: the UI without a command, the headless core with one.
+
+Imports neither textual nor jax until it knows which is needed, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+from core.cli import build_parser, resolve_runs, run_command
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is not None:
+        return run_command(args)
+    from mothtui.app import run_app  # textual only now
+
+    return run_app(resolve_runs(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
