@@ -1,0 +1,36 @@
+"""`mothtui select RUN_ID [--threshold T] [--split val] [--json]`: the sparse pick of every network.
+
+Prints a table (or, with --json, the contract's document). Exits non-zero with one line when no
+network passes, so scripts notice an empty selection.
+"""
+
+from __future__ import annotations
+
+import json
+
+from core.cli import resolve_runs
+from core.runstore import open_run
+from core.select import check_split, check_threshold, require_any, select_run
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def run(args) -> int:
+    threshold = None if args.threshold is None else check_threshold(args.threshold)
+    split = check_split(args.split)
+    run_store = open_run(resolve_runs(args), args.run_id)
+    selection = require_any(select_run(run_store, threshold, split))
+    if args.json:
+        print(json.dumps(selection.to_dict()))
+        return 0
+    print(f"run {selection.run} · threshold {selection.threshold:g} ({selection.split}) · "
+          f"{run_store.levels_complete}/{run_store.levels} levels complete")
+    print(f"{'net':>5} {'level':>5} {'sparsity':>8} {split + ' loss':>10}  {'best loss':>9}")
+    for c in selection.choices:
+        print(f"{c.network:>5} {_fmt(c.level, 'd'):>5} {_fmt(c.sparsity, '.3f'):>8} "
+              f"{_fmt(c.loss, '.3g'):>10}  {_fmt(c.best_loss, '.3g'):>9}")
+    print(f"{selection.passing}/{len(selection.choices)} networks pass · "
+          f"median sparsity {selection.median_sparsity:.3f}")
+    return 0

@@ -1,0 +1,156 @@
+"""Picking the sparse network of every member of the ensemble.
+
+The rule (the seed's, model.md section 3): for each network, the most-pruned level whose loss
+on the chosen split is at or under the threshold. A network with no such level is reported with
+`level=None`. A per-network manual override forces a level regardless of the threshold (the
+picker's "chosen by hand").
+
+Pure numpy: the UI imports this module, so it must never import JAX. Only completed levels
+(`levels_complete`) are ever considered, so selecting on a run that is still training is safe.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from core.errors import MothError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One network's pick. `level` is None when no level passes and none was forced."""
+
+    network: int
+    level: int | None
+    sparsity: float | None
+    loss: float | None
+    manual: bool = False
+    best_loss: float | None = None
+    """The lowest finite loss of this network at any completed level (how close a failing one came)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"network": self.network, "level": self.level, "sparsity": self.sparsity,
+                "loss": self.loss, "manual": self.manual, "best_loss": self.best_loss}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The picks of every network of a run at one threshold on one split."""
+
+    threshold: float
+    split: str
+    choices: tuple[Choice, ...]
+    run: str | None = None
+
+    @property
+    def chosen(self) -> tuple[Choice, ...]:
+        """Networks with a level (passing or forced by hand)."""
+        return tuple(c for c in self.choices if c.level is not None)
+
+    @property
+    def passing(self) -> int:
+        return len(self.chosen)
+
+    @property
+    def levels(self) -> list[int | None]:
+        return [c.level for c in self.choices]
+
+    @property
+    def median_sparsity(self) -> float | None:
+        """Median target sparsity of the chosen networks (None if none is chosen)."""
+        values = [c.sparsity for c in self.chosen]
+        return float(np.median(values)) if values else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's `select --json` document (plus `manual` and `best_loss` per network)."""
+        return {"run": self.run, "threshold": self.threshold, "split": self.split,
+                "networks": [c.to_dict() for c in self.choices]}
+
+
+def check_threshold(threshold: Any) -> float:
+    """A positive, finite float, or MothError saying what is wrong."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise MothError(f"bad threshold {threshold!r}: expected a positive number such as 1e-3") from None
+    if not math.isfinite(value) or value <= 0:
+        raise MothError(f"bad threshold {threshold!r}: must be positive and finite (e.g. 1e-3)")
+    return value
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise MothError(f"unknown split {split!r} (use train, val or test)")
+    return split
+
+
+def select(losses: np.ndarray, sparsity: np.ndarray, threshold: float,
+           overrides: Mapping[int, int] | None = None, *, split: str = "val",
+           run: str | None = None) -> Selection:
+    """Pick a level per network from `losses (L, N)` and the levels' target `sparsity (L,)`.
+
+    Levels are ordered by increasing sparsity, so "most pruned" is the highest passing level
+    index. NaN or infinite losses (a diverged network) never pass. `overrides` maps network ->
+    level and wins over the rule.
+    """
+    threshold = check_threshold(threshold)
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.ndim != 2:
+        raise MothError(f"losses must be (levels, networks), got shape {losses.shape}")
+    n_levels, n_nets = losses.shape
+    sparsity = np.asarray(sparsity, dtype=np.float64)[:n_levels]
+    if sparsity.shape != (n_levels,):
+        raise MothError(f"sparsity has {sparsity.size} levels, losses {n_levels}")
+    overrides = dict(overrides or {})
+    for net, level in overrides.items():
+        if not 0 <= int(net) < n_nets:
+            raise MothError(f"override for network {net}: the run has networks 0..{n_nets - 1}")
+        if not 0 <= int(level) < n_levels:
+            raise MothError(f"override of network {net} to level {level}: "
+                            f"levels 0..{n_levels - 1} are complete")
+
+    finite = np.isfinite(losses)
+    passes = finite & (losses <= threshold)
+    choices = []
+    for net in range(n_nets):
+        column = losses[:, net]
+        best = float(np.min(column[finite[:, net]])) if finite[:, net].any() else None
+        if net in overrides:
+            level, manual = int(overrides[net]), True
+        else:
+            hits = np.flatnonzero(passes[:, net])
+            level, manual = (int(hits[-1]) if hits.size else None), False
+        if level is None:
+            choices.append(Choice(net, None, None, None, False, best))
+        else:
+            loss = float(column[level])
+            choices.append(Choice(net, level, float(sparsity[level]),
+                                  loss if math.isfinite(loss) else None, manual, best))
+    return Selection(threshold, split, tuple(choices), run)
+
+
+def select_run(run, threshold: float | None = None, split: str = "val",
+               overrides: Mapping[int, int] | None = None) -> Selection:
+    """`select` on a run's completed levels; the threshold defaults to the run's config threshold."""
+    check_split(split)
+    if run.levels_complete < 1:
+        raise MothError(f"run {run.run_id!r} has no completed level yet")
+    if threshold is None:
+        threshold = run.config.threshold
+    return select(run.losses(split), run.sparsity, threshold, overrides, split=split, run=run.run_id)
+
+
+def require_any(selection: Selection) -> Selection:
+    """The selection, or MothError (one line) when no network was chosen."""
+    if selection.passing == 0:
+        bests = [c.best_loss for c in selection.choices if c.best_loss is not None]
+        hint = f" (the best is {min(bests):.3g})" if bests else " (no finite loss at any level)"
+        raise MothError(f"no network of run {selection.run!r} has {selection.split} loss <= "
+                        f"{selection.threshold:g} at any completed level{hint}; raise --threshold")
+    return selection

@@ -1,0 +1,151 @@
+"""Selection: the rule checked against an independent reading of the stored losses, overrides,
+only completed levels trusted, bad input refused, and the `select` command's contract."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zarr
+
+from core.cli import main
+from core.errors import MothError
+from core.runstore import open_run
+from core.select import select, select_run
+from fixture_runs import make_fixture_run
+
+
+def _rule_by_hand(losses: np.ndarray, threshold: float) -> list[int | None]:
+    """The seed's rule written the slow, obvious way: scan from the most pruned level down."""
+    picks = []
+    for net in range(losses.shape[1]):
+        pick = None
+        for level in range(losses.shape[0] - 1, -1, -1):
+            value = losses[level, net]
+            if not math.isnan(value) and value <= threshold:
+                pick = level
+                break
+        picks.append(pick)
+    return picks
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory):
+    """One fixture run for the read-only tests (writing it is the slow part)."""
+    runs = tmp_path_factory.mktemp("runs")
+    make_fixture_run(runs, "r", nets=6, schedule=(0.5, 0.8, 0.9, 0.93, 0.95), seed=3)
+    return runs
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+@pytest.mark.parametrize("threshold", [1e-4, 3e-4, 1e-3, 1e-2])
+def test_selection_matches_rule_on_stored_losses(shared_run, split, threshold):
+    runs_dir = shared_run
+    raw = zarr.open_group(runs_dir / "r", mode="r")   # read the store directly, not via runstore
+    done = raw.attrs["levels_complete"]
+    losses = np.asarray(raw[f"loss/{split}"][:done], dtype=np.float64)
+    sparsity = np.asarray(raw["sparsity"][:done])
+    selection = select_run(open_run(runs_dir, "r"), threshold, split)
+    expected = _rule_by_hand(losses, threshold)
+    assert selection.levels == expected
+    for choice, level in zip(selection.choices, expected):
+        if level is None:
+            assert choice.sparsity is None and choice.loss is None
+        else:
+            assert choice.sparsity == pytest.approx(sparsity[level])
+            assert choice.loss == pytest.approx(losses[level, choice.network])
+            assert choice.loss <= threshold
+
+
+def test_rule_on_random_losses_with_nan_and_non_monotone_curves():
+    rng = np.random.default_rng(0)
+    losses = 10 ** rng.uniform(-5, -1, (9, 40))
+    losses[rng.random(losses.shape) < 0.1] = np.nan        # diverged entries never pass
+    losses[:, 0] = np.inf
+    sparsity = np.linspace(0, 0.95, 9)
+    for threshold in (1e-4, 1e-3, 1e-2):
+        selection = select(losses, sparsity, threshold)
+        assert selection.levels == _rule_by_hand(np.where(np.isinf(losses), np.nan, losses), threshold)
+    assert selection.choices[0].level is None and selection.choices[0].best_loss is None
+
+
+def test_threshold_defaults_to_run_config_and_median(runs_dir):
+    run = make_fixture_run(runs_dir, "r", nets=4)
+    selection = select_run(run)
+    assert selection.threshold == run.config.threshold == 1e-3
+    chosen = [c.sparsity for c in selection.choices if c.level is not None]
+    assert selection.median_sparsity == pytest.approx(np.median(chosen))
+
+
+def test_overrides_force_a_level_and_are_flagged(runs_dir):
+    run = make_fixture_run(runs_dir, "r", nets=3)
+    selection = select_run(run, 1e-3, overrides={1: 4})
+    assert selection.choices[1].level == 4 and selection.choices[1].manual
+    assert selection.choices[1].loss == pytest.approx(float(run.losses("val")[4, 1]))
+    assert not selection.choices[0].manual
+    with pytest.raises(MothError, match="level 9"):
+        select_run(run, 1e-3, overrides={1: 9})
+    with pytest.raises(MothError, match="network 7"):
+        select_run(run, 1e-3, overrides={7: 0})
+
+
+def test_only_completed_levels_are_trusted(runs_dir):
+    run = make_fixture_run(runs_dir, "r", nets=4)
+    full = select_run(run, 1.0)                           # every level passes at threshold 1
+    assert set(full.levels) == {run.levels - 1}
+    run.set_attrs(levels_complete=2, status="running")    # later levels exist but are not trusted
+    partial = select_run(open_run(runs_dir, "r"), 1.0)
+    assert set(partial.levels) == {1}
+
+
+@pytest.mark.parametrize("bad", [0, -1e-3, float("nan"), float("inf"), "abc"])
+def test_bad_thresholds_are_refused(shared_run, bad):
+    run = open_run(shared_run, "r")
+    with pytest.raises(MothError, match="threshold"):
+        select_run(run, bad)
+
+
+def test_bad_split_and_empty_run(runs_dir):
+    run = make_fixture_run(runs_dir, "r", nets=2, levels_complete=0, status="running")
+    with pytest.raises(MothError, match="split"):
+        select_run(run, 1e-3, "validation")
+    with pytest.raises(MothError, match="no completed level"):
+        select_run(run, 1e-3)
+
+
+def _cli(capsys, *argv):
+    """The real command line, in-process (the same path as `mothtui ...`)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_select_and_export_import_no_jax():
+    code = "import sys, core.select, core.export, core.commands.select; print('jax' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_select_command_json_and_errors(runs_dir, capsys):
+    make_fixture_run(runs_dir, "r", nets=4)
+    code, out, err = _cli(capsys, "select", "r", "--runs", str(runs_dir), "--json", "--split", "test")
+    assert code == 0, err
+    document = json.loads(out)
+    assert set(document) >= {"run", "threshold", "split", "networks"}
+    assert document["run"] == "r" and document["split"] == "test" and document["threshold"] == 1e-3
+    assert [n["network"] for n in document["networks"]] == [0, 1, 2, 3]
+    assert all({"network", "level", "sparsity", "loss"} <= set(n) for n in document["networks"])
+    expected = _rule_by_hand(open_run(runs_dir, "r").losses("test").astype(np.float64), 1e-3)
+    assert [n["level"] for n in document["networks"]] == expected
+
+    for argv, needle in [(("select", "nope"), "no run 'nope'"),
+                         (("select", "r", "--threshold", "-1"), "threshold"),
+                         (("select", "r", "--threshold", "1e-9"), "no network"),
+                         (("select", "r", "--split", "dev"), "split")]:
+        code, out, err = _cli(capsys, *argv, "--runs", str(runs_dir))
+        assert code != 0
+        assert len(err.strip().splitlines()) == 1 and needle in err
