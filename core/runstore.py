@@ -34,6 +34,8 @@ STATUSES = ("running", "done", "failed", "cancelled")
 INPUT_NAMES = ("phi_0", "theta_0", "x_f", "y_f", "phi_f", "theta_f", "xd_0", "yd_0", "phid_0", "thetad_0")
 OUTPUT_NAMES = ("Fx", "Fy", "tau", "xd_f", "yd_f", "phid_f", "thetad_f")
 PID_FILE = "engine.pid"
+#: Per-level, per-network training record: `train/<name> (L, N)` (dtype, fill value).
+TRAIN_RECORD = {"steps": ("int32", 0), "stopped_early": ("bool", False), "diverged": ("bool", False)}
 #: Float elements per chunk we aim for: big enough for fast I/O, small enough to stream.
 _CHUNK_TARGET = 4 * 1024 * 1024
 _MASK_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
@@ -114,6 +116,12 @@ class Run:
         for name in SPLITS:
             losses.create_array(name, shape=(levels, nets), dtype="float32", chunks=(1, cn),
                                 fill_value=float("nan"))
+        # Training record of each level (beyond the contract): steps taken, early stops, divergences.
+        record = group.require_group("train")
+        for name, (dtype, fill) in TRAIN_RECORD.items():
+            record.create_array(name, shape=(levels, nets), dtype=dtype, chunks=(1, cn), fill_value=fill)
+        record.create_array("seconds", shape=(levels,), dtype="float64", chunks=(levels,),
+                            fill_value=float("nan"))
         group.attrs.update({
             "kind": KIND,
             "schema_version": SCHEMA_VERSION,
@@ -207,6 +215,10 @@ class Run:
     def split(self) -> dict[str, tuple[int, int]]:
         return {k: (int(a), int(b)) for k, (a, b) in self.attrs["split"].items()}
 
+    def split_lists(self) -> dict[str, list[int]]:
+        """The stored row ranges as `{"train": [start, stop], ...}` (as `core.data.split_rows` gives)."""
+        return {k: [int(a), int(b)] for k, (a, b) in self.attrs["split"].items()}
+
     @property
     def events_path(self) -> Path:
         return self.path / EVENTS_FILE
@@ -228,9 +240,11 @@ class Run:
 
     def write_level(self, level: int, weights: Iterable[np.ndarray], weight_masks: Iterable[np.ndarray],
                     biases: Iterable[np.ndarray], bias_masks: Iterable[np.ndarray],
-                    losses: dict[str, np.ndarray], nets: slice = slice(None)) -> None:
+                    losses: dict[str, np.ndarray], nets: slice = slice(None),
+                    extra: dict[str, np.ndarray] | None = None) -> None:
         """Write one level's arrays for a slice of networks (per layer: (n, in, out) / (n, out)).
 
+        `extra` maps other `(L, N)` array paths (e.g. "train/steps") to this level's `(n,)` values.
         Does not advance `levels_complete`: call `complete_level` once every slice is written.
         """
         for k, (w, wm, b, bm) in enumerate(zip(weights, weight_masks, biases, bias_masks)):
@@ -241,6 +255,8 @@ class Run:
             layer["bias_mask"][level, nets] = np.asarray(bm, dtype=bool)
         for name in SPLITS:
             self.group[f"loss/{name}"][level, nets] = np.asarray(losses[name], dtype=np.float32)
+        for path, values in (extra or {}).items():
+            self.group[path][level, nets] = np.asarray(values)
 
     def complete_level(self, level: int) -> None:
         """Mark levels 0..level complete (the last write of a level)."""

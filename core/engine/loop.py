@@ -1,0 +1,268 @@
+"""The level loop: train, evaluate, write, prune, level after level, resumable at any level.
+
+Level 0 trains the unpruned networks; level l >= 1 starts from level l-1's trained weights
+pruned to the level's target, with fresh Adam moments. Each level's arrays are written to the
+run store and only then is `levels_complete` advanced. Because a level's start depends only on
+the previous level's stored float32 arrays, and batches and initialisation only on (seed,
+network, level, step), a run resumed after SIGKILL is bit-identical to an uninterrupted one.
+
+Progress goes to a list of sinks (callables taking an event record): the run's events.jsonl
+writer, and in the CLI a Rich display. Cancellation is a `threading.Event` checked between
+compiled chunks (SIGTERM/SIGINT set it): the level in progress is abandoned, the run is marked
+`cancelled`, and `Cancelled` is raised.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from core.config import Config
+from core.data import BatchPlan, Prepared
+from core.engine import evaluate, model, prune, train
+from core.engine.model import Layer, Params
+from core.engine.sharding import NetSlice, Placement, make_mesh, process_slice
+from core.errors import Cancelled
+from core.events import EventWriter
+from core.runstore import SPLITS, Run
+
+Sink = Callable[[dict[str, Any]], None]
+#: Bytes of training data we are willing to keep on each device; above it, batches come from the host.
+DEVICE_DATA_BUDGET = int(os.environ.get("MOTHTUI_DEVICE_DATA_BYTES", 2 << 30))
+#: Minimum seconds between two progress events (a fast small run must not flood the UI).
+PROGRESS_EVERY_S = 0.5
+
+
+@dataclass
+class LevelResult:
+    """One trained level of the ensemble (host arrays, `(N, ...)`)."""
+
+    params: Params
+    masks: Params
+    steps: np.ndarray
+    stopped: np.ndarray
+    diverged: np.ndarray
+    losses: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Engine:
+    """A config, its prepared data and a placement of the networks on the local devices."""
+
+    def __init__(self, config: Config, data: Prepared, *, devices: list | None = None,
+                 nets: NetSlice | None = None, host_batches: bool | None = None):
+        self.config = config
+        self.data = data
+        self.nets = nets or process_slice(config.nets)
+        self.place = Placement(make_mesh(self.nets.count, devices))
+        self.step_config = train.StepConfig.from_config(config)
+        self.plan = BatchPlan(data.splits["train"].n, config.batch, config.seed)
+        self.max_steps = config.max_steps or max(1, math.ceil(config.epochs_per_level * self.plan.steps_per_epoch))
+        self.chunk = min(config.steps_per_call, self.max_steps)
+        tr = data.splits["train"]
+        if host_batches is None:
+            host_batches = tr.x.nbytes + tr.y.nbytes > DEVICE_DATA_BUDGET
+        self.host_batches = host_batches
+        if not host_batches:
+            self.x_train = self.place.data(tr.x)
+            self.y_train = self.place.data(tr.y)
+        self.eval_rows = evaluate.block_rows(config.eval_batch, max(s.n for s in data.splits.values()))
+
+    # ---- the pieces of a level -------------------------------------------------------
+    def initial(self) -> tuple[Params, Params, np.ndarray]:
+        """Level 0's starting point: initial params, full masks, nobody diverged."""
+        params = model.init_params(self.config.layer_sizes, self.config.init_std, self.config.seed, self.nets.range)
+        return params, model.full_masks(params), np.zeros(self.nets.count, bool)
+
+    def prune_for(self, level: int, params: Params, masks: Params) -> tuple[Params, Params]:
+        cfg = self.config
+        return prune.prune(params, masks, cfg.sparsities[level], cfg.bias_sparsities[level], cfg.pruning)
+
+    def train_level(self, level: int, params: Params, masks: Params, diverged: np.ndarray,
+                    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+                    stop: threading.Event | None = None) -> LevelResult:
+        """Train one level to early stop or the step cap; `on_chunk(step, losses (K, N), active)`."""
+        t0 = time.perf_counter()
+        sc, place = self.step_config, self.place
+        params, masks = place.nets(params), place.nets(masks)
+        state = place.state(train.init_state(params, jnp.asarray(diverged), sc))
+        max_steps = jnp.int32(self.max_steps)
+        step = 0
+        pending = self._batches(level, step)
+        while step < self.max_steps:
+            if stop is not None and stop.is_set():
+                raise Cancelled(f"cancelled during level {level}")
+            if self.host_batches:
+                state, losses = train.chunk_from_host(sc, state, masks, *pending, jnp.int32(step), max_steps)
+            else:
+                state, losses = train.chunk_on_device(sc, state, masks, self.x_train, self.y_train,
+                                                      pending, jnp.int32(step), max_steps)
+            step += self.chunk
+            if step < self.max_steps:  # prepare the next batches while the device works
+                pending = self._batches(level, step)
+            losses, active = np.asarray(losses), np.asarray(state.active)  # one pull per chunk
+            if on_chunk is not None:
+                on_chunk(min(step, self.max_steps), losses, active)
+            if not active.any():
+                break
+        host = jax.device_get(state)
+        return LevelResult(params=_to_host(host.params), masks=_to_host(masks), steps=np.asarray(host.steps),
+                           stopped=np.asarray(host.stopped), diverged=np.asarray(host.diverged),
+                           seconds=time.perf_counter() - t0)
+
+    def _batches(self, level: int, step: int):
+        rows = self.plan.indices(level, step, self.chunk)
+        if self.host_batches:
+            tr = self.data.splits["train"]
+            return self.place.data(tr.x[rows]), self.place.data(tr.y[rows])
+        return self.place.data(rows)
+
+    def evaluate(self, params: Params) -> dict[str, np.ndarray]:
+        """Loss `(N,)` of every network on the whole train, val and test splits."""
+        on_device = self.place.nets(params)
+        return {name: evaluate.split_loss(on_device, s.x, s.y, self.eval_rows, self.config.precision,
+                                          put=self.place.data)
+                for name, s in self.data.splits.items()}
+
+
+def _to_host(tree: Params) -> Params:
+    return [Layer(np.asarray(layer.weight), np.asarray(layer.bias)) for layer in jax.device_get(tree)]
+
+
+# ---- the run ------------------------------------------------------------------------------
+
+def load_level_start(run: Run, engine: Engine, level: int) -> tuple[Params, Params, np.ndarray]:
+    """The starting point of `level` from the run store (level 0: fresh initialisation)."""
+    if level == 0:
+        return engine.initial()
+    nets = engine.nets.slice
+    stored = run.level(level - 1, nets)
+    params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight"], stored["bias"])]
+    masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight_mask"], stored["bias_mask"])]
+    diverged = np.asarray(run.group["train/diverged"][level - 1, nets], bool)
+    return params, masks, diverged
+
+
+class _Progress:
+    """Turns per-chunk losses into throttled `progress` events with a rate and an ETA."""
+
+    def __init__(self, emit: Callable[..., None], engine: Engine, level: int, levels_left: int,
+                 level_seconds: list[float]):
+        self.emit, self.engine, self.level = emit, engine, level
+        self.levels_left, self.level_seconds = levels_left, level_seconds
+        self.t0 = self.last = time.perf_counter()
+        self.sum = np.zeros(engine.nets.count)
+        self.count = np.zeros(engine.nets.count)
+        self.steps_done = 0
+
+    def __call__(self, step: int, losses: np.ndarray, active: np.ndarray) -> None:
+        finite = np.isfinite(losses)
+        self.sum += np.where(finite, losses, 0.0).sum(axis=0)
+        self.count += finite.sum(axis=0)
+        self.steps_done = step
+        now = time.perf_counter()
+        if now - self.last < PROGRESS_EVERY_S and step < self.engine.max_steps and active.any():
+            return
+        elapsed = now - self.t0
+        rate = step * self.engine.config.batch * self.engine.nets.count / max(elapsed, 1e-9)
+        step_rate = step / max(elapsed, 1e-9)
+        this_left = (self.engine.max_steps - step) / step_rate if active.any() else 0.0
+        per_level = np.mean(self.level_seconds) if self.level_seconds else self.engine.max_steps / step_rate
+        loss = [float(s / c) if c else None for s, c in zip(self.sum, self.count)]
+        self.emit("progress", level=self.level, step=step, max_steps=self.engine.max_steps,
+                  active=int(active.sum()), loss=loss, samples_per_s=round(rate, 1),
+                  eta_s=round(this_left + per_level * self.levels_left, 1))
+        self.sum[:] = 0.0
+        self.count[:] = 0.0
+        self.last = now
+
+
+def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: threading.Event | None = None,
+               resumed_from: int | None = None) -> None:
+    """Train and prune from `run.levels_complete` to the last level, writing each level.
+
+    Marks the run `done`, `cancelled` (raising Cancelled) or `failed` (re-raising) at the end.
+    """
+    writer = EventWriter(run.path)
+
+    def emit(event: str, **fields: Any) -> None:
+        record = writer.emit(event, **fields)
+        for sink in sinks:
+            sink(record)
+
+    cfg = engine.config
+    start = run.levels_complete
+    run.set_status("running")
+    run.write_pid()
+    emit("run_start", run=run.run_id, nets=cfg.nets, levels=cfg.levels, pid=os.getpid(),
+         resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices)
+    level_seconds: list[float] = []
+    try:
+        params, masks, diverged = load_level_start(run, engine, start)
+        for level in range(start, cfg.levels):
+            if level > 0:
+                params, masks = engine.prune_for(level, params, masks)
+            emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.max_steps)
+            progress = _Progress(emit, engine, level, cfg.levels - level - 1, level_seconds)
+            result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop)
+            t_eval = time.perf_counter()
+            result.losses = engine.evaluate(result.params)
+            result.seconds += time.perf_counter() - t_eval
+            write_level(run, engine.nets, level, result)
+            level_seconds.append(result.seconds)
+            emit("level_end", level=level, sparsity=cfg.sparsities[level], steps=result.steps.tolist(),
+                 stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),
+                 loss={k: v.tolist() for k, v in result.losses.items()}, seconds=round(result.seconds, 3))
+            params, masks, diverged = result.params, result.masks, result.diverged
+    except Cancelled:
+        run.set_status("cancelled")
+        emit("run_end", status="cancelled",
+             message=f"cancelled; {run.levels_complete} levels complete, resume with `mothtui resume {run.run_id}`")
+        run.clear_pid()
+        raise
+    except BaseException as err:
+        run.set_status("failed")
+        emit("run_end", status="failed", message=f"{type(err).__name__}: {err}")
+        run.clear_pid()
+        raise
+    run.set_status("done")
+    emit("run_end", status="done", message=f"{cfg.levels} levels complete")
+    run.clear_pid()
+
+
+def write_level(run: Run, nets: NetSlice, level: int, result: LevelResult) -> None:
+    """A level's arrays for this process's networks, then (single process) the completion mark."""
+    p, m = result.params, result.masks
+    run.write_level(level, [x.weight for x in p], [x.weight for x in m], [x.bias for x in p],
+                    [x.bias for x in m], {k: result.losses[k] for k in SPLITS}, nets=nets.slice,
+                    extra={"train/steps": result.steps, "train/stopped_early": result.stopped,
+                           "train/diverged": result.diverged})
+    run.group["train/seconds"][level] = result.seconds
+    run.complete_level(level)
+
+
+@contextmanager
+def stop_on_signals(signals=(signal.SIGTERM, signal.SIGINT)) -> Iterator[threading.Event]:
+    """An Event set by SIGTERM/SIGINT while the block runs (previous handlers restored after)."""
+    stop = threading.Event()
+    previous = {}
+    try:
+        for sig in signals:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    except ValueError:  # not the main thread: no signal handling, the caller's event only
+        pass
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,103 @@
+"""The network: an MLP 10-hidden...-7 with tanh hidden units, defined once with flax nnx.
+
+The engine never trains nnx objects. `init_params` builds one `MLP` per network inside a
+vmapped pure function, `nnx.split`s it, and returns the state as a plain pytree of stacked
+arrays: a list of `Layer(weight (N, in, out), bias (N, out))`. The hot path (`forward`) is then a
+few einsums on those arrays with no Python object handling.
+
+Network i is initialised from `fold_in(key(seed), i)`, so a network's weights do not depend on
+how many networks run or which process owns it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class Layer(NamedTuple):
+    """One dense layer of every network: `weight (N, in, out)`, `bias (N, out)`."""
+
+    weight: jax.Array
+    bias: jax.Array
+
+
+Params = list  # list[Layer]: the whole ensemble as plain arrays
+
+
+class MLP(nnx.Module):
+    """One network: dense layers, tanh between them, linear output (the seed's architecture)."""
+
+    def __init__(self, sizes: Sequence[int], init_std: float, rngs: nnx.Rngs):
+        init = nnx.initializers.normal(init_std)
+        self.layers = nnx.List([
+            nnx.Linear(a, b, kernel_init=init, bias_init=nnx.initializers.zeros, rngs=rngs)
+            for a, b in zip(sizes, sizes[1:])
+        ])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = jnp.tanh(x)
+        return x
+
+
+def init_params(sizes: Sequence[int], init_std: float, seed: int, nets: range) -> Params:
+    """Stacked initial parameters of networks `nets` (a range of global network indices)."""
+    def one(key):
+        _, state = nnx.split(MLP(tuple(sizes), init_std, nnx.Rngs(params=key)))
+        return nnx.to_pure_dict(state)
+
+    base = jax.random.key(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(nets.start, nets.stop))
+    state = jax.jit(jax.vmap(one))(keys)
+    return [Layer(state["layers"][k]["kernel"], state["layers"][k]["bias"])
+            for k in range(len(sizes) - 1)]
+
+
+def full_masks(params: Params) -> Params:
+    """Masks that keep everything (level 0)."""
+    return [Layer(jnp.ones(p.weight.shape, bool), jnp.ones(p.bias.shape, bool)) for p in params]
+
+
+def matmul(h: jax.Array, w: jax.Array, precision: str) -> jax.Array:
+    """`h @ w` per network: h `(B, in)` shared by all networks or `(N, B, in)`; w `(N, in, out)`.
+
+    float32 pins HIGHEST so CPU and GPU agree; tf32 lets the GPU use TensorFloat-32; bf16 casts
+    the inputs and accumulates in float32.
+    """
+    spec = "bi,nio->nbo" if h.ndim == 2 else "nbi,nio->nbo"
+    if precision == "bf16":
+        return jnp.einsum(spec, h.astype(jnp.bfloat16), w.astype(jnp.bfloat16),
+                          preferred_element_type=jnp.float32)
+    prec = jax.lax.Precision.HIGHEST if precision == "float32" else jax.lax.Precision.DEFAULT
+    return jnp.einsum(spec, h, w, precision=prec)
+
+
+def forward(params: Params, x: jax.Array, precision: str = "float32") -> jax.Array:
+    """Scaled outputs `(N, B, 7)` of every network for scaled inputs x `(B, 10)`.
+
+    Pruned weights are exactly zero (training keeps them so), so no `W * mask` here.
+    """
+    h = x
+    last = len(params) - 1
+    for k, layer in enumerate(params):
+        h = matmul(h, layer.weight, precision) + layer.bias[:, None, :]
+        if k < last:
+            h = jnp.tanh(h)
+    return h
+
+
+def per_network_mse(params: Params, x: jax.Array, y: jax.Array, precision: str = "float32") -> jax.Array:
+    """Mean squared error `(N,)` of every network on one batch (mean over rows and outputs)."""
+    err = forward(params, x, precision) - y[None]
+    return jnp.mean(jnp.square(err), axis=(1, 2))
+
+
+def weight_count(sizes: Sequence[int]) -> int:
+    """Weights of one network (biases not counted)."""
+    return sum(a * b for a, b in zip(sizes, sizes[1:]))

@@ -1,0 +1,149 @@
+"""The compiled training chunk: K Adam steps of every network in one call (lax.scan, donated state).
+
+Per step and per network: MSE on the batch, gradients masked (pruned weights get none, so their
+Adam moments stay zero), Adam (optax), updates masked again and gated by the network's `active`
+flag. A pruned weight therefore stays exactly 0.0 and a stopped or diverged network's
+parameters stay exactly as they were. Everything per network is decided inside the scan:
+
+- early stopping (the seed's 1 % rule, on each network alone): every `every` steps, once
+  `2 * window` steps ran, stop if mean(loss of the window before) / mean(last window) < ratio;
+- divergence: a non-finite batch loss flags the network `diverged` and freezes it before the
+  update of that step is applied, while the others go on;
+- the step cap: step numbers at or beyond `max_steps` do nothing.
+
+So the result after S steps is the same whatever K is, and the host only looks at the
+per-network losses and flags once per chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from core.engine.model import Params, per_network_mse
+
+
+class TrainState(NamedTuple):
+    """What a level's training carries from step to step (all leading axes N, except opt's count)."""
+
+    params: Params
+    opt_state: optax.OptState
+    active: jax.Array        # (N,) bool: still training
+    stopped: jax.Array       # (N,) bool: stopped early by the 1 % rule this level
+    diverged: jax.Array      # (N,) bool: loss went non-finite (frozen for good)
+    steps: jax.Array         # (N,) int32: steps this network trained this level
+    history: jax.Array       # (N, 2 * window) float32: ring buffer of recent batch losses
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """The static settings of the compiled step (hashable: part of the compilation key)."""
+
+    learning_rate: float
+    window: int
+    every: int
+    ratio: float
+    precision: str = "float32"
+
+    @classmethod
+    def from_config(cls, cfg) -> "StepConfig":
+        return cls(cfg.learning_rate, cfg.early_stop_window, cfg.early_stop_every,
+                   cfg.early_stop_ratio, cfg.precision)
+
+    @property
+    def optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.learning_rate)
+
+
+def init_state(params: Params, diverged: jax.Array, sc: StepConfig) -> TrainState:
+    """A level's starting state: fresh Adam moments, every non-diverged network active."""
+    n = params[0].weight.shape[0]
+    diverged = jnp.asarray(diverged, bool)
+    return TrainState(
+        params=params,
+        opt_state=sc.optimizer.init(params),
+        active=~diverged,
+        stopped=jnp.zeros((n,), bool),
+        diverged=diverged,
+        steps=jnp.zeros((n,), jnp.int32),
+        history=jnp.zeros((n, 2 * sc.window), jnp.float32),
+    )
+
+
+def _gate(tree, masks, ok):
+    """Zero every entry of `tree` that is pruned or belongs to a network that must not move.
+
+    `jnp.where`, not a product: a NaN gradient of a diverged network must not leak through.
+    """
+    def one(value, mask):
+        keep = mask & ok.reshape((-1,) + (1,) * (value.ndim - 1))
+        return jnp.where(keep, value, jnp.zeros_like(value))
+    return jax.tree.map(one, tree, masks)
+
+
+def _step(sc: StepConfig, state: TrainState, masks: Params, x: jax.Array, y: jax.Array,
+          step: jax.Array, max_steps: jax.Array) -> tuple[TrainState, jax.Array]:
+    """One Adam step of every network on batch (x (B, 10), y (B, 7)) at level step number `step`."""
+    def total(params):
+        losses = per_network_mse(params, x, y, sc.precision)
+        return jnp.sum(losses), losses
+
+    (_, loss), grads = jax.value_and_grad(total, has_aux=True)(state.params)
+    running = state.active & (step < max_steps)
+    finite = jnp.isfinite(loss)
+    ok = running & finite
+    grads = _gate(grads, masks, ok)
+    updates, opt_state = sc.optimizer.update(grads, state.opt_state, state.params)
+    updates = _gate(updates, masks, ok)
+    params = optax.apply_updates(state.params, updates)
+
+    span = 2 * sc.window
+    history = state.history.at[:, step % span].set(jnp.where(ok, loss, 0.0))
+    newer = jnp.mean(history[:, (step - jnp.arange(sc.window)) % span], axis=1)
+    older = jnp.mean(history[:, (step - sc.window - jnp.arange(sc.window)) % span], axis=1)
+    check = ((step + 1) % sc.every == 0) & (step + 1 >= span)
+    stop = ok & check & (older < sc.ratio * newer)
+    diverged = state.diverged | (running & ~finite)
+    new_state = TrainState(
+        params=params, opt_state=opt_state,
+        active=state.active & ~stop & ~diverged,
+        stopped=state.stopped | stop,
+        diverged=diverged,
+        steps=state.steps + ok.astype(jnp.int32),
+        history=history,
+    )
+    return new_state, jnp.where(ok, loss, jnp.nan)
+
+
+@partial(jax.jit, static_argnums=(0,), donate_argnums=(1,))
+def chunk_on_device(sc: StepConfig, state: TrainState, masks: Params, x_train: jax.Array,
+                    y_train: jax.Array, rows: jax.Array, step0: jax.Array, max_steps: jax.Array):
+    """K steps; batch i is rows[i] `(K, B)` gathered from the device-resident training split.
+
+    Returns the new state and the per-step, per-network batch losses `(K, N)` (NaN where a
+    network did not train).
+    """
+    def body(carry, i):
+        return _step(sc, carry, masks, x_train[rows[i]], y_train[rows[i]], step0 + i, max_steps)
+    return jax.lax.scan(body, state, jnp.arange(rows.shape[0]))
+
+
+@partial(jax.jit, static_argnums=(0,), donate_argnums=(1,))
+def chunk_from_host(sc: StepConfig, state: TrainState, masks: Params, x_batches: jax.Array,
+                    y_batches: jax.Array, step0: jax.Array, max_steps: jax.Array):
+    """K steps on batches gathered on the host: x `(K, B, 10)`, y `(K, B, 7)` (data too big for the device)."""
+    def body(carry, i):
+        return _step(sc, carry, masks, x_batches[i], y_batches[i], step0 + i, max_steps)
+    return jax.lax.scan(body, state, jnp.arange(x_batches.shape[0]))
+
+
+@partial(jax.jit, static_argnums=(0,))
+def seed_style_step(sc: StepConfig, state: TrainState, masks: Params, x: jax.Array, y: jax.Array,
+                    step: jax.Array, max_steps: jax.Array):
+    """The same step, compiled alone and not donated: the seed's loop structure (for the benchmark)."""
+    return _step(sc, state, masks, x, y, step, max_steps)
