@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_option(p)
     p.add_argument("--noise", type=float, default=None, help="input noise std (scaled units)")
     p.add_argument("--force", action="store_true", help="recompute even if stored")
+    p.add_argument("--flight-samples", type=int, default=None, metavar="M",
+                   help="held-out samples flown closed-loop per network and level (default 256)")
+    p.add_argument("--eval-samples", type=int, default=None, metavar="N",
+                   help="held-out rows for per-output error and noise (default 20000; 0: all)")
+    p.add_argument("--structure-only", action="store_true",
+                   help="only what survives pruning (no dataset, no simulator)")
     _json_option(p)
     p.set_defaults(handler="analyze")
 

@@ -1,0 +1,225 @@
+"""`analyze_run`: compute the whole per-level analysis of a run once and store it in the run.
+
+Policy while a run is training: refused (the engine process is alive); an interrupted or
+cancelled run is analysed over its completed levels only, and the stored `levels` says how many,
+so a later `analyze` notices a stale analysis and recomputes it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from core.analysis import structure as st
+from core.analysis.store import AnalysisWriter, load_analysis
+from core.errors import MothError
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """What the analysis computes and on which rows (stored with the results)."""
+
+    split: str = "test"
+    """Held-out rows used for per-output error, noise and flight (the run's own row range)."""
+    eval_samples: int = 20_000
+    """Rows of that split for per-output error and noise (first valid rows; 0 means all)."""
+    noise: tuple[float, ...] = (0.01, 0.03, 0.1)
+    """Standard deviations of Gaussian noise added to the scaled inputs (range [-0.5, 0.5])."""
+    flight_samples: int = 256
+    """Held-out samples flown closed-loop through the simulator per network and level."""
+    bins: int = 41
+    """Histogram bins of surviving weight values per layer."""
+    seed: int = 0
+    """Seed of the input noise."""
+    performance: bool = True
+    """False: structure only (no dataset, no simulator)."""
+
+    def check(self) -> "AnalysisParams":
+        if self.split not in ("train", "val", "test"):
+            raise MothError(f"unknown split {self.split!r} (use train, val or test)")
+        if self.eval_samples < 0 or self.flight_samples < 0:
+            raise MothError("--eval-samples and --flight-samples must be 0 or positive")
+        if any(not (math.isfinite(s) and s >= 0) for s in self.noise):
+            raise MothError(f"bad --noise {list(self.noise)}: standard deviations must be finite and >= 0")
+        if self.bins < 2:
+            raise MothError("bins must be at least 2")
+        return self
+
+
+def _json(value: Any) -> Any:
+    """numpy -> JSON-ready lists, NaN -> None."""
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _json(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _nanmedian(a: np.ndarray, axis) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(a, axis=axis)
+
+
+def _held_out_rows(run, params: AnalysisParams):
+    """Physical and scaled features of the first valid rows of the split, and their states."""
+    from core.data import features, open_dataset_arrays
+
+    dataset = run.attrs.get("dataset", "")
+    if not dataset or not Path(dataset).exists():
+        raise MothError(f"the dataset of run {run.run_id!r} ({dataset}) is not there: "
+                        f"analyse with --structure-only, or restore the dataset")
+    arrays = open_dataset_arrays(dataset)
+    start, stop = run.split[params.split]
+    want = max(params.eval_samples or (stop - start), params.flight_samples)
+    xs, ys, q0, u, qf = [], [], [], [], []
+    have, block = 0, max(4096, want * 2)
+    for a in range(start, stop, block):
+        b = min(stop, a + block)
+        valid = np.asarray(arrays["valid"][a:b], bool)
+        initial, controls, final = (np.asarray(arrays[k][a:b], np.float64)
+                                    for k in ("initial", "controls", "final"))
+        x, y = features(initial, controls, final)
+        valid &= np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+        for store, value in zip((xs, ys, q0, u, qf), (x, y, initial, controls, final)):
+            store.append(value[valid])
+        have += int(valid.sum())
+        if have >= want:
+            break
+    if have == 0:
+        raise MothError(f"run {run.run_id!r}: the {params.split} split has no valid samples")
+    x, y, q0, u, qf = (np.concatenate(v)[:want] for v in (xs, ys, q0, u, qf))
+    scaler = run.scaler
+    x_s = ((x - scaler["x_min"]) / (scaler["x_max"] - scaler["x_min"]) - 0.5).astype(np.float32)
+    y_s = ((y - scaler["y_min"]) / (scaler["y_max"] - scaler["y_min"]) - 0.5).astype(np.float32)
+    return x_s, y_s, q0, u, qf
+
+
+def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True,
+                progress: Progress | None = None) -> dict[str, Any]:
+    """Analyse every completed level of `run` and store it under `<run>/analysis`; returns the summary.
+
+    With `force=False` a complete analysis of the same levels and parameters is returned as is.
+    """
+    params = (params or AnalysisParams()).check()
+    say = progress or (lambda text: None)
+    if run.engine_pid() is not None:
+        raise MothError(f"run {run.run_id!r} is still training: analyse it once it has finished "
+                        f"(or cancel it)")
+    levels = run.levels_complete
+    if levels < 1:
+        raise MothError(f"run {run.run_id!r} has no completed level to analyse")
+    stored = load_analysis(run)
+    if (not force and stored is not None and stored["levels"] == levels
+            and stored["params"] == _json(asdict(params))):
+        return stored["summary"]
+
+    rows = _held_out_rows(run, params) if params.performance else None
+    scale = float(run.config.scale)
+    sparsity = run.sparsity[:levels]
+    structures, mse, noise, flight = [], [], [], []
+    edges = None
+    for level in range(levels):
+        arrays = run.level(level)
+        if edges is None:
+            edges = st.histogram_edges(arrays["weight"], params.bins)
+        structures.append(st.level_structure(arrays["weight"], arrays["weight_mask"],
+                                             arrays["bias_mask"], edges))
+        if rows is not None:
+            mse_l, noise_l, flight_l = _performance(arrays, rows, params, run.scaler, scale)
+            mse.append(mse_l), noise.append(noise_l), flight.append(flight_l)
+            say(f"level {level} ({sparsity[level]:.2f}): eval loss {np.median(mse_l.mean(axis=1)):.3g}, "
+                f"flight {np.nanmedian(flight_l[0]):.3g} cm (median)")
+        else:
+            say(f"level {level} ({sparsity[level]:.2f}): structure")
+
+    writer = AnalysisWriter(run.path)
+    remaining = np.stack([s.remaining for s in structures]).astype(np.float32)
+    ghosts = np.stack([s.ghosts for s in structures])
+    connections = np.stack([s.input_connections for s in structures])
+    writer.array("remaining", remaining)
+    writer.array("ghosts", ghosts)
+    writer.array("input_connections", connections)
+    for k, e in enumerate(edges):
+        writer.array(f"weights/layer_{k}/edges", e)
+        writer.array(f"weights/layer_{k}/hist", np.stack([s.hist[k] for s in structures]))
+        writer.array(f"weights/layer_{k}/quantiles", np.stack([s.quantiles[k] for s in structures]))
+        writer.array(f"weights/layer_{k}/moments", np.stack([s.moments[k] for s in structures]))
+    first_width = run.config.layer_sizes[1]
+    summary: dict[str, Any] = {
+        "levels": levels, "sparsity": sparsity,
+        "remaining_mean": remaining.astype(np.float64).mean(axis=1),
+        "ghosts_mean": ghosts.mean(axis=1),
+        "input_names": run.attrs.get("input_names"),
+        "input_connections_fraction": connections.mean(axis=1) / first_width,
+        "weight_quantiles": [np.stack([s.quantiles[k] for s in structures]) for k in range(len(edges))],
+        "quantile_levels": st.QUANTILES,
+    }
+    if rows is not None:
+        mse_a = np.stack(mse).astype(np.float32)                   # (L, N, 7)
+        noise_a = np.stack(noise, axis=1).astype(np.float32)       # (S, L, N)
+        pos, theta, phi, valid = (np.stack([f[i] for f in flight]) for i in range(4))
+        writer.array("output_mse", mse_a)
+        writer.array("noise/sigma", np.asarray(params.noise, np.float64))
+        writer.array("noise/loss", noise_a)
+        writer.array("closed_loop/position_cm", pos.astype(np.float32))
+        writer.array("closed_loop/theta_rad", theta.astype(np.float32))
+        writer.array("closed_loop/phi_rad", phi.astype(np.float32))
+        writer.array("closed_loop/valid", valid)
+        replay = _replay_floor(rows, scale)
+        summary.update({
+            "eval_rows": int(len(rows[0])), "flight_rows": int(min(params.flight_samples, len(rows[0]))),
+            "output_names": run.attrs.get("output_names"),
+            "eval_loss_median": np.median(mse_a.mean(axis=2), axis=1),
+            "output_mse_median": np.median(mse_a, axis=1),
+            "noise_sigma": params.noise,
+            "noise_loss_median": np.median(noise_a, axis=2),
+            "flight_position_cm_median": _nanmedian(_nanmedian(pos, 2), 1),
+            "flight_theta_rad_median": _nanmedian(_nanmedian(theta, 2), 1),
+            "flight_phi_rad_median": _nanmedian(_nanmedian(phi, 2), 1),
+            "flight_valid_fraction": valid.mean(axis=(1, 2)),
+            "replay_position_cm_median": replay,
+        })
+    summary = _json(summary)
+    writer.finish(summary=summary, params=_json(asdict(params)), levels=levels)
+    return summary
+
+
+def _performance(arrays, rows, params: AnalysisParams, scaler, scale: float):
+    """One level: per-output MSE (N, 7), noise losses (S, N), closed-loop errors ((N, M) x 4)."""
+    from core.analysis import performance as pf
+
+    x_s, y_s, q0, _, qf = rows
+    weights, biases = arrays["weight"], arrays["bias"]
+    pred_s = pf.ensemble_forward(x_s, weights, biases)
+    mse = pf.output_mse(pred_s, y_s)
+    noise = (pf.noise_losses(x_s, y_s, weights, biases, params.noise, params.seed)
+             if params.noise else np.zeros((0, weights[0].shape[0])))
+    m = min(params.flight_samples, len(x_s))
+    pred = (pred_s[:, :m].astype(np.float64) + 0.5) * (scaler["y_max"] - scaler["y_min"]) + scaler["y_min"]
+    flight = pf.closed_loop(q0[:m], qf[:m], pf.controls_from_outputs(pred), scale)
+    return mse, noise, flight
+
+
+def _replay_floor(rows, scale: float) -> float | None:
+    """Median position error of flying the dataset's own controls: the simulator's agreement
+    with the stored targets, i.e. the best any network could do in the closed-loop check."""
+    from core.analysis import performance as pf
+
+    _, _, q0, u, qf = rows
+    pos, _, _, _ = pf.closed_loop(q0, qf, u[None], scale)
+    return float(np.nanmedian(pos)) if np.isfinite(pos).any() else None

@@ -1,0 +1,79 @@
+"""Where the analysis lives in a run: the zarr group `<run>/analysis/`, its own subtree.
+
+Written only by `core.analysis.analyze_run`, never touching the run's own arrays or its root
+attributes (a resumed engine rewrites those). Protocol: the old group is removed, a new one is
+created with `complete: false`, arrays are written, and the attributes `complete: true`,
+`summary`, `params` and `levels` are written last. Readers (`load_analysis`) return None for a
+missing or half-written analysis. Pure numpy + zarr (the UI reads this).
+
+Arrays (L analysed levels, N networks, K weight layers, S noise sizes, M flight samples):
+- `remaining (L, N, K)` fraction of weights left per layer; `ghosts (L, N, K-1)` ghost units
+- `input_connections (L, N, 10)` surviving first-layer weights of each input
+- `weights/layer_{k}/hist (L, B)`, `.../edges (B+1,)`, `.../quantiles (L, 5)`, `.../moments (L, 3)`
+- `output_mse (L, N, 7)` scaled MSE per output on the evaluation rows
+- `noise/sigma (S,)`, `noise/loss (S, L, N)`
+- `closed_loop/position_cm`, `closed_loop/theta_rad`, `closed_loop/phi_rad (L, N, M)` float32
+  (NaN where the simulator rejected the trajectory), `closed_loop/valid (L, N, M)` bool
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+GROUP = "analysis"
+
+
+class AnalysisWriter:
+    """A fresh, not-yet-complete analysis group of a run."""
+
+    def __init__(self, run_path: Path):
+        path = Path(run_path) / GROUP
+        if path.exists():
+            shutil.rmtree(path)
+        self.group = zarr.open_group(path, mode="w", zarr_format=3)
+        self.group.attrs.update({"complete": False})
+
+    def array(self, name: str, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        self.group.create_array(name, shape=value.shape, dtype=value.dtype,
+                                chunks=value.shape or None, overwrite=True)[...] = value
+
+    def finish(self, **attrs: Any) -> None:
+        """The completion marker, last."""
+        self.group.attrs.update({**attrs, "complete": True})
+
+
+def analysis_group(run) -> zarr.Group | None:
+    path = Path(run.path) / GROUP
+    if not (path / "zarr.json").exists():
+        return None
+    try:
+        return zarr.open_group(path, mode="r", zarr_format=3)
+    except Exception:  # a broken analysis is as good as none: it can be recomputed
+        return None
+
+
+def load_analysis(run) -> dict[str, Any] | None:
+    """The stored analysis of a run: `{"summary", "params", "levels", "group"}`, or None if absent
+    or half-written. `group` is the zarr group, for arrays (e.g. `group["noise/loss"][:]`)."""
+    group = analysis_group(run)
+    if group is None:
+        return None
+    attrs = group.attrs.asdict()
+    if not attrs.get("complete"):
+        return None
+    return {"summary": attrs.get("summary", {}), "params": attrs.get("params", {}),
+            "levels": attrs.get("levels"), "group": group}
+
+
+def read_array(run, name: str) -> np.ndarray | None:
+    """One stored analysis array, or None if there is no complete analysis or no such array."""
+    found = load_analysis(run)
+    if found is None or name not in found["group"]:
+        return None
+    return np.asarray(found["group"][name][...])

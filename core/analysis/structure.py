@@ -1,0 +1,64 @@
+"""What survives pruning, per level, across the ensemble: the structural half of the analysis.
+
+Pure numpy (no data, no JAX): remaining fraction of weights per layer, ghost units per hidden
+layer, first-layer connections per input, and the distribution of surviving weight values per
+layer pooled over the ensemble (the Monte Carlo statistics of the paper's 400 networks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.export import ghost_units
+
+#: Quantiles of the surviving weights reported per layer and level.
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@dataclass
+class LevelStructure:
+    """One level of the whole ensemble (N networks, K weight layers)."""
+
+    remaining: np.ndarray          # (N, K) fraction of each layer's weights that survive
+    ghosts: np.ndarray             # (N, K-1) ghost units per hidden layer
+    input_connections: np.ndarray  # (N, n_inputs) surviving first-layer weights of each input
+    hist: list[np.ndarray]         # per layer (bins,) counts of surviving weight values, all networks
+    quantiles: np.ndarray          # (K, len(QUANTILES)) of the surviving weights, NaN if none
+    moments: np.ndarray            # (K, 3): count, mean, std of the surviving weights
+
+
+def histogram_edges(level0_weights: list[np.ndarray], bins: int) -> list[np.ndarray]:
+    """Per layer, symmetric bin edges covering the largest |w| of the unpruned ensemble.
+
+    Fixed from level 0 so every level's histogram of a layer is on the same axis. Weights that
+    grow past it during retraining land in the outermost bins (clipped), which the UI shows.
+    """
+    edges = []
+    for w in level0_weights:
+        top = float(np.max(np.abs(w))) if w.size else 1.0
+        top = top if top > 0 else 1.0
+        edges.append(np.linspace(-top, top, bins + 1))
+    return edges
+
+
+def level_structure(weights: list[np.ndarray], weight_masks: list[np.ndarray],
+                    bias_masks: list[np.ndarray], edges: list[np.ndarray]) -> LevelStructure:
+    """Statistics of one level: per layer `weights (N, in, out)`, masks the same, `bias_masks (N, out)`."""
+    n_nets = weights[0].shape[0]
+    remaining = np.stack([m.reshape(n_nets, -1).mean(axis=1) for m in weight_masks], axis=1)
+    ghosts = np.array([ghost_units([m[n] for m in weight_masks], [b[n] for b in bias_masks])
+                       for n in range(n_nets)], dtype=np.int32).reshape(n_nets, len(weights) - 1)
+    input_connections = weight_masks[0].sum(axis=2).astype(np.int32)
+    hist, quantiles, moments = [], [], []
+    for w, m, e in zip(weights, weight_masks, edges):
+        alive = w[m].astype(np.float64)
+        hist.append(np.histogram(np.clip(alive, e[0], e[-1]), bins=e)[0].astype(np.int64))
+        if alive.size:
+            quantiles.append(np.quantile(alive, QUANTILES))
+            moments.append((alive.size, alive.mean(), alive.std()))
+        else:
+            quantiles.append(np.full(len(QUANTILES), np.nan))
+            moments.append((0, np.nan, np.nan))
+    return LevelStructure(remaining, ghosts, input_connections, hist, np.array(quantiles), np.array(moments))

@@ -1,0 +1,103 @@
+"""`mothtui analyze RUN_ID [--noise S] [--flight-samples M] [--eval-samples N] [--structure-only]
+[--force] [--json]`: compute (or show the stored) per-level analysis of a run.
+
+Refuses while the run's engine is alive; otherwise analyses the completed levels and stores the
+results in `<run>/analysis` (see core/analysis/store.py), so the UI shows them instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+from core.analysis import AnalysisParams, analyze_run, load_analysis
+from core.cli import resolve_runs
+from core.runstore import open_run
+from core.select import select_run
+
+
+def _params(args) -> AnalysisParams:
+    values = {}
+    if args.noise is not None:
+        values["noise"] = (float(args.noise),)
+    if getattr(args, "flight_samples", None) is not None:
+        values["flight_samples"] = args.flight_samples
+    if getattr(args, "eval_samples", None) is not None:
+        values["eval_samples"] = args.eval_samples
+    if getattr(args, "structure_only", False):
+        values["performance"] = False
+    return AnalysisParams(**values)
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def chosen_vs_level0(run) -> list[dict]:
+    """Per chosen network (run's threshold, val): median closed-loop errors at its level and at 0."""
+    stored = load_analysis(run)
+    if stored is None or "closed_loop/position_cm" not in stored["group"]:
+        return []
+    group = stored["group"]
+    arrays = {name: np.asarray(group[f"closed_loop/{name}"][...])
+              for name in ("position_cm", "theta_rad", "phi_rad")}
+    rows = []
+    for choice in select_run(run).chosen:
+        if choice.level >= stored["levels"]:
+            continue
+        row = {"network": choice.network, "level": choice.level, "sparsity": choice.sparsity}
+        for name, a in arrays.items():
+            for tag, lvl in (("chosen", choice.level), ("level0", 0)):
+                v = a[lvl, choice.network]
+                row[f"{name}_{tag}"] = float(np.nanmedian(v)) if np.isfinite(v).any() else None
+        rows.append(row)
+    return rows
+
+
+def run(args) -> int:
+    params = _params(args)
+    run_store = open_run(resolve_runs(args), args.run_id)
+    say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
+    summary = analyze_run(run_store, params, force=args.force, progress=say)
+    flights = chosen_vs_level0(run_store)
+    if args.json:
+        print(json.dumps({"run": run_store.run_id, "levels": summary["levels"],
+                          "params": load_analysis(run_store)["params"], "summary": summary,
+                          "chosen_vs_level0": flights}))
+        return 0
+    _print_table(run_store, summary, flights)
+    return 0
+
+
+def _print_table(run_store, s: dict, flights: list[dict]) -> None:
+    perf = "eval_loss_median" in s
+    print(f"run {run_store.run_id} · {s['levels']} levels analysed"
+          + (f" · {s['eval_rows']} held-out rows, {s['flight_rows']} flown" if perf else " · structure only"))
+    head = f"{'level':>5} {'target':>6} {'remaining/layer':<24} {'ghosts/hidden':<14}"
+    if perf:
+        sig = "/".join(f"{x:g}" for x in s["noise_sigma"])
+        head += f" {'loss':>8} {'noise ' + sig:>16} {'flight cm':>9} {'theta':>7} {'phi':>7}"
+    print(head)
+    for lvl in range(s["levels"]):
+        rem = " ".join(f"{x:.2f}" for x in s["remaining_mean"][lvl])
+        gh = " ".join(f"{x:.1f}" for x in s["ghosts_mean"][lvl])
+        line = f"{lvl:>5} {s['sparsity'][lvl]:>6.2f} {rem:<24} {gh:<14}"
+        if perf:
+            noise = "/".join(_fmt(row[lvl], ".2g") for row in s["noise_loss_median"])
+            line += (f" {_fmt(s['eval_loss_median'][lvl]):>8} {noise:>16} "
+                     f"{_fmt(s['flight_position_cm_median'][lvl]):>9} "
+                     f"{_fmt(s['flight_theta_rad_median'][lvl]):>7} {_fmt(s['flight_phi_rad_median'][lvl]):>7}")
+        print(line)
+    last = s["input_connections_fraction"][-1]
+    order = sorted(range(len(last)), key=lambda i: last[i])
+    print("first-layer connections left at level "
+          f"{s['levels'] - 1}: " + ", ".join(f"{s['input_names'][i]} {last[i]:.2f}" for i in order))
+    if perf:
+        print(f"flying the dataset's own controls misses by {_fmt(s['replay_position_cm_median'])} cm "
+              f"(median): the floor of the flight error")
+    for f in flights:
+        print(f"net {f['network']:>3} chosen level {f['level']} ({f['sparsity']:.2f}): flight "
+              f"{_fmt(f['position_cm_chosen'])} cm / theta {_fmt(f['theta_rad_chosen'])} rad vs level 0 "
+              f"{_fmt(f['position_cm_level0'])} cm / {_fmt(f['theta_rad_level0'])} rad")
