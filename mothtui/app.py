@@ -1,0 +1,144 @@
+"""The Textual app: wiring of screens, global keys, and the engine jobs it supervises.
+
+Jobs live here, not in a screen, because a screen's workers die with it and a run must outlive
+every screen (and the app itself: the engine runs in its own session). Never imports jax: the
+engine is `python -m core ...` in another process, and the runs list must show within a second.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from core.errors import MothError
+from core.runstore import delete_run, read_engine_pid, run_path
+from mothtui.jobs import JobSupervisor, new_run_id
+from mothtui.model import RunsModel
+from mothtui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
+from mothtui.screens.new_run import NewRunScreen
+from mothtui.screens.picker import PickerScreen
+from mothtui.screens.run import RunScreen
+from mothtui.screens.runs import RunsScreen
+
+
+class MothApp(App):
+    """`mothtui [--runs DIR]`: browse, launch, watch, pick and export runs."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "mothtui"
+    BINDINGS = [
+        Binding("q", "quit", "quit", id="app.quit"),
+        Binding("question_mark", "help", "help", id="app.help"),
+        Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
+    ]
+
+    def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time):
+        """`clock` gives "now" for durations of running runs (tests pin it for stable snapshots)."""
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.clock = clock
+        self.jobs = JobSupervisor(self.runs_dir)
+        self.runs_model = RunsModel(self.runs_dir)
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen())
+
+    # ---- navigation ---------------------------------------------------------------------
+    def open_run(self, run_id: str) -> None:
+        self.push_screen(RunScreen(run_id))
+
+    def open_picker(self, run_id: str, export: bool = False) -> None:
+        self.push_screen(PickerScreen(run_id, export=export))
+
+    def new_run(self) -> None:
+        self.push_screen(NewRunScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("New run", "Open the new-run form", self.new_run)
+        yield SystemCommand("Help", "List every key of this screen", self.action_help)
+        yield SystemCommand("Runs", "Back to the runs list", self._home)
+
+    def _home(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    # ---- jobs -----------------------------------------------------------------------------
+    def launch_run(self, preset: str, overrides: list[str]) -> str:
+        """Start `python -m core train` for a new run and show it in the runs list."""
+        run_id = new_run_id(self.runs_dir, preset)
+        self.run_worker(self._supervise(self.jobs.train(run_id, preset, overrides)), name=f"job:{run_id}",
+                        group="jobs", exit_on_error=False)
+        self.pop_screen()
+        self.notify(f"started {run_id}", title="new run")
+        return run_id
+
+    def resume_run(self, run_id: str) -> None:
+        self.run_worker(self._supervise(self.jobs.resume(run_id)), name=f"job:{run_id}",
+                        group="jobs", exit_on_error=False)
+        self.notify(f"resuming {run_id}", title="resume")
+
+    async def _supervise(self, starting) -> None:
+        """Start a job, wait for it (so it is reaped), and report how it ended."""
+        job = await starting
+        code = await job.process.wait()
+        if code == 0:
+            self.notify(f"{job.run_id}: engine finished", title=job.kind)
+        elif code in (-15, 130, 143):
+            self.notify(f"{job.run_id}: cancelled", title=job.kind, severity="warning")
+        else:
+            self.push_screen(MessageDialog(f"{job.run_id}: engine exited with code {code}",
+                                           f"{self.jobs.log_tail(job.run_id, 6)}\n\nlog: {job.log}"))
+
+    def cancel_run(self, run_id: str) -> None:
+        def answer(yes: bool | None) -> None:
+            if yes:
+                if self.jobs.cancel(run_id):
+                    self.notify(f"sent SIGTERM to {run_id}: it finishes its level and stops", title="cancel")
+                else:
+                    self.notify(f"{run_id} has no engine running", severity="warning")
+
+        self.push_screen(ConfirmDialog(f"Cancel run {run_id}?\nThe engine stops after a checkpoint; "
+                                       f"r resumes it later."), answer)
+
+    def delete_run(self, run_id: str) -> None:
+        if read_engine_pid(run_path(self.runs_dir, run_id)) is not None:
+            self.notify(f"{run_id} is still running: cancel it first", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                delete_run(self.runs_dir, run_id)
+                self.notify(f"deleted {run_id}", title="delete")
+                if isinstance(self.screen, RunsScreen):
+                    self.screen.refresh_runs()
+
+        self.push_screen(ConfirmDialog(f"Delete run {run_id} and all its levels?\nThis cannot be undone."),
+                         answer)
+
+    # ---- errors -------------------------------------------------------------------------
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """One place where every worker's failure becomes a message, never a crash."""
+        if event.state == WorkerState.ERROR:
+            err = event.worker.error
+            if isinstance(err, MothError):
+                self.notify(str(err), title="error", severity="error")
+            else:
+                self.push_screen(MessageDialog(f"{type(err).__name__} in {event.worker.name or 'a worker'}",
+                                               str(err)))
+
+
+def run_app(runs_dir: Path) -> int:
+    """Run the UI on `runs_dir` until the user quits; the exit code of `mothtui`."""
+    MothApp(Path(runs_dir)).run()
+    return 0

@@ -1,0 +1,123 @@
+"""Engine processes launched from the app: start, watch, cancel. Pure asyncio + os (no textual, no jax).
+
+The engine runs as `python -m core train|resume ... --quiet` in its own session with stdin closed
+(so it neither steals keystrokes nor dies with the app or the SSH session) and its output in
+`<runs>/.logs/<run_id>.log`. Runs started elsewhere, or before the app was reopened, are found
+through their `engine.pid` file, so cancelling works the same for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import MothError
+from core.runstore import read_engine_pid, run_path
+
+LOG_DIR = ".logs"
+
+
+@dataclass
+class Job:
+    """An engine process this app started."""
+
+    run_id: str
+    kind: str  # "train" | "resume"
+    process: asyncio.subprocess.Process
+    log: Path
+
+
+def new_run_id(runs_dir: Path, preset: str, now: _dt.datetime | None = None) -> str:
+    """`2026-11-24_091233_smoke`, with a suffix if that id is taken."""
+    stamp = (now or _dt.datetime.now()).strftime("%Y-%m-%d_%H%M%S")
+    base = f"{stamp}_{preset}"
+    candidate, n = base, 1
+    while (Path(runs_dir) / candidate).exists() or (Path(runs_dir) / LOG_DIR / f"{candidate}.log").exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def train_command(runs_dir: Path, run_id: str, preset: str, overrides: list[str]) -> list[str]:
+    """The engine's command line for a new run."""
+    cmd = [sys.executable, "-m", "core", "train", "--preset", preset]
+    for item in overrides:
+        cmd += ["--set", item]
+    return cmd + ["--runs", str(runs_dir), "--id", run_id, "--quiet"]
+
+
+def resume_command(runs_dir: Path, run_id: str) -> list[str]:
+    return [sys.executable, "-m", "core", "resume", run_id, "--runs", str(runs_dir), "--quiet"]
+
+
+class JobSupervisor:
+    """Owns the engine processes of one app (held by the App, so it outlives any screen)."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+        self.jobs: dict[str, Job] = {}
+
+    def log_path(self, run_id: str) -> Path:
+        return self.runs_dir / LOG_DIR / f"{run_id}.log"
+
+    async def start(self, run_id: str, command: list[str], kind: str) -> Job:
+        """Start an engine process in its own session, output to the run's log file."""
+        run_path(self.runs_dir, run_id)  # rejects ids that would escape the store
+        if run_id in self.jobs and self.jobs[run_id].process.returncode is None:
+            raise MothError(f"run {run_id!r} already has an engine running")
+        log = self.log_path(run_id)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            process = await asyncio.create_subprocess_exec(
+                *command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=os.getcwd(),
+            )
+        job = Job(run_id, kind, process, log)
+        self.jobs[run_id] = job
+        return job
+
+    async def train(self, run_id: str, preset: str, overrides: list[str]) -> Job:
+        return await self.start(run_id, train_command(self.runs_dir, run_id, preset, overrides), "train")
+
+    async def resume(self, run_id: str) -> Job:
+        if read_engine_pid(run_path(self.runs_dir, run_id)) is not None:
+            raise MothError(f"run {run_id!r} is still running")
+        return await self.start(run_id, resume_command(self.runs_dir, run_id), "resume")
+
+    def running(self) -> list[str]:
+        """Ids of runs whose engine this app started and that have not exited."""
+        return [rid for rid, job in self.jobs.items() if job.process.returncode is None]
+
+    def pid_of(self, run_id: str) -> int | None:
+        job = self.jobs.get(run_id)
+        if job is not None and job.process.returncode is None:
+            return job.process.pid
+        return read_engine_pid(run_path(self.runs_dir, run_id))
+
+    def cancel(self, run_id: str) -> bool:
+        """SIGTERM the run's engine (its whole process group when it leads one). False if none runs."""
+        pid = self.pid_of(run_id)
+        if pid is None:
+            return False
+        try:
+            if os.getpgid(pid) == pid:  # our launches lead their own session: signal the group
+                os.killpg(pid, signal.SIGTERM)
+            else:  # started from a shell: signal the engine alone, not the user's shell group
+                os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def log_tail(self, run_id: str, lines: int = 3) -> str:
+        """The last lines of a job's log (why it failed, usually)."""
+        try:
+            text = self.log_path(run_id).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(line for line in text.strip().splitlines()[-lines:])

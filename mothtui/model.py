@@ -1,0 +1,264 @@
+"""What the screens show, computed from the run store: pure Python + numpy, no textual, no jax.
+
+The screens stay thin by asking this module for rows, selections and progress, so the logic is
+testable without a terminal. Selection itself is `core.select` (the single source of the rule).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.events import EVENTS_FILE
+from core.runstore import RunSummary, list_runs, open_run
+from core.select import select
+
+#: Statuses of a run and the symbol shown with the word (never colour alone, ux.md).
+STATUS_SYMBOLS = {"running": "●", "done": "✓", "cancelled": "✗", "failed": "✗",
+                  "interrupted": "◌", "damaged": "⚠", "starting": "…"}
+SPLITS = ("train", "val", "test")
+
+
+# ---- formatting -----------------------------------------------------------------------------
+
+def fmt_loss(value: float | None) -> str:
+    """A loss in compact scientific notation (`4.1e-04` -> `4.1e-4`); `–` when missing."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def fmt_threshold(value: float) -> str:
+    """A threshold as people type it: `1e-3`, `2.5e-3`, `0.1` -> `1e-1`."""
+    m, e = f"{value:.1e}".split("e")
+    m = m.rstrip("0").rstrip(".")
+    return f"{m}e{int(e)}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """`38s`, `12m05s`, `2h04m`, `3d02h`; `–` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def fmt_rate(per_s: float | None) -> str:
+    """Network-samples per second, `61k samples/s`."""
+    if per_s is None or not math.isfinite(per_s):
+        return "– samples/s"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if per_s >= scale:
+            return f"{per_s / scale:.3g}{unit} samples/s"
+    return f"{per_s:.0f} samples/s"
+
+
+def fmt_created(created: str | None) -> str:
+    """ISO 8601 `created` as `26-11-24 09:12` (absolute, so screens stay reproducible; short for 80 columns)."""
+    if not created:
+        return "–"
+    try:
+        return _dt.datetime.fromisoformat(created).strftime("%y-%m-%d %H:%M")
+    except ValueError:
+        return created[:14]
+
+
+def status_label(status: str) -> str:
+    return f"{STATUS_SYMBOLS.get(status, '?')} {status}"
+
+
+# ---- selection --------------------------------------------------------------------------------
+
+def median_chosen_sparsity(losses: np.ndarray, sparsity: np.ndarray, threshold: float) -> float | None:
+    """Median sparsity of the chosen levels over the networks that have one."""
+    if losses.size == 0:
+        return None
+    return select(losses, sparsity, threshold).median_sparsity
+
+
+# ---- the runs list ------------------------------------------------------------------------------
+
+#: Characters of a damaged run's reason shown in the table (the full text is in the notification).
+DAMAGED_WIDTH = 28
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of the runs table."""
+
+    summary: RunSummary
+    chosen: str = "–"
+    duration: str = "–"
+
+    @property
+    def run_id(self) -> str:
+        return self.summary.run_id
+
+
+def event_span(run_dir: Path) -> tuple[float | None, float | None, bool]:
+    """(first event time, last event time, ended) from a run's event file, reading only its ends."""
+    path = Path(run_dir) / EVENTS_FILE
+    try:
+        with open(path, "rb") as f:
+            first_line = f.readline()
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(0, size - 4096))
+            tail = f.read().splitlines()
+    except OSError:
+        return None, None, False
+    first = _event_time(first_line)
+    last, ended = None, False
+    for line in reversed(tail):
+        record = _event(line)
+        if record is not None:
+            last, ended = record.get("t"), record.get("event") == "run_end"
+            break
+    return first, last, ended
+
+
+def _event(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _event_time(line: bytes) -> float | None:
+    record = _event(line)
+    return record.get("t") if record else None
+
+
+class RunsModel:
+    """The runs table's data: summaries plus the slower columns, cached per run state."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+        self._chosen: dict[tuple, str] = {}
+
+    def rows(self, now: float | None = None) -> list[RunRow]:
+        return [self.row(s, now) for s in list_runs(self.runs_dir)]
+
+    def row(self, summary: RunSummary, now: float | None = None) -> RunRow:
+        if summary.damaged:
+            return RunRow(summary, chosen=_clip(summary.damaged, DAMAGED_WIDTH))
+        return RunRow(summary, self._chosen_text(summary), self._duration(summary, now))
+
+    def _chosen_text(self, s: RunSummary) -> str:
+        key = (s.run_id, s.levels_complete, s.status)
+        if key not in self._chosen:
+            try:
+                run = open_run(self.runs_dir, s.run_id)
+                threshold = float(run.config.threshold)
+                median = median_chosen_sparsity(run.losses("val"), run.sparsity, threshold)
+                text = "–" if median is None else f"{median:.2f} @{fmt_threshold(threshold)}"
+            except Exception as err:  # noqa: BLE001 - a damaged run is a row, never a crash
+                text = f"unreadable: {str(err)[:40]}"
+            self._chosen[key] = text
+        return self._chosen[key]
+
+    @staticmethod
+    def _duration(s: RunSummary, now: float | None) -> str:
+        first, last, ended = event_span(s.path)
+        if first is None:
+            return "–"
+        if s.status == "running" and now is not None:
+            return fmt_duration(now - first)
+        return fmt_duration((last or first) - first)
+
+
+# ---- live progress from the event stream -------------------------------------------------------
+
+@dataclass
+class Progress:
+    """The latest state of a run as told by its events (core/events.py's schema)."""
+
+    nets: int | None = None
+    levels: int | None = None
+    level: int | None = None
+    sparsity: float | None = None
+    step: int | None = None
+    max_steps: int | None = None
+    active: int | None = None
+    losses: list[float | None] = field(default_factory=list)
+    samples_per_s: float | None = None
+    eta_s: float | None = None
+    stopped_early: int | None = None
+    diverged: int | None = None
+    status: str | None = None
+    message: str | None = None
+    last_t: float | None = None
+    events: int = 0
+
+    def feed(self, events: list[dict[str, Any]]) -> bool:
+        """Apply new events; True if anything changed."""
+        for ev in events:
+            self.events += 1
+            self.last_t = ev.get("t", self.last_t)
+            kind = ev.get("event")
+            if kind == "run_start":
+                self.nets, self.levels = ev.get("nets", self.nets), ev.get("levels", self.levels)
+                self.status, self.message = "running", None
+            elif kind == "level_start":
+                self.level, self.sparsity = ev.get("level"), ev.get("sparsity")
+                self.step, self.max_steps = 0, ev.get("max_steps")
+                self.active, self.losses = self.nets, []
+            elif kind == "progress":
+                self.level = ev.get("level", self.level)
+                self.step, self.max_steps = ev.get("step"), ev.get("max_steps", self.max_steps)
+                self.active = ev.get("active", self.active)
+                self.losses = list(ev.get("loss") or [])
+                self.samples_per_s, self.eta_s = ev.get("samples_per_s"), ev.get("eta_s")
+            elif kind == "level_end":
+                self.stopped_early, self.diverged = ev.get("stopped_early"), ev.get("diverged")
+            elif kind == "run_end":
+                self.status, self.message = ev.get("status"), ev.get("message")
+        return bool(events)
+
+    def loss_stats(self) -> tuple[float | None, float | None, float | None]:
+        """(median, p10, p90) of the per-network training losses of the latest progress event."""
+        values = np.array([v for v in self.losses if v is not None and math.isfinite(v)], dtype=float)
+        if values.size == 0:
+            return None, None, None
+        p10, med, p90 = np.percentile(values, [10, 50, 90])
+        return float(med), float(p10), float(p90)
+
+    def line(self) -> str:
+        """One status line: `level 11/18 · 92 % · step 3,400 · 61k samples/s · ETA 38 min`."""
+        if self.level is None:
+            return "starting…" if self.status in (None, "running") else (self.status or "")
+        parts = [f"level {self.level}/{max(0, (self.levels or 1) - 1)}"]
+        if self.sparsity is not None:
+            parts.append(f"{self.sparsity * 100:.0f} %")
+        if self.step is not None:
+            parts.append(f"step {self.step:,}" + (f" / ≤ {self.max_steps:,}" if self.max_steps else ""))
+        parts.append(fmt_rate(self.samples_per_s))
+        if self.eta_s is not None:
+            parts.append(f"ETA {fmt_duration(self.eta_s)}")
+        if self.status and self.status != "running":
+            parts.append(self.status)
+        return " · ".join(parts)
+
+
+def input_connections(first_layer_mask: np.ndarray, names: list[str]) -> list[tuple[str, float]]:
+    """Remaining fraction of each input's outgoing weights. first_layer_mask: (N, in, out) bool."""
+    kept = first_layer_mask.mean(axis=(0, 2)) if first_layer_mask.size else np.zeros(len(names))
+    return [(name, float(k)) for name, k in zip(names, kept)]

@@ -1,0 +1,109 @@
+"""Small modal screens: confirm, help (every key that applies), and the message of an error."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """A yes/no question; dismisses with True on `y`/`enter`, False on `n`/`esc`."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "no", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str):
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, id="question")
+            yield Static("[b]y[/b] yes   [b]n[/b]/[b]esc[/b] no", classes="dialog-keys")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+def _key_label(key: str) -> str:
+    return {"escape": "esc", "question_mark": "?", "slash": "/", "plus": "+", "minus": "-",
+            "equals_sign": "=", "left_square_bracket": "[", "right_square_bracket": "]",
+            "space": "space", "enter": "enter"}.get(key, key)
+
+
+#: Keys every screen has that are not bindings of their own (Textual's focus and palette keys).
+GENERAL_KEYS = (("j/k/↑/↓", "move in lists"), ("tab/shift+tab", "next / previous field or pane"),
+                ("ctrl+p", "command palette"))
+
+
+def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
+    """(keys, description, applies now) for every binding of the focused widget, the screen and the app."""
+    active = screen.active_bindings
+    nodes = []
+    node = screen.focused
+    while node is not None and node is not screen:
+        nodes.append(node)
+        node = node.parent
+    nodes += [screen, screen.app]
+    entries: dict[str, list] = {}
+    for node in nodes:
+        for cls in type(node).__mro__:
+            for binding in Binding.make_bindings(cls.__dict__.get("BINDINGS", [])):
+                text = binding.description
+                if not text or text in ("Cursor left", "Cursor right", "Select cursor", "Top", "Bottom",
+                                        "Page up", "Page down", "Page left", "Page right", "Home", "End"):
+                    continue
+                keys = binding.key_display or "/".join(_key_label(k) for k in binding.key.split(","))
+                entry = entries.setdefault(text, [keys, False])
+                if keys not in entry[0].split("/"):
+                    entry[0] = entry[0] if keys in entry[0] else f"{entry[0]}/{keys}"
+                entry[1] = entry[1] or any(k in active for k in binding.key.split(","))
+    out = [(keys, text, available) for text, (keys, available) in entries.items()]
+    return out + [(keys, text, True) for keys, text in GENERAL_KEYS]
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the screen below (and the app's), grouped; any of esc, q, ? closes it."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss_help", "close", id="help.close")]
+
+    def __init__(self, under: Screen):
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        name = self.under.__class__.__name__.removesuffix("Screen")
+        lines = [f"[b]Keys: {name} screen[/b]   (dim: does not apply to the current selection)", ""]
+        for keys, text, available in help_entries(self.under):
+            line = f"  [b]{keys:>16}[/b]  {text}"
+            lines.append(line if available else f"[dim]{line}[/dim]")
+        with Vertical(classes="dialog help"):
+            yield VerticalScroll(Static("\n".join(lines), id="help-text"))
+            yield Static("esc / q / ? close", classes="dialog-keys")
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)
+
+
+class MessageDialog(ModalScreen[None]):
+    """A message that needs reading (a failed job and its log tail); any key closes it."""
+
+    BINDINGS = [Binding("escape,enter,q", "close", "close", id="message.close")]
+
+    def __init__(self, title: str, body: str):
+        super().__init__()
+        self.title_text, self.body = title, body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"[b]{self.title_text}[/b]")
+            yield Static(self.body, markup=False, id="message-body")
+            yield Static("enter / esc close", classes="dialog-keys")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,75 @@
+"""The export dialog: where to write, what will be written, then `core.export.export_run`.
+
+Writing runs in a thread worker (a 400-network export reads hundreds of MB), and any
+`MothError` (a non-empty directory, nothing passing) is shown in the dialog, one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from core.errors import MothError
+from core.runstore import open_run
+from mothtui.model import fmt_threshold
+
+
+def default_export_dir(runs_dir: Path, run_id: str, threshold: float, split: str) -> Path:
+    """`<runs>/../exports/<run>_<threshold>_<split>`: beside the store, named by what was picked."""
+    return Path(runs_dir).absolute().parent / "exports" / f"{run_id}_{fmt_threshold(threshold)}_{split}"
+
+
+class ExportDialog(ModalScreen[dict | None]):
+    """Type or accept a directory, `enter` writes; dismisses with the manifest (None if cancelled)."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="export.cancel")]
+
+    def __init__(self, run_id: str, threshold: float, split: str, overrides: dict[int, int],
+                 nets: list[int] | None, summary: str):
+        super().__init__()
+        self.run_id, self.threshold, self.split = run_id, threshold, split
+        self.overrides, self.nets, self.summary = dict(overrides), nets, summary
+
+    def compose(self) -> ComposeResult:
+        out = default_export_dir(self.app.runs_dir, self.run_id, self.threshold, self.split)
+        with Vertical(classes="dialog export"):
+            yield Static(f"[b]Export[/b] {self.run_id}", markup=True)
+            yield Static(self.summary, markup=False, id="export-summary")
+            yield Static("into directory (new or empty):")
+            yield Input(str(out), id="export-dir")
+            yield Static("", id="export-result", markup=False)
+            yield Static("enter write   esc cancel", classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#export-dir", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.query_one("#export-result", Static).update("writing…")
+            self.write(Path(event.value.strip()).expanduser())
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def write(self, out: Path) -> None:
+        from core.export import export_run  # numpy + zarr only; loaded when first needed
+
+        try:
+            run = open_run(self.app.runs_dir, self.run_id)
+            manifest = export_run(run, out, threshold=self.threshold, split=self.split,
+                                  nets=self.nets, overrides=self.overrides)
+        except MothError as err:
+            self.app.call_from_thread(self.query_one("#export-result", Static).update, f"⚠ {err}")
+            return
+        self.app.call_from_thread(self._done, out, manifest)
+
+    def _done(self, out: Path, manifest: dict) -> None:
+        self.app.notify(f"exported {len(manifest['networks'])} networks to {out}", title="export")
+        self.dismiss(manifest)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,145 @@
+"""The new-run form: a preset, the main config keys, validation inline, and launch.
+
+Validation is `core.config.resolve` itself (pure Python, no jax), so the form accepts exactly what
+`mothtui train` accepts; a `ConfigError` names its key and the message is shown under that field.
+Only fields that differ from the preset become `--set` overrides, so the launched command line
+stays short and says what the user changed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+
+from core.config import PRESETS, ConfigError, key_help, resolve
+
+#: The keys the form shows, in order; any other key goes in the free `--set` field.
+FORM_KEYS = ("nets", "samples", "hidden", "schedule", "epochs_per_level", "learning_rate", "batch",
+             "pruning", "threshold", "seed")
+_KEY_IN_MESSAGE = re.compile(r"key '([a-z_]+)'")
+
+
+def _text(value: Any) -> str:
+    """A config value as the user would type it after `--set key=`."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def form_overrides(preset: str, fields: dict[str, str], extra: str) -> list[str]:
+    """`key=value` items for fields that differ from the preset, plus the free-form extras."""
+    base = resolve(preset).to_dict()
+    items = [f"{key}={_toml(key, text)}" for key, text in fields.items()
+             if text.strip() and text.strip() != _text(base[key])]
+    items += [part.strip() for part in extra.split(";") if part.strip()]
+    return items
+
+
+def _toml(key: str, text: str) -> str:
+    """Lists need brackets for TOML; strings need quotes only if they are not plain words."""
+    text = text.strip()
+    if key in ("hidden", "schedule") and not text.startswith("["):
+        return f"[{text}]"
+    return text
+
+
+class NewRunScreen(Screen):
+    """Fill in, read the inline errors, `ctrl+s` (or the button) launches the engine."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "launch", "launch", priority=True, id="new.launch"),
+        Binding("escape", "app.pop_screen", "back", id="new.back"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static("[b]New run[/b]  every field is a config key; blank = the preset's value",
+                     classes="screen-header")
+        with VerticalScroll(id="new-form"):
+            with Horizontal(classes="form-row"):
+                yield Label("preset", classes="form-label")
+                yield Select([(name, name) for name in PRESETS], value="smoke", allow_blank=False,
+                             id="field-preset", compact=True)
+            for key in FORM_KEYS:
+                with Horizontal(classes="form-row"):
+                    yield Label(key, classes="form-label")
+                    yield Input(id=f"field-{key}", tooltip=key_help(key), compact=True)
+                yield Static("", id=f"error-{key}", classes="form-error")
+            with Horizontal(classes="form-row"):
+                yield Label("--set", classes="form-label")
+                yield Input(placeholder="more keys: key=value; key=value", id="field-extra", compact=True)
+            yield Static("", id="error-extra", classes="form-error")
+            yield Static("", id="new-command", classes="form-command")
+            yield Button("Launch (ctrl+s)", id="launch", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._fill("smoke")
+        self.query_one("#field-nets", Input).focus()
+
+    @property
+    def preset(self) -> str:
+        return str(self.query_one("#field-preset", Select).value)
+
+    def _fill(self, preset: str) -> None:
+        values = resolve(preset).to_dict()
+        for key in FORM_KEYS:
+            self.query_one(f"#field-{key}", Input).value = _text(values[key])
+        self.validate()
+
+    def fields(self) -> dict[str, str]:
+        return {key: self.query_one(f"#field-{key}", Input).value for key in FORM_KEYS}
+
+    def validate(self) -> list[str] | None:
+        """Overrides if the form is valid, else None (and the message under the field it names)."""
+        for key in (*FORM_KEYS, "extra"):
+            self._error(key, "")
+        extra = self.query_one("#field-extra", Input).value
+        try:
+            overrides = form_overrides(self.preset, self.fields(), extra)
+            resolve(self.preset, overrides=overrides)
+        except ConfigError as err:
+            match = _KEY_IN_MESSAGE.search(str(err))
+            key = match.group(1) if match and match.group(1) in FORM_KEYS else "extra"
+            self._error(key, f"⚠ {err}")
+            self.query_one("#launch", Button).disabled = True
+            self.query_one("#new-command", Static).update("")
+            return None
+        self.query_one("#launch", Button).disabled = False
+        sets = " ".join(f"--set {o}" for o in overrides)
+        self.query_one("#new-command", Static).update(f"will run: mothtui train --preset {self.preset} {sets}")
+        return overrides
+
+    def _error(self, key: str, text: str) -> None:
+        """Show (or hide) the message under a field; hidden rows take no space at 80x24."""
+        line = self.query_one(f"#error-{key}", Static)
+        line.update(text)
+        line.display = bool(text)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "field-preset" and event.value is not Select.BLANK:
+            self._fill(str(event.value))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.validate()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.focus_next()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "launch":
+            self.action_launch()
+
+    def action_launch(self) -> None:
+        overrides = self.validate()
+        if overrides is None:
+            self.notify("fix the marked field first", severity="warning")
+            return
+        self.app.launch_run(self.preset, overrides)

@@ -1,0 +1,237 @@
+"""The picker: a threshold and a split, each network's chosen level, overrides by hand, export.
+
+The rule is `core.select.select` (the same as `mothtui select`), so what the picker shows is what
+the command line would pick; overrides (left/right on a network) are passed to it and to the
+export, marked `*` in the table and in the network's own plot.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from core.errors import MothError
+from core.runstore import open_run, summarize
+from core.select import SPLITS, Selection, check_threshold, select
+from mothtui.model import fmt_loss, fmt_threshold
+from mothtui.screens.export import ExportDialog
+from mothtui.widgets.plots import NetworkPlot
+
+#: Threshold steps with +/-: 1, 2, 5 per decade, the values people actually try.
+LADDER = (1.0, 2.0, 5.0)
+STORE_POLL_S = 1.0
+
+
+def step_threshold(value: float, direction: int) -> float:
+    """The next value of the 1-2-5 ladder above (direction +1) or below (-1) `value`."""
+    exponent = math.floor(math.log10(value))
+    candidates = sorted(m * 10.0 ** e for e in (exponent - 1, exponent, exponent + 1) for m in LADDER)
+    if direction > 0:
+        return next(c for c in candidates if c > value * (1 + 1e-9))
+    return next(c for c in reversed(candidates) if c < value * (1 - 1e-9))
+
+
+class ChoiceTable(DataTable):
+    """The networks; left/right change the highlighted network's level (the screen's actions)."""
+
+    BINDINGS = [
+        Binding("left,h", "screen.level(-1)", "level", key_display="←/→", id="picker.level_down"),
+        Binding("right,l", "screen.level(1)", "level +", show=False, id="picker.level_up"),
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
+
+
+class PickerScreen(Screen):
+    """Pick the sparse network of each member of run `run_id`."""
+
+    BINDINGS = [
+        Binding("plus,equals_sign", "threshold(1)", "threshold", key_display="+/-", id="picker.threshold_up"),
+        Binding("minus", "threshold(-1)", "threshold down", show=False, id="picker.threshold_down"),
+        Binding("i", "edit_threshold", "type threshold", show=False, id="picker.edit_threshold"),
+        Binding("t", "toggle_split", "split", id="picker.split"),
+        Binding("u", "clear_override", "undo override", show=False, id="picker.clear_override"),
+        Binding("space", "toggle_include", "select for export", show=False, id="picker.select"),
+        Binding("a", "include_all", "all passing", show=False, id="picker.all"),
+        Binding("x,e", "export", "export", id="picker.export"),
+        Binding("escape", "back", "back", id="picker.back"),
+    ]
+
+    def __init__(self, run_id: str, *, export: bool = False):
+        super().__init__()
+        self.run_id = run_id
+        self.open_export = export
+        self.split = "val"
+        self.threshold = 1e-3
+        self.overrides: dict[int, int] = {}
+        self.excluded: set[int] = set()
+        self.losses: dict[str, np.ndarray] = {}
+        self.sparsity = np.zeros(0)
+        self.selection: Selection | None = None
+        self.state: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="picker-bar"):
+            yield Label("threshold", classes="bar-label")
+            yield Input(id="picker-threshold", classes="threshold", compact=True)
+            yield Static(id="picker-summary")
+        with Horizontal(id="picker-main"):
+            yield ChoiceTable(id="picker-table", cursor_type="row", zebra_stripes=True)
+            yield NetworkPlot(id="picker-plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load()
+        self.query_one("#picker-threshold", Input).value = fmt_threshold(self.threshold)
+        self.query_one(ChoiceTable).focus()
+        self.set_interval(STORE_POLL_S, self._poll)
+        if self.open_export:
+            self.call_after_refresh(self.action_export)
+
+    def _load(self) -> None:
+        run = open_run(self.app.runs_dir, self.run_id)
+        if self.state is None:
+            self.threshold = float(run.config.threshold)
+        self.state = (run.status, run.levels_complete)
+        self.sparsity = run.sparsity
+        self.losses = {s: run.losses(s) for s in SPLITS}
+        self.nets = run.nets
+        self.overrides = {n: lv for n, lv in self.overrides.items() if lv < run.levels_complete}
+        self.update_selection()
+
+    def _poll(self) -> None:
+        s = summarize(self.app.runs_dir / self.run_id)
+        if (s.status, s.levels_complete) != self.state and not s.damaged:
+            self._load()
+
+    # ---- selection ----------------------------------------------------------------------------
+    def update_selection(self) -> None:
+        self.selection = select(self.losses[self.split], self.sparsity, self.threshold, self.overrides,
+                                split=self.split, run=self.run_id)
+        table = self.query_one(ChoiceTable)
+        row = table.cursor_row if table.row_count else 0
+        table.clear(columns=True)
+        other = "test" if self.split != "test" else "val"
+        table.add_columns("net", "level", "sparsity", f"{self.split} loss", f"{other} loss", "export")
+        for c in self.selection.choices:
+            level = "–" if c.level is None else f"{c.level}{'*' if c.manual else ''}"
+            shown = c.level if c.level is not None else self._best_level(c.network)
+            loss_here = self.losses[self.split][shown, c.network] if shown is not None else None
+            loss_other = self.losses[other][shown, c.network] if shown is not None else None
+            export = "✓" if c.level is not None and c.network not in self.excluded else ""
+            table.add_row(str(c.network), level,
+                          "–" if c.sparsity is None else f"{c.sparsity:.2f}",
+                          fmt_loss(loss_here), fmt_loss(loss_other), export, key=str(c.network))
+        if table.row_count:
+            table.move_cursor(row=min(row, table.row_count - 1))
+        self._summary()
+        self._plot_network()
+
+    def _best_level(self, network: int) -> int | None:
+        """For a network that passes nowhere: the level of its lowest loss (what the table shows)."""
+        column = self.losses[self.split][:, network]
+        return int(np.nanargmin(column)) if np.isfinite(column).any() else None
+
+    def _summary(self) -> None:
+        sel = self.selection
+        median = sel.median_sparsity
+        exported = len(self.export_nets())
+        manual = sum(c.manual for c in sel.choices)
+        text = (f"split [b]{self.split}[/b] (t) · {sel.passing}/{len(sel.choices)} networks chosen"
+                f" · median sparsity {'–' if median is None else f'{median:.2f}'}"
+                f" · {manual} by hand · {exported} to export · {self.run_id}")
+        self.query_one("#picker-summary", Static).update(text)
+
+    def highlighted(self) -> int | None:
+        table = self.query_one(ChoiceTable)
+        if not table.row_count:
+            return None
+        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def _plot_network(self) -> None:
+        net = self.highlighted()
+        if net is None or self.selection is None:
+            return
+        c = self.selection.choices[net]
+        self.query_one(NetworkPlot).set_data(self.sparsity, self.losses[self.split][:, net], net, c.level,
+                                             c.manual, self.threshold)
+
+    def export_nets(self) -> list[int]:
+        return [c.network for c in self.selection.chosen if c.network not in self.excluded]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._plot_network()
+
+    # ---- keys ------------------------------------------------------------------------------------
+    def set_threshold(self, value: float) -> None:
+        self.threshold = value
+        self.query_one("#picker-threshold", Input).value = fmt_threshold(value)
+        self.update_selection()
+
+    def action_threshold(self, direction: int) -> None:
+        self.set_threshold(step_threshold(self.threshold, direction))
+
+    def action_edit_threshold(self) -> None:
+        self.query_one("#picker-threshold", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        try:
+            self.set_threshold(check_threshold(event.value))
+        except MothError as err:
+            self.notify(str(err), severity="error")
+            return
+        self.query_one(ChoiceTable).focus()
+
+    def action_toggle_split(self) -> None:
+        self.split = SPLITS[(SPLITS.index(self.split) + 1) % len(SPLITS)]
+        self.update_selection()
+
+    def action_level(self, step: int) -> None:
+        """Override the highlighted network's level (from its current pick, or its best level)."""
+        net = self.highlighted()
+        if net is None:
+            return
+        levels = self.losses[self.split].shape[0]
+        c = self.selection.choices[net]
+        start = c.level if c.level is not None else (self._best_level(net) or 0)
+        self.overrides[net] = int(np.clip(start + step, 0, levels - 1))
+        self.update_selection()
+
+    def action_clear_override(self) -> None:
+        net = self.highlighted()
+        if net is not None and self.overrides.pop(net, None) is not None:
+            self.update_selection()
+
+    def action_toggle_include(self) -> None:
+        net = self.highlighted()
+        if net is not None:
+            self.excluded ^= {net}
+            self.update_selection()
+
+    def action_include_all(self) -> None:
+        self.excluded.clear()
+        self.update_selection()
+
+    def action_export(self) -> None:
+        nets = self.export_nets()
+        if not nets:
+            self.notify("no network is chosen: raise the threshold or pick levels by hand", severity="warning")
+            return
+        manual = sum(1 for n in nets if n in self.overrides)
+        summary = (f"{len(nets)} networks ({manual} chosen by hand) at threshold "
+                   f"{fmt_threshold(self.threshold)} on {self.split}")
+        self.app.push_screen(ExportDialog(self.run_id, self.threshold, self.split,
+                                          {n: lv for n, lv in self.overrides.items() if n in nets},
+                                          nets, summary))
+
+    def action_back(self) -> None:
+        if self.focused is self.query_one("#picker-threshold", Input):
+            self.query_one(ChoiceTable).focus()
+        else:
+            self.app.pop_screen()

@@ -1,0 +1,216 @@
+"""The home screen: every run of the store, live status, and the keys to open, start, resume, cancel."""
+
+from __future__ import annotations
+
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from core.events import EventTail
+from mothtui.model import Progress, RunRow, RunsModel, fmt_created, status_label
+
+#: Most useful first: at 80 columns the last ones may need a horizontal scroll.
+COLUMNS = ("run", "status", "nets", "levels", "chosen sparsity", "duration", "created")
+SORT_KEYS = ("created", "run", "status", "nets")
+#: Seconds between re-reading the store (cheap: one zarr.json per run, cached loss medians).
+POLL_S = 1.0
+
+
+class RunsTable(DataTable):
+    BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
+
+
+class RunsScreen(Screen):
+    """A table of runs; `enter` opens one. Damaged runs are rows that say why, never a crash."""
+
+    BINDINGS = [
+        Binding("enter", "open", "open", id="runs.open"),
+        Binding("n", "new", "new", id="runs.new"),
+        Binding("r", "resume", "resume", id="runs.resume"),
+        Binding("c", "cancel", "cancel", id="runs.cancel"),
+        Binding("d", "delete", "delete", id="runs.delete"),
+        Binding("slash", "filter", "filter", id="runs.filter"),
+        Binding("s", "sort", "sort", id="runs.sort"),
+        Binding("escape", "clear_filter", "clear filter", show=False, id="runs.clear_filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[RunRow] = []
+        self.filter_text = ""
+        self.sort_key = "created"
+        self._tails: dict[str, EventTail] = {}
+        self.progress: dict[str, Progress] = {}
+
+    @property
+    def model(self) -> RunsModel:
+        return self.app.runs_model
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="runs-header", classes="screen-header")
+        yield Input(placeholder="filter runs (id or status); enter keeps, esc clears", id="runs-filter")
+        table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns(*COLUMNS)
+        yield table
+        yield Static(id="runs-progress", classes="status-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-filter").display = False
+        self.query_one(RunsTable).focus()
+        self.refresh_runs()  # first paint straight away: the list must show within a second
+        self.set_interval(POLL_S, self.poll)
+
+    # ---- data ---------------------------------------------------------------------------
+    def poll(self) -> None:
+        self.load_rows()
+
+    @work(exclusive=True, thread=True, group="runs-poll", exit_on_error=False)
+    def load_rows(self) -> None:
+        """Re-read the store off the UI thread (zarr reads of a big run take a moment)."""
+        rows = self.model.rows(now=self.app.clock())
+        self.app.call_from_thread(self._show, rows)
+
+    def refresh_runs(self) -> None:
+        self._show(self.model.rows(now=self.app.clock()))
+
+    def _show(self, rows: list[RunRow]) -> None:
+        starting = [rid for rid in self.app.jobs.running() if rid not in {r.run_id for r in rows}]
+        self.rows = rows
+        self._update_progress(rows)
+        table = self.query_one(RunsTable)
+        current = self.selected_id()
+        table.clear()
+        for row in self._visible(rows):
+            s = row.summary
+            levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
+            table.add_row(s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets),
+                          levels, row.chosen, row.duration, fmt_created(s.created), key=s.run_id)
+        for rid in starting:
+            if self._matches(rid, "starting"):
+                table.add_row(rid, status_label("starting"), "", "", "simulating data / compiling",
+                              "", "", key=rid)
+        if current is not None and current in table.rows:
+            table.move_cursor(row=table.get_row_index(current))
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.summary.status] = counts.get(r.summary.status, 0) + 1
+        tally = " · ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs yet: n starts one"
+        shown = f"filter '{self.filter_text}' · " if self.filter_text else ""
+        self.query_one("#runs-header", Static).update(
+            f"[b]mothtui[/b]  {self.app.runs_dir}   {shown}sort {self.sort_key}   {tally}")
+        self.refresh_bindings()
+
+    def _update_progress(self, rows: list[RunRow]) -> None:
+        running = [r for r in rows if r.summary.status == "running"]
+        lines = []
+        for r in running:
+            tail = self._tails.setdefault(r.run_id, EventTail(r.summary.path))
+            progress = self.progress.setdefault(r.run_id, Progress())
+            progress.feed(tail.read())
+            lines.append(f"{r.run_id}: {progress.line()}")
+        self.query_one("#runs-progress", Static).update("\n".join(lines[:2]) or " ")
+
+    def _matches(self, run_id: str, status: str) -> bool:
+        text = self.filter_text.lower()
+        return not text or text in run_id.lower() or text in status.lower()
+
+    def _visible(self, rows: list[RunRow]) -> list[RunRow]:
+        shown = [r for r in rows if self._matches(r.run_id, r.summary.status)]
+        key = {"created": lambda r: (r.summary.created or "", r.run_id),
+               "run": lambda r: r.run_id, "status": lambda r: (r.summary.status, r.run_id),
+               "nets": lambda r: (r.summary.nets or 0, r.run_id)}[self.sort_key]
+        return sorted(shown, key=key, reverse=self.sort_key in ("created", "nets"))
+
+    def selected_id(self) -> str | None:
+        table = self.query_one(RunsTable)
+        if table.row_count == 0:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - the cursor sits on no row
+            return None
+
+    def selected_row(self) -> RunRow | None:
+        rid = self.selected_id()
+        return next((r for r in self.rows if r.run_id == rid), None)
+
+    # ---- keys ---------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """The footer shows only what applies to the selected run."""
+        row = self.selected_row()
+        status = row.summary.status if row else None
+        if action == "open":
+            return row is not None and not row.summary.damaged
+        if action == "resume":
+            return status in ("interrupted", "cancelled", "failed")
+        if action == "cancel":
+            return status == "running"
+        if action == "delete":
+            return row is not None and status != "running"
+        return True
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.refresh_bindings()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        row = self.selected_row()
+        if row is None:
+            return
+        if row.summary.damaged:
+            self.notify(f"{row.run_id} is damaged: {row.summary.damaged}", severity="warning")
+            return
+        self.app.open_run(row.run_id)
+
+    def action_new(self) -> None:
+        self.app.new_run()
+
+    def action_resume(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.app.resume_run(row.run_id)
+
+    def action_cancel(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.app.cancel_run(row.run_id)
+
+    def action_delete(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.app.delete_run(row.run_id)
+
+    def action_sort(self) -> None:
+        self.sort_key = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
+        self._show(self.rows)
+
+    def action_filter(self) -> None:
+        field = self.query_one("#runs-filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#runs-filter", Input)
+        field.value = ""
+        field.display = False
+        self.filter_text = ""
+        self._show(self.rows)
+        self.query_one(RunsTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "runs-filter":
+            self.filter_text = event.value.strip()
+            self._show(self.rows)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "runs-filter":
+            if not event.value.strip():
+                event.input.display = False
+            self.query_one(RunsTable).focus()

@@ -1,0 +1,199 @@
+"""Plotext charts of a run: loss vs sparsity (all networks, or one) and weight magnitudes.
+
+textual-plotext rebuilds the whole chart on every refresh, so these widgets redraw on a timer,
+only when their data changed and they are visible (a fast event stream cannot flood the UI).
+X is the level index labelled with its target sparsity: the schedule is far from uniform
+(0.15 ... 0.90, 0.91, ... 0.98), and the interesting levels are the crowded ones at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import numpy as np
+from textual_plotext import PlotextPlot
+
+from mothtui.model import fmt_loss, fmt_threshold
+
+#: Seconds between redraws at most: the chart is cheap to look at, not to build.
+REDRAW_INTERVAL_S = 1.0
+
+
+def _log10(values: np.ndarray) -> np.ndarray:
+    """log10 of the positive finite values, NaN elsewhere.
+
+    We plot log10 ourselves and label the ticks as powers of ten: plotext's own log scale
+    transforms the data again on every rebuild, and textual-plotext rebuilds on every repaint.
+    """
+    values = np.asarray(values, dtype=float)
+    ok = np.isfinite(values) & (values > 0)
+    return np.where(ok, np.log10(np.where(ok, values, 1.0)), np.nan)
+
+
+def _log_ticks(plt, *series) -> None:
+    """Y ticks at whole powers of ten spanning the data, labelled `1e-3`."""
+    values = np.concatenate([np.ravel(np.asarray(s, dtype=float)) for s in series if np.size(s)] or [[]])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return
+    low, high = math.floor(values.min()), math.ceil(values.max())
+    if high == low:
+        high += 1
+    step = max(1, math.ceil((high - low) / 6))
+    ticks = list(range(low, high + 1, step))
+    plt.yticks(ticks, [f"1e{t}" for t in ticks])
+
+
+class ThrottledPlot(PlotextPlot):
+    """A plot that rebuilds only on a timer, when `mark_dirty` was called and it is on screen."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._dirty = True
+        self._drawn_at = -math.inf
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(REDRAW_INTERVAL_S, self._maybe_redraw)
+        self.call_after_refresh(self._maybe_redraw)
+
+    def mark_dirty(self) -> None:
+        """New data: drawn now if the last draw is old enough, else by the timer."""
+        self._dirty = True
+        if time.monotonic() - self._drawn_at >= REDRAW_INTERVAL_S:
+            self.call_after_refresh(self._maybe_redraw)
+
+    def _maybe_redraw(self) -> None:
+        # a hidden tab has no size: keep the data dirty, the timer draws it once shown
+        if self._dirty and self.is_mounted and self.size.width > 4 and self.size.height > 4:
+            self._dirty = False
+            self._drawn_at = time.monotonic()
+            self.plt.clear_figure()
+            self.draw()
+            self.refresh()
+
+    def draw(self) -> None:  # overridden
+        """Issue the plotext calls for the current data (on self.plt)."""
+
+
+def _level_ticks(plt, sparsity: np.ndarray, width: int) -> None:
+    """Label level indices with sparsities; thin the labels so they do not overlap."""
+    levels = len(sparsity)
+    every = max(1, math.ceil(levels * 5 / max(10, width - 10)))
+    ticks = list(range(0, levels, every))
+    plt.xticks(ticks, [f"{sparsity[i]:.2f}" for i in ticks])
+
+
+class LossPlot(ThrottledPlot):
+    """Median and p10-p90 spread of the loss over networks per level, threshold as a line (log y)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sparsity = np.zeros(0)
+        self.losses = np.zeros((0, 0))
+        self.threshold = 1e-3
+        self.split = "val"
+        self.live: tuple[int, float] | None = None  # (level, median training loss) of the level in progress
+
+    def set_data(self, sparsity: np.ndarray, losses: np.ndarray, threshold: float, split: str,
+                 live: tuple[int, float] | None = None) -> None:
+        self.sparsity, self.losses = np.asarray(sparsity), np.asarray(losses, dtype=float)
+        self.threshold, self.split, self.live = threshold, split, live
+        self.mark_dirty()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.title(f"{self.split} loss vs sparsity (log) · threshold {fmt_threshold(self.threshold)}")
+        levels = self.losses.shape[0]
+        threshold = math.log10(self.threshold)
+        if levels == 0 and self.live is None:
+            plt.text("no completed level yet", x=0, y=threshold)
+            plt.hline(threshold, "red")
+            _log_ticks(plt, [threshold - 1, threshold + 1])
+            return
+        x = list(range(levels))
+        med = np.zeros(0)
+        if levels:
+            values = _log10(self.losses)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN level (every net diverged)
+                p10, med, p90 = (np.nanpercentile(values, q, axis=1) for q in (10, 50, 90))
+            for series, label, marker, color in ((p90, "p90", "dot", "gray"), (p10, "p10", "dot", "gray"),
+                                                 (med, "median", "braille", "cyan")):
+                keep = np.isfinite(series)
+                if keep.any():
+                    plt.plot([xi for xi, k in zip(x, keep) if k], series[keep].tolist(),
+                             label=label, marker=marker, color=color)
+        live = []
+        if self.live is not None and self.live[1] and self.live[1] > 0:
+            live = [math.log10(self.live[1])]
+            plt.scatter([self.live[0]], live, marker="●", color="yellow", label="training")
+        plt.hline(threshold, "red")
+        _log_ticks(plt, med, live, [threshold])
+        _level_ticks(plt, self.sparsity[: max(levels, (self.live or (0,))[0] + 1)], self.size.width)
+
+
+class NetworkPlot(ThrottledPlot):
+    """One network's loss vs sparsity with its chosen level marked."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sparsity = np.zeros(0)
+        self.curve = np.zeros(0)
+        self.network = 0
+        self.chosen: int | None = None
+        self.manual = False
+        self.threshold = 1e-3
+
+    def set_data(self, sparsity: np.ndarray, curve: np.ndarray, network: int, chosen: int | None,
+                 manual: bool, threshold: float) -> None:
+        self.sparsity, self.curve = np.asarray(sparsity), np.asarray(curve, dtype=float)
+        self.network, self.chosen, self.manual, self.threshold = network, chosen, manual, threshold
+        self.mark_dirty()
+
+    def draw(self) -> None:
+        plt = self.plt
+        mark = " (chosen by hand *)" if self.manual else ""
+        plt.title(f"net {self.network}: loss vs sparsity{mark}")
+        values = _log10(self.curve)
+        threshold = math.log10(self.threshold)
+        keep = np.isfinite(values)
+        if keep.any():
+            x = np.arange(values.size)
+            plt.plot(x[keep].tolist(), values[keep].tolist(), marker="braille", color="cyan")
+        if self.chosen is not None and self.chosen < values.size and np.isfinite(values[self.chosen]):
+            plt.scatter([self.chosen], [float(values[self.chosen])], marker="●", color="yellow",
+                        label=f"chosen: level {self.chosen}, {fmt_loss(10 ** values[self.chosen])}")
+        plt.hline(threshold, "red")
+        _log_ticks(plt, values, [threshold])
+        _level_ticks(plt, self.sparsity[: values.size], self.size.width)
+
+
+class WeightHistogram(ThrottledPlot):
+    """Histogram of log10 |w| of the remaining (non-zero) weights at one level."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.counts = np.zeros(0)
+        self.edges = np.zeros(0)
+        self.caption = "no level loaded"
+
+    def set_data(self, weights: np.ndarray, caption: str, bins: int = 30) -> None:
+        magnitudes = np.abs(np.asarray(weights, dtype=float).ravel())
+        magnitudes = magnitudes[magnitudes > 0]
+        if magnitudes.size:
+            self.counts, self.edges = np.histogram(np.log10(magnitudes), bins=bins)
+        else:
+            self.counts, self.edges = np.zeros(0), np.zeros(0)
+        self.caption = caption
+        self.mark_dirty()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.title(self.caption)
+        if self.counts.size:
+            centres = ((self.edges[:-1] + self.edges[1:]) / 2).round(2).tolist()
+            plt.bar(centres, self.counts.tolist(), width=0.9 * float(self.edges[1] - self.edges[0]))
+            plt.xlabel("log10 |w| of remaining weights")
