@@ -262,3 +262,54 @@ def input_connections(first_layer_mask: np.ndarray, names: list[str]) -> list[tu
     """Remaining fraction of each input's outgoing weights. first_layer_mask: (N, in, out) bool."""
     kept = first_layer_mask.mean(axis=(0, 2)) if first_layer_mask.size else np.zeros(len(names))
     return [(name, float(k)) for name, k in zip(names, kept)]
+
+
+# ---- the analysis step's results ---------------------------------------------------------------
+
+#: (summary key, column header, formatter) of the per-level analysis table, in display order.
+ANALYSIS_COLUMNS = (
+    ("remaining_mean", "kept", lambda v: f"{float(np.mean(v)):.3f}"),
+    ("ghosts_mean", "ghosts", lambda v: f"{float(np.sum(v)):.1f}"),
+    ("eval_loss_median", "eval loss", lambda v: fmt_loss(v)),
+    ("noise_loss_median", "noisy loss", lambda v: fmt_loss(v)),
+    ("flight_position_cm_median", "flight cm", lambda v: "–" if v is None else f"{float(v):.3g}"),
+    ("flight_valid_fraction", "flown", lambda v: "–" if v is None else f"{float(v):.0%}"),
+)
+
+
+def analysis_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
+    """(columns, rows, notes) of a stored analysis summary (core.analysis), one row per level.
+
+    `noise_loss_median` is (S, L): the table shows the largest noise level; `remaining_mean` is
+    (L, K) per layer: the table shows the mean over layers.
+    """
+    levels = int(summary.get("levels") or 0)
+    sparsity = summary.get("sparsity") or [None] * levels
+    present = [(key, header, fmt) for key, header, fmt in ANALYSIS_COLUMNS if summary.get(key) is not None]
+    columns = ["level", "target", *(header for _, header, _ in present)]
+    rows = []
+    for level in range(levels):
+        row = [str(level), "–" if sparsity[level] is None else f"{sparsity[level]:.2f}"]
+        for key, _, fmt in present:
+            value = summary[key]
+            if key == "noise_loss_median":
+                value = value[-1][level] if value else None
+            else:
+                value = value[level]
+            try:
+                row.append(fmt(value))
+            except (TypeError, ValueError):
+                row.append("–")
+        rows.append(row)
+    notes = []
+    if summary.get("noise_sigma"):
+        notes.append(f"noisy loss: input noise σ = {summary['noise_sigma'][-1]:g} (scaled units)")
+    if summary.get("replay_position_cm_median") is not None:
+        notes.append(f"flight cm: median position error flying the predicted controls; "
+                     f"the dataset's own controls give {summary['replay_position_cm_median']:.3g} cm")
+    names, fractions = summary.get("input_names"), summary.get("input_connections_fraction")
+    if names and fractions:
+        last = fractions[-1]
+        notes.append("first-layer connections kept per input at the last level: " +
+                     "  ".join(f"{n} {float(f):.0%}" for n, f in zip(names, last)))
+    return columns, rows, "\n".join(notes)

@@ -7,8 +7,6 @@ the losses are reloaded in a thread worker. Plots redraw on their own throttled 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from textual import work
 from textual.app import ComposeResult
@@ -19,7 +17,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from core.events import EventTail
 from core.runstore import open_run, summarize
-from mothtui.model import (Progress, fmt_duration, fmt_loss, fmt_rate, fmt_threshold, input_connections,
+from mothtui.model import (Progress, analysis_table, fmt_duration, fmt_loss, fmt_rate, fmt_threshold, input_connections,
                            status_label)
 from mothtui.widgets.plots import LossPlot, WeightHistogram
 
@@ -77,7 +75,9 @@ class RunScreen(Screen):
             with TabPane("3 weights", id="weights"):
                 yield WeightHistogram(id="run-weights")
             with TabPane("4 analysis", id="analysis"):
-                yield Static(id="run-analysis", markup=False)
+                with Vertical():
+                    yield DataTable(id="run-analysis-table", cursor_type="row", zebra_stripes=True)
+                    yield Static(id="run-analysis", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -108,7 +108,7 @@ class RunScreen(Screen):
         run = open_run(self.app.runs_dir, self.run_id)
         data = dict(config=run.config, sparsity=run.sparsity, losses=run.losses("val"),
                     levels_complete=run.levels_complete, attrs=run.attrs,
-                    layers=self._layer_fractions(run), analysis=self._analysis_text(run))
+                    layers=self._layer_fractions(run), analysis=self._analysis(run))
         self.app.call_from_thread(self._loaded, data)
 
     def _loaded(self, data: dict) -> None:
@@ -118,10 +118,11 @@ class RunScreen(Screen):
         self.sparsity, self.losses = data["sparsity"], data["losses"]
         self.levels_complete = data["levels_complete"]
         self._show_header(summarize(self.path))
+        self.refresh_bindings()  # pick/export apply once a level is complete
         self._plot()
         self._show_progress()
         self._show_layers(data["layers"])
-        self.query_one("#run-analysis", Static).update(data["analysis"])
+        self._show_analysis(data["analysis"])
         if self.weights_level is None or self.weights_level >= self.levels_complete:
             self.weights_level = max(0, self.levels_complete - 1)
         if self.levels_complete:
@@ -223,24 +224,26 @@ class RunScreen(Screen):
         self.app.call_from_thread(self.query_one(WeightHistogram).set_data, weights, caption)
 
     @staticmethod
-    def _analysis_text(run) -> str:
-        """Whatever the analysis step stored (attribute or group `analysis`), readably."""
-        attrs = run.attrs.get("analysis")
-        lines = []
-        if attrs:
-            lines += [f"{k}: {json.dumps(v)[:200]}" for k, v in attrs.items()] if isinstance(attrs, dict) \
-                else [json.dumps(attrs)[:400]]
-        if "analysis" in run.group:
-            group = run.group["analysis"]
-            for k, v in group.attrs.asdict().items():
-                lines.append(f"{k}: {json.dumps(v)[:200]}")
-            for name, arr in group.arrays():
-                data = np.asarray(arr[:])
-                summary = np.array2string(data if data.size <= 24 else data.reshape(-1)[:24], precision=3)
-                lines.append(f"{name} {tuple(arr.shape)}: {summary}")
-        if not lines:
-            return f"no analysis stored yet: run  mothtui analyze {run.run_id}"
-        return "\n".join(lines)
+    def _analysis(run) -> dict | None:
+        """The stored analysis summary (core.analysis), or None when absent or half-written."""
+        from core.analysis.store import load_analysis  # numpy + zarr only
+
+        found = load_analysis(run)
+        return None if found is None else found["summary"]
+
+    def _show_analysis(self, summary: dict | None) -> None:
+        table = self.query_one("#run-analysis-table", DataTable)
+        table.clear(columns=True)
+        table.display = summary is not None
+        if summary is None:
+            self.query_one("#run-analysis", Static).update(
+                f"no analysis stored yet: run  mothtui analyze {self.run_id}")
+            return
+        columns, rows, notes = analysis_table(summary)
+        table.add_columns(*columns)
+        for row in rows:
+            table.add_row(*row)
+        self.query_one("#run-analysis", Static).update(notes)
 
     # ---- keys -------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:

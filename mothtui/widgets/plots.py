@@ -53,6 +53,7 @@ class ThrottledPlot(PlotextPlot):
         super().__init__(*args, **kwargs)
         self._dirty = True
         self._drawn_at = -math.inf
+        self._had_data = False
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -62,7 +63,9 @@ class ThrottledPlot(PlotextPlot):
     def mark_dirty(self) -> None:
         """New data: drawn now if the last draw is old enough, else by the timer."""
         self._dirty = True
-        if time.monotonic() - self._drawn_at >= REDRAW_INTERVAL_S:
+        if not self._had_data or time.monotonic() - self._drawn_at >= REDRAW_INTERVAL_S:
+            self._had_data = True  # the first data replaces the empty chart at once
+            self._drawn_at = -math.inf
             self.call_after_refresh(self._maybe_redraw)
 
     def _maybe_redraw(self) -> None:
