@@ -13,7 +13,11 @@ from core.runstore import open_run
 
 
 def run(args) -> int:
-    from core.engine.loop import stop_on_signals
+    if getattr(args, "distributed", False):  # several processes, one run: core/distributed.py
+        from core.distributed import resume_command
+
+        return resume_command(args)
+    from core.engine.signals import stop_on_signals
 
     with stop_on_signals() as stop:
         run_store = open_run(resolve_runs(args), args.run_id, mode="r+")

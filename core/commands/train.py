@@ -59,7 +59,11 @@ def _print_progress(*args, **kwargs) -> None:
 
 
 def run(args) -> int:
-    from core.engine.loop import stop_on_signals
+    if getattr(args, "distributed", False):  # several processes, one run: core/distributed.py
+        from core.distributed import train_command
+
+        return train_command(args)
+    from core.engine.signals import stop_on_signals
 
     with stop_on_signals() as stop:  # a SIGTERM during set-up cancels at the first chunk
         preset = args.preset or DEFAULT_PRESET
@@ -89,7 +93,7 @@ def train_new(path: Path, config: Config, dataset: str, *, preset: str | None, q
     return execute(run_store, engine, quiet=quiet, stop=stop)
 
 
-def execute(run_store: Run, engine, *, quiet: bool, stop, resumed_from: int | None = None) -> int:
+def execute(run_store: Run, engine, *, quiet: bool, stop, resumed_from: int | None = None, sync=None) -> int:
     """Run the level loop with the display; print the run id last (also when cancelled)."""
     from core.engine.loop import run_levels
 
@@ -103,9 +107,9 @@ def execute(run_store: Run, engine, *, quiet: bool, stop, resumed_from: int | No
     try:
         if display:
             with display:
-                run_levels(run_store, engine, sinks=sinks, stop=stop, resumed_from=resumed_from)
+                run_levels(run_store, engine, sinks=sinks, stop=stop, resumed_from=resumed_from, sync=sync)
         else:
-            run_levels(run_store, engine, sinks=sinks, stop=stop, resumed_from=resumed_from)
+            run_levels(run_store, engine, sinks=sinks, stop=stop, resumed_from=resumed_from, sync=sync)
     except Cancelled as err:
         print(run_store.run_id, flush=True)
         raise Cancelled(f"run {run_store.run_id} {err}; {run_store.levels_complete} levels complete, "

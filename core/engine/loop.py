@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -188,12 +186,15 @@ class _Progress:
 
 
 def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: threading.Event | None = None,
-               resumed_from: int | None = None) -> None:
+               resumed_from: int | None = None, sync=None) -> None:
     """Train and prune from `run.levels_complete` to the last level, writing each level.
 
     Marks the run `done`, `cancelled` (raising Cancelled) or `failed` (re-raising) at the end.
+    `sync` (a `core.distributed.LevelSync`, distributed runs only): this process writes its slice
+    and a marker per level; only process 0 writes events, the pid and the run's attributes.
     """
-    writer = EventWriter(run.path)
+    main = sync is None or sync.is_main
+    writer = EventWriter(run.path, enabled=main)
 
     def emit(event: str, **fields: Any) -> None:
         record = writer.emit(event, **fields)
@@ -202,8 +203,11 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
 
     cfg = engine.config
     start = run.levels_complete
-    run.set_status("running")
-    run.write_pid()
+    if main:
+        run.set_status("running")
+        run.write_pid()
+    if sync is not None:
+        sync.start(run)
     emit("run_start", run=run.run_id, nets=cfg.nets, levels=cfg.levels, pid=os.getpid(),
          resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices)
     level_seconds: list[float] = []
@@ -218,51 +222,50 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
             t_eval = time.perf_counter()
             result.losses = engine.evaluate(result.params)
             result.seconds += time.perf_counter() - t_eval
-            write_level(run, engine.nets, level, result)
+            write_level(run, engine.nets, level, result, sync)
             level_seconds.append(result.seconds)
             emit("level_end", level=level, sparsity=cfg.sparsities[level], steps=result.steps.tolist(),
                  stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),
                  loss={k: v.tolist() for k, v in result.losses.items()}, seconds=round(result.seconds, 3))
             params, masks, diverged = result.params, result.masks, result.diverged
-    except Cancelled:
-        run.set_status("cancelled")
+        if sync is not None:  # the run is done when every process's slices are written
+            sync.wait_for_all(run, stop)
+    except Cancelled as err:
+        _end(run, sync, "cancelled", str(err))
         emit("run_end", status="cancelled",
              message=f"cancelled; {run.levels_complete} levels complete, resume with `mothtui resume {run.run_id}`")
-        run.clear_pid()
+        if main:
+            run.clear_pid()
         raise
     except BaseException as err:
-        run.set_status("failed")
+        _end(run, sync, "failed", f"{type(err).__name__}: {err}")
         emit("run_end", status="failed", message=f"{type(err).__name__}: {err}")
-        run.clear_pid()
+        if main:
+            run.clear_pid()
         raise
-    run.set_status("done")
+    _end(run, sync, "done")
     emit("run_end", status="done", message=f"{cfg.levels} levels complete")
-    run.clear_pid()
+    if main:
+        run.clear_pid()
 
 
-def write_level(run: Run, nets: NetSlice, level: int, result: LevelResult) -> None:
+def _end(run: Run, sync, status: str, message: str = "") -> None:
+    """Record how the run ended: process 0 (or the only process) in the run, the others in a status file."""
+    if sync is not None:
+        sync.finish(run, status, message)
+    if sync is None or sync.is_main:
+        run.set_status(status)
+
+
+def write_level(run: Run, nets: NetSlice, level: int, result: LevelResult, sync=None) -> None:
     """A level's arrays for this process's networks, then (single process) the completion mark."""
     p, m = result.params, result.masks
     run.write_level(level, [x.weight for x in p], [x.weight for x in m], [x.bias for x in p],
                     [x.bias for x in m], {k: result.losses[k] for k in SPLITS}, nets=nets.slice,
                     extra={"train/steps": result.steps, "train/stopped_early": result.stopped,
                            "train/diverged": result.diverged})
+    if sync is not None:  # a marker; process 0 completes the level once every slice has one
+        sync.slice_written(run, level, nets, result.seconds)
+        return
     run.group["train/seconds"][level] = result.seconds
     run.complete_level(level)
-
-
-@contextmanager
-def stop_on_signals(signals=(signal.SIGTERM, signal.SIGINT)) -> Iterator[threading.Event]:
-    """An Event set by SIGTERM/SIGINT while the block runs (previous handlers restored after)."""
-    stop = threading.Event()
-    previous = {}
-    try:
-        for sig in signals:
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    except ValueError:  # not the main thread: no signal handling, the caller's event only
-        pass
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

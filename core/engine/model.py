@@ -83,7 +83,10 @@ def forward(params: Params, x: jax.Array, precision: str = "float32") -> jax.Arr
 
     Pruned weights are exactly zero (training keeps them so), so no `W * mask` here.
     """
-    h = x
+    # Every network gets its own copy of the batch: a first layer written as one wide GEMM over
+    # the shared batch would round differently for different network counts, and results must
+    # not depend on how the networks are spread over devices.
+    h = jnp.broadcast_to(x, (params[0].weight.shape[0], *x.shape)) if x.ndim == 2 else x
     last = len(params) - 1
     for k, layer in enumerate(params):
         h = matmul(h, layer.weight, precision) + layer.bias[:, None, :]

@@ -2,8 +2,10 @@
 
 Networks are independent, so the stacked arrays are split along their leading axis with
 `NamedSharding(mesh, P('nets'))` and XLA needs no communication; the data are replicated.
-The mesh uses the largest number of local devices that divides the network count (so every
-device holds the same number of networks).
+The mesh uses the largest number of local devices that divides the network count and leaves
+every device at least two networks. Why two: XLA compiles a batch of one network to a plain
+GEMM whose rounding differs (by an ulp) from the batched kernel used for two or more, and a
+run's results must not depend on how its networks are spread over devices.
 
 Multi-host (a later issue): each process owns a contiguous `NetSlice` of the network axis,
 initialises only those networks (network i is drawn from fold_in(seed, i)), trains them on its
@@ -50,10 +52,15 @@ def process_slice(nets: int, process_index: int = 0, process_count: int = 1) -> 
     return NetSlice(start, min(nets, start + per))
 
 
+#: Fewest networks per device (see the module docstring).
+MIN_NETS_PER_DEVICE = 2
+
+
 def make_mesh(nets: int, devices: list | None = None) -> Mesh:
-    """A 1-D mesh over as many local devices as evenly divide `nets`."""
+    """A 1-D mesh over as many local devices as evenly divide `nets`, at least two networks each."""
     devices = list(devices if devices is not None else jax.local_devices())
-    count = max(d for d in range(1, len(devices) + 1) if nets % d == 0)
+    count = max(d for d in range(1, len(devices) + 1)
+                if nets % d == 0 and (d == 1 or nets // d >= MIN_NETS_PER_DEVICE))
     return Mesh(np.array(devices[:count]), (AXIS,))
 
 

@@ -61,8 +61,13 @@ class StepConfig:
 
 
 def init_state(params: Params, diverged: jax.Array, sc: StepConfig) -> TrainState:
-    """A level's starting state: fresh Adam moments, every non-diverged network active."""
+    """A level's starting state: fresh Adam moments, every non-diverged network active.
+
+    The parameters are copied: the chunk functions donate the state, and the caller's arrays
+    must survive that.
+    """
     n = params[0].weight.shape[0]
+    params = jax.tree.map(jnp.copy, params)
     diverged = jnp.asarray(diverged, bool)
     return TrainState(
         params=params,

@@ -1,0 +1,47 @@
+"""`mothtui bench engine [--nets N] [--batch B] [--steps K] [--hidden ...] [--precision P] [--json]`.
+
+Steady-state training throughput of the engine (network-samples/s, model FLOP/s, fraction of
+this machine's measured float32 matmul peak), with the seed's loop structure measured in the
+same run for comparison.
+"""
+
+from __future__ import annotations
+
+import json
+
+from core.config import PRECISIONS
+from core.errors import ConfigError
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--hidden {text!r}: expected comma-separated widths, e.g. 400,400,400,16") from None
+    if not widths or min(widths) < 1:
+        raise ConfigError(f"--hidden {text!r}: widths must be positive")
+    return widths
+
+
+def run(args) -> int:
+    hidden = _hidden(args.hidden)
+    if args.nets < 1 or args.batch < 1 or args.steps < 1:
+        raise ConfigError("--nets, --batch and --steps must be positive")
+    if args.precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    from core.engine.bench import benchmark
+
+    result = benchmark(args.nets, args.batch, hidden, args.steps, args.precision)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    seed = result.get("seed_loop", {})
+    print(f"engine: {result['nets']} nets {'-'.join(map(str, result['layers']))}, batch {result['batch']}, "
+          f"{result['steps_per_call']} steps per call, {result['precision']}, {result['devices']} device(s)")
+    print(f"  {result['steps_per_s']:,.1f} steps/s · {result['network_samples_per_s']:,.0f} network-samples/s · "
+          f"{result['flops_per_s'] / 1e9:,.1f} GFLOP/s = {result['peak_fraction']:.0%} of the measured "
+          f"matmul peak ({result['matmul_peak_flops'] / 1e9:,.1f} GFLOP/s)")
+    if seed:
+        print(f"seed's loop structure: {seed['steps_per_s']:,.1f} steps/s · {seed['peak_fraction']:.0%} of peak "
+              f"→ engine is {result['speedup_vs_seed_loop']:.2f}x")
+    return 0

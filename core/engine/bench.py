@@ -1,0 +1,123 @@
+"""Throughput of the engine, of the seed's loop structure on the same ensemble, and the matmul peak.
+
+All three are measured in the same process, one after the other, so they share the machine's
+state. "Model FLOPs" are the usual 6 x batch x weights per network and step (forward 2, backward
+4; biases, tanh and Adam not counted); the peak is the best float32 (HIGHEST) square matmul
+rate of this machine over a few sizes. Rates are the best of several timed repeats (the machine
+is shared; the best is the least disturbed).
+
+The seed's loop structure: the same step (same maths, same masks, same Adam), compiled alone,
+called once per batch from Python with the batch sliced from host arrays, no buffer donation,
+and the per-network losses pulled to the host after every step.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from core.engine import model, train
+from core.engine.sharding import Placement, make_mesh
+
+#: Rows of the synthetic training data the benchmark draws its batches from.
+BENCH_ROWS = 65_536
+PEAK_SIZES = (1024, 2048, 3072)
+
+
+def matmul_peak(sizes=PEAK_SIZES, repeats: int = 5) -> float:
+    """Best measured float32 FLOP/s of a square matmul (precision HIGHEST) on the default device."""
+    best = 0.0
+    for n in sizes:
+        a = jax.random.normal(jax.random.key(n), (n, n), jnp.float32)
+        f = jax.jit(lambda x, y: jnp.dot(x, y, precision=jax.lax.Precision.HIGHEST))
+        f(a, a).block_until_ready()
+        for _ in range(repeats):
+            t = time.perf_counter()
+            f(a, a).block_until_ready()
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
+    return best
+
+
+def _setup(nets: int, batch: int, hidden, precision: str, seed: int = 0):
+    sizes = (10, *hidden, 7)
+    place = Placement(make_mesh(nets))
+    params = model.init_params(sizes, 0.2, seed, range(nets))
+    masks = place.nets(model.full_masks(params))
+    # No early stop can trigger (check interval beyond any step), so every network trains throughout.
+    sc = train.StepConfig(5e-4, window=8, every=2 ** 30, ratio=1.01, precision=precision)
+    state = place.state(train.init_state(place.nets(params), jnp.zeros(nets, bool), sc))
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-0.5, 0.5, (BENCH_ROWS, 10)).astype(np.float32)
+    y = rng.uniform(-0.5, 0.5, (BENCH_ROWS, 7)).astype(np.float32)
+    return sizes, place, sc, state, masks, x, y
+
+
+def engine_rate(nets: int, batch: int, hidden, steps: int, precision: str = "float32",
+                repeats: int = 3) -> dict:
+    """Steady-state steps/s of the engine's compiled chunk (steps per call = `steps`)."""
+    sizes, place, sc, state, masks, x, y = _setup(nets, batch, hidden, precision)
+    xd, yd = place.data(x), place.data(y)
+    rng = np.random.default_rng(1)
+    cap = jnp.int32(2 ** 30)
+    rows = place.data(rng.integers(0, BENCH_ROWS, (steps, batch)).astype(np.int32))
+    state, losses = train.chunk_on_device(sc, state, masks, xd, yd, rows, jnp.int32(0), cap)  # compile
+    np.asarray(losses)
+    best = 0.0
+    for r in range(repeats):
+        rows = place.data(rng.integers(0, BENCH_ROWS, (steps, batch)).astype(np.int32))
+        t = time.perf_counter()
+        state, losses = train.chunk_on_device(sc, state, masks, xd, yd, rows, jnp.int32((r + 1) * steps), cap)
+        np.asarray(losses)
+        best = max(best, steps / (time.perf_counter() - t))
+    return _rates(best, nets, batch, sizes)
+
+
+def seed_loop_rate(nets: int, batch: int, hidden, steps: int, precision: str = "float32",
+                   repeats: int = 3) -> dict:
+    """Steady-state steps/s of the seed's loop structure on the same ensemble."""
+    sizes, place, sc, state, masks, x, y = _setup(nets, batch, hidden, precision)
+    cap = jnp.int32(2 ** 30)
+    state, losses = train.seed_style_step(sc, state, masks, x[:batch], y[:batch], jnp.int32(0), cap)
+    np.asarray(losses)
+    best, step = 0.0, 1
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(steps):
+            start = (step * batch) % (BENCH_ROWS - batch)
+            state, losses = train.seed_style_step(sc, state, masks, x[start:start + batch],
+                                                  y[start:start + batch], jnp.int32(step), cap)
+            np.asarray(losses)  # the seed looked at every step's losses on the host
+            step += 1
+        best = max(best, steps / (time.perf_counter() - t))
+    return _rates(best, nets, batch, sizes)
+
+
+def _rates(steps_per_s: float, nets: int, batch: int, sizes) -> dict:
+    flops = 6 * batch * model.weight_count(sizes) * nets * steps_per_s
+    return {"steps_per_s": steps_per_s, "network_samples_per_s": steps_per_s * batch * nets,
+            "flops_per_s": flops}
+
+
+def benchmark(nets: int = 8, batch: int = 128, hidden=(400, 400, 400, 16), steps: int = 200,
+              precision: str = "float32", seed_loop: bool = True, repeats: int = 3) -> dict:
+    """Everything `mothtui bench engine --json` reports, measured in one process."""
+    peak = matmul_peak()
+    result = {"nets": nets, "batch": batch, "layers": [10, *hidden, 7], "steps_per_call": steps,
+              "precision": precision, "devices": len(jax.local_devices()),
+              "platform": jax.default_backend(), "cpu_count": os.cpu_count(),
+              "machine": platform.processor() or platform.machine(), "jax": jax.__version__}
+    eng = engine_rate(nets, batch, hidden, steps, precision, repeats)
+    result.update(eng)
+    result["matmul_peak_flops"] = peak
+    result["peak_fraction"] = eng["flops_per_s"] / peak
+    if seed_loop:
+        seed = seed_loop_rate(nets, batch, hidden, steps, precision, repeats)
+        seed["peak_fraction"] = seed["flops_per_s"] / peak
+        result["seed_loop"] = seed
+        result["speedup_vs_seed_loop"] = eng["steps_per_s"] / seed["steps_per_s"]
+    return result

@@ -1,0 +1,85 @@
+"""Per-network magnitude pruning: exact counts, per network, monotone masks, global and bias modes."""
+
+import numpy as np
+import pytest
+
+from core.engine import model, prune
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    params = model.init_params((10, 24, 12, 7), 0.2, seed=3, nets=range(3))
+    return params, model.full_masks(params)
+
+
+def _np(tree):
+    return [(np.asarray(layer.weight), np.asarray(layer.bias)) for layer in tree]
+
+
+def test_layerwise_prunes_exactly_the_smallest_of_each_layer_of_each_network(ensemble):
+    params, masks = ensemble
+    for fraction in (0.15, 0.5, 0.9, 0.98):
+        params, masks = prune.prune(params, masks, fraction)
+        for (w, _), (wm, bm) in zip(_np(params), _np(masks)):
+            size = w[0].size
+            for n in range(w.shape[0]):
+                pruned = ~wm[n]
+                assert abs(pruned.sum() / size - fraction) <= 0.5 / size  # the target, to one weight
+                assert pruned.sum() == prune.prune_count(fraction, size)
+                assert np.all(w[n][pruned] == 0.0)
+            assert bm.all()  # biases untouched without prune_biases
+
+
+def test_cutoff_is_per_network_not_across_the_stack():
+    params = model.init_params((10, 16, 7), 0.2, seed=0, nets=range(2))
+    # network 1 has weights 100x larger: a cutoff over the stack would prune only network 0
+    params = [model.Layer(p.weight.at[1].multiply(100.0), p.bias) for p in params]
+    _, masks = prune.prune(params, model.full_masks(params), 0.5)
+    for m in _np(masks):
+        wm = m[0]
+        assert (~wm[0]).sum() == (~wm[1]).sum() == wm[0].size // 2
+
+
+def test_kept_weights_are_the_largest(ensemble):
+    params, masks = ensemble
+    original = _np(params)
+    _, new_masks = prune.prune(params, masks, 0.6)
+    for (w, _), (wm, _) in zip(original, _np(new_masks)):
+        for n in range(w.shape[0]):
+            assert np.abs(w[n][wm[n]]).min() >= np.abs(w[n][~wm[n]]).max()
+
+
+def test_pruned_weights_never_come_back_even_with_ties_at_zero():
+    params = model.init_params((10, 16, 7), 0.2, seed=1, nets=range(2))
+    params, masks = prune.prune(params, model.full_masks(params), 0.3)
+    # a kept weight that happens to be exactly zero ties with the pruned zeros
+    params = [model.Layer(p.weight.at[:, 0, 0].set(0.0), p.bias) for p in params]
+    before = _np(masks)
+    _, masks2 = prune.prune(params, masks, 0.5)
+    for (old, _), (new, _) in zip(before, _np(masks2)):
+        assert not np.any(new & ~old), "a pruned weight came back"
+        for n in range(new.shape[0]):
+            assert (~new[n]).sum() == round(0.5 * new[n].size)
+
+
+def test_global_mode_uses_one_cutoff_over_all_layers(ensemble):
+    params, masks = ensemble
+    new_params, new_masks = prune.prune(params, masks, 0.8, mode="global")
+    weights = [w for w, _ in _np(params)]
+    wmasks = [m for m, _ in _np(new_masks)]
+    for n in range(3):
+        flat_w = np.concatenate([np.abs(w[n]).ravel() for w in weights])
+        flat_m = np.concatenate([m[n].ravel() for m in wmasks])
+        assert (~flat_m).sum() == prune.prune_count(0.8, flat_w.size)
+        assert flat_w[flat_m].min() >= flat_w[~flat_m].max()
+
+
+def test_biases_pruned_with_their_own_cutoff(ensemble):
+    params, masks = ensemble
+    params = [model.Layer(p.weight, p.bias + np.linspace(0.01, 1.0, p.bias.shape[1])) for p in params]
+    new_params, new_masks = prune.prune(params, masks, 0.9, bias_fraction=0.25)
+    for (w, b), (wm, bm) in zip(_np(new_params), _np(new_masks)):
+        for n in range(3):
+            assert (~bm[n]).sum() == prune.prune_count(0.25, bm[n].size)
+            assert (~wm[n]).sum() == prune.prune_count(0.9, wm[n].size)
+            assert np.all(b[n][~bm[n]] == 0.0)

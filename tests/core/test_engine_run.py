@@ -1,0 +1,145 @@
+"""The whole level loop on a tiny ensemble, checked through the stored run.
+
+One uninterrupted run (4 networks sharded over the 4 forced CPU devices) is the reference; a run
+cancelled after level 1 and resumed, and a run on a single device, must equal it bit for bit.
+"""
+
+import argparse
+import threading
+
+import jax
+import numpy as np
+import pytest
+
+from core.config import PRESETS, from_dict
+from core.data import features, prepare
+from core.engine.loop import Engine, run_levels
+from core.errors import Cancelled
+from core.export import forward
+from core.runstore import SPLITS, Run, open_run
+from engine_fixtures import write_dataset
+
+NETS = 4
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("engine_run")
+    dataset = write_dataset(root / "dataset", n=3000, seed=1, invalid_every=37)
+    config = from_dict({**PRESETS["smoke"], "dataset": str(dataset), "nets": NETS, "hidden": [16, 12],
+                        "batch": 32, "schedule": [0.4, 0.7, 0.9], "epochs_per_level": 1.0,
+                        "early_stop_window": 10, "early_stop_every": 5, "steps_per_call": 16,
+                        "learning_rate": 3e-3, "eval_batch": 512})
+    data = prepare(dataset, config.splits)
+    return root, config, data
+
+
+def _new_run(root, name, config, data, devices=None, sinks=(), stop=None):
+    engine = Engine(config, data, devices=devices)
+    run = Run.create(root / "runs" / name, config, dataset=data.dataset, split=data.split,
+                     scaler=data.scaler.to_dict())
+    run_levels(run, engine, sinks=list(sinks), stop=stop)
+    return Run.open(run.path)
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    root, config, data = setup
+    return _new_run(root, "reference", config, data)
+
+
+def _arrays(run: Run) -> dict[str, np.ndarray]:
+    out = {}
+    for k in range(run.n_layers):
+        for name in ("weight", "weight_mask", "bias", "bias_mask"):
+            out[f"layer_{k}/{name}"] = np.asarray(run.group[f"layer_{k}/{name}"][:])
+    for name in (*(f"loss/{s}" for s in SPLITS), "train/steps", "train/stopped_early", "train/diverged"):
+        out[name] = np.asarray(run.group[name][:])
+    return out
+
+
+def _assert_identical(a: Run, b: Run) -> None:
+    arrays_a, arrays_b = _arrays(a), _arrays(b)
+    for name in arrays_a:
+        np.testing.assert_array_equal(arrays_a[name], arrays_b[name], err_msg=name)
+
+
+def test_run_completes_and_learns(reference, setup):
+    _, config, _ = setup
+    assert reference.status == "done" and reference.levels_complete == config.levels
+    val = reference.losses("val")
+    assert np.all(np.isfinite(val))
+    assert np.all(val[0] < 0.05)  # learned something (the data's scaled variance is ~0.08)
+    assert not (reference.path / "engine.pid").exists()
+
+
+def test_per_layer_pruned_fraction_is_the_target_and_pruned_weights_stay_zero(reference):
+    sparsity = reference.sparsity
+    previous = None
+    for level in range(reference.levels_complete):
+        arrays = reference.level(level)
+        for k, (w, m) in enumerate(zip(arrays["weight"], arrays["weight_mask"])):
+            size = m[0].size
+            pruned = (~m).reshape(NETS, -1).sum(axis=1)
+            assert np.all(np.abs(pruned / size - sparsity[level]) <= 0.5 / size), (level, k, pruned)
+            assert np.all(w[~m] == 0.0)
+            assert np.all(w[m] != 0.0)  # a kept weight that is exactly zero would be suspicious
+            if previous is not None:
+                assert not np.any(m & ~previous[k]), f"a pruned weight came back at level {level}"
+        assert all(bm.all() for bm in arrays["bias_mask"])  # prune_biases is off
+        previous = arrays["weight_mask"]
+
+
+def test_stored_losses_equal_a_numpy_recomputation_from_stored_weights(reference):
+    group = reference.group
+    import zarr
+
+    ds = zarr.open_group(reference.attrs["dataset"], mode="r")
+    scaler = reference.scaler
+    valid = np.asarray(ds["valid"][:])
+    for split, (start, stop) in reference.split.items():
+        keep = valid[start:stop]
+        x, y = features(ds["initial"][start:stop], ds["controls"][start:stop], ds["final"][start:stop])
+        x, y = x[keep], y[keep]
+        y_s = (y - scaler["y_min"]) / (scaler["y_max"] - scaler["y_min"]) - 0.5
+        stored = reference.losses(split)
+        for level in range(reference.levels_complete):
+            arrays = reference.level(level)
+            for n in range(NETS):
+                out = forward(x, [w[n] for w in arrays["weight"]], [b[n] for b in arrays["bias"]],
+                              scaler["x_min"], scaler["x_max"], scaler["y_min"], scaler["y_max"])
+                out_s = (out - scaler["y_min"]) / (scaler["y_max"] - scaler["y_min"]) - 0.5
+                expected = np.mean((out_s - y_s) ** 2)
+                assert stored[level, n] == pytest.approx(expected, rel=1e-4), (split, level, n)
+    assert group.attrs["split"]["test"][1] == valid.size
+
+
+def test_cancel_and_resume_equals_an_uninterrupted_run(setup, reference):
+    root, config, data = setup
+    stop = threading.Event()
+
+    def cancel_after_level_1(record):
+        if record["event"] == "level_end" and record["level"] == 1:
+            stop.set()
+
+    with pytest.raises(Cancelled):
+        _new_run(root, "interrupted", config, data, sinks=[cancel_after_level_1], stop=stop)
+    run = open_run(root / "runs", "interrupted")
+    assert run.status == "cancelled" and run.levels_complete == 2
+
+    from core.commands import resume
+
+    args = argparse.Namespace(run_id="interrupted", runs=root / "runs", quiet=True)
+    assert resume.run(args) == 0
+    resumed = open_run(root / "runs", "interrupted")
+    assert resumed.status == "done"
+    _assert_identical(resumed, reference)
+
+
+def test_sharded_equals_single_device(setup, reference):
+    root, config, data = setup
+    assert len(jax.devices()) == 4  # conftest forces 4 CPU devices
+    assert Engine(config, data).place.devices == 2  # the reference: 4 networks, 2 per device
+    single = _new_run(root, "single", config, data, devices=jax.devices()[:1])
+    assert Engine(config, data, devices=jax.devices()[:1]).place.devices == 1
+    _assert_identical(single, reference)

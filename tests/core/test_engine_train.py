@@ -1,0 +1,101 @@
+"""The compiled training chunk: masks hold through Adam, divergence freezes one network, chunking
+does not change results, early stopping is per network."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from core.engine import model, prune, train
+
+SIZES = (10, 16, 12, 7)
+NETS = 3
+BATCH = 32
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.5, 0.5, (512, 10)).astype(np.float32)
+    y = np.tanh(x @ rng.normal(0, 0.5, (10, 7))).astype(np.float32) * 0.5
+    rows = rng.integers(0, 512, (60, BATCH)).astype(np.int32)
+    return jnp.asarray(x), jnp.asarray(y), rows
+
+
+def _run(params, masks, data, steps, chunk, sc, diverged=None, max_steps=10 ** 6):
+    x, y, rows = data
+    state = train.init_state(params, jnp.zeros(NETS, bool) if diverged is None else diverged, sc)
+    losses = []
+    for start in range(0, steps, chunk):
+        state, loss = train.chunk_on_device(sc, state, masks, x, y, jnp.asarray(rows[start:start + chunk]),
+                                            jnp.int32(start), jnp.int32(max_steps))
+        losses.append(np.asarray(loss))
+    return jax.device_get(state), np.concatenate(losses)
+
+
+def _sc(**kw):
+    values = dict(learning_rate=3e-3, window=10, every=5, ratio=1.0)
+    values.update(kw)
+    return train.StepConfig(**values)
+
+
+def test_pruned_weights_and_their_adam_moments_stay_exactly_zero(data):
+    params = model.init_params(SIZES, 0.2, 0, range(NETS))
+    params, masks = prune.prune(params, model.full_masks(params), 0.7, bias_fraction=0.3)
+    state, losses = _run(params, masks, data, 40, 20, _sc())
+    mu, nu = state.opt_state[0].mu, state.opt_state[0].nu
+    for k, m in enumerate(jax.device_get(masks)):
+        for tree in (state.params, mu, nu):
+            assert np.all(np.asarray(tree[k].weight)[~np.asarray(m.weight)] == 0.0)
+            assert np.all(np.asarray(tree[k].bias)[~np.asarray(m.bias)] == 0.0)
+        # and the kept ones did train
+        moved = np.asarray(state.params[k].weight) != np.asarray(params[k].weight)
+        assert moved[np.asarray(m.weight)].mean() > 0.9
+
+
+def test_result_does_not_depend_on_steps_per_call(data):
+    params = model.init_params(SIZES, 0.2, 1, range(NETS))
+    masks = model.full_masks(params)
+    a, la = _run(params, masks, data, 60, 60, _sc(), max_steps=50)
+    b, lb = _run(params, masks, data, 60, 15, _sc(), max_steps=50)
+    for pa, pb in zip(a.params, b.params):
+        np.testing.assert_array_equal(pa.weight, pb.weight)
+    np.testing.assert_array_equal(la, lb)
+    assert np.all(a.steps == 50) and np.all(np.isnan(la[50:]))  # the step cap
+
+
+def test_a_diverging_network_is_frozen_and_the_others_go_on(data):
+    params = model.init_params(SIZES, 0.2, 2, range(NETS))
+    masks = model.full_masks(params)
+    healthy, _ = _run(params, masks, data, 20, 20, _sc())
+    broken = [model.Layer(p.weight.at[1].set(jnp.inf), p.bias) if k == 0 else p for k, p in enumerate(params)]
+    state, losses = _run(broken, masks, data, 20, 20, _sc())
+    assert state.diverged.tolist() == [False, True, False]
+    assert state.steps.tolist() == [20, 0, 20]
+    assert np.all(np.isnan(losses[:, 1])) and np.all(np.isfinite(losses[:, [0, 2]]))
+    for k, p in enumerate(state.params):  # frozen: exactly what it was
+        np.testing.assert_array_equal(np.asarray(p.weight[1]), np.asarray(broken[k].weight[1]))
+    for ph, pb in zip(healthy.params, state.params):  # the others exactly as if nothing happened
+        np.testing.assert_array_equal(np.asarray(ph.weight)[[0, 2]], np.asarray(pb.weight)[[0, 2]])
+
+
+def test_early_stopping_is_decided_per_network(data):
+    """Replays the seed's 1 % rule (here ratio 1.0: stop once the loss rises) on each network's losses."""
+    params = model.init_params(SIZES, 0.2, 0, range(NETS))
+    params, masks = prune.prune(params, model.full_masks(params), 0.7, bias_fraction=0.3)
+    sc = _sc()
+    state, losses = _run(params, masks, data, 60, 20, sc)
+    w = sc.window
+    for n in range(NETS):
+        expected = 60
+        for s in range(60):
+            if (s + 1) % sc.every == 0 and s + 1 >= 2 * w:
+                older = losses[s + 1 - 2 * w:s + 1 - w, n].astype(np.float64).mean()
+                newer = losses[s + 1 - w:s + 1, n].astype(np.float64).mean()
+                if older < sc.ratio * newer:
+                    expected = s + 1
+                    break
+        assert state.steps[n] == expected
+        assert state.stopped[n] == (expected < 60)
+        assert np.all(np.isnan(losses[expected:, n]))
+    assert len(set(state.steps.tolist())) > 1, "networks should stop at different steps"
