@@ -5,6 +5,7 @@ and the performance half (per-output error, noise, closed-loop flight) on a real
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -134,3 +135,112 @@ def test_importing_analysis_does_not_import_jax():
     code = "import sys, core.analysis, core.commands.analyze; print('jax' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# ---- the performance half, on a really trained run ----------------------------------------
+
+#: A small network trained long enough by the real engine to fly (val loss ~5e-4 in ~15 s).
+TRAIN_SETTINGS = ["samples=16000", "nets=1", "hidden=[96,96]", "max_steps=8000", "epochs_per_level=1000",
+                  "learning_rate=3e-3", "schedule=[0.5]", "early_stop_window=2000",
+                  "early_stop_every=2000", "early_stop_ratio=1.0", "batch=256", "steps_per_call=2000"]
+FLIGHT = AnalysisParams(eval_samples=0, flight_samples=128, noise=(0.0, 0.03))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(runs dir, trained run, untrained run) sharing one simulated dataset.
+
+    The trained run comes from `mothtui train` in a subprocess with one CPU device (the engine
+    would otherwise pad one network to the 4 forced test devices). The untrained run holds the
+    seed's initialisation (weights N(0, init_std), biases 0) on the same dataset, split and scaler.
+    """
+    from core.dataset import create_dataset
+    from core.runstore import Run
+
+    base = tmp_path_factory.mktemp("flight")
+    dataset = create_dataset(base / "dataset", samples=16000, seed=0)
+    runs = base / "runs"
+    settings = [a for s in (*TRAIN_SETTINGS, f"dataset={dataset}") for a in ("--set", s)]
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-m", "core", "train", "--preset", "smoke", *settings,
+                           "--runs", str(runs), "--id", "trained", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    run = open_run(runs, "trained")
+    rng = np.random.default_rng(1)
+    sizes = run.config.layer_sizes
+    untrained = Run.create(runs / "untrained", run.config, dataset=run.attrs["dataset"],
+                           split=run.attrs["split"], scaler=run.attrs["scaler"])
+    weights = [rng.normal(0, run.config.init_std, (1, a, b)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
+    biases = [np.zeros((1, b), np.float32) for b in sizes[1:]]
+    nan = {s: np.full(1, np.nan) for s in ("train", "val", "test")}
+    untrained.write_level(0, weights, [np.ones(w.shape, bool) for w in weights], biases,
+                          [np.ones(b.shape, bool) for b in biases], nan)
+    untrained.complete_level(0)
+    untrained.set_status("done")
+    return runs, analyze_run(run, FLIGHT), analyze_run(open_run(runs, "untrained"), FLIGHT)
+
+
+@pytest.mark.slow
+def test_trained_network_flies_far_better_than_an_untrained_one(trained):
+    runs, good, bad = trained
+    assert good["replay_position_cm_median"] < 1e-3        # the simulator agrees with its own data
+    for key in ("flight_position_cm_median", "flight_theta_rad_median", "flight_phi_rad_median"):
+        assert good[key][0] < 0.2 * bad[key][0], (key, good[key][0], bad[key][0])
+    assert good["flight_position_cm_median"][0] < 1.0      # cm, after one wing stroke
+    assert good["flight_valid_fraction"][0] > 0.9
+
+
+@pytest.mark.slow
+def test_closed_loop_recomputed_from_the_exported_network(trained, tmp_path):
+    """The stored flight errors equal flying an exported file's predictions through the simulator."""
+    from core.data import features, open_dataset_arrays
+    from core.export import export_run, load
+    from core.sim import simulate_checked
+
+    runs, _, _ = trained
+    run = open_run(runs, "trained")
+    export_run(run, tmp_path / "out", level=1)
+    net = load(tmp_path / "out", 0)
+    arrays = open_dataset_arrays(run.attrs["dataset"])
+    start, stop = run.split["test"]
+    valid = np.asarray(arrays["valid"][start:stop])
+    q0, u, qf = (np.asarray(arrays[k][start:stop], np.float64)[valid][:128]
+                 for k in ("initial", "controls", "final"))
+    x, _ = features(q0, u, qf)
+    y = net.predict(x)
+    controls = np.stack([np.hypot(y[:, 0], y[:, 1]), np.arctan2(y[:, 1], y[:, 0]), y[:, 2]], axis=1)
+    reached, ok = simulate_checked(q0, controls, scale=run.config.scale)
+    position = np.hypot(reached[:, 0] - qf[:, 0], reached[:, 2] - qf[:, 2])
+    stored = read_array(run, "closed_loop/position_cm")[1, 0]
+    assert ok.all()
+    # float32 forward (stored) vs float64 (export): the same flights to well under a millimetre
+    np.testing.assert_allclose(stored, position, rtol=0.05, atol=0.02)
+    theta = np.abs(reached[:, 4] - qf[:, 4])
+    np.testing.assert_allclose(read_array(run, "closed_loop/theta_rad")[1, 0], theta, rtol=0.05, atol=0.01)
+
+
+@pytest.mark.slow
+def test_per_output_error_and_noise_agree_with_the_engines_losses(trained):
+    runs, summary, _ = trained
+    run = open_run(runs, "trained")
+    mse = read_array(run, "output_mse")                     # (L, N, 7) over the whole test split
+    np.testing.assert_allclose(mse.mean(axis=2), run.losses("test"), rtol=2e-3)
+    noise = read_array(run, "noise/loss")                   # sigma 0, then 0.03
+    np.testing.assert_allclose(noise[0], mse.mean(axis=2), rtol=1e-5)
+    assert np.all(noise[1] > 2 * noise[0])
+    start, stop = run.split["test"]
+    valid = zarr.open_group(run.attrs["dataset"], mode="r")["valid"][start:stop]
+    assert summary["eval_rows"] == int(np.sum(valid))      # eval_samples=0: the whole split
+
+
+@pytest.mark.slow
+def test_analyze_command_json_reports_chosen_levels(trained, capsys):
+    runs, _, _ = trained
+    assert main(["analyze", "trained", "--runs", str(runs), "--json", "--eval-samples", "0",
+                 "--flight-samples", "128", "--noise", "0.03"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["run"] == "trained" and document["levels"] == 2
+    assert document["params"]["noise"] == [0.03]
+    flights = document["chosen_vs_level0"]
+    assert flights and {"position_cm_chosen", "position_cm_level0"} <= set(flights[0])
