@@ -1,0 +1,83 @@
+"""The run store: pre-sized arrays, write then complete, readers trust completed levels only."""
+
+import json
+
+import numpy as np
+import pytest
+
+from core.config import PRESETS, from_dict
+from core.errors import StoreError
+from core.runstore import Run, list_runs, open_run, run_path
+
+SCALER = {"x_min": [0.0] * 10, "x_max": [1.0] * 10, "y_min": [0.0] * 7, "y_max": [1.0] * 7}
+SPLIT = {"train": [0, 64], "val": [64, 80], "test": [80, 100]}
+
+
+def _config(**kw):
+    return from_dict({**PRESETS["smoke"], **kw})
+
+
+def _level_arrays(cfg, value):
+    sizes = cfg.layer_sizes
+    weights = [np.full((cfg.nets, a, b), value, np.float32) for a, b in zip(sizes, sizes[1:])]
+    biases = [np.full((cfg.nets, b), value, np.float32) for b in sizes[1:]]
+    return (weights, [np.ones(w.shape, bool) for w in weights], biases, [np.ones(b.shape, bool) for b in biases],
+            {s: np.full(cfg.nets, value, np.float32) for s in ("train", "val", "test")})
+
+
+def test_create_write_complete_read(runs_dir):
+    cfg = _config(nets=4)
+    run = Run.create(runs_dir / "r", cfg, dataset="d", split=SPLIT, scaler=SCALER)
+    assert run.status == "running" and run.levels_complete == 0
+    assert run.group["layer_0/weight"].shape == (cfg.levels, 4, 10, cfg.hidden[0])
+    run.write_level(0, *_level_arrays(cfg, 1.5), extra={"train/steps": np.arange(4)})
+    with pytest.raises(StoreError, match="not complete"):
+        run.level(0)  # written but not yet complete: readers must not trust it
+    run.complete_level(0)
+    reopened = open_run(runs_dir, "r")
+    assert reopened.levels_complete == 1 and reopened.losses("val").shape == (1, 4)
+    assert np.all(reopened.level(0)["weight"][1] == 1.5)
+    assert reopened.group["train/steps"][0].tolist() == [0, 1, 2, 3]
+    assert reopened.split_lists() == SPLIT and reopened.config == cfg
+
+
+def test_slices_of_networks_write_their_own_rows(runs_dir):
+    cfg = _config(nets=4)
+    run = Run.create(runs_dir / "r", cfg, dataset="d", split=SPLIT, scaler=SCALER, chunk_nets=2)
+    w, wm, b, bm, losses = _level_arrays(cfg, 2.0)
+    half = lambda xs: [x[:2] for x in xs]  # noqa: E731
+    run.write_level(0, half(w), half(wm), half(b), half(bm), {k: v[:2] for k, v in losses.items()}, nets=slice(2, 4))
+    run.complete_level(0)
+    val = run.losses("val")[0]
+    assert np.isnan(val[:2]).all() and np.all(val[2:] == 2.0)
+
+
+def test_existing_run_is_never_overwritten(runs_dir):
+    cfg = _config()
+    Run.create(runs_dir / "r", cfg, dataset="d", split=SPLIT, scaler=SCALER)
+    before = (runs_dir / "r" / "zarr.json").read_text()
+    with pytest.raises(StoreError, match="already exists"):
+        Run.create(runs_dir / "r", cfg, dataset="d", split=SPLIT, scaler=SCALER)
+    assert (runs_dir / "r" / "zarr.json").read_text() == before
+
+
+def test_damaged_and_foreign_stores(runs_dir):
+    (runs_dir / "junk").mkdir()
+    (runs_dir / "junk" / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group",
+                                                             "attributes": {}}))
+    with pytest.raises(StoreError, match="not a mothtui run"):
+        open_run(runs_dir, "junk")
+    with pytest.raises(StoreError, match="no run"):
+        open_run(runs_dir, "missing")
+    with pytest.raises(StoreError, match="bad run id"):
+        run_path(runs_dir, "../escape")
+    (summary,) = list_runs(runs_dir)
+    assert summary.status == "damaged"
+
+
+def test_running_with_a_dead_pid_is_interrupted(runs_dir):
+    run = Run.create(runs_dir / "r", _config(), dataset="d", split=SPLIT, scaler=SCALER)
+    run.write_pid(2 ** 22 + 12345)  # no such process
+    assert list_runs(runs_dir)[0].status == "interrupted"
+    run.write_pid()  # this process: alive
+    assert list_runs(runs_dir)[0].status == "running"

@@ -1,0 +1,142 @@
+"""The train / resume / runs commands as a user (or the UI) runs them: real processes, real signals.
+
+A run killed with SIGKILL and resumed, and a run cancelled with SIGTERM and resumed, must both
+equal an uninterrupted run bit for bit; bad input must give one line on stderr and touch nothing.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from core.events import read_events
+from core.runstore import list_runs, open_run
+from engine_fixtures import write_dataset
+from fixture_runs import make_fixture_run
+
+# Enough levels that a signal sent after level 0 lands while the run is still going.
+TRAIN_SETTINGS = ["--preset", "smoke", "--set", "epochs_per_level=10", "--set", "schedule=[0.3,0.5,0.7,0.8,0.9]",
+                  "--set", "early_stop_window=100000", "--set", "steps_per_call=50"]
+
+
+def _cli(*args, runs, check=False, timeout=120):
+    proc = subprocess.run([sys.executable, "-m", "core", *args, "--runs", str(runs)], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _one_line_error(proc):
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mothtui: "), proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("cli") / "dataset", n=4000, seed=2)
+
+
+def _start(runs, dataset, run_id):
+    return subprocess.Popen([sys.executable, "-m", "core", "train", *TRAIN_SETTINGS, "--set",
+                             f"dataset={dataset}", "--runs", str(runs), "--id", run_id, "--quiet"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _wait_for_level_end(run_dir, level, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(e["event"] == "level_end" and e["level"] == level for e in read_events(run_dir)):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("level never ended")
+
+
+def _same(a, b):
+    for name in ("layer_0/weight", "layer_1/weight_mask", "layer_2/bias", "loss/val", "loss/test", "train/steps"):
+        np.testing.assert_array_equal(np.asarray(a.group[name][:]), np.asarray(b.group[name][:]), err_msg=name)
+
+
+@pytest.mark.slow
+def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset):
+    proc = _start(runs_dir, dataset, "straight")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "straight"
+    straight = open_run(runs_dir, "straight")
+    assert straight.status == "done" and straight.attrs["preset"] == "smoke"
+
+    # SIGKILL in level 1: the run is left "running" with a dead pid, shown as interrupted.
+    proc = _start(runs_dir, dataset, "killed")
+    _wait_for_level_end(runs_dir / "killed", 0, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    summary = {s.run_id: s for s in list_runs(runs_dir)}["killed"]
+    assert summary.status == "interrupted" and summary.levels_complete >= 1
+
+    # SIGTERM (the UI's cancel, to the process group): status cancelled, exit 130, id printed.
+    proc = _start(runs_dir, dataset, "cancelled")
+    _wait_for_level_end(runs_dir / "cancelled", 0, proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert out.strip().splitlines()[-1] == "cancelled"
+    assert open_run(runs_dir, "cancelled").status == "cancelled"
+    assert read_events(runs_dir / "cancelled")[-1]["status"] == "cancelled"
+
+    for run_id in ("killed", "cancelled"):
+        proc = _cli("resume", run_id, "--quiet", runs=runs_dir, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip().splitlines()[-1] == run_id
+        resumed = open_run(runs_dir, run_id)
+        assert resumed.status == "done"
+        _same(resumed, straight)
+    proc = _cli("resume", "straight", runs=runs_dir)
+    assert "already done" in _one_line_error(proc)
+
+
+def test_bad_input_is_one_line_and_creates_nothing(runs_dir, dataset):
+    make_fixture_run(runs_dir, "existing")
+    before = sorted(p.name for p in runs_dir.iterdir())
+    cases = [
+        (["train", "--preset", "smoke", "--set", "nets=0"], "'nets'"),
+        (["train", "--preset", "smoke", "--set", "bogus=1"], "'bogus'"),
+        (["train", "--preset", "nope"], "'nope'"),
+        (["train", "--preset", "smoke", "--set", "dataset=/nonexistent/data"], "not found"),
+        (["train", "--preset", "smoke", "--set", f"dataset={dataset}", "--id", "existing"], "already exists"),
+        (["resume", "missing-run"], "no run"),
+    ]
+    for args, needle in cases:
+        assert needle in _one_line_error(_cli(*args, runs=runs_dir))
+    assert sorted(p.name for p in runs_dir.iterdir()) == before
+    assert open_run(runs_dir, "existing").status == "done"
+
+
+def test_corrupt_run_is_reported_and_left_alone(runs_dir):
+    broken = runs_dir / "broken"
+    broken.mkdir()
+    (broken / "zarr.json").write_text("{not json")
+    assert "broken" in _one_line_error(_cli("resume", "broken", runs=runs_dir))
+    assert (broken / "zarr.json").read_text() == "{not json"
+    listing = json.loads(_cli("runs", "--json", runs=runs_dir, check=True).stdout)
+    (entry,) = listing["runs"]
+    assert entry["id"] == "broken" and entry["status"] == "damaged"
+
+
+def test_runs_lists_runs_with_status(runs_dir):
+    make_fixture_run(runs_dir, "one", created="2026-01-01T00:00:00+00:00")
+    make_fixture_run(runs_dir, "two", status="running", levels_complete=2, created="2026-01-02T00:00:00+00:00")
+    listing = json.loads(_cli("runs", "--json", runs=runs_dir, check=True).stdout)
+    assert [(r["id"], r["status"], r["levels_complete"]) for r in listing["runs"]] == [
+        ("two", "interrupted", 2), ("one", "done", 5)]
+    text = _cli("runs", runs=runs_dir, check=True).stdout
+    assert "interrupted" in text and "one" in text
