@@ -42,6 +42,16 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
                         help="override one config key (repeatable), e.g. --set nets=16")
 
 
+def _distributed_options(parser: argparse.ArgumentParser) -> None:
+    """Where jax.distributed finds its peers; none of them: $MOTHTUI_* or the cluster scheduler's variables."""
+    parser.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                        help="address of process 0's coordinator (with --distributed)")
+    parser.add_argument("--num-processes", type=int, default=None, metavar="P",
+                        help="number of processes of the job (with --distributed)")
+    parser.add_argument("--process-id", type=int, default=None, metavar="I",
+                        help="this process's index, 0..P-1 (with --distributed)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line. Each subparser names its handler module in `handler`."""
     parser = argparse.ArgumentParser(
@@ -62,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--float64", action="store_true", help="integrate in float64 (slower)")
     p.add_argument("--distributed", action="store_true",
                    help="initialise jax.distributed; each process simulates its slice")
+    _distributed_options(p)
     p.set_defaults(handler="simulate")
 
     p = sub.add_parser("train", help="create a run, train and prune headless")
@@ -71,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress display (events still written)")
     p.add_argument("--distributed", action="store_true",
                    help="initialise jax.distributed; each process trains its slice of the networks")
+    _distributed_options(p)
     p.set_defaults(handler="train")
 
     p = sub.add_parser("resume", help="continue an interrupted run from its last completed level")
@@ -78,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress display (events still written)")
     p.add_argument("--distributed", action="store_true", help="resume a distributed run")
+    _distributed_options(p)
     p.set_defaults(handler="resume")
 
     p = sub.add_parser("runs", help="list the runs of the run store")

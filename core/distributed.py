@@ -1,0 +1,411 @@
+"""Several processes, one run: jax.distributed start-up, slices, and the per-level sync through the store.
+
+What it does (and why it is this small): networks are independent, so a distributed run needs no
+collective at all. Each process trains a contiguous slice of the network axis on its own local
+devices (its own local mesh, never a global one) and writes its own chunks of the one shared run
+store (chunks are aligned with the slices at creation, so writers never share a chunk). JAX's
+distributed runtime is used only for what it is good at: starting the processes together
+(`jax.distributed.initialize`: options, environment, or the cluster scheduler's variables),
+detecting a dead peer (heartbeats: the survivors abort, the run is left resumable), and a small
+key-value exchange so that one decision (run id, dataset, "the run exists") is taken by process 0
+and seen by all.
+
+The durable truth lives in the run store: after writing its slice of level l a process drops a
+marker `<run>/slices/level_{l:03d}/nets_{a}-{b}.json`. Process 0 advances `levels_complete` to the
+last level whose markers cover every network, and it alone writes the run's attributes. Markers
+name network ranges, not process numbers, so a resume may use another process count as long as
+its slices fall on chunk boundaries. A process that fails writes `slices/process_{p}.json` so the
+others stop waiting for it.
+
+Importing this module does not import JAX (the markers are plain files); `initialize` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from core.errors import Cancelled, MothError, StoreError
+
+#: Environment variables read when the command line does not name the coordinator.
+ENV_COORDINATOR = "MOTHTUI_COORDINATOR"
+ENV_NUM_PROCESSES = "MOTHTUI_NUM_PROCESSES"
+ENV_PROCESS_ID = "MOTHTUI_PROCESS_ID"
+#: Directory of the per-level slice markers and per-process status files inside a run.
+SLICES_DIR = "slices"
+#: How long a process waits for process 0's decision or for its peers' slices (a level can take hours).
+WAIT_S = float(os.environ.get("MOTHTUI_DISTRIBUTED_WAIT_S", 7 * 24 * 3600))
+#: Seconds between two looks at the markers while waiting.
+POLL_S = 0.2
+
+
+# ---- the processes ------------------------------------------------------------------------
+
+@dataclass
+class Cluster:
+    """This process's place among the processes of one job; `count == 1` means single-process."""
+
+    index: int = 0
+    count: int = 1
+    client: Any = field(default=None, repr=False)
+    """jax.distributed's coordination client (key-value store), None when single-process."""
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    def nets(self, total: int):
+        """This process's `NetSlice` of `total` networks (contiguous, near-equal, process order)."""
+        from core.engine.sharding import process_slice
+
+        if total < self.count:
+            raise MothError(f"{total} networks cannot be split over {self.count} processes "
+                            f"(config key 'nets' must be at least the process count)")
+        mine = process_slice(total, self.index, self.count)
+        if mine.count == 0:
+            raise MothError(f"{total} networks over {self.count} processes leaves process {self.index} "
+                            f"without networks (slices of {-(-total // self.count)}); use fewer processes")
+        return mine
+
+    def rows(self, total: int, block: int = 1) -> tuple[int, int]:
+        """This process's row range [start, stop) of `total` rows, cut on multiples of `block`."""
+        blocks = -(-total // block)
+        per = -(-blocks // self.count)
+        start = min(total, self.index * per * block)
+        return start, min(total, start + per * block)
+
+    def on_main(self, key: str, action: Callable[[], Any]) -> Any:
+        """Run `action` on process 0 only and hand its JSON-able result, or its MothError, to all.
+
+        Every process raises the same one-line MothError if process 0's action failed, so a bad
+        input stops the whole job cleanly instead of leaving the others waiting.
+        """
+        if self.count == 1:
+            return action()
+        key = f"mothtui/{key}"
+        if self.is_main:
+            try:
+                value = action()
+            except MothError as err:
+                self.client.key_value_set(key, json.dumps({"error": str(err), "code": err.exit_code}))
+                raise
+            except BaseException as err:
+                self.client.key_value_set(key, json.dumps({"error": f"process 0 failed: {type(err).__name__}"}))
+                raise
+            self.client.key_value_set(key, json.dumps({"value": value}))
+            return value
+        try:
+            answer = json.loads(self.client.blocking_key_value_get(key, int(WAIT_S * 1000)))
+        except Exception as err:  # the runtime raises its own error types when process 0 is gone
+            raise MothError(f"no answer from process 0 about {key!r}: {str(err).splitlines()[0][:120]}") from None
+        if "error" in answer:
+            error = MothError(answer["error"])
+            error.exit_code = answer.get("code", MothError.exit_code)
+            raise error
+        return answer["value"]
+
+
+def _env_int(name: str) -> int | None:
+    text = os.environ.get(name)
+    if text in (None, ""):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise MothError(f"${name} must be an integer, got {text!r}") from None
+
+
+def settings(coordinator: str | None = None, num_processes: int | None = None,
+             process_id: int | None = None) -> dict[str, Any]:
+    """The arguments of `jax.distributed.initialize`: options first, then $MOTHTUI_*, else none.
+
+    None everywhere means "let JAX detect the cluster" (SLURM, Open MPI, Kubernetes, cloud TPU...).
+    """
+    coordinator = coordinator or os.environ.get(ENV_COORDINATOR) or None
+    num_processes = num_processes if num_processes is not None else _env_int(ENV_NUM_PROCESSES)
+    process_id = process_id if process_id is not None else _env_int(ENV_PROCESS_ID)
+    given = [v is not None for v in (coordinator, num_processes, process_id)]
+    if any(given) and not all(given):
+        raise MothError("--coordinator, --num-processes and --process-id go together "
+                        f"(or ${ENV_COORDINATOR}, ${ENV_NUM_PROCESSES}, ${ENV_PROCESS_ID}); "
+                        "give all three, or none to let JAX read the cluster scheduler's variables")
+    if not any(given):
+        return {}
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit():
+        raise MothError(f"coordinator must be HOST:PORT, got {coordinator!r}")
+    if num_processes < 1:
+        raise MothError(f"the number of processes must be at least 1, got {num_processes}")
+    if not 0 <= process_id < num_processes:
+        raise MothError(f"process id must be in 0..{num_processes - 1}, got {process_id}")
+    return {"coordinator_address": coordinator, "num_processes": num_processes, "process_id": process_id}
+
+
+def initialize(coordinator: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> Cluster:
+    """Start jax.distributed (before any other JAX use) and return this process's `Cluster`."""
+    kwargs = settings(coordinator, num_processes, process_id)
+    import jax
+    from jax._src import distributed as jax_distributed  # the coordination client (key-value store)
+
+    try:
+        jax.distributed.initialize(**kwargs)
+        # Start the backend now, in every process: its start-up exchanges the device topology with
+        # all peers, so it must not first happen inside work that only process 0 does (a deadlock).
+        jax.devices()
+    except (RuntimeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        where = kwargs.get("coordinator_address", "the cluster scheduler's variables")
+        raise MothError(f"cannot start jax.distributed ({where}): {first}") from None
+    state = jax_distributed.global_state
+    return Cluster(index=int(state.process_id), count=int(state.num_processes), client=state.client)
+
+
+def from_args(args) -> Cluster:
+    """The Cluster of a command: distributed with `--distributed`, single-process otherwise."""
+    if not getattr(args, "distributed", False):
+        for name in ("coordinator", "num_processes", "process_id"):
+            if getattr(args, name, None) is not None:
+                raise MothError(f"--{name.replace('_', '-')} needs --distributed")
+        return Cluster()
+    return initialize(args.coordinator, args.num_processes, args.process_id)
+
+
+# ---- markers in the run store ----------------------------------------------------------------
+
+def _slices_dir(run_path: Path) -> Path:
+    return Path(run_path) / SLICES_DIR
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically (temporary file, then rename): a reader never sees half a marker."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def mark_slice(run_path: Path, level: int, nets, process: int, seconds: float) -> None:
+    """Record that networks `nets` (a NetSlice) of `level` are fully written (after their arrays)."""
+    _write_json(_slices_dir(run_path) / f"level_{level:03d}" / f"nets_{nets.start}-{nets.stop}.json",
+                {"nets": [nets.start, nets.stop], "process": process, "seconds": seconds,
+                 "written": time.time()})
+
+
+def written_slices(run_path: Path, level: int) -> list[dict[str, Any]]:
+    """The markers of one level (each `{"nets": [a, b], "process", "seconds", ...}`)."""
+    out = []
+    for path in sorted((_slices_dir(run_path) / f"level_{level:03d}").glob("nets_*.json")):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # a marker from a crashed writer: the slice counts as not written
+    return out
+
+
+def level_covered(run_path: Path, level: int, total: int) -> bool:
+    """True when the markers of `level` cover networks [0, total)."""
+    reached = 0
+    for a, b in sorted(tuple(m["nets"]) for m in written_slices(run_path, level)):
+        if a > reached:
+            return False
+        reached = max(reached, b)
+    return reached >= total
+
+
+def advance(run) -> int:
+    """Process 0: move `levels_complete` up to the last level every slice has written; return it.
+
+    Also records each newly complete level's `train/seconds` (the slowest slice's time).
+    """
+    done = run.levels_complete
+    while done < run.levels and level_covered(run.path, done, run.nets):
+        seconds = [m.get("seconds") for m in written_slices(run.path, done)]
+        run.group["train/seconds"][done] = max((s for s in seconds if s is not None), default=float("nan"))
+        done += 1
+    if done != run.levels_complete:
+        run.set_attrs(levels_complete=done)
+    return done
+
+
+def report(run_path: Path, process: int, attempt: str, status: str, message: str = "") -> None:
+    """Write this process's status (running, done, failed, cancelled) for its peers to see."""
+    _write_json(_slices_dir(run_path) / f"process_{process}.json",
+                {"process": process, "attempt": attempt, "status": status, "message": message,
+                 "time": time.time()})
+
+
+def peer_failure(run_path: Path, attempt: str, me: int) -> str | None:
+    """The message of a peer of this attempt that failed or was cancelled, else None."""
+    for path in sorted(_slices_dir(run_path).glob("process_*.json")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("attempt") == attempt and info.get("process") != me \
+                and info.get("status") in ("failed", "cancelled"):
+            return f"process {info['process']} {info['status']}: {info.get('message', '')}".rstrip(": ")
+    return None
+
+
+def check_alignment(run, cluster: Cluster) -> None:
+    """Refuse a process count whose slices would share a chunk of the store with another process."""
+    chunk = int(run.attrs.get("chunk_nets") or run.group["loss/val"].chunks[1])
+    for p in range(cluster.count):
+        s = Cluster(p, cluster.count).nets(run.nets)
+        if s.start % chunk or (s.stop % chunk and s.stop != run.nets):
+            raise StoreError(f"run {run.run_id!r} is stored in chunks of {chunk} networks; "
+                             f"{cluster.count} processes would split a chunk (use a process count "
+                             f"whose slices of {run.nets} networks are multiples of {chunk})")
+
+
+# ---- the sync object the level loop uses -------------------------------------------------------
+
+@dataclass
+class LevelSync:
+    """What the level loop needs to share one run store between processes (see `core.engine.loop`).
+
+    `attempt` tells this start of the job from earlier ones (a resumed run has stale status files).
+    """
+
+    cluster: Cluster
+    attempt: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def is_main(self) -> bool:
+        return self.cluster.is_main
+
+    def start(self, run) -> None:
+        report(run.path, self.cluster.index, self.attempt, "running")
+
+    def slice_written(self, run, level: int, nets, seconds: float) -> None:
+        """After this process wrote its slice of `level`: mark it; process 0 advances the run."""
+        mark_slice(run.path, level, nets, self.cluster.index, seconds)
+        if self.is_main:
+            advance(run)
+
+    def wait_for_all(self, run, stop=None) -> None:
+        """Block until every slice of every level is written (process 0 advancing the run meanwhile).
+
+        Raises MothError if a peer of this attempt failed, Cancelled if `stop` is set.
+        """
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            if self.is_main:
+                complete = advance(run)
+            else:
+                complete = next((lv for lv in range(run.levels) if not level_covered(run.path, lv, run.nets)),
+                                run.levels)
+            if complete >= run.levels:
+                return
+            failure = peer_failure(run.path, self.attempt, self.cluster.index)
+            if failure:
+                raise MothError(f"run {run.run_id}: {failure}")
+            if stop is not None and stop.is_set():
+                raise Cancelled("cancelled while waiting for the other processes")
+            if time.monotonic() > deadline:
+                raise MothError(f"run {run.run_id}: level {complete} still incomplete after {WAIT_S:.0f} s")
+            time.sleep(POLL_S)
+
+    def finish(self, run, status: str, message: str = "") -> None:
+        report(run.path, self.cluster.index, self.attempt, status, message)
+
+
+# ---- the distributed commands (`train --distributed`, `resume --distributed`) ------------------
+
+def train_command(args) -> int:
+    """`mothtui train --distributed ...`: one run, every process training its slice of the networks.
+
+    Process 0 picks the run id and the dataset (simulating it if needed) and creates the run with
+    chunks aligned to the slices; every process prepares the same data (the scaler is a pure
+    function of the dataset), then trains and writes its own networks.
+    """
+    from core.cli import resolve_runs
+    from core.commands.train import dataset_for, default_run_id, execute
+    from core.config import DEFAULT_PRESET, resolve
+    from core.data import prepare
+    from core.engine.loop import Engine
+    from core.engine.signals import stop_on_signals
+    from core.runstore import Run, chunk_nets_for, run_path
+
+    cluster = from_args(args)  # before anything else touches JAX
+    with stop_on_signals() as stop:
+        preset = args.preset or DEFAULT_PRESET
+        config = resolve(preset, args.config, args.overrides)
+        runs_dir = resolve_runs(args)
+        nets = cluster.nets(config.nets)
+
+        def choose() -> dict[str, str]:
+            if args.run_id:
+                path = run_path(runs_dir, args.run_id)
+                if path.exists():
+                    raise StoreError(f"run {args.run_id!r} already exists in {runs_dir}")
+            else:
+                path = run_path(runs_dir, default_run_id(runs_dir, preset))
+            return {"path": str(path), "dataset": dataset_for(config, runs_dir, args.quiet)}
+
+        chosen = cluster.on_main("train/chosen", choose)
+        path, dataset = Path(chosen["path"]), chosen["dataset"]
+        data = prepare(dataset, config.splits)
+        engine = Engine(config, data, nets=nets)
+        sizes = config.layer_sizes
+
+        def create() -> str:
+            Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.split,
+                       scaler=data.scaler.to_dict(),
+                       chunk_nets=chunk_nets_for(config.nets, max(a * b for a, b in zip(sizes, sizes[1:])),
+                                                 cluster.count),
+                       extra_attrs={"preset": preset, "invalid_samples": data.invalid,
+                                    "train_rows": data.splits["train"].n, "processes": cluster.count})
+            return uuid.uuid4().hex
+
+        attempt = cluster.on_main("train/created", create)
+        run_store = Run.open(path, "r+")
+        return execute(run_store, engine, quiet=args.quiet, stop=stop, sync=LevelSync(cluster, attempt))
+
+
+def resume_command(args) -> int:
+    """`mothtui resume RUN_ID --distributed ...`: continue a run with every process on its slice.
+
+    Process 0 checks the run (not running, not done, slices aligned with its chunks) and first
+    advances `levels_complete` from the markers the interrupted processes left; all processes then
+    start from that level. Levels are a pure function of the previous stored level, so a slice that
+    had already written a later level rewrites the same values.
+    """
+    from core.cli import resolve_runs
+    from core.commands.train import execute
+    from core.data import prepare
+    from core.engine.loop import Engine
+    from core.engine.signals import stop_on_signals
+    from core.runstore import open_run
+
+    cluster = from_args(args)
+    with stop_on_signals() as stop:
+        runs_dir = resolve_runs(args)
+
+        def check() -> dict[str, Any]:
+            run = open_run(runs_dir, args.run_id, mode="r+")
+            if run.engine_pid() is not None:
+                raise StoreError(f"run {args.run_id!r} is still running (pid {run.engine_pid()})")
+            check_alignment(run, cluster)
+            start = advance(run)
+            if run.status == "done" and start >= run.levels:
+                raise StoreError(f"run {args.run_id!r} is already done ({run.levels} levels)")
+            return {"attempt": uuid.uuid4().hex, "start": start}
+
+        info = cluster.on_main(f"resume/{args.run_id}", check)
+        run_store = open_run(runs_dir, args.run_id, mode="r+")
+        config = run_store.config
+        nets = cluster.nets(config.nets)
+        data = prepare(run_store.attrs["dataset"], config.splits, scaler=run_store.attrs["scaler"])
+        if data.split != run_store.split_lists():
+            raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
+                             f"(rows {data.split} instead of {run_store.split_lists()})")
+        engine = Engine(config, data, nets=nets)
+        return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=info["start"],
+                       sync=LevelSync(cluster, info["attempt"]))
