@@ -1,0 +1,66 @@
+"""`mothtui simulate`: random wing strokes into a dataset store, with a progress bar.
+
+Progress (a Rich bar with rate and ETA) and the count of invalid samples go to stderr; the
+path of the store is the last line of stdout, so scripts can capture it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from core.errors import MothError
+
+
+def progress_bar(total: int, description: str = "simulating"):
+    """A Rich progress bar on stderr (samples, rate, ETA) and a `progress(done, total)` callback."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    class RateColumn(TextColumn):
+        def render(self, task):  # samples per second, not Rich's bytes/s
+            speed = task.finished_speed or task.speed
+            return f"{speed:,.0f} samples/s" if speed else "- samples/s"
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
+                   RateColumn(""), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                   console=Console(stderr=True))
+    task = bar.add_task(description, total=total)
+
+    def update(done: int, _total: int) -> None:
+        bar.update(task, completed=done)
+
+    return bar, update
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.dataset import create_dataset, open_dataset
+
+    if args.samples <= 0:
+        raise MothError(f"--samples must be positive, got {args.samples}")
+    if args.seed < 0:
+        raise MothError(f"--seed must be non-negative, got {args.seed}")
+    if args.chunk is not None and args.chunk <= 0:
+        raise MothError(f"--chunk must be positive, got {args.chunk}")
+    from core.sim.sampling import validate_scale
+    validate_scale(args.scale)
+    if args.out.exists() and not args.force:
+        raise MothError(f"{args.out} already exists (use --force to replace it)")
+    if args.distributed:
+        import jax
+        jax.distributed.initialize()
+    bar, update = progress_bar(args.samples)
+    with bar:
+        path = create_dataset(args.out, samples=args.samples, seed=args.seed, scale=args.scale, force=args.force,
+                              chunk=args.chunk, progress=update,
+                              dtype=np.float64 if args.float64 else np.float32,
+                              distributed=args.distributed)
+    dataset = open_dataset(path, require_complete=False)
+    invalid = dataset.attrs.get("invalid")
+    if invalid is not None:
+        print(f"{invalid} of {args.samples} samples invalid (flagged valid=False)", file=sys.stderr)
+    print(path)
+    return 0
