@@ -119,7 +119,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                   epochs_per_level=1.0, early_stop_window=200, early_stop_every=50,
                   learning_rate=2e-3),
     # The seed protocol: 10M samples, 400 networks, full architecture. Meant for a GPU.
-    "paper": dict(),
+    # eval_batch: evaluation holds (nets, rows, 400) float32 activations, 42 GB each at 65,536 rows
+    # and 400 networks (OOM on an 80 GB GPU); 8,192 rows keep them at 5 GB (docs/cluster.md).
+    "paper": dict(eval_batch=8_192),
 }
 DEFAULT_PRESET = "quick"
 
