@@ -15,7 +15,7 @@ import numpy as np
 from core.analysis import AnalysisParams, analyze_run, load_analysis
 from core.cli import resolve_runs
 from core.runstore import open_run
-from core.select import select_run
+from core.select import check_threshold, select_run
 
 
 def _params(args) -> AnalysisParams:
@@ -35,8 +35,8 @@ def _fmt(value, spec: str = ".3g") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def chosen_vs_level0(run) -> list[dict]:
-    """Per chosen network (run's threshold, val): median closed-loop errors at its level and at 0."""
+def chosen_vs_level0(run, threshold: float | None = None) -> list[dict]:
+    """Per chosen network (val split): median closed-loop errors at its chosen level and at level 0."""
     stored = load_analysis(run)
     if stored is None or "closed_loop/position_cm" not in stored["group"]:
         return []
@@ -44,7 +44,7 @@ def chosen_vs_level0(run) -> list[dict]:
     arrays = {name: np.asarray(group[f"closed_loop/{name}"][...])
               for name in ("position_cm", "theta_rad", "phi_rad")}
     rows = []
-    for choice in select_run(run).chosen:
+    for choice in select_run(run, threshold).chosen:
         if choice.level >= stored["levels"]:
             continue
         row = {"network": choice.network, "level": choice.level, "sparsity": choice.sparsity}
@@ -58,10 +58,11 @@ def chosen_vs_level0(run) -> list[dict]:
 
 def run(args) -> int:
     params = _params(args)
+    threshold = None if getattr(args, "threshold", None) is None else check_threshold(args.threshold)
     run_store = open_run(resolve_runs(args), args.run_id)
     say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
     summary = analyze_run(run_store, params, force=args.force, progress=say)
-    flights = chosen_vs_level0(run_store)
+    flights = chosen_vs_level0(run_store, threshold)
     if args.json:
         print(json.dumps({"run": run_store.run_id, "levels": summary["levels"],
                           "params": load_analysis(run_store)["params"], "summary": summary,
@@ -90,10 +91,14 @@ def _print_table(run_store, s: dict, flights: list[dict]) -> None:
                      f"{_fmt(s['flight_position_cm_median'][lvl]):>9} "
                      f"{_fmt(s['flight_theta_rad_median'][lvl]):>7} {_fmt(s['flight_phi_rad_median'][lvl]):>7}")
         print(line)
-    last = s["input_connections_fraction"][-1]
-    order = sorted(range(len(last)), key=lambda i: last[i])
-    print("first-layer connections left at level "
-          f"{s['levels'] - 1}: " + ", ".join(f"{s['input_names'][i]} {last[i]:.2f}" for i in order))
+    # Inputs are most telling at the level the pick lands on (at the last level nothing is left).
+    chosen = sorted(f["level"] for f in flights)
+    level = chosen[len(chosen) // 2] if chosen else s["levels"] - 1
+    kept = s["input_connections_fraction"][level]
+    order = sorted(range(len(kept)), key=lambda i: kept[i])
+    print(f"first-layer connections left at level {level}"
+          + (" (median chosen level)" if chosen else "") + ", fewest first: "
+          + ", ".join(f"{s['input_names'][i]} {kept[i]:.2f}" for i in order))
     if perf:
         print(f"flying the dataset's own controls misses by {_fmt(s['replay_position_cm_median'])} cm "
               f"(median): the floor of the flight error")
