@@ -17,14 +17,13 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from core.errors import MothError
-from core.runstore import delete_run, read_engine_pid, run_path
 from mothtui.jobs import JobSupervisor, new_run_id
-from mothtui.model import RunsModel
 from mothtui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
-from mothtui.screens.new_run import NewRunScreen
-from mothtui.screens.picker import PickerScreen
-from mothtui.screens.run import RunScreen
 from mothtui.screens.runs import RunsScreen
+
+# The run, picker and new-run screens (plotext, selection, config) and everything that imports
+# zarr or numpy are imported when first needed: the runs list must be on screen within a second
+# of starting (mothtui/peek.py paints it from plain JSON first).
 
 
 class MothApp(App):
@@ -44,19 +43,34 @@ class MothApp(App):
         self.runs_dir = Path(runs_dir)
         self.clock = clock
         self.jobs = JobSupervisor(self.runs_dir)
-        self.runs_model = RunsModel(self.runs_dir)
+        self._runs_model = None
+
+    @property
+    def runs_model(self):
+        """The runs list's data (mothtui.model.RunsModel), created on first use (it imports zarr)."""
+        if self._runs_model is None:
+            from mothtui.model import RunsModel
+
+            self._runs_model = RunsModel(self.runs_dir)
+        return self._runs_model
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen())
 
     # ---- navigation ---------------------------------------------------------------------
     def open_run(self, run_id: str) -> None:
+        from mothtui.screens.run import RunScreen
+
         self.push_screen(RunScreen(run_id))
 
     def open_picker(self, run_id: str, export: bool = False) -> None:
+        from mothtui.screens.picker import PickerScreen
+
         self.push_screen(PickerScreen(run_id, export=export))
 
     def new_run(self) -> None:
+        from mothtui.screens.new_run import NewRunScreen
+
         self.push_screen(NewRunScreen())
 
     def action_help(self) -> None:
@@ -112,6 +126,8 @@ class MothApp(App):
                                        f"r resumes it later."), answer)
 
     def delete_run(self, run_id: str) -> None:
+        from core.runstore import delete_run, read_engine_pid, run_path
+
         if read_engine_pid(run_path(self.runs_dir, run_id)) is not None:
             self.notify(f"{run_id} is still running: cancel it first", severity="warning")
             return

@@ -6,7 +6,6 @@ testable without a terminal. Selection itself is `core.select` (the single sourc
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
@@ -19,67 +18,8 @@ import numpy as np
 from core.events import EVENTS_FILE
 from core.runstore import RunSummary, list_runs, open_run
 from core.select import select
-
-#: Statuses of a run and the symbol shown with the word (never colour alone, ux.md).
-STATUS_SYMBOLS = {"running": "●", "done": "✓", "cancelled": "✗", "failed": "✗",
-                  "interrupted": "◌", "damaged": "⚠", "starting": "…"}
-SPLITS = ("train", "val", "test")
-
-
-# ---- formatting -----------------------------------------------------------------------------
-
-def fmt_loss(value: float | None) -> str:
-    """A loss in compact scientific notation (`4.1e-04` -> `4.1e-4`); `–` when missing."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    mantissa, exponent = f"{value:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def fmt_threshold(value: float) -> str:
-    """A threshold as people type it: `1e-3`, `2.5e-3`, `0.1` -> `1e-1`."""
-    m, e = f"{value:.1e}".split("e")
-    m = m.rstrip("0").rstrip(".")
-    return f"{m}e{int(e)}"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """`38s`, `12m05s`, `2h04m`, `3d02h`; `–` when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
-
-
-def fmt_rate(per_s: float | None) -> str:
-    """Network-samples per second, `61k samples/s`."""
-    if per_s is None or not math.isfinite(per_s):
-        return "– samples/s"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if per_s >= scale:
-            return f"{per_s / scale:.3g}{unit} samples/s"
-    return f"{per_s:.0f} samples/s"
-
-
-def fmt_created(created: str | None) -> str:
-    """ISO 8601 `created` as `26-11-24 09:12` (absolute, so screens stay reproducible; short for 80 columns)."""
-    if not created:
-        return "–"
-    try:
-        return _dt.datetime.fromisoformat(created).strftime("%y-%m-%d %H:%M")
-    except ValueError:
-        return created[:14]
-
-
-def status_label(status: str) -> str:
-    return f"{STATUS_SYMBOLS.get(status, '?')} {status}"
-
+from mothtui.fmt import (STATUS_SYMBOLS, fmt_created, fmt_duration, fmt_loss, fmt_rate,  # noqa: F401
+                         fmt_threshold, status_label)
 
 # ---- selection --------------------------------------------------------------------------------
 
@@ -154,17 +94,20 @@ class RunsModel:
         self.runs_dir = Path(runs_dir)
         self._chosen: dict[tuple, str] = {}
 
-    def rows(self, now: float | None = None) -> list[RunRow]:
-        return [self.row(s, now) for s in list_runs(self.runs_dir)]
+    def rows(self, now: float | None = None, *, quick: bool = False) -> list[RunRow]:
+        """Every run's row. `quick`: only what zarr.json tells (the first paint), `…` for the rest."""
+        return [self.row(s, now, quick=quick) for s in list_runs(self.runs_dir)]
 
-    def row(self, summary: RunSummary, now: float | None = None) -> RunRow:
+    def row(self, summary: RunSummary, now: float | None = None, *, quick: bool = False) -> RunRow:
         if summary.damaged:
             return RunRow(summary, chosen=_clip(summary.damaged, DAMAGED_WIDTH))
-        return RunRow(summary, self._chosen_text(summary), self._duration(summary, now))
+        return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now))
 
-    def _chosen_text(self, s: RunSummary) -> str:
+    def _chosen_text(self, s: RunSummary, quick: bool = False) -> str:
         key = (s.run_id, s.levels_complete, s.status)
         if key not in self._chosen:
+            if quick:
+                return "…"
             try:
                 run = open_run(self.runs_dir, s.run_id)
                 threshold = float(run.config.threshold)

@@ -11,13 +11,28 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from core.events import EventTail
-from mothtui.model import Progress, RunRow, RunsModel, fmt_created, status_label
+from mothtui.fmt import fmt_created, status_label
+from mothtui.peek import peek_runs
+
+# mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
+# paint's critical path: see mothtui/peek.py.
 
 #: Most useful first: at 80 columns the last ones may need a horizontal scroll.
 COLUMNS = ("run", "status", "nets", "levels", "chosen sparsity", "duration", "created")
 SORT_KEYS = ("created", "run", "status", "nets")
 #: Seconds between re-reading the store (cheap: one zarr.json per run, cached loss medians).
 POLL_S = 1.0
+
+
+class FirstPaintRow:
+    """A row of the first paint (mothtui.peek): what zarr.json says, the rest to follow."""
+
+    chosen = "…"
+    duration = "…"
+
+    def __init__(self, summary):
+        self.summary = summary
+        self.run_id = summary.run_id
 
 
 class RunsTable(DataTable):
@@ -40,14 +55,16 @@ class RunsScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[RunRow] = []
+        self.rows: list = []  # RunRow (or a first-paint stand-in with the same fields)
         self.filter_text = ""
         self.sort_key = "created"
         self._tails: dict[str, EventTail] = {}
-        self.progress: dict[str, Progress] = {}
+        self.progress: dict = {}  # run id -> mothtui.model.Progress
+        self._loader = None
 
     @property
-    def model(self) -> RunsModel:
+    def model(self):
+        """The app's RunsModel (imports numpy and zarr: call from workers, or after the first one)."""
         return self.app.runs_model
 
     def compose(self) -> ComposeResult:
@@ -62,14 +79,19 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#runs-filter").display = False
         self.query_one(RunsTable).focus()
-        self.refresh_runs()  # first paint straight away: the list must show within a second
+        # first paint straight away from zarr.json alone (the list must show within a second);
+        # the authoritative rows and the chosen-sparsity column follow from a worker
+        self._show([FirstPaintRow(s) for s in peek_runs(self.app.runs_dir)])
+        self._loader = self.load_rows()
         self.set_interval(POLL_S, self.poll)
 
     # ---- data ---------------------------------------------------------------------------
     def poll(self) -> None:
-        self.load_rows()
+        # a slow store (or a starved CPU) must not pile up readers: skip while one is still reading
+        if self._loader is None or self._loader.is_finished:
+            self._loader = self.load_rows()
 
-    @work(exclusive=True, thread=True, group="runs-poll", exit_on_error=False)
+    @work(thread=True, group="runs-poll", exit_on_error=False)
     def load_rows(self) -> None:
         """Re-read the store off the UI thread (zarr reads of a big run take a moment)."""
         rows = self.model.rows(now=self.app.clock())
@@ -78,7 +100,7 @@ class RunsScreen(Screen):
     def refresh_runs(self) -> None:
         self._show(self.model.rows(now=self.app.clock()))
 
-    def _show(self, rows: list[RunRow]) -> None:
+    def _show(self, rows: list) -> None:
         starting = [rid for rid in self.app.jobs.running() if rid not in {r.run_id for r in rows}]
         self.rows = rows
         self._update_progress(rows)
@@ -105,8 +127,13 @@ class RunsScreen(Screen):
             f"[b]mothtui[/b]  {self.app.runs_dir}   {shown}sort {self.sort_key}   {tally}")
         self.refresh_bindings()
 
-    def _update_progress(self, rows: list[RunRow]) -> None:
-        running = [r for r in rows if r.summary.status == "running"]
+    def _update_progress(self, rows: list) -> None:
+        running = [r for r in rows if r.summary.status == "running" and not isinstance(r, FirstPaintRow)]
+        if not running:
+            self.query_one("#runs-progress", Static).update(" ")
+            return
+        from mothtui.model import Progress  # loaded by the first worker already
+
         lines = []
         for r in running:
             tail = self._tails.setdefault(r.run_id, EventTail(r.summary.path))
@@ -119,7 +146,7 @@ class RunsScreen(Screen):
         text = self.filter_text.lower()
         return not text or text in run_id.lower() or text in status.lower()
 
-    def _visible(self, rows: list[RunRow]) -> list[RunRow]:
+    def _visible(self, rows: list) -> list:
         shown = [r for r in rows if self._matches(r.run_id, r.summary.status)]
         key = {"created": lambda r: (r.summary.created or "", r.run_id),
                "run": lambda r: r.run_id, "status": lambda r: (r.summary.status, r.run_id),
@@ -135,7 +162,7 @@ class RunsScreen(Screen):
         except Exception:  # noqa: BLE001 - the cursor sits on no row
             return None
 
-    def selected_row(self) -> RunRow | None:
+    def selected_row(self):
         rid = self.selected_id()
         return next((r for r in self.rows if r.run_id == rid), None)
 

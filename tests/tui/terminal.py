@@ -60,6 +60,12 @@ class Terminal:
             elif left <= 0:
                 return
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the app process has used so far (Linux /proc)."""
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def text(self) -> str:
         return "\n".join(line.rstrip() for line in self.screen.display)
 
@@ -74,6 +80,13 @@ class Terminal:
                 self.pump(0.1)
                 break
         raise AssertionError(f"{needle!r} did not appear; screen:\n{self.text()}")
+
+    def wait_gone(self, needle: str, timeout: float = 10.0) -> None:
+        end = time.monotonic() + timeout
+        while needle in self.text():
+            if time.monotonic() > end:
+                raise AssertionError(f"{needle!r} is still on screen:\n{self.text()}")
+            self.pump(0.05)
 
     def press(self, *keys: str, pause: float = 0.15) -> None:
         for key in keys:

@@ -23,7 +23,7 @@ from mothtui.screens.picker import PickerScreen
 from mothtui.screens.run import RunScreen
 from mothtui.screens.runs import RunsScreen
 from fixture_runs import make_fixture_run
-from tui.helpers import make_app, settle
+from tui.helpers import key_response_s, make_app, settle
 
 pytestmark = pytest.mark.asyncio
 
@@ -275,15 +275,12 @@ async def test_ui_answers_keys_while_an_engine_job_runs(store):
         await pilot.pause(0.3)
         job = app.jobs.jobs["busy-job"]
         assert job.process.returncode is None
-        start = time.monotonic()
+        responses = []
         for _ in range(5):
-            await pilot.press("question_mark")
-            await pilot.pause()
-            assert isinstance(app.screen, HelpScreen)
-            await pilot.press("escape")
-            await pilot.pause()
-            assert isinstance(app.screen, RunsScreen)
-        assert time.monotonic() - start < 5
+            responses.append(await key_response_s(app, "question_mark", lambda: isinstance(app.screen, HelpScreen)))
+            responses.append(await key_response_s(app, "escape", lambda: isinstance(app.screen, RunsScreen)))
+        # the busy child takes a core; on a shared 2-core machine the UI is starved, never blocked
+        assert np.median(responses) < 0.5 and max(responses) < 2.0, responses
         assert "busy-job" in table_ids(app.screen)  # shown as starting before its run exists
         assert app.jobs.cancel("busy-job")
         assert await job.process.wait() == -signal.SIGTERM

@@ -1,0 +1,62 @@
+"""The two import rules, checked in fresh interpreters (a module imported by another test would hide a leak).
+
+- The UI (mothtui.app and every module under mothtui/) never imports jax: it must start fast and
+  leave the GPU to the engine.
+- The core modules the UI uses, and the CLI, never import textual.
+- `mothtui --help` imports neither jax nor textual.
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mothtui
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ui_modules() -> list[str]:
+    """mothtui and all its submodules (found on disk, so a new screen is checked without edits)."""
+    names = ["mothtui", "mothtui.app"]
+    for info in pkgutil.walk_packages(mothtui.__path__, "mothtui."):
+        if info.name != "mothtui.__main__":  # runs the CLI when imported
+            names.append(info.name)
+    return sorted(set(names))
+
+
+def imported_after(code: str) -> set[str]:
+    """Top-level package names in sys.modules after running `code` in a new interpreter."""
+    probe = code + "\nimport sys, json\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_ui_never_imports_jax():
+    modules = ui_modules()
+    assert "mothtui.screens.picker" in modules and "mothtui.widgets.plots" in modules
+    loaded = imported_after("\n".join(f"import {name}" for name in modules))
+    assert "textual" in loaded  # the probe really imported the UI
+    assert "jax" not in loaded and "jaxlib" not in loaded and "flax" not in loaded
+
+
+CORE_USED_BY_UI = ("core.cli", "core.config", "core.errors", "core.events", "core.runstore", "core.select",
+                   "core.export", "core.analysis.store")
+
+
+def test_core_used_by_ui_never_imports_textual():
+    loaded = imported_after("\n".join(f"import {name}" for name in CORE_USED_BY_UI))
+    assert "zarr" in loaded
+    assert "textual" not in loaded
+    assert "jax" not in loaded  # the UI imports these: they must stay light too
+
+
+def test_help_imports_neither_jax_nor_textual():
+    code = ("import sys\nfrom mothtui.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
+    loaded = imported_after(code)
+    assert "jax" not in loaded and "textual" not in loaded
