@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     validate_scale(args.scale)
     if args.out.exists() and not args.force:
         raise MothError(f"{args.out} already exists (use --force to replace it)")
-    if args.distributed:
-        import jax
-        jax.distributed.initialize()
+    if args.distributed:  # options, $MOTHTUI_* or the cluster scheduler's variables (core/distributed.py)
+        from core.distributed import from_args
+        from_args(args)
     bar, update = progress_bar(args.samples)
     with bar:
         path = create_dataset(args.out, samples=args.samples, seed=args.seed, scale=args.scale, force=args.force,
