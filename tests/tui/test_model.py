@@ -1,0 +1,113 @@
+"""The UI's data layer without a terminal: rows, first paint, progress, thresholds, form, analysis."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from core.analysis import AnalysisParams, analyze_run
+from core.analysis.store import load_analysis
+from core.config import ConfigError, resolve
+from core.events import EventWriter
+from core.runstore import list_runs, open_run
+from mothtui.fmt import fmt_duration, fmt_loss, fmt_threshold
+from mothtui.jobs import new_run_id, resume_command, train_command
+from mothtui.model import Progress, RunsModel, analysis_table, event_span
+from mothtui.peek import peek_runs
+from mothtui.screens.new_run import form_overrides
+from mothtui.screens.picker import step_threshold
+
+
+def test_formatting():
+    assert fmt_loss(4.12e-4) == "4.1e-4" and fmt_loss(float("nan")) == "–" and fmt_loss(None) == "–"
+    assert fmt_threshold(1e-3) == "1e-3" and fmt_threshold(0.1) == "1e-1" and fmt_threshold(2.5e-3) == "2.5e-3"
+    assert fmt_duration(38) == "38s" and fmt_duration(725) == "12m05s" and fmt_duration(7440) == "2h04m"
+
+
+def test_threshold_ladder_is_1_2_5():
+    assert step_threshold(1e-3, 1) == pytest.approx(2e-3)
+    assert step_threshold(2e-3, 1) == pytest.approx(5e-3)
+    assert step_threshold(5e-3, 1) == pytest.approx(1e-2)
+    assert step_threshold(1e-3, -1) == pytest.approx(5e-4)
+    assert step_threshold(3e-3, -1) == pytest.approx(2e-3)  # a typed value steps onto the ladder
+
+
+def test_first_paint_agrees_with_the_run_store(store):
+    quick = {s.run_id: s for s in peek_runs(store)}
+    full = {s.run_id: s for s in list_runs(store)}
+    assert list(quick) == list(full)  # same order
+    for run_id, s in full.items():
+        q = quick[run_id]
+        assert (q.status, q.nets, q.levels_complete, q.levels, q.created) == \
+            (s.status, s.nets, s.levels_complete, s.levels, s.created)
+        assert bool(q.damaged) == bool(s.damaged)
+
+
+def test_rows_chosen_sparsity_and_duration(store):
+    events = EventWriter(store / "alpha")
+    first = events.emit("run_start", run="alpha", nets=4, levels=5, pid=1, resumed_from=None)
+    last = events.emit("run_end", status="done", message="")
+    rows = {r.run_id: r for r in RunsModel(store).rows(now=0.0)}
+    assert rows["alpha"].duration == fmt_duration(last["t"] - first["t"])
+    assert rows["beta"].duration == "–"  # no events: made elsewhere
+    assert rows["alpha"].chosen.endswith("@1e-3")
+    assert event_span(store / "alpha")[2] is True
+
+
+def test_progress_follows_the_event_schema(tmp_path):
+    events = EventWriter(tmp_path)
+    p = Progress()
+    from core.events import EventTail
+
+    tail = EventTail(tmp_path)
+    events.emit("run_start", run="r", nets=3, levels=4, pid=1, resumed_from=None)
+    events.emit("level_start", level=1, sparsity=0.5, max_steps=800)
+    events.emit("progress", level=1, step=200, max_steps=800, active=2, loss=[1e-3, 3e-3, None],
+                samples_per_s=2.5e6, eta_s=90.0)
+    assert p.feed(tail.read())
+    assert (p.level, p.step, p.active, p.nets) == (1, 200, 2, 3)
+    med, p10, p90 = p.loss_stats()
+    assert med == pytest.approx(2e-3) and p10 < med < p90
+    assert p.line() == "level 1/3 · 50 % · step 200 / ≤ 800 · 2.5M samples/s · ETA 1m30s"
+    events.emit("level_end", level=1, sparsity=0.5, steps=[200, 200, 100], stopped_early=1, diverged=1,
+                loss={"train": [0.1] * 3, "val": [0.1] * 3, "test": [0.1] * 3}, seconds=3.0)
+    events.emit("run_end", status="cancelled", message="SIGTERM")
+    p.feed(tail.read())
+    assert (p.stopped_early, p.diverged, p.status, p.message) == (1, 1, "cancelled", "SIGTERM")
+    assert not p.feed(tail.read())
+
+
+def test_new_run_form_overrides_only_what_changed():
+    fields = {k: v for k, v in {"nets": "2", "hidden": "16, 16", "schedule": "0.5, 0.7, 0.9",
+                                 "threshold": "0.1"}.items()}
+    items = form_overrides("smoke", fields, "pruning=global; prune_biases=true")
+    assert items == ["schedule=[0.5, 0.7, 0.9]", "pruning=global", "prune_biases=true"]
+    cfg = resolve("smoke", overrides=items)
+    assert cfg.schedule == (0.5, 0.7, 0.9) and cfg.pruning == "global" and cfg.prune_biases
+    with pytest.raises(ConfigError, match="hidden"):
+        resolve("smoke", overrides=form_overrides("smoke", {"hidden": "16, x"}, ""))
+
+
+def test_engine_command_lines(tmp_path):
+    cmd = train_command(tmp_path, "r1", "smoke", ["nets=3"])
+    assert cmd[:4] == [sys.executable, "-m", "core", "train"]
+    assert cmd[4:] == ["--preset", "smoke", "--set", "nets=3", "--runs", str(tmp_path), "--id", "r1", "--quiet"]
+    assert resume_command(tmp_path, "r1")[3:] == ["resume", "r1", "--runs", str(tmp_path), "--quiet"]
+    import datetime as dt
+
+    when = dt.datetime(2026, 11, 24, 9, 12, 33)
+    (tmp_path / "2026-11-24_091233_smoke").mkdir()
+    assert new_run_id(tmp_path, "smoke", when) == "2026-11-24_091233_smoke-2"
+
+
+def test_analysis_table_from_a_stored_analysis(store):
+    run = open_run(store, "alpha")
+    analyze_run(run, AnalysisParams(performance=False))
+    summary = load_analysis(run)["summary"]
+    columns, rows, notes = analysis_table(summary)
+    assert columns[:4] == ["level", "target", "kept", "ghosts"]
+    assert len(rows) == run.levels_complete
+    kept = [float(r[2]) for r in rows]
+    assert kept[0] == pytest.approx(1.0) and kept == sorted(kept, reverse=True)
+    assert "thetad_0" in notes
