@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from core.errors import MothError
-from core.select import Choice, require_any, select_run
+from core.select import Choice, Selection, require_any, select_run
 
 FORMAT = "mothtui.export"
 FORMAT_VERSION = 1
@@ -315,8 +315,7 @@ def choose(run, threshold: float | None = None, split: str = "val", nets: Sequen
     if nets is not None and missing:
         raise MothError(f"network {missing[0]} has no level with {split} loss <= {selection.threshold:g}; "
                         f"pass --level to export one anyway")
-    require_any(selection if nets is None else
-                type(selection)(selection.threshold, split, tuple(choices), selection.run))
+    require_any(Selection(selection.threshold, split, tuple(choices), selection.run))
     return selection, [c for c in choices if c.level is not None]
 
 

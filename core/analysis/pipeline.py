@@ -8,6 +8,7 @@ so a later `analyze` notices a stale analysis and recomputes it.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -68,11 +69,10 @@ def _json(value: Any) -> Any:
 
 
 def _nanmedian(a: np.ndarray, axis) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(a, axis=axis)
+    """nanmedian without the warning for an all-NaN slice (every flight rejected: NaN is the answer)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)
 
 
 def _held_out_rows(run, params: AnalysisParams):
@@ -141,9 +141,11 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
                                              arrays["bias_mask"], edges))
         if rows is not None:
             mse_l, noise_l, flight_l = _performance(arrays, rows, params, run.scaler, scale)
-            mse.append(mse_l), noise.append(noise_l), flight.append(flight_l)
+            mse.append(mse_l)
+            noise.append(noise_l)
+            flight.append(flight_l)
             say(f"level {level} ({sparsity[level]:.2f}): eval loss {np.median(mse_l.mean(axis=1)):.3g}, "
-                f"flight {np.nanmedian(flight_l[0]):.3g} cm (median)")
+                f"flight {_nanmedian(flight_l[0], None):.3g} cm (median)")
         else:
             say(f"level {level} ({sparsity[level]:.2f}): structure")
 
