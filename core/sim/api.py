@@ -101,14 +101,17 @@ def simulate_checked(initial, controls, *, scale: float = 1.0, dtype=np.float32,
     with jax.enable_x64(dtype == np.float64):
         fn, sharding = _compiled(scale, dtype.name, int(steps), method, block, devices)
         final, err = fn(jax.device_put(init_pad, sharding), jax.device_put(ctrl_pad, sharding))
-        final, err = np.asarray(final)[:n], np.asarray(err)[:n]
+        final, err = np.array(final[:n]), np.asarray(err)[:n]
     valid = (np.isfinite(final).all(axis=1) & (err < integrate.ERROR_TOLERANCE)
              & np.isfinite(initial).all(axis=1) & np.isfinite(controls).all(axis=1))
     return final, valid
 
 
-def simulate(initial, controls, *, scale: float = 1.0, dtype=np.float32) -> np.ndarray:
-    """Final states (n, 8) at t = 0.02 s; rows that failed the integrator's checks are NaN."""
-    final, valid = simulate_checked(initial, controls, scale=scale, dtype=dtype)
+def simulate(initial, controls, *, scale: float = 1.0, dtype=np.float32, **options) -> np.ndarray:
+    """Final states (n, 8) at t = 0.02 s; rows that failed the integrator's checks are NaN.
+
+    `options` go to `simulate_checked` (steps, method, block, devices).
+    """
+    final, valid = simulate_checked(initial, controls, scale=scale, dtype=dtype, **options)
     final[~valid] = np.nan
     return final
