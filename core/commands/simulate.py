@@ -7,6 +7,7 @@ path of the store is the last line of stdout, so scripts can capture it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -49,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
     validate_scale(args.scale)
     if args.out.exists() and not args.force:
         raise MothError(f"{args.out} already exists (use --force to replace it)")
+    try:  # fail before the progress bar appears, with the user's path in the message
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MothError(f"cannot write a dataset at {args.out}: {err.strerror or err}") from None
+    if not os.access(args.out.parent, os.W_OK):
+        raise MothError(f"cannot write a dataset at {args.out}: {args.out.parent} is not writable")
     if args.distributed:  # options, $MOTHTUI_* or the cluster scheduler's variables (core/distributed.py)
         from core.distributed import from_args
         from_args(args)

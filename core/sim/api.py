@@ -91,7 +91,10 @@ def simulate_checked(initial, controls, *, scale: float = 1.0, dtype=np.float32,
     if n == 0:
         return np.zeros((0, 8), dtype), np.zeros(0, bool)
     devices = tuple(devices or jax.local_devices())
-    block = int(block or _default_block(devices))
+    if not block:
+        # Small batches get a small block (a power of two, so few distinct compiled shapes).
+        per_device = -(-n // len(devices))
+        block = min(_default_block(devices), max(64, 1 << (per_device - 1).bit_length()))
     per_call = block * len(devices)
     n_pad = -(-n // per_call) * per_call
     # Padding rows are the all-zero state and controls: harmless, and cut off below.

@@ -1,0 +1,69 @@
+"""`mothtui simulate` as a user runs it: a subprocess, its stdout, stderr and exit code."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core.dataset import open_dataset
+
+
+def _mothtui(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def _snapshot(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "strokes"
+    result = _mothtui("simulate", "--samples", 300, "--seed", 9, "--scale", 1.1, "--chunk", 128, "--out", out)
+    return out, result
+
+
+def test_simulate_writes_the_store_and_prints_its_path_last(made):
+    out, result = made
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    assert "invalid" in result.stderr and "Traceback" not in result.stderr
+    ds = open_dataset(out)
+    assert ds.n == 300 and ds.attrs["seed"] == 9 and ds.attrs["scale"] == 1.1
+    assert np.isfinite(ds.final[:][ds.valid[:]]).all()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--samples", 0], "--samples must be positive"),
+    (["--samples", -3], "--samples must be positive"),
+    (["--samples", 10, "--scale", 0], "scale must be between"),
+    (["--samples", 10, "--scale", "nan"], "scale must be between"),
+    (["--samples", 10, "--seed", -1], "--seed must be non-negative"),
+    (["--samples", 10, "--chunk", 0], "--chunk must be positive"),
+])
+def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
+    result = _mothtui("simulate", *args, "--out", tmp_path / "x")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_existing_store_without_force_is_refused_and_untouched(made):
+    out, _ = made
+    before = _snapshot(out)
+    result = _mothtui("simulate", "--samples", 10, "--out", out)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"mothtui: {out} already exists (use --force to replace it)"]
+    assert _snapshot(out) == before
+
+
+def test_unwritable_path_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = _mothtui("simulate", "--samples", 10, "--out", blocker / "ds")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write" in lines[0], result.stderr
