@@ -33,7 +33,7 @@ def median_chosen_sparsity(losses: np.ndarray, sparsity: np.ndarray, threshold: 
 # ---- the runs list ------------------------------------------------------------------------------
 
 #: Characters of a damaged run's reason shown in the table (the full text is in the notification).
-DAMAGED_WIDTH = 28
+DAMAGED_WIDTH = 26
 
 
 def _clip(text: str, width: int) -> str:
@@ -100,7 +100,8 @@ class RunsModel:
 
     def row(self, summary: RunSummary, now: float | None = None, *, quick: bool = False) -> RunRow:
         if summary.damaged:
-            return RunRow(summary, chosen=_clip(summary.damaged, DAMAGED_WIDTH))
+            reason = summary.damaged.replace("store unreadable: ", "unreadable ")
+            return RunRow(summary, chosen=_clip(reason, DAMAGED_WIDTH))
         return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now))
 
     def _chosen_text(self, s: RunSummary, quick: bool = False) -> str:

@@ -81,6 +81,7 @@ class NewRunScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._filled: str | None = None
         self._fill("smoke")
         self.query_one("#field-nets", Input).focus()
 
@@ -89,6 +90,7 @@ class NewRunScreen(Screen):
         return str(self.query_one("#field-preset", Select).value)
 
     def _fill(self, preset: str) -> None:
+        self._filled = preset
         values = resolve(preset).to_dict()
         for key in FORM_KEYS:
             self.query_one(f"#field-{key}", Input).value = _text(values[key])
@@ -124,11 +126,14 @@ class NewRunScreen(Screen):
         line.display = bool(text)
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "field-preset" and event.value is not Select.BLANK:
+        # the Select announces its first value while the form may still be mounting: on_mount fills it
+        if (event.select.id == "field-preset" and event.value is not Select.BLANK
+                and getattr(self, "_filled", None) not in (None, str(event.value))):
             self._fill(str(event.value))
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.validate()
+        if getattr(self, "_filled", None) is not None:  # not while the form is mounting
+            self.validate()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.focus_next()

@@ -23,7 +23,8 @@ import termios
 import pyte
 
 KEYS = {"enter": "\r", "escape": "\x1b", "tab": "\t", "down": "\x1b[B", "up": "\x1b[A",
-        "right": "\x1b[C", "left": "\x1b[D", "ctrl+p": "\x10"}
+        "right": "\x1b[C", "left": "\x1b[D", "ctrl+p": "\x10", "question_mark": "?",
+        "ctrl+s": "\x13", "space": " "}
 
 
 class Terminal:
