@@ -69,7 +69,8 @@ class Study:
 
     def start(self, command: list[str], name: str, devices: int) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "w")
-        return subprocess.Popen([sys.executable, "-m", "core", *command, "--runs", str(self.runs)],
+        runs = [] if command[0] == "simulate" else ["--runs", str(self.runs)]
+        return subprocess.Popen([sys.executable, "-m", "core", *command, *runs],
                                 cwd=self.root, env=self.env(devices), stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT)
 
@@ -144,6 +145,7 @@ def study(tmp_path_factory):
 
 # ---- end to end ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_processes_write_the_same_run_as_one_process(study):
     single, dist = study.runs / "single", study.runs / "dist"
     assert_same_run(single, dist)
@@ -160,6 +162,7 @@ def test_two_processes_write_the_same_run_as_one_process(study):
     assert np.isfinite(run.group["train/seconds"][:]).all()
 
 
+@pytest.mark.slow
 def test_killed_distributed_run_resumes_to_the_same_run(study):
     run_dir = study.runs / "killed"
     job = study.job(lambda extra: study.train("killed", 2, extra), "killed")
@@ -192,6 +195,22 @@ def test_killed_distributed_run_resumes_to_the_same_run(study):
     _wait(job, study)
     assert_same_run(study.runs / "single", run_dir)
     assert open_run(study.runs, "killed").status == "done"
+
+
+@pytest.mark.slow
+def test_two_processes_simulate_the_same_dataset_as_one(study):
+    """`simulate --distributed`: each process integrates its chunks of one shared dataset store."""
+    from core.dataset import create_dataset, open_dataset
+
+    out = study.root / "sim-dist.zarr"
+    job = study.job(lambda extra: ["simulate", "--samples", "3000", "--chunk", "1024", "--seed", "5",
+                                   "--out", str(out), *extra], "simulate")
+    _wait(job, study)
+    reference = create_dataset(study.root / "sim-single.zarr", samples=3000, seed=5, chunk=1024)
+    a, b = open_dataset(out), open_dataset(reference)
+    assert a.complete and a.attrs["invalid"] == b.attrs["invalid"]
+    for name in ("initial", "controls", "final", "valid"):
+        assert np.array_equal(a.group[name][:], b.group[name][:], equal_nan=name != "valid"), name
 
 
 # ---- the pieces, without processes ----------------------------------------------------------------
