@@ -39,6 +39,8 @@ def progress_bar(total: int, description: str = "simulating"):
 
 def run(args: argparse.Namespace) -> int:
     from core.dataset import create_dataset, open_dataset
+    from core.sim import use_all_cpu_cores
+    use_all_cpu_cores()
 
     if args.samples <= 0:
         raise MothError(f"--samples must be positive, got {args.samples}")

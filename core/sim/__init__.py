@@ -16,6 +16,22 @@ simulator names are loaded on first use (so the UI and the dataset reader stay l
 from core.sim.sampling import (SAMPLING_BLOCK, SAMPLING_RANGES, SCALE_RANGE, sample_inputs, sample_rows,
                                validate_scale)
 
+def use_all_cpu_cores() -> None:
+    """Expose every CPU core as a JAX host device, so a CPU-only run shards over all of them.
+
+    XLA runs one CPU device's elementwise kernels on one thread, so without this a CPU run
+    uses one core. Only effective before JAX is first imported, and only if the user has not
+    set the device count; harmless on GPU machines (JAX then uses the GPUs, not these).
+    """
+    import os
+    import sys
+
+    if "jax" in sys.modules or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}".strip()
+
+
 _LAZY = {"INTEGRATOR", "integrator_settings", "simulate", "simulate_checked"}
 
 
@@ -26,5 +42,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'core.sim' has no attribute {name!r}")
 
 
-__all__ = ["INTEGRATOR", "SAMPLING_BLOCK", "SAMPLING_RANGES", "SCALE_RANGE", "integrator_settings", "sample_inputs",
+__all__ = ["use_all_cpu_cores", "INTEGRATOR", "SAMPLING_BLOCK", "SAMPLING_RANGES", "SCALE_RANGE", "integrator_settings", "sample_inputs",
            "sample_rows", "simulate", "simulate_checked", "validate_scale"]
