@@ -284,10 +284,16 @@ class LevelSync:
         report(run.path, self.cluster.index, self.attempt, "running")
 
     def slice_written(self, run, level: int, nets, seconds: float) -> None:
-        """After this process wrote its slice of `level`: mark it; process 0 advances the run."""
+        """After this process wrote its slice of `level`: mark it; process 0 advances the run.
+
+        Raises MothError if a peer has failed meanwhile (no point training on alone).
+        """
         mark_slice(run.path, level, nets, self.cluster.index, seconds)
         if self.is_main:
             advance(run)
+        failure = peer_failure(run.path, self.attempt, self.cluster.index)
+        if failure:
+            raise MothError(f"run {run.run_id}: {failure}")
 
     def wait_for_all(self, run, stop=None) -> None:
         """Block until every slice of every level is written (process 0 advancing the run meanwhile).

@@ -287,3 +287,15 @@ def test_distributed_options_need_the_flag_and_bad_ones_are_one_line(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "HOST:PORT" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_failed_peer_of_this_attempt_stops_the_others(tmp_path):
+    run = _run(tmp_path)
+    sync = distributed.LevelSync(Cluster(0, 2), attempt="now")
+    distributed.report(run.path, 1, "earlier", "failed", "out of memory")  # a previous attempt: ignored
+    sync.slice_written(run, 0, NetSlice(0, 2), seconds=1.0)
+    distributed.report(run.path, 1, "now", "failed", "MothError: disk full")
+    with pytest.raises(MothError, match="process 1 failed: MothError: disk full"):
+        sync.slice_written(run, 1, NetSlice(0, 2), seconds=1.0)
+    with pytest.raises(MothError, match="process 1 failed"):
+        sync.wait_for_all(run)
