@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -41,23 +42,26 @@ GENERAL_KEYS = (("j/k/↑/↓", "move in lists"), ("tab/shift+tab", "next / prev
                 ("ctrl+p", "command palette"))
 
 
+#: Descriptions of Textual's built-in widget keys that the help folds into GENERAL_KEYS.
+GENERIC = {"select", "select cursor", "top", "bottom", "home", "end", "toggle", "show options"}
+
+
 def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
     """(keys, description, applies now) for every binding of the focused widget, the screen and the app."""
     active = screen.active_bindings
-    nodes = []
+    nodes = [screen]  # the screen's own keys first, then the focused widget's, then the app's
     node = screen.focused
     while node is not None and node is not screen:
         nodes.append(node)
         node = node.parent
-    nodes += [screen, screen.app]
+    nodes.append(screen.app)
     entries: dict[str, list] = {}
     for node in nodes:
         for cls in type(node).__mro__:
             for binding in Binding.make_bindings(cls.__dict__.get("BINDINGS", [])):
                 text = binding.description
-                if not text or text in ("Cursor left", "Cursor right", "Select cursor", "Top", "Bottom",
-                                        "Page up", "Page down", "Page left", "Page right", "Home", "End"):
-                    continue
+                if not text or text.lower() in GENERIC or text.startswith(("Scroll", "Page", "Cursor")):
+                    continue  # movement keys every list has: summarised by GENERAL_KEYS
                 keys = binding.key_display or "/".join(_key_label(k) for k in binding.key.split(","))
                 entry = entries.setdefault(text, [keys, False])
                 if keys not in entry[0].split("/"):
@@ -78,12 +82,14 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         name = self.under.__class__.__name__.removesuffix("Screen")
-        lines = [f"[b]Keys: {name} screen[/b]   (dim: does not apply to the current selection)", ""]
-        for keys, text, available in help_entries(self.under):
-            line = f"  [b]{keys:>16}[/b]  {text}"
-            lines.append(line if available else f"[dim]{line}[/dim]")
+        text = Text.assemble((f"Keys: {name} screen", "bold"),
+                             "   (dim: does not apply to the current selection)\n\n")
+        for keys, description, available in help_entries(self.under):
+            style = "" if available else "dim"
+            text.append(f"  {keys:>16}", style=f"bold {style}".strip())
+            text.append(f"  {description}\n", style=style)
         with Vertical(classes="dialog help"):
-            yield VerticalScroll(Static("\n".join(lines), id="help-text"))
+            yield VerticalScroll(Static(text, id="help-text"))
             yield Static("esc / q / ? close", classes="dialog-keys")
 
     def action_dismiss_help(self) -> None:

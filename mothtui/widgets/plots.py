@@ -33,17 +33,25 @@ def _log10(values: np.ndarray) -> np.ndarray:
 
 
 def _log_ticks(plt, *series) -> None:
-    """Y ticks at whole powers of ten spanning the data, labelled `1e-3`."""
+    """Y ticks (data in log10) labelled `1e-3`: whole decades, or 1-2-5 steps within a short span."""
     values = np.concatenate([np.ravel(np.asarray(s, dtype=float)) for s in series if np.size(s)] or [[]])
     values = values[np.isfinite(values)]
     if values.size == 0:
         return
-    low, high = math.floor(values.min()), math.ceil(values.max())
-    if high == low:
-        high += 1
-    step = max(1, math.ceil((high - low) / 6))
-    ticks = list(range(low, high + 1, step))
-    plt.yticks(ticks, [f"1e{t}" for t in ticks])
+    low, high = float(values.min()), float(values.max())
+    if high - low >= 2:
+        step = max(1, math.ceil((high - low) / 6))
+        ticks = [float(t) for t in range(math.floor(low), math.ceil(high) + 1, step)]
+    else:  # less than two decades: a decade alone would leave the axis with one label
+        ticks = [e + math.log10(m) for e in range(math.floor(low) - 1, math.ceil(high) + 1) for m in (1, 2, 5)]
+        # strictly inside the data: a tick below it lands on the x axis' labels
+        ticks = [t for t in ticks if low - 1e-9 <= t <= high + 1e-9] or [low]
+    plt.yticks(ticks, [fmt_tick(t) for t in ticks])
+
+
+def fmt_tick(log_value: float) -> str:
+    """10**log_value as `2e-3`."""
+    return fmt_threshold(10 ** log_value)
 
 
 class ThrottledPlot(PlotextPlot):
