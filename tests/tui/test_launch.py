@@ -116,3 +116,47 @@ async def test_launch_watch_pick_export(runs_dir, tmp_path):
     assert levels[0] == forced
     assert all(levels[c.network] == c.level for c in base.chosen if c.network != 0)
     assert (out / manifest["networks"][0]["file"]).exists()
+
+
+async def test_cancel_then_resume_from_the_ui(runs_dir, tmp_path):
+    """`c` (confirmed) SIGTERMs the engine, the run shows cancelled, `r` starts `core resume` on it."""
+    dataset = write_dataset(tmp_path / "data.zarr")
+    app = make_app(runs_dir)
+    long_level = [f"dataset={dataset}", "epochs_per_level=5000", "early_stop_window=1000000"]
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        app.screen.query_one("#field-extra").value = "; ".join(long_level)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        (run_id,) = app.jobs.jobs
+
+        async def wait_status(status: str) -> None:
+            deadline = time.monotonic() + ENGINE_TIMEOUT_S
+            while time.monotonic() < deadline:
+                rows = {r.run_id: r.summary.status for r in app.screen.rows}
+                if rows.get(run_id) == status:
+                    return
+                await pilot.pause(0.3)
+            raise AssertionError(f"{run_id} never became {status}: {rows}; {app.jobs.log_tail(run_id, 10)}")
+
+        await wait_status("running")
+        row = [r.run_id for r in app.screen.rows].index(run_id)
+        app.screen.query_one("#runs-table").move_cursor(row=row)
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press("y")
+        first = app.jobs.jobs[run_id].process
+        assert await first.wait() != 0
+        await wait_status("cancelled")
+        await pilot.press("r")
+        await settle(pilot)
+        second = app.jobs.jobs[run_id]
+        assert second.kind == "resume" and second.process is not first
+        await wait_status("running")  # the resumed engine owns the run again
+        assert app.jobs.cancel(run_id)
+        assert await second.process.wait() != 0
+        await wait_status("cancelled")
+    run = open_run(runs_dir, run_id)
+    assert run.status == "cancelled" and run.levels_complete == 0
