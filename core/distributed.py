@@ -109,6 +109,33 @@ class Cluster:
             raise error
         return answer["value"]
 
+    def on_all(self, key: str, action: Callable[[], Any]) -> Any:
+        """Run `action` on every process; if it failed anywhere, every process raises that MothError.
+
+        So a process that cannot read the dataset stops the job before anyone trains alone.
+        """
+        if self.count == 1:
+            return action()
+        key = f"mothtui/{key}"
+        try:
+            value, outcome = action(), {"ok": True}
+        except MothError as err:
+            value, outcome = None, {"error": f"process {self.index}: {err}"}
+        except BaseException as err:
+            self.client.key_value_set(f"{key}/{self.index}", json.dumps(
+                {"error": f"process {self.index} failed: {type(err).__name__}"}))
+            raise
+        self.client.key_value_set(f"{key}/{self.index}", json.dumps(outcome))
+        for p in range(self.count):
+            try:
+                answer = json.loads(self.client.blocking_key_value_get(f"{key}/{p}", int(WAIT_S * 1000)))
+            except Exception as err:  # the runtime's own error types when a peer is gone
+                raise MothError(f"no answer from process {p} about {key!r}: "
+                                f"{str(err).splitlines()[0][:120]}") from None
+            if "error" in answer:
+                raise MothError(answer["error"])
+        return value
+
 
 def _env_int(name: str) -> int | None:
     text = os.environ.get(name)
@@ -334,8 +361,6 @@ def train_command(args) -> int:
     from core.cli import resolve_runs
     from core.commands.train import dataset_for, default_run_id, execute
     from core.config import DEFAULT_PRESET, resolve
-    from core.data import prepare
-    from core.engine.loop import Engine
     from core.engine.signals import stop_on_signals
     from core.runstore import Run, chunk_nets_for, run_path
 
@@ -357,8 +382,7 @@ def train_command(args) -> int:
 
         chosen = cluster.on_main("train/chosen", choose)
         path, dataset = Path(chosen["path"]), chosen["dataset"]
-        data = prepare(dataset, config.splits)
-        engine = Engine(config, data, nets=nets)
+        data, engine = cluster.on_all("train/prepared", lambda: _prepare_engine(config, dataset, nets))
         sizes = config.layer_sizes
 
         def create() -> str:
@@ -373,6 +397,15 @@ def train_command(args) -> int:
         attempt = cluster.on_main("train/created", create)
         run_store = Run.open(path, "r+")
         return execute(run_store, engine, quiet=args.quiet, stop=stop, sync=LevelSync(cluster, attempt))
+
+
+def _prepare_engine(config, dataset: str, nets):
+    """This process's data and engine (every process reads the whole dataset, read-only)."""
+    from core.data import prepare
+    from core.engine.loop import Engine
+
+    data = prepare(dataset, config.splits)
+    return data, Engine(config, data, nets=nets)
 
 
 def resume_command(args) -> int:
@@ -407,11 +440,14 @@ def resume_command(args) -> int:
         info = cluster.on_main(f"resume/{args.run_id}", check)
         run_store = open_run(runs_dir, args.run_id, mode="r+")
         config = run_store.config
-        nets = cluster.nets(config.nets)
-        data = prepare(run_store.attrs["dataset"], config.splits, scaler=run_store.attrs["scaler"])
-        if data.split != run_store.split_lists():
-            raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
-                             f"(rows {data.split} instead of {run_store.split_lists()})")
-        engine = Engine(config, data, nets=nets)
+
+        def ready():
+            data = prepare(run_store.attrs["dataset"], config.splits, scaler=run_store.attrs["scaler"])
+            if data.split != run_store.split_lists():
+                raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
+                                 f"(rows {data.split} instead of {run_store.split_lists()})")
+            return Engine(config, data, nets=cluster.nets(config.nets))
+
+        engine = cluster.on_all(f"resume/{args.run_id}/prepared", ready)
         return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=info["start"],
                        sync=LevelSync(cluster, info["attempt"]))

@@ -198,6 +198,21 @@ def test_killed_distributed_run_resumes_to_the_same_run(study):
 
 
 @pytest.mark.slow
+def test_a_bad_request_stops_every_process_with_one_line_and_damages_nothing(study):
+    existing = study.runs / "dist"
+    before = {p: p.read_bytes() for p in existing.rglob("*") if p.is_file()}
+    job = study.job(lambda extra: study.train("dist", 2, extra), "again")
+    for p in job:
+        p.wait(timeout=JOB_TIMEOUT_S)
+    assert [p.returncode for p in job] == [2, 2], study.log_text()
+    for log in sorted(study.logs.glob("again-*.log")):
+        lines = [line for line in log.read_text().splitlines() if line.startswith("mothtui:")]
+        assert lines == [f"mothtui: run 'dist' already exists in {study.runs}"], log.read_text()
+        assert "Traceback" not in log.read_text()
+    assert {p: p.read_bytes() for p in existing.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.slow
 def test_two_processes_simulate_the_same_dataset_as_one(study):
     """`simulate --distributed`: each process integrates its chunks of one shared dataset store."""
     from core.dataset import create_dataset, open_dataset
