@@ -11,6 +11,7 @@ how many networks run or which process owns it.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Sequence
 
 import jax
@@ -46,15 +47,23 @@ class MLP(nnx.Module):
         return x
 
 
-def init_params(sizes: Sequence[int], init_std: float, seed: int, nets: range) -> Params:
-    """Stacked initial parameters of networks `nets` (a range of global network indices)."""
+@functools.lru_cache(maxsize=16)
+def _initializer(sizes: tuple[int, ...], init_std: float):
+    """One compiled initializer per architecture: (seed, network indices) -> nnx state as a dict."""
     def one(key):
-        _, state = nnx.split(MLP(tuple(sizes), init_std, nnx.Rngs(params=key)))
+        _, state = nnx.split(MLP(sizes, init_std, nnx.Rngs(params=key)))
         return nnx.to_pure_dict(state)
 
-    base = jax.random.key(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(nets.start, nets.stop))
-    state = jax.jit(jax.vmap(one))(keys)
+    def init(seed, indices):
+        base = jax.random.key(seed)
+        return jax.vmap(lambda i: one(jax.random.fold_in(base, i)))(indices)
+
+    return jax.jit(init)
+
+
+def init_params(sizes: Sequence[int], init_std: float, seed: int, nets: range) -> Params:
+    """Stacked initial parameters of networks `nets` (a range of global network indices)."""
+    state = _initializer(tuple(sizes), float(init_std))(seed, jnp.arange(nets.start, nets.stop))
     return [Layer(state["layers"][k]["kernel"], state["layers"][k]["bias"])
             for k in range(len(sizes) - 1)]
 

@@ -24,9 +24,20 @@ TRAIN_SETTINGS = ["--preset", "smoke", "--set", "epochs_per_level=10", "--set", 
                   "--set", "early_stop_window=100000", "--set", "steps_per_call=50"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shared_compilation_cache(tmp_path_factory):
+    """The engine processes of this module share JAX's on-disk compilation cache (only speed changes)."""
+    global ENV
+    ENV = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
+ENV = dict(os.environ)
+
+
 def _cli(*args, runs, check=False, timeout=120):
     proc = subprocess.run([sys.executable, "-m", "core", *args, "--runs", str(runs)], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=ENV)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -48,7 +59,7 @@ def _start(runs, dataset, run_id):
     return subprocess.Popen([sys.executable, "-m", "core", "train", *TRAIN_SETTINGS, "--set",
                              f"dataset={dataset}", "--runs", str(runs), "--id", run_id, "--quiet"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, env=ENV)
 
 
 def _wait_for_level_end(run_dir, level, proc, timeout=120):
