@@ -47,7 +47,7 @@ GENERIC = {"select", "select cursor", "top", "bottom", "home", "end", "toggle", 
 
 
 def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
-    """(keys, description, applies now) for every binding of the focused widget, the screen and the app."""
+    """(keys, description, applies now) for every binding of the screen, the focused widget and the app."""
     active = screen.active_bindings
     nodes = [screen]  # the screen's own keys first, then the focused widget's, then the app's
     node = screen.focused
@@ -56,17 +56,20 @@ def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
         node = node.parent
     nodes.append(screen.app)
     entries: dict[str, list] = {}
-    for node in nodes:
-        for cls in type(node).__mro__:
-            for binding in Binding.make_bindings(cls.__dict__.get("BINDINGS", [])):
-                text = binding.description
-                if not text or text.lower() in GENERIC or text.startswith(("Scroll", "Page", "Cursor")):
-                    continue  # movement keys every list has: summarised by GENERAL_KEYS
-                keys = binding.key_display or "/".join(_key_label(k) for k in binding.key.split(","))
-                entry = entries.setdefault(text, [keys, False])
-                if keys not in entry[0].split("/"):
-                    entry[0] = entry[0] if keys in entry[0] else f"{entry[0]}/{keys}"
-                entry[1] = entry[1] or any(k in active for k in binding.key.split(","))
+    # mothtui's own keys first (screen, focused widget, app), then Textual's built-in ones
+    ours = [(node, cls) for node in nodes for cls in type(node).__mro__ if cls.__module__.startswith("mothtui")]
+    builtin = [(node, cls) for node in nodes for cls in type(node).__mro__
+               if not cls.__module__.startswith("mothtui")]
+    for node, cls in ours + builtin:
+        for binding in Binding.make_bindings(cls.__dict__.get("BINDINGS", [])):
+            text = binding.description
+            if not text or text.lower() in GENERIC or text.startswith(("Scroll", "Page", "Cursor")):
+                continue  # movement keys every list has: summarised by GENERAL_KEYS
+            keys = binding.key_display or "/".join(_key_label(k) for k in binding.key.split(","))
+            entry = entries.setdefault(text, [keys, False])
+            if keys not in entry[0].split("/") and keys != entry[0]:
+                entry[0] = f"{entry[0]}/{keys}"
+            entry[1] = entry[1] or any(k in active for k in binding.key.split(","))
     out = [(keys, text, available) for text, (keys, available) in entries.items()]
     return out + [(keys, text, True) for keys, text in GENERAL_KEYS]
 
@@ -79,12 +82,14 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, under: Screen):
         super().__init__()
         self.under = under
+        # read now, before this screen is pushed and takes the focus from the one below
+        self.entries = help_entries(under)
 
     def compose(self) -> ComposeResult:
         name = self.under.__class__.__name__.removesuffix("Screen")
         text = Text.assemble((f"Keys: {name} screen", "bold"),
                              "   (dim: does not apply to the current selection)\n\n")
-        for keys, description, available in help_entries(self.under):
+        for keys, description, available in self.entries:
             style = "" if available else "dim"
             text.append(f"  {keys:>16}", style=f"bold {style}".strip())
             text.append(f"  {description}\n", style=style)

@@ -42,7 +42,7 @@ class ChoiceTable(DataTable):
 
     BINDINGS = [
         Binding("left,h", "screen.level(-1)", "level", key_display="←/→", id="picker.level_down"),
-        Binding("right,l", "screen.level(1)", "level +", show=False, id="picker.level_up"),
+        Binding("right,l", "screen.level(1)", "level", key_display="←/→", show=False, id="picker.level_up"),
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
     ]
@@ -53,7 +53,7 @@ class PickerScreen(Screen):
 
     BINDINGS = [
         Binding("plus,equals_sign", "threshold(1)", "threshold", key_display="+/-", id="picker.threshold_up"),
-        Binding("minus", "threshold(-1)", "threshold down", show=False, id="picker.threshold_down"),
+        Binding("minus", "threshold(-1)", "threshold", show=False, id="picker.threshold_down"),
         Binding("i", "edit_threshold", "type threshold", show=False, id="picker.edit_threshold"),
         Binding("t", "toggle_split", "split", id="picker.split"),
         Binding("u", "clear_override", "undo override", show=False, id="picker.clear_override"),
