@@ -189,7 +189,8 @@ class Progress:
         """One status line: `level 11/18 · 92 % · step 3,400 · 61k samples/s · ETA 38 min`."""
         if self.level is None:
             return "starting…" if self.status in (None, "running") else (self.status or "")
-        parts = [f"level {self.level}/{max(0, (self.levels or 1) - 1)}"]
+        # as the runs table's "levels 11/18": training level index 11 of 18 levels, 11 done
+        parts = [f"level {self.level}/{self.levels if self.levels is not None else '?'}"]
         if self.sparsity is not None:
             parts.append(f"{self.sparsity * 100:.0f} %")
         if self.step is not None:

@@ -245,7 +245,7 @@ async def test_running_run_is_live_and_cancel_sends_sigterm(runs_dir, sleeper):
         await pilot.pause(1.3)  # one store poll
         await settle(pilot)
         line = str(screen.query_one("#runs-progress").render())
-        assert "level 2/4" in line and "step 300" in line and "61k samples/s" in line
+        assert "level 2/5" in line and "step 300" in line and "61k samples/s" in line
         await pilot.press("enter")
         await settle(pilot)
         run_screen = app.screen

@@ -69,7 +69,7 @@ def test_progress_follows_the_event_schema(tmp_path):
     assert (p.level, p.step, p.active, p.nets) == (1, 200, 2, 3)
     med, p10, p90 = p.loss_stats()
     assert med == pytest.approx(2e-3) and p10 < med < p90
-    assert p.line() == "level 1/3 · 50 % · step 200 / ≤ 800 · 2.5M samples/s · ETA 1m30s"
+    assert p.line() == "level 1/4 · 50 % · step 200 / ≤ 800 · 2.5M samples/s · ETA 1m30s"
     events.emit("level_end", level=1, sparsity=0.5, steps=[200, 200, 100], stopped_early=1, diverged=1,
                 loss={"train": [0.1] * 3, "val": [0.1] * 3, "test": [0.1] * 3}, seconds=3.0)
     events.emit("run_end", status="cancelled", message="SIGTERM")
