@@ -18,7 +18,7 @@ from core.sim import integrate, model
 from core.sim.sampling import validate_scale
 
 #: Samples per block on an accelerator: large enough to fill a GPU with one fused kernel chain.
-ACCELERATOR_BLOCK = 65536
+ACCELERATOR_BLOCK = 262144
 
 INTEGRATOR = {
     "method": integrate.ARK4.name,

@@ -93,10 +93,41 @@ def drag(p: BodyParams, xd, yd):
     quadratic = (p.drag_const + p.drag_h / (1.0 + jnp.sqrt(p.re_h * speed))
                  + p.drag_b / (1.0 + jnp.sqrt(p.re_b * speed)))
     abs_x, abs_y = jnp.abs(xd), jnp.abs(yd)
+    inv_speed = 1.0 / safe_speed
     # |xd| / |v| <= 1, so no intermediate overflows even for denormal speeds.
-    drag_x = (p.drag_linear * (abs_x / safe_speed) + quadratic * abs_x) * xd
-    drag_y = (p.drag_linear * (abs_y / safe_speed) + quadratic * abs_y) * yd
+    drag_x = (p.drag_linear * (abs_x * inv_speed) + quadratic * abs_x) * xd
+    drag_y = (p.drag_linear * (abs_y * inv_speed) + quadratic * abs_y) * yd
     return drag_x, drag_y
+
+
+# sin and cos of pi/2-reduced arguments (Cephes sinf/cosf minimax polynomials on [-pi/4, pi/4];
+# pi/2 split in three parts so that k * _PIO2_1 is exact: Cody-Waite reduction).
+_PIO2_1, _PIO2_2, _PIO2_3 = 1.5703125, 4.837512969970703125e-4, 7.54978995489188216e-8
+_SIN = (-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1)
+_COS = (2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2)
+
+
+def sincos(x):
+    """(sin x, cos x). float32: one shared range reduction and two short polynomials.
+
+    XLA's CPU sin/cos inside the integrator's fused kernels cost ~90 ns each and were 80 % of
+    the run time; this costs a few ns and is accurate to ~1 ulp for |x| < 1e4 rad. float64
+    keeps jnp.sin/jnp.cos (float64 is the accuracy mode, not the speed mode).
+    """
+    if x.dtype != jnp.float32:
+        return jnp.sin(x), jnp.cos(x)
+    k = jnp.round(x * (2.0 / math.pi))
+    r = ((x - k * _PIO2_1) - k * _PIO2_2) - k * _PIO2_3
+    z = r * r
+    sin_r = ((_SIN[0] * z + _SIN[1]) * z + _SIN[2]) * z * r + r
+    cos_r = ((_COS[0] * z + _COS[1]) * z + _COS[2]) * z * z - 0.5 * z + 1.0
+    quadrant = k.astype(jnp.int32) & 3
+    swap = (quadrant & 1) == 1
+    sin_x = jnp.where(swap, cos_r, sin_r)
+    cos_x = jnp.where(swap, sin_r, cos_r)
+    sin_x = jnp.where(quadrant >= 2, -sin_x, sin_x)
+    cos_x = jnp.where((quadrant == 1) | (quadrant == 2), -cos_x, cos_x)
+    return sin_x, cos_x
 
 
 class Frame(NamedTuple):
@@ -119,17 +150,18 @@ class Frame(NamedTuple):
 
 def frame(p: BodyParams, theta, phi) -> Frame:
     """Trig, Schur complement S = D - P^T P / m of the mass matrix, and M(q)^-1 B in closed form."""
-    sin_t, cos_t, sin_p, cos_p = jnp.sin(theta), jnp.cos(theta), jnp.sin(phi), jnp.cos(phi)
+    (sin_t, cos_t), (sin_p, cos_p) = sincos(theta), sincos(phi)
     m = p.m1 + p.m2
+    inv_m = 1.0 / m   # Python floats: multiplying by constants instead of dividing per sample
     s11 = p.d1 - p.A1 * p.A1 / m
     s22 = p.d2 - p.A2 * p.A2 / m
-    s12 = -p.A1 * p.A2 * (cos_t * cos_p + sin_t * sin_p) / m
+    s12 = (-p.A1 * p.A2 * inv_m) * (cos_t * cos_p + sin_t * sin_p)
     inv_det = 1.0 / (s11 * s22 - s12 * s12)
     # S^-1 (-1, 1) is the angular part of M^-1 B; the translational part follows from row 1-2.
     bt = (-s22 - s12) * inv_det
     bp = (s12 + s11) * inv_det
-    vx = (p.A1 * sin_t * bt + p.A2 * sin_p * bp) / m
-    vy = -(p.A1 * cos_t * bt + p.A2 * cos_p * bp) / m
+    vx = (p.A1 * sin_t * bt + p.A2 * sin_p * bp) * inv_m
+    vy = -(p.A1 * cos_t * bt + p.A2 * cos_p * bp) * inv_m
     return Frame(sin_t, cos_t, sin_p, cos_p, s11, s22, s12, inv_det, vx, vy, bt, bp, bp - bt)
 
 
@@ -150,6 +182,7 @@ def controls(p: BodyParams, force, alpha, tau) -> Controls:
 def accelerations(p: BodyParams, fr: Frame, ctl: Controls, theta, phi, xd, yd, thetad, phid):
     """M(q)^-1 g(q, qd): accelerations from every force but the damper, (ax, ay, atheta, aphi)."""
     m = p.m1 + p.m2
+    inv_m = 1.0 / m
     spring = SPRING_K * (phi - theta - math.pi - REST_ANGLE)
     # F cos(alpha + theta) and F sin(alpha + theta) by the angle-sum identities.
     f_x = ctl.f_cos * fr.cos_t - ctl.f_sin * fr.sin_t
@@ -161,12 +194,12 @@ def accelerations(p: BodyParams, fr: Frame, ctl: Controls, theta, phi, xd, yd, t
     g_t = ctl.torque_t - p.A1 * GRAVITY * fr.cos_t + spring
     g_p = -ctl.tau - p.A2 * GRAVITY * fr.cos_p - spring
     # Angular right-hand side of the Schur system: b - P^T a / m.
-    r_t = g_t - p.A1 * (fr.cos_t * g_y - fr.sin_t * g_x) / m
-    r_p = g_p - p.A2 * (fr.cos_p * g_y - fr.sin_p * g_x) / m
+    r_t = g_t - (p.A1 * inv_m) * (fr.cos_t * g_y - fr.sin_t * g_x)
+    r_p = g_p - (p.A2 * inv_m) * (fr.cos_p * g_y - fr.sin_p * g_x)
     at = (fr.s22 * r_t - fr.s12 * r_p) * fr.inv_det
     ap = (fr.s11 * r_p - fr.s12 * r_t) * fr.inv_det
-    ax = (g_x + p.A1 * fr.sin_t * at + p.A2 * fr.sin_p * ap) / m
-    ay = (g_y - p.A1 * fr.cos_t * at - p.A2 * fr.cos_p * ap) / m
+    ax = (g_x + p.A1 * fr.sin_t * at + p.A2 * fr.sin_p * ap) * inv_m
+    ay = (g_y - p.A1 * fr.cos_t * at - p.A2 * fr.cos_p * ap) * inv_m
     return ax, ay, at, ap
 
 

@@ -68,7 +68,7 @@ def test_body_scale_1_3_agrees_with_scipy_radau():
 
 def test_four_devices_give_the_same_result_as_one():
     assert len(jax.local_devices()) == 4, "tests/conftest.py forces 4 host devices"
-    initial, controls = sample_inputs(5, 1000)
+    initial, controls = sample_inputs(5, 300)
     four = simulate_checked(initial, controls, block=BLOCK)
     one = simulate_checked(initial, controls, block=BLOCK, devices=jax.local_devices()[:1])
     np.testing.assert_array_equal(four[0], one[0])
