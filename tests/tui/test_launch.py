@@ -160,3 +160,31 @@ async def test_cancel_then_resume_from_the_ui(runs_dir, tmp_path):
         await wait_status("cancelled")
     run = open_run(runs_dir, run_id)
     assert run.status == "cancelled" and run.levels_complete == 0
+
+
+async def test_a_failing_engine_is_reported_with_its_log(runs_dir, tmp_path):
+    """A run the engine refuses (its dataset does not exist) ends in a dialog quoting the engine's error."""
+    from mothtui.screens.dialogs import MessageDialog
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        app.screen.query_one("#field-extra").value = f"dataset={tmp_path / 'missing.zarr'}"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        (job,) = app.jobs.jobs.values()
+        assert await job.process.wait() == 2
+        deadline = time.monotonic() + 10
+        while not isinstance(app.screen, MessageDialog) and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        dialog = app.screen
+        assert isinstance(dialog, MessageDialog)
+        await pilot.pause()  # let it compose
+        body = str(dialog.query_one("#message-body").render())
+        assert "missing.zarr" in body and str(job.log) in body
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert list_runs(runs_dir) == []  # nothing half-made is left behind
