@@ -134,7 +134,11 @@ class MothApp(App):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                delete_run(self.runs_dir, run_id)
+                try:
+                    delete_run(self.runs_dir, run_id)
+                except MothError as err:  # started meanwhile, or a permission problem
+                    self.notify(str(err), title="delete", severity="error")
+                    return
                 self.notify(f"deleted {run_id}", title="delete")
                 if isinstance(self.screen, RunsScreen):
                     self.screen.refresh_runs()
