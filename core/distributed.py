@@ -38,10 +38,21 @@ ENV_NUM_PROCESSES = "MOTHTUI_NUM_PROCESSES"
 ENV_PROCESS_ID = "MOTHTUI_PROCESS_ID"
 #: Directory of the per-level slice markers and per-process status files inside a run.
 SLICES_DIR = "slices"
-#: How long a process waits for process 0's decision or for its peers' slices (a level can take hours).
-WAIT_S = float(os.environ.get("MOTHTUI_DISTRIBUTED_WAIT_S", 7 * 24 * 3600))
+#: How long a process waits for process 0's decision or for its peers' slices (a level can take
+#: hours); `$MOTHTUI_DISTRIBUTED_WAIT_S` overrides it. A dead peer is caught sooner by JAX's heartbeat.
+DEFAULT_WAIT_S = 7 * 24 * 3600
 #: Seconds between two looks at the markers while waiting.
 POLL_S = 0.2
+
+
+def wait_s() -> float:
+    """The longest wait for a peer, in seconds (at most 24 days: the runtime takes int32 milliseconds)."""
+    text = os.environ.get("MOTHTUI_DISTRIBUTED_WAIT_S", "")
+    try:
+        value = float(text) if text else DEFAULT_WAIT_S
+    except ValueError:
+        raise MothError(f"$MOTHTUI_DISTRIBUTED_WAIT_S must be a number of seconds, got {text!r}") from None
+    return min(max(value, 1.0), 24 * 24 * 3600)
 
 
 # ---- the processes ------------------------------------------------------------------------
@@ -100,7 +111,7 @@ class Cluster:
             self.client.key_value_set(key, json.dumps({"value": value}))
             return value
         try:
-            answer = json.loads(self.client.blocking_key_value_get(key, int(WAIT_S * 1000)))
+            answer = json.loads(self.client.blocking_key_value_get(key, int(wait_s() * 1000)))
         except Exception as err:  # the runtime raises its own error types when process 0 is gone
             raise MothError(f"no answer from process 0 about {key!r}: {str(err).splitlines()[0][:120]}") from None
         if "error" in answer:
@@ -128,7 +139,7 @@ class Cluster:
         self.client.key_value_set(f"{key}/{self.index}", json.dumps(outcome))
         for p in range(self.count):
             try:
-                answer = json.loads(self.client.blocking_key_value_get(f"{key}/{p}", int(WAIT_S * 1000)))
+                answer = json.loads(self.client.blocking_key_value_get(f"{key}/{p}", int(wait_s() * 1000)))
             except Exception as err:  # the runtime's own error types when a peer is gone
                 raise MothError(f"no answer from process {p} about {key!r}: "
                                 f"{str(err).splitlines()[0][:120]}") from None
@@ -327,7 +338,7 @@ class LevelSync:
 
         Raises MothError if a peer of this attempt failed, Cancelled if `stop` is set.
         """
-        deadline = time.monotonic() + WAIT_S
+        deadline = time.monotonic() + wait_s()
         while True:
             if self.is_main:
                 complete = advance(run)
@@ -342,7 +353,7 @@ class LevelSync:
             if stop is not None and stop.is_set():
                 raise Cancelled("cancelled while waiting for the other processes")
             if time.monotonic() > deadline:
-                raise MothError(f"run {run.run_id}: level {complete} still incomplete after {WAIT_S:.0f} s")
+                raise MothError(f"run {run.run_id}: level {complete} still incomplete after {wait_s():.0f} s")
             time.sleep(POLL_S)
 
     def finish(self, run, status: str, message: str = "") -> None:
