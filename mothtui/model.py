@@ -18,8 +18,7 @@ import numpy as np
 from core.events import EVENTS_FILE
 from core.runstore import RunSummary, list_runs, open_run
 from core.select import select
-from mothtui.fmt import (STATUS_SYMBOLS, fmt_created, fmt_duration, fmt_loss, fmt_rate,  # noqa: F401
-                         fmt_threshold, status_label)
+from mothtui.fmt import fmt_duration, fmt_loss, fmt_rate, fmt_threshold
 
 # ---- selection --------------------------------------------------------------------------------
 

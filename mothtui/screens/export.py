@@ -17,7 +17,7 @@ from textual.widgets import Input, Static
 
 from core.errors import MothError
 from core.runstore import open_run
-from mothtui.model import fmt_threshold
+from mothtui.fmt import fmt_threshold
 
 
 def default_export_dir(runs_dir: Path, run_id: str, threshold: float, split: str) -> Path:

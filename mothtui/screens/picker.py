@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from core.errors import MothError
 from core.runstore import open_run, summarize
 from core.select import SPLITS, Selection, check_threshold, select
-from mothtui.model import fmt_loss, fmt_threshold
+from mothtui.fmt import fmt_loss, fmt_threshold
 from mothtui.screens.export import ExportDialog
 from mothtui.widgets.plots import NetworkPlot
 

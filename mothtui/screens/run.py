@@ -17,8 +17,8 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from core.events import EventTail
 from core.runstore import open_run, summarize
-from mothtui.model import (Progress, analysis_table, fmt_duration, fmt_loss, fmt_rate, fmt_threshold, input_connections,
-                           status_label)
+from mothtui.fmt import fmt_duration, fmt_loss, fmt_rate, fmt_threshold, status_label
+from mothtui.model import Progress, analysis_table, input_connections
 from mothtui.widgets.plots import LossPlot, WeightHistogram
 
 EVENT_POLL_S = 0.25

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
