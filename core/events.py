@@ -3,9 +3,11 @@
 One event per line, each a JSON object with at least `t` (unix seconds) and `event`:
 
 - `run_start`   : `run`, `nets`, `levels`, `pid`, `resumed_from` (level or null)
+                  (the engine adds `max_steps`: the step cap of every level, and `devices`)
 - `level_start` : `level`, `sparsity`, `max_steps`
 - `progress`    : `level`, `step`, `max_steps`, `active` (networks still training), `loss`
-                  (per-network mean training loss since the last event; null for a diverged network),
+                  (per-network mean training loss since the last event; null for a network that did
+                  not train since then: diverged or stopped early),
                   `samples_per_s` (network-samples per second), `eta_s` (seconds left in the run, or null)
 - `level_end`   : `level`, `sparsity`, `steps` (per network), `stopped_early`, `diverged` (counts),
                   `loss` (`{"train": [N], "val": [N], "test": [N]}`), `seconds`
