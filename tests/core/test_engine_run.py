@@ -143,3 +143,19 @@ def test_sharded_equals_single_device(setup, reference):
     single = _new_run(root, "single", config, data, devices=jax.devices()[:1])
     assert Engine(config, data, devices=jax.devices()[:1]).place.devices == 1
     _assert_identical(single, reference)
+
+
+def test_a_diverged_network_stays_frozen_across_levels_and_the_others_go_on(setup, reference):
+    _, config, data = setup
+    engine = Engine(config, data)
+    params, masks, diverged = engine.initial()
+    params[0] = params[0]._replace(weight=params[0].weight.at[1].set(np.inf))
+    level0 = engine.train_level(0, params, masks, diverged)
+    level0.losses = engine.evaluate(level0.params)
+    assert level0.diverged.tolist() == [False, True, False, False]
+    assert np.isnan(level0.losses["val"][1]) and np.all(np.isfinite(level0.losses["val"][[0, 2, 3]]))
+    healthy = reference.level(0)["weight"][0]
+    np.testing.assert_array_equal(level0.params[0].weight[[0, 2, 3]], healthy[[0, 2, 3]])
+    p1, m1 = engine.prune_for(1, level0.params, level0.masks)
+    level1 = engine.train_level(1, p1, m1, level0.diverged)
+    assert level1.diverged[1] and level1.steps[1] == 0 and np.all(level1.steps[[0, 2, 3]] > 0)
