@@ -29,9 +29,9 @@ class RichDisplay:
         self.console = console or Console(file=sys.stderr)
         self.progress = Progress(
             TextColumn("[bold]level {task.fields[level]}/{task.fields[levels]}[/] {task.fields[sparsity]}"),
-            BarColumn(), TextColumn("step {task.completed:,.0f}/{task.total:,.0f}"),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            BarColumn(bar_width=12), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
             console=self.console, transient=False,
+            disable=not self.console.is_terminal,  # in a log file: the level lines only
         )
         self.levels = levels
         self.task = None
@@ -49,21 +49,22 @@ class RichDisplay:
         kind = record.get("event")
         if kind == "level_start":
             self.progress.update(self.task, completed=0, total=record["max_steps"], level=record["level"],
-                                 sparsity=f"({record['sparsity']:.0%} pruned)", info="")
+                                 sparsity=f"{record['sparsity']:.0%}", info="")
         elif kind == "progress":
             losses = np.array([v for v in record["loss"] if v is not None], float)
             median = f"{np.median(losses):.2e}" if losses.size else "–"
             self.progress.update(
                 self.task, completed=record["step"],
-                info=f"loss median {median} · active {record['active']} · "
-                     f"{record['samples_per_s'] / 1e3:,.0f}k samples/s · ETA {_fmt_eta(record['eta_s'])}")
+                info=f"step {record['step']:,}/{record['max_steps']:,} · loss {median} · "
+                     f"{record['active']} active · {record['samples_per_s'] / 1e3:,.0f}k samples/s · "
+                     f"ETA {_fmt_eta(record['eta_s'])}")
         elif kind == "level_end":
             val = np.array([v if v is not None else np.nan for v in record["loss"]["val"]], float)
             self.progress.update(self.task, completed=self.progress.tasks[0].total)
+            median = np.nanmedian(val) if np.isfinite(val).any() else float("nan")
             self.console.print(
-                f"level {record['level']:>2} · {record['sparsity']:.0%} pruned · val loss median "
-                f"{np.nanmedian(val) if np.isfinite(val).any() else float('nan'):.2e} · "
-                f"stopped early {record['stopped_early']} · diverged {record['diverged']} · "
-                f"{record['seconds']:.1f} s")
+                f"level {record['level']:>2} · {record['sparsity']:>4.0%} pruned · val median {median:.2e} · "
+                f"early stop {record['stopped_early']} · diverged {record['diverged']} · {record['seconds']:.1f} s",
+                soft_wrap=True)
         elif kind == "run_end":
-            self.console.print(f"run {record['status']}: {record.get('message', '')}")
+            self.console.print(f"run {record['status']}: {record.get('message', '')}", soft_wrap=True)
