@@ -25,7 +25,6 @@ def measure_simulator(samples: int, *, seed: int = 0, scale: float = 1.0, dtype=
     import jax
 
     from core.sim import api, sample_rows
-    from core.sim.integrate import DEFAULT_STEPS, step_sizes
 
     if samples <= 0:
         raise MothError(f"--samples must be positive, got {samples}")
@@ -58,7 +57,7 @@ def measure_simulator(samples: int, *, seed: int = 0, scale: float = 1.0, dtype=
         "platform": devices[0].platform,
         "dtype": np.dtype(dtype).name,
         "method": api.INTEGRATOR["method"],
-        "steps": len(step_sizes(DEFAULT_STEPS, scale=scale, grading=api.INTEGRATOR["grading"])),
+        "steps": api.integrator_settings(scale, dtype)["total_steps"],
         "scale": scale,
     }
 

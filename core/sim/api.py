@@ -33,8 +33,9 @@ INTEGRATOR = {
 
 def integrator_settings(scale: float = 1.0, dtype=np.float32) -> dict:
     """What a dataset records about how it was integrated (JSON-serialisable)."""
-    steps = len(integrate.step_sizes(integrate.DEFAULT_STEPS, scale=scale, grading=integrate.DEFAULT_GRADING))
-    return {**INTEGRATOR, "total_steps": steps, "dtype": np.dtype(dtype).name}
+    steps = integrate.steps_for_scale(scale)
+    total = len(integrate.step_sizes(steps, scale=scale, grading=integrate.DEFAULT_GRADING))
+    return {**INTEGRATOR, "steps": steps, "total_steps": total, "dtype": np.dtype(dtype).name}
 
 
 def _default_block(devices) -> int:
@@ -72,13 +73,14 @@ def _check_inputs(initial, controls) -> tuple[np.ndarray, np.ndarray]:
 
 
 def simulate_checked(initial, controls, *, scale: float = 1.0, dtype=np.float32,
-                     steps: int = integrate.DEFAULT_STEPS, method: str = integrate.DEFAULT_METHOD,
+                     steps: int | None = None, method: str = integrate.DEFAULT_METHOD,
                      block: int | None = None, devices=None) -> tuple[np.ndarray, np.ndarray]:
     """Final states (n, 8) at t = 0.02 s and validity (n,) bool of n wing strokes.
 
     A sample is valid when its final state is finite and the integrator's error estimate is
     under `integrate.ERROR_TOLERANCE` (and its inputs were finite). `dtype` float32 (default)
     or float64 (enables JAX x64 for this call only). `devices`: default all local devices.
+    `steps`: equal steps per stroke (default `integrate.steps_for_scale(scale)`).
     """
     initial, controls = _check_inputs(initial, controls)
     scale = validate_scale(scale)
@@ -87,6 +89,7 @@ def simulate_checked(initial, controls, *, scale: float = 1.0, dtype=np.float32,
         raise MothError(f"dtype must be float32 or float64, got {dtype}")
     if method not in integrate.TABLEAUX and method != "rk4":
         raise MothError(f"unknown integration method {method!r}")
+    steps = int(steps or integrate.steps_for_scale(scale))
     n = initial.shape[0]
     if n == 0:
         return np.zeros((0, 8), dtype), np.zeros(0, bool)

@@ -145,3 +145,12 @@ def test_rows_do_not_depend_on_how_they_are_split():
     np.testing.assert_array_equal(np.concatenate([head[0], tail[0]]), whole[0])
     np.testing.assert_array_equal(np.concatenate([head[1], tail[1]]), whole[1])
     assert not np.array_equal(sample_rows(5, 0, 10)[0], whole[0][:10])
+
+
+def test_small_bodies_get_more_steps_and_stay_mostly_valid():
+    from core.sim.integrate import DEFAULT_STEPS, steps_for_scale
+    assert steps_for_scale(1.3) == DEFAULT_STEPS and steps_for_scale(0.5) > 4 * DEFAULT_STEPS
+    initial, controls = sample_inputs(8, 256)
+    final, valid = simulate_checked(initial, controls, scale=0.5, block=BLOCK)
+    assert valid.mean() > 0.8
+    assert np.isfinite(final[valid]).all()
