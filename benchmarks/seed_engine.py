@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--hidden", default="400,400,400,16")
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--also-hidden", action="append", default=[],
                         help="another ensemble to measure in the same run (e.g. the quick preset's 64,64,16)")
     args = parser.parse_args()
