@@ -125,18 +125,19 @@ def _rates(steps_per_s: float, nets: int, batch: int, sizes) -> dict:
 
 
 def benchmark(nets: int = 8, batch: int = 128, hidden=(400, 400, 400, 16), steps: int = 200,
-              precision: str = "float32", seed_loop: bool = True, repeats: int = 5) -> dict:
+              precision: str = "float32", seed_loop: bool = True, repeats: int = 5,
+              peak_sizes=PEAK_SIZES) -> dict:
     """Everything `mothtui bench engine --json` reports, measured in one process.
 
     The engine and the seed's loop are timed alternately, `repeats` times each, and the best of
     each is kept, so a burst of load from elsewhere on a shared machine hits both alike.
     """
-    peak = matmul_peak()
+    peak = matmul_peak(peak_sizes)
     result = {"nets": nets, "batch": batch, "layers": [10, *hidden, 7], "steps_per_call": steps,
               "precision": precision, "devices": len(jax.local_devices()),
               "platform": jax.default_backend(), "cpu_count": os.cpu_count(),
               "machine": platform.processor() or platform.machine(), "jax": jax.__version__,
-              "repeats": repeats}
+              "repeats": repeats, "load_average": os.getloadavg()[0]}
     engine = _EngineLoop(nets, batch, hidden, steps, precision)
     seed = _SeedLoop(nets, batch, hidden, steps, precision) if seed_loop else None
     best_engine = best_seed = float("inf")
@@ -144,7 +145,7 @@ def benchmark(nets: int = 8, batch: int = 128, hidden=(400, 400, 400, 16), steps
         best_engine = min(best_engine, engine.run())
         if seed is not None:
             best_seed = min(best_seed, seed.run())
-    peak = max(peak, matmul_peak(repeats=2))  # again after: the best of both
+    peak = max(peak, matmul_peak(peak_sizes, repeats=2))  # again after: the best of both
     result.update(_rates(steps / best_engine, nets, batch, engine.sizes))
     result["matmul_peak_flops"] = peak
     result["peak_fraction"] = result["flops_per_s"] / peak
