@@ -20,7 +20,7 @@ from engine_fixtures import write_dataset
 from fixture_runs import make_fixture_run
 
 # Enough levels that a signal sent after level 0 lands while the run is still going.
-TRAIN_SETTINGS = ["--preset", "smoke", "--set", "epochs_per_level=10", "--set", "schedule=[0.3,0.5,0.7,0.8,0.9]",
+TRAIN_SETTINGS = ["--preset", "smoke", "--set", "epochs_per_level=30", "--set", "schedule=[0.3,0.5,0.7,0.8,0.9]",
                   "--set", "early_stop_window=100000", "--set", "steps_per_call=50"]
 
 
