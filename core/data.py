@@ -137,6 +137,8 @@ def open_dataset_arrays(path: str | Path) -> dict[str, Any]:
         raise StoreError(f"dataset {path} is incomplete: array {err} missing") from None
     except Exception as err:  # zarr raises many kinds of errors on a broken store
         raise StoreError(f"dataset {path} is unreadable: {str(err).splitlines()[0][:160]}") from None
+    if group.attrs.get("complete") is False:  # the simulator marks a store complete when it is
+        raise StoreError(f"dataset {path} is incomplete (its simulation did not finish)")
     n = arrays["valid"].shape[0]
     expect = {"initial": (n, 8), "controls": (n, 3), "final": (n, 8), "valid": (n,)}
     for name, shape in expect.items():

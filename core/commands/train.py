@@ -29,8 +29,12 @@ def default_run_id(runs_dir: Path, preset: str) -> str:
     return candidate
 
 
-def dataset_for(config: Config, runs_dir: Path, quiet: bool) -> str:
-    """The config's dataset path, or the cached simulated one (simulated now if missing)."""
+def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None) -> str:
+    """The config's dataset path, or the cached simulated one (simulated now if missing).
+
+    A SIGTERM during the simulation stops it after the current chunk (Cancelled, no run is
+    created; the incomplete dataset is replaced the next time).
+    """
     if config.dataset:
         path = Path(config.dataset).expanduser()
         if not path.exists():
@@ -41,7 +45,13 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool) -> str:
     except ImportError:
         raise MothError("the simulator (core.dataset) is not available: set config key 'dataset'") from None
     name = f"sim_n{config.samples}_seed{config.data_seed}_s{config.scale:g}"
-    progress = None if quiet else _print_progress
+
+    def progress(done, total):
+        if stop is not None and stop.is_set():
+            raise Cancelled("cancelled while simulating the dataset; no run was created")
+        if not quiet:
+            _print_progress(done, total)
+
     return str(ensure_dataset(runs_dir / DATASETS_DIR / name, config.samples, config.data_seed,
                               config.scale, progress=progress))
 
@@ -75,7 +85,7 @@ def run(args) -> int:
                 raise StoreError(f"run {args.run_id!r} already exists in {runs_dir}")
         else:
             path = run_path(runs_dir, default_run_id(runs_dir, preset))
-        dataset = dataset_for(config, runs_dir, args.quiet)
+        dataset = dataset_for(config, runs_dir, args.quiet, stop)
         return train_new(path, config, dataset, preset=preset, quiet=args.quiet, stop=stop)
 
 
