@@ -50,6 +50,10 @@ def test_missing_and_broken_datasets(tmp_path):
     group.create_array("initial", data=np.zeros((10, 8)))
     with pytest.raises(StoreError, match="incomplete"):
         prepare(tmp_path / "partial", (0.64, 0.16, 0.2))
+    unfinished = write_dataset(tmp_path / "unfinished", n=100)
+    zarr.open_group(unfinished, mode="r+").attrs["complete"] = False  # as the simulator leaves a crashed store
+    with pytest.raises(StoreError, match="did not finish"):
+        prepare(unfinished, (0.64, 0.16, 0.2))
 
 
 def test_batches_are_a_pure_function_of_seed_level_step():
