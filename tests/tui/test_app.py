@@ -281,6 +281,8 @@ async def test_ui_answers_keys_while_an_engine_job_runs(store):
             responses.append(await key_response_s(app, "escape", lambda: isinstance(app.screen, RunsScreen)))
         # the busy child takes a core; on a shared 2-core machine the UI is starved, never blocked
         assert np.median(responses) < 0.5 and max(responses) < 2.0, responses
+        await pilot.pause(1.2)  # the runs list polls once a second
+        await settle(pilot)
         assert "busy-job" in table_ids(app.screen)  # shown as starting before its run exists
         assert app.jobs.cancel("busy-job")
         assert await job.process.wait() == -signal.SIGTERM
