@@ -12,14 +12,14 @@ from core.sim import (SAMPLING_BLOCK, SAMPLING_RANGES, sample_inputs, sample_row
                       simulate_checked)
 from core.sim.model import T_END, body_params, full_rhs
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "sim_reference_s1.npz"
+#: Copy of ../shared/reference/sim_reference_s1.npz (64 strokes solved with Radau at rtol 1e-11),
+#: kept in the repo so the accuracy test always runs.
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "sim_reference_s1.npz"
 #: Small blocks keep the padded work of these tiny batches small (4 devices x 64 rows).
 BLOCK = 64
 
 
 def _reference():
-    if not REFERENCE.exists():
-        pytest.skip(f"reference data not found at {REFERENCE}")
     return np.load(REFERENCE)
 
 
