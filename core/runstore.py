@@ -12,10 +12,7 @@ Pure numpy + zarr (no JAX): the UI, selection and export read runs through this 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,14 +23,14 @@ from zarr.codecs import BloscCodec
 from core.config import Config, from_dict
 from core.errors import StoreError
 from core.events import EVENTS_FILE
+from core.runlist import (KIND, PID_FILE, RunSummary, _short, delete_run, list_runs,  # noqa: F401
+                          pid_alive, read_engine_pid, run_path, summarize)
 
 SCHEMA_VERSION = 1
-KIND = "mothtui.run"
 SPLITS = ("train", "val", "test")
 STATUSES = ("running", "done", "failed", "cancelled")
 INPUT_NAMES = ("phi_0", "theta_0", "x_f", "y_f", "phi_f", "theta_f", "xd_0", "yd_0", "phid_0", "thetad_0")
 OUTPUT_NAMES = ("Fx", "Fy", "tau", "xd_f", "yd_f", "phid_f", "thetad_f")
-PID_FILE = "engine.pid"
 #: Per-level, per-network training record: `train/<name> (L, N)` (dtype, fill value).
 TRAIN_RECORD = {"steps": ("int32", 0), "stopped_early": ("bool", False), "diverged": ("bool", False)}
 #: Float elements per chunk we aim for: big enough for fast I/O, small enough to stream.
@@ -53,27 +50,6 @@ def chunk_nets_for(nets: int, largest_layer: int, processes: int = 1) -> int:
     while per_process % target:
         target -= 1
     return target
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What the runs list shows of one run; `damaged` says why a run cannot be read."""
-
-    run_id: str
-    path: Path
-    status: str
-    nets: int | None
-    levels_complete: int | None
-    levels: int | None
-    created: str | None
-    preset: str | None = None
-    damaged: str | None = None
-    pid: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.run_id, "status": self.status, "nets": self.nets,
-                "levels_complete": self.levels_complete, "levels": self.levels,
-                "created": self.created, "damaged": self.damaged, "path": str(self.path)}
 
 
 class Run:
@@ -292,85 +268,9 @@ class Run:
         return read_engine_pid(self.path)
 
 
-def read_engine_pid(run_dir: Path) -> int | None:
-    """The pid of the engine process working on this run, if it is alive."""
-    try:
-        pid = int((Path(run_dir) / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
-
-
-def _short(err: BaseException) -> str:
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text[:160]
-
-
-def run_path(runs_dir: Path | str, run_id: str) -> Path:
-    """`<runs>/<run_id>`, rejecting ids that would escape the store."""
-    if not run_id or "/" in run_id or run_id.startswith(".") or "\\" in run_id:
-        raise StoreError(f"bad run id {run_id!r}")
-    return Path(runs_dir) / run_id
-
-
 def open_run(runs_dir: Path | str, run_id: str, mode: str = "r") -> Run:
     """Open `<runs>/<run_id>` with an error that names the run store when it is missing."""
     path = run_path(runs_dir, run_id)
     if not path.exists():
         raise StoreError(f"no run {run_id!r} in {runs_dir}")
     return Run.open(path, mode)
-
-
-def summarize(path: Path) -> RunSummary:
-    """A RunSummary of one run directory; damaged runs are described, never raised."""
-    try:
-        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
-    except FileNotFoundError:
-        return RunSummary(path.name, path, "damaged", None, None, None, None,
-                          damaged="store unreadable: zarr.json missing")
-    except (OSError, ValueError) as err:
-        return RunSummary(path.name, path, "damaged", None, None, None, None,
-                          damaged=f"store unreadable: zarr.json ({_short(err)})")
-    if attrs.get("kind") != KIND or "status" not in attrs:
-        return RunSummary(path.name, path, "damaged", None, None, None, attrs.get("created"),
-                          damaged="not a mothtui run (attributes missing)")
-    config = attrs.get("config") or {}
-    status = attrs["status"]
-    pid = read_engine_pid(path)
-    if status == "running" and pid is None:
-        status = "interrupted"  # the engine died without recording why: resumable
-    return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
-                      attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
-                      preset=attrs.get("preset"), pid=pid)
-
-
-def list_runs(runs_dir: Path | str) -> list[RunSummary]:
-    """Every run in the store, newest first; hidden directories (dataset cache) are skipped."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    paths = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    summaries = [summarize(p) for p in paths]
-    return sorted(summaries, key=lambda s: (s.created or "", s.run_id), reverse=True)
-
-
-def delete_run(runs_dir: Path | str, run_id: str) -> None:
-    """Remove a run directory (refuses while its engine is alive)."""
-    path = run_path(runs_dir, run_id)
-    if read_engine_pid(path) is not None:
-        raise StoreError(f"run {run_id!r} is still running: cancel it first")
-    shutil.rmtree(path)

@@ -23,7 +23,7 @@ from mothtui.screens.runs import RunsScreen
 
 # The run, picker and new-run screens (plotext, selection, config) and everything that imports
 # zarr or numpy are imported when first needed: the runs list must be on screen within a second
-# of starting (mothtui/peek.py paints it from plain JSON first).
+# of starting (core.runlist paints it from plain JSON first).
 
 
 class MothApp(App):

@@ -44,7 +44,7 @@ def test_ui_never_imports_jax():
     assert "jax" not in loaded and "jaxlib" not in loaded and "flax" not in loaded
 
 
-CORE_USED_BY_UI = ("core.cli", "core.config", "core.errors", "core.events", "core.runstore", "core.select",
+CORE_USED_BY_UI = ("core.cli", "core.config", "core.errors", "core.events", "core.runlist", "core.runstore", "core.select",
                    "core.export", "core.analysis.store")
 
 
@@ -60,3 +60,9 @@ def test_help_imports_neither_jax_nor_textual():
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
     loaded = imported_after(code)
     assert "jax" not in loaded and "textual" not in loaded
+
+
+def test_runs_list_needs_no_array_stack():
+    """The runs list's first paint (core.runlist) must not pay for importing zarr or numpy."""
+    loaded = imported_after("import core.runlist")
+    assert not {"zarr", "numpy", "jax", "textual"} & loaded

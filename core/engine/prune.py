@@ -57,7 +57,6 @@ def _prune_keys(keys: jax.Array, k: jax.Array) -> jax.Array:
 
 def _prune_group(values: Sequence[jax.Array], masks: Sequence[jax.Array], k: jax.Array) -> list[jax.Array]:
     """New masks for a group of arrays pruned together (one cutoff per network over the group)."""
-    n = values[0].shape[0]
     keys = jnp.concatenate([_keys(v, m) for v, m in zip(values, masks)], axis=1)
     prune = _prune_keys(keys, k)
     out, start = [], 0

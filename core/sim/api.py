@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 

@@ -10,10 +10,10 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from core.events import EventTail
 from mothtui.fmt import fmt_created, status_label
-from mothtui.peek import peek_runs
+from core.runlist import list_runs
 
 # mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
-# paint's critical path: see mothtui/peek.py.
+# paint's critical path: the first paint uses core.runlist (plain JSON, standard library only).
 
 #: Most useful first: at 80 columns the last ones may need a horizontal scroll.
 COLUMNS = ("run", "status", "nets", "levels", "chosen sparsity", "duration", "created")
@@ -23,7 +23,7 @@ POLL_S = 1.0
 
 
 class FirstPaintRow:
-    """A row of the first paint (mothtui.peek): what zarr.json says, the rest to follow."""
+    """A row of the first paint (core.runlist): what zarr.json says; chosen sparsity and duration follow."""
 
     chosen = "…"
     duration = "…"
@@ -79,7 +79,7 @@ class RunsScreen(Screen):
         self.query_one(RunsTable).focus()
         # first paint straight away from zarr.json alone (the list must show within a second);
         # the authoritative rows and the chosen-sparsity column follow from a worker
-        self._show([FirstPaintRow(s) for s in peek_runs(self.app.runs_dir)])
+        self._show([FirstPaintRow(s) for s in list_runs(self.app.runs_dir)])
         self._loader = self.load_rows()
         self.set_interval(POLL_S, self.poll)
 

@@ -14,7 +14,6 @@ from core.runstore import list_runs, open_run
 from mothtui.fmt import fmt_duration, fmt_loss, fmt_threshold
 from mothtui.jobs import new_run_id, resume_command, train_command
 from mothtui.model import Progress, RunsModel, analysis_table, event_span
-from mothtui.peek import peek_runs
 from mothtui.screens.new_run import form_overrides
 from mothtui.screens.picker import step_threshold
 
@@ -31,17 +30,6 @@ def test_threshold_ladder_is_1_2_5():
     assert step_threshold(5e-3, 1) == pytest.approx(1e-2)
     assert step_threshold(1e-3, -1) == pytest.approx(5e-4)
     assert step_threshold(3e-3, -1) == pytest.approx(2e-3)  # a typed value steps onto the ladder
-
-
-def test_first_paint_agrees_with_the_run_store(store):
-    quick = {s.run_id: s for s in peek_runs(store)}
-    full = {s.run_id: s for s in list_runs(store)}
-    assert list(quick) == list(full)  # same order
-    for run_id, s in full.items():
-        q = quick[run_id]
-        assert (q.status, q.nets, q.levels_complete, q.levels, q.created) == \
-            (s.status, s.nets, s.levels_complete, s.levels, s.created)
-        assert bool(q.damaged) == bool(s.damaged)
 
 
 def test_rows_chosen_sparsity_and_duration(store):

@@ -1,0 +1,117 @@
+"""The runs list: which runs a store holds and what state each is in, read from plain JSON.
+
+Pure standard library (no zarr, no numpy): a run's attributes are plain JSON in its zarr.json, so
+the UI paints the runs list from here within a second of starting, and `mothtui runs` answers
+without importing the array stack. `core.runstore` re-exports all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import StoreError
+
+KIND = "mothtui.run"
+PID_FILE = "engine.pid"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the runs list shows of one run; `damaged` says why a run cannot be read."""
+
+    run_id: str
+    path: Path
+    status: str
+    nets: int | None
+    levels_complete: int | None
+    levels: int | None
+    created: str | None
+    preset: str | None = None
+    damaged: str | None = None
+    pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.run_id, "status": self.status, "nets": self.nets,
+                "levels_complete": self.levels_complete, "levels": self.levels,
+                "created": self.created, "damaged": self.damaged, "path": str(self.path)}
+
+
+def read_engine_pid(run_dir: Path) -> int | None:
+    """The pid of the engine process working on this run, if it is alive."""
+    try:
+        pid = int((Path(run_dir) / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:160]
+
+
+def run_path(runs_dir: Path | str, run_id: str) -> Path:
+    """`<runs>/<run_id>`, rejecting ids that would escape the store."""
+    if not run_id or "/" in run_id or run_id.startswith(".") or "\\" in run_id:
+        raise StoreError(f"bad run id {run_id!r}")
+    return Path(runs_dir) / run_id
+
+
+def summarize(path: Path) -> RunSummary:
+    """A RunSummary of one run directory; damaged runs are described, never raised."""
+    try:
+        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    except FileNotFoundError:
+        return RunSummary(path.name, path, "damaged", None, None, None, None,
+                          damaged="store unreadable: zarr.json missing")
+    except (OSError, ValueError) as err:
+        return RunSummary(path.name, path, "damaged", None, None, None, None,
+                          damaged=f"store unreadable: zarr.json ({_short(err)})")
+    if attrs.get("kind") != KIND or "status" not in attrs:
+        return RunSummary(path.name, path, "damaged", None, None, None, attrs.get("created"),
+                          damaged="not a mothtui run (attributes missing)")
+    config = attrs.get("config") or {}
+    status = attrs["status"]
+    pid = read_engine_pid(path)
+    if status == "running" and pid is None:
+        status = "interrupted"  # the engine died without recording why: resumable
+    return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
+                      attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
+                      preset=attrs.get("preset"), pid=pid)
+
+
+def list_runs(runs_dir: Path | str) -> list[RunSummary]:
+    """Every run in the store, newest first; hidden directories (dataset cache) are skipped."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    paths = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    summaries = [summarize(p) for p in paths]
+    return sorted(summaries, key=lambda s: (s.created or "", s.run_id), reverse=True)
+
+
+def delete_run(runs_dir: Path | str, run_id: str) -> None:
+    """Remove a run directory (refuses while its engine is alive)."""
+    path = run_path(runs_dir, run_id)
+    if read_engine_pid(path) is not None:
+        raise StoreError(f"run {run_id!r} is still running: cancel it first")
+    shutil.rmtree(path)
