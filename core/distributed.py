@@ -370,10 +370,10 @@ def train_command(args) -> int:
     function of the dataset), then trains and writes its own networks.
     """
     from core.cli import resolve_runs
-    from core.commands.train import dataset_for, default_run_id, execute
+    from core.commands.train import dataset_for, execute, new_run_path
     from core.config import DEFAULT_PRESET, resolve
     from core.engine.signals import stop_on_signals
-    from core.runstore import Run, chunk_nets_for, run_path
+    from core.runstore import Run, chunk_nets_for
 
     cluster = from_args(args)  # before anything else touches JAX
     with stop_on_signals() as stop:
@@ -383,12 +383,7 @@ def train_command(args) -> int:
         nets = cluster.nets(config.nets)
 
         def choose() -> dict[str, str]:
-            if args.run_id:
-                path = run_path(runs_dir, args.run_id)
-                if path.exists():
-                    raise StoreError(f"run {args.run_id!r} already exists in {runs_dir}")
-            else:
-                path = run_path(runs_dir, default_run_id(runs_dir, preset))
+            path = new_run_path(runs_dir, args.run_id, preset)
             return {"path": str(path), "dataset": dataset_for(config, runs_dir, args.quiet)}
 
         chosen = cluster.on_main("train/chosen", choose)

@@ -29,6 +29,16 @@ def default_run_id(runs_dir: Path, preset: str) -> str:
     return candidate
 
 
+def new_run_path(runs_dir: Path, run_id: str | None, preset: str) -> Path:
+    """Where a new run goes: `--id` if given (refused if taken), else a fresh default id."""
+    if run_id:
+        path = run_path(runs_dir, run_id)
+        if path.exists():
+            raise StoreError(f"run {run_id!r} already exists in {runs_dir}")
+        return path
+    return run_path(runs_dir, default_run_id(runs_dir, preset))
+
+
 def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None) -> str:
     """The config's dataset path, or the cached simulated one (simulated now if missing).
 
@@ -79,12 +89,7 @@ def run(args) -> int:
         preset = args.preset or DEFAULT_PRESET
         config = resolve(preset, args.config, args.overrides)
         runs_dir = resolve_runs(args)
-        if args.run_id:
-            path = run_path(runs_dir, args.run_id)
-            if path.exists():
-                raise StoreError(f"run {args.run_id!r} already exists in {runs_dir}")
-        else:
-            path = run_path(runs_dir, default_run_id(runs_dir, preset))
+        path = new_run_path(runs_dir, args.run_id, preset)
         dataset = dataset_for(config, runs_dir, args.quiet, stop)
         return train_new(path, config, dataset, preset=preset, quiet=args.quiet, stop=stop)
 
