@@ -174,6 +174,8 @@ class Progress:
                 self.stopped_early, self.diverged = ev.get("stopped_early"), ev.get("diverged")
             elif kind == "run_end":
                 self.status, self.message = ev.get("status"), ev.get("message")
+                # nothing trains any more: keep the last level's numbers, drop the live ones
+                self.active = self.samples_per_s = self.eta_s = None
         return bool(events)
 
     def loss_stats(self) -> tuple[float | None, float | None, float | None]:
@@ -194,7 +196,8 @@ class Progress:
             parts.append(f"{self.sparsity * 100:.0f} %")
         if self.step is not None:
             parts.append(f"step {self.step:,}" + (f" / ≤ {self.max_steps:,}" if self.max_steps else ""))
-        parts.append(fmt_rate(self.samples_per_s))
+        if self.samples_per_s is not None:
+            parts.append(fmt_rate(self.samples_per_s))
         if self.eta_s is not None:
             parts.append(f"ETA {fmt_duration(self.eta_s)}")
         if self.status and self.status != "running":

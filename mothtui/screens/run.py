@@ -159,8 +159,9 @@ class RunScreen(Screen):
                 lines.append(f"training {p.active}/{p.nets} nets")
             if p.stopped_early is not None:
                 lines.append(f"last level: stopped early {p.stopped_early}, diverged {p.diverged or 0}")
-            eta = f" · ETA {fmt_duration(p.eta_s)}" if p.eta_s is not None else ""
-            lines.append(f"{fmt_rate(p.samples_per_s)}{eta}")
+            if p.samples_per_s is not None:
+                eta = f" · ETA {fmt_duration(p.eta_s)}" if p.eta_s is not None else ""
+                lines.append(f"{fmt_rate(p.samples_per_s)}{eta}")
         if self.levels_complete:
             last = self.losses[self.levels_complete - 1] if self.losses.size else np.zeros(0)
             finite = last[np.isfinite(last)]

@@ -63,6 +63,8 @@ def test_progress_follows_the_event_schema(tmp_path):
     events.emit("run_end", status="cancelled", message="SIGTERM")
     p.feed(tail.read())
     assert (p.stopped_early, p.diverged, p.status, p.message) == (1, 1, "cancelled", "SIGTERM")
+    assert (p.active, p.samples_per_s, p.eta_s) == (None, None, None)  # nothing trains once it ended
+    assert p.line() == "level 1/4 · 50 % · step 200 / ≤ 800 · cancelled"
     assert not p.feed(tail.read())
 
 
