@@ -34,6 +34,11 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
+def _override_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--override", dest="overrides", action="append", default=[], metavar="NET=LEVEL",
+                        help="choose LEVEL for network NET by hand, whatever its loss (repeatable)")
+
+
 def _config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default=None, help="smoke | quick | paper (default: quick)")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
@@ -103,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_option(p)
     p.add_argument("--threshold", type=float, default=None, help="loss threshold (default: the run's, 1e-3)")
     p.add_argument("--split", default="val", help="train | val | test (default val)")
+    _override_option(p)
     _json_option(p)
     p.set_defaults(handler="select")
 
@@ -114,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val")
     p.add_argument("--nets", default=None, help="comma-separated network indices (default: all selected)")
     p.add_argument("--level", type=int, default=None, help="export this level for every chosen network")
+    _override_option(p)
     p.set_defaults(handler="export")
 
     p = sub.add_parser("analyze", help="per-level analysis of a run, stored in the run")
@@ -165,6 +172,9 @@ def run_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("mothtui: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mothtui runs | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def main(argv: list[str] | None = None) -> int:

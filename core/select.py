@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -154,3 +154,17 @@ def require_any(selection: Selection) -> Selection:
         raise MothError(f"no network of run {selection.run!r} has {selection.split} loss <= "
                         f"{selection.threshold:g} at any completed level{hint}; raise --threshold")
     return selection
+
+
+def parse_overrides(items: Sequence[str]) -> dict[int, int]:
+    """`["3=12", "17=13"]` from `--override NET=LEVEL` -> {3: 12, 17: 13} (levels are checked by `select`)."""
+    overrides: dict[int, int] = {}
+    for item in items:
+        net, sep, level = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            overrides[int(net)] = int(level)
+        except ValueError:
+            raise MothError(f"bad --override {item!r}: expected NET=LEVEL, e.g. 3=12") from None
+    return overrides

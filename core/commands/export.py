@@ -1,4 +1,4 @@
-"""`mothtui export RUN_ID --out DIR [--threshold T] [--split val] [--nets 0,3] [--level L]`.
+"""`mothtui export RUN_ID --out DIR [--threshold T] [--split val] [--nets 0,3] [--level L] [--override NET=LEVEL]`.
 
 Writes the chosen networks (see core/export.py and docs/export.md) and prints a one-line summary
 per network and the export directory on the last line of stdout.
@@ -10,7 +10,7 @@ from core.cli import resolve_runs
 from core.errors import MothError
 from core.export import export_run
 from core.runstore import open_run
-from core.select import check_split, check_threshold
+from core.select import check_split, check_threshold, parse_overrides
 
 
 def parse_nets(text: str | None) -> list[int] | None:
@@ -38,8 +38,10 @@ def run(args) -> int:
     threshold = None if args.threshold is None else check_threshold(args.threshold)
     split = check_split(args.split)
     nets = parse_nets(args.nets)
+    overrides = parse_overrides(args.overrides)
     run_store = open_run(resolve_runs(args), args.run_id)
-    manifest = export_run(run_store, args.out, threshold=threshold, split=split, nets=nets, level=args.level)
+    manifest = export_run(run_store, args.out, threshold=threshold, split=split, nets=nets, level=args.level,
+                           overrides=overrides)
     for e in manifest["networks"]:
         mark = "*" if e["manual"] else " "
         ghosts = "/".join(str(g) for g in e["ghosts_removed"])

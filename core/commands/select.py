@@ -1,4 +1,4 @@
-"""`mothtui select RUN_ID [--threshold T] [--split val] [--json]`: the sparse pick of every network.
+"""`mothtui select RUN_ID [--threshold T] [--split val] [--override NET=LEVEL ...] [--json]`: the sparse pick of every network.
 
 Prints a table (or, with --json, the contract's document). Exits non-zero with one line when no
 network passes, so scripts notice an empty selection.
@@ -10,7 +10,7 @@ import json
 
 from core.cli import resolve_runs
 from core.runstore import open_run
-from core.select import check_split, check_threshold, require_any, select_run
+from core.select import check_split, check_threshold, parse_overrides, require_any, select_run
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -21,7 +21,8 @@ def run(args) -> int:
     threshold = None if args.threshold is None else check_threshold(args.threshold)
     split = check_split(args.split)
     run_store = open_run(resolve_runs(args), args.run_id)
-    selection = require_any(select_run(run_store, threshold, split))
+    overrides = parse_overrides(args.overrides)
+    selection = require_any(select_run(run_store, threshold, split, overrides))
     if args.json:
         print(json.dumps(selection.to_dict()))
         return 0
@@ -29,8 +30,10 @@ def run(args) -> int:
           f"{run_store.levels_complete}/{run_store.levels} levels complete")
     print(f"{'net':>5} {'level':>5} {'sparsity':>8} {split + ' loss':>10}  {'best loss':>9}")
     for c in selection.choices:
-        print(f"{c.network:>5} {_fmt(c.level, 'd'):>5} {_fmt(c.sparsity, '.3f'):>8} "
+        level = _fmt(c.level, "d") + ("*" if c.manual else "")
+        print(f"{c.network:>5} {level:>5} {_fmt(c.sparsity, '.3f'):>8} "
               f"{_fmt(c.loss, '.3g'):>10}  {_fmt(c.best_loss, '.3g'):>9}")
     print(f"{selection.passing}/{len(selection.choices)} networks pass · "
-          f"median sparsity {selection.median_sparsity:.3f}")
+          f"median sparsity {selection.median_sparsity:.3f}"
+          + (" · * chosen by hand" if any(c.manual for c in selection.choices) else ""))
     return 0

@@ -221,3 +221,17 @@ def test_export_command_refusals(exported, tmp_path, capsys):
     assert code == 0, stderr
     assert stdout.strip().splitlines()[-1] == str(tmp_path / "new" / "deep")
     assert json.loads((tmp_path / "new" / "deep" / "manifest.json").read_text())["networks"]
+
+
+def test_export_command_overrides_a_level_by_hand(exported, tmp_path, capsys):
+    runs, _, manifest = exported
+    auto = {e["network"]: e["level"] for e in manifest["networks"]}
+    net = min(auto)
+    forced = 0 if auto[net] != 0 else 1
+    code, stdout, stderr = _cli(capsys, "export", "r", "--runs", str(runs), "--out", str(tmp_path / "o"),
+                                "--threshold", "1e-3", "--override", f"{net}={forced}")
+    assert code == 0, stderr
+    entries = {e["network"]: e for e in json.loads((tmp_path / "o" / "manifest.json").read_text())["networks"]}
+    assert (entries[net]["level"], entries[net]["manual"]) == (forced, True)
+    stored = open_run(runs, "r").level(forced, [net])["weight"][0][0]
+    assert np.array_equal(np.load(tmp_path / "o" / entries[net]["file"])["layer_0_weight"], stored)

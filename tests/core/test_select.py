@@ -149,3 +149,17 @@ def test_select_command_json_and_errors(runs_dir, capsys):
         code, out, err = _cli(capsys, *argv, "--runs", str(runs_dir))
         assert code != 0
         assert len(err.strip().splitlines()) == 1 and needle in err
+
+
+def test_select_command_overrides_by_hand(runs_dir, capsys):
+    make_fixture_run(runs_dir, "r", nets=4)
+    code, out, err = _cli(capsys, "select", "r", "--runs", str(runs_dir), "--json", "--override", "1=0",
+                          "--override", "3=4")
+    assert code == 0, err
+    networks = {n["network"]: n for n in json.loads(out)["networks"]}
+    assert (networks[1]["level"], networks[1]["manual"], networks[1]["sparsity"]) == (0, True, 0.0)
+    assert (networks[3]["level"], networks[3]["manual"]) == (4, True)
+    assert networks[0]["manual"] is False
+    for bad, needle in [("x", "NET=LEVEL"), ("1=9", "level 9"), ("7=1", "network 7")]:
+        code, out, err = _cli(capsys, "select", "r", "--runs", str(runs_dir), "--override", bad)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
