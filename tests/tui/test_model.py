@@ -10,7 +10,7 @@ from core.analysis import AnalysisParams, analyze_run
 from core.analysis.store import load_analysis
 from core.config import ConfigError, resolve
 from core.events import EventWriter
-from core.runstore import list_runs, open_run
+from core.runstore import open_run
 from mothtui.fmt import fmt_duration, fmt_loss, fmt_threshold
 from mothtui.jobs import new_run_id, resume_command, train_command
 from mothtui.model import Progress, RunsModel, analysis_table, event_span
