@@ -23,9 +23,20 @@ def _block_sse(params: Params, x: jax.Array, y: jax.Array, weight: jax.Array, pr
     return jnp.einsum("nbo,b->n", jnp.square(err), weight, precision=jax.lax.Precision.HIGHEST)
 
 
-def block_rows(eval_batch: int, largest_split: int) -> int:
-    """Rows per evaluation block: at most eval_batch, no larger than needed for the largest split."""
-    return max(1, min(eval_batch, largest_split))
+#: Bytes one hidden activation of an evaluation block may take (about three are alive at once).
+#: Keeps `eval_batch` safe for any ensemble size: 400 networks 400 wide get 9,830 rows (6 GiB).
+EVAL_ACTIVATION_BYTES = 6 * 2 ** 30
+
+
+def block_rows(eval_batch: int, largest_split: int, nets: int = 1, widest: int = 1) -> int:
+    """Rows per evaluation block: at most eval_batch, no larger than the largest split, and small
+    enough that one `(nets, rows, widest)` float32 activation fits EVAL_ACTIVATION_BYTES.
+
+    `nets` is the run's whole ensemble (not this device's share), so the block size, and with it
+    the rounding of the stored losses, does not depend on how the networks are spread.
+    """
+    memory_cap = EVAL_ACTIVATION_BYTES // (4 * max(1, nets) * max(1, widest))
+    return max(1, min(eval_batch, largest_split, memory_cap))
 
 
 def split_loss(params: Params, x: np.ndarray, y: np.ndarray, rows: int, precision: str = "float32",

@@ -74,7 +74,8 @@ class Engine:
         if not host_batches:
             self.x_train = self.place.data(tr.x)
             self.y_train = self.place.data(tr.y)
-        self.eval_rows = evaluate.block_rows(config.eval_batch, max(s.n for s in data.splits.values()))
+        self.eval_rows = evaluate.block_rows(config.eval_batch, max(s.n for s in data.splits.values()),
+                                             config.nets, max(config.layer_sizes))
 
     # ---- the pieces of a level -------------------------------------------------------
     def initial(self) -> tuple[Params, Params, np.ndarray]:

@@ -100,3 +100,22 @@ def test_early_stopping_is_decided_per_network(data):
         assert state.stopped[n] == (expected < 60)
         assert np.all(np.isnan(losses[expected:, n]))
     assert len(set(state.steps.tolist())) > 1, "networks should stop at different steps"
+
+
+def test_evaluation_blocks_are_capped_by_memory_and_loss_is_blockwise_exact():
+    from core.engine import evaluate
+
+    # the paper's ensemble: 400 networks 400 wide may not take the default 65,536-row blocks
+    rows = evaluate.block_rows(65_536, 2_000_000, nets=400, widest=400)
+    assert 400 * rows * 400 * 4 <= evaluate.EVAL_ACTIVATION_BYTES and rows > 1_000
+    assert evaluate.block_rows(65_536, 5_000, nets=8, widest=64) == 5_000  # small runs: one block
+    # whatever the block size, the loss is the mean over every row (padding counts zero)
+    params = model.init_params((10, 8, 7), 0.2, 0, range(2))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.5, 0.5, (101, 10)).astype(np.float32)
+    y = rng.uniform(-0.5, 0.5, (101, 7)).astype(np.float32)
+    whole = evaluate.split_loss(params, x, y, rows=101)
+    blocked = evaluate.split_loss(params, x, y, rows=16)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-6)
+    direct = np.mean((np.asarray(model.forward(params, jnp.asarray(x))) - y[None]) ** 2, axis=(1, 2))
+    np.testing.assert_allclose(whole, direct, rtol=1e-6)
