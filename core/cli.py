@@ -18,6 +18,13 @@ from core.errors import MothError
 DEFAULT_RUNS = "runs"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house style for errors: one line `mothtui: ...` on stderr, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"mothtui: {message} (see '{self.prog} --help')\n")
+
+
 def default_runs_dir() -> Path:
     """The run store: `$MOTHTUI_RUNS` if set, else `./runs`."""
     return Path(os.environ.get("MOTHTUI_RUNS") or DEFAULT_RUNS)
@@ -59,7 +66,7 @@ def _distributed_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line. Each subparser names its handler module in `handler`."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mothtui",
         description="Sparse, bio-inspired controllers for hawkmoth flight. "
                     "Without a command, opens the terminal UI on the run store.",

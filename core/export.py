@@ -23,6 +23,7 @@ import io
 import json
 import math
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,7 +325,22 @@ def export_run(run, out: Path | str, *, threshold: float | None = None, split: s
                overrides: Mapping[int, int] | None = None) -> dict[str, Any]:
     """Write the chosen networks of `run` into `out` (new or empty); returns the manifest."""
     selection, choices = choose(run, threshold, split, nets, level, overrides)
+    existed = Path(out).exists()
     out = prepare_out(out)
+    try:
+        return _write_export(run, out, selection, choices, split)
+    except BaseException:
+        # leave `out` as it was (absent or empty), so a retry is not refused as "not empty"
+        if existed:
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write_export(run, out: Path, selection, choices, split: str) -> dict[str, Any]:
+    """The files of an export into the prepared directory `out`; the manifest last."""
     attrs = run.attrs
     scaler = run.scaler
     input_names = attrs.get("input_names")

@@ -89,6 +89,10 @@ def summarize(path: Path) -> RunSummary:
     if attrs.get("kind") != KIND or "status" not in attrs:
         return RunSummary(path.name, path, "damaged", None, None, None, attrs.get("created"),
                           damaged="not a mothtui run (attributes missing)")
+    problem = _layout_problem(path, attrs)
+    if problem:
+        return RunSummary(path.name, path, "damaged", attrs.get("nets"), None, attrs.get("levels"),
+                          attrs.get("created"), damaged=problem)
     config = attrs.get("config") or {}
     status = attrs["status"]
     pid = read_engine_pid(path)
@@ -99,9 +103,32 @@ def summarize(path: Path) -> RunSummary:
                       preset=attrs.get("preset"), pid=pid)
 
 
+def _layout_problem(path: Path, attrs: dict[str, Any]) -> str | None:
+    """Why a run's attributes or array layout cannot be right, from cheap file checks (or None).
+
+    The full check (array shapes, readable chunks) happens when the run is opened.
+    """
+    done, levels = attrs.get("levels_complete"), attrs.get("levels")
+    if not isinstance(done, int) or isinstance(done, bool) or not isinstance(levels, int) \
+            or not 0 <= done <= levels:
+        return f"levels_complete is {done!r} of {levels!r} levels"
+    for name in ("sparsity", "loss/val", "layer_0/weight"):
+        if not (path / name / "zarr.json").is_file():
+            return f"array {name} missing"
+    return None
+
+
+def check_runs_dir(runs_dir: Path | str) -> Path:
+    """The run store directory; StoreError if the path exists but is not a directory."""
+    runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise StoreError(f"run store {runs_dir} is not a directory")
+    return runs_dir
+
+
 def list_runs(runs_dir: Path | str) -> list[RunSummary]:
     """Every run in the store, newest first; hidden directories (dataset cache) are skipped."""
-    runs_dir = Path(runs_dir)
+    runs_dir = check_runs_dir(runs_dir)
     if not runs_dir.is_dir():
         return []
     paths = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]

@@ -147,8 +147,39 @@ class Run:
             self.config
         except Exception as err:
             raise StoreError(f"run {self.run_id!r} is damaged: bad config ({_short(err)})") from None
-        if "loss" not in self.group or "layer_0" not in self.group:
-            raise StoreError(f"run {self.run_id!r} is damaged: arrays missing")
+        levels_complete = attrs["levels_complete"]
+        levels = self.config.levels
+        if not isinstance(levels_complete, int) or isinstance(levels_complete, bool) \
+                or not 0 <= levels_complete <= levels:
+            raise StoreError(f"run {self.run_id!r} is damaged: levels_complete is {levels_complete!r}, "
+                             f"not a whole number from 0 to {levels}")
+        self._check_shapes(levels)
+
+    def _check_shapes(self, levels: int) -> None:
+        """Every contract array is there with the shape the config implies."""
+        nets, sizes = self.config.nets, self.config.layer_sizes
+        expected = {"sparsity": (levels,), **{f"loss/{s}": (levels, nets) for s in SPLITS}}
+        for k, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+            expected[f"layer_{k}/weight"] = expected[f"layer_{k}/weight_mask"] = (levels, nets, fan_in, fan_out)
+            expected[f"layer_{k}/bias"] = expected[f"layer_{k}/bias_mask"] = (levels, nets, fan_out)
+        for name, shape in expected.items():
+            try:
+                found = tuple(self.group[name].shape)
+            except Exception as err:  # missing or unreadable metadata
+                raise StoreError(f"run {self.run_id!r} is damaged: array {name} unreadable "
+                                 f"({_short(err)})") from None
+            if found != shape:
+                raise StoreError(f"run {self.run_id!r} is damaged: array {name} has shape {found}, "
+                                 f"expected {shape}")
+
+    def _read(self, name: str, read) -> np.ndarray:
+        """`read()` of one array, with a broken chunk reported as a damaged run (never a traceback)."""
+        try:
+            return np.asarray(read())
+        except StoreError:
+            raise
+        except Exception as err:
+            raise StoreError(f"run {self.run_id!r} is damaged: array {name} unreadable ({_short(err)})") from None
 
     # ---- attributes ------------------------------------------------------------------
     @property
@@ -212,7 +243,7 @@ class Run:
     @property
     def sparsity(self) -> np.ndarray:
         """(L,) target sparsity of every level."""
-        return np.asarray(self.group["sparsity"][:])
+        return self._read("sparsity", lambda: self.group["sparsity"][:])
 
     def write_level(self, level: int, weights: Iterable[np.ndarray], weight_masks: Iterable[np.ndarray],
                     biases: Iterable[np.ndarray], bias_masks: Iterable[np.ndarray],
@@ -247,15 +278,23 @@ class Run:
         for k in range(self.n_layers):
             layer = self.group[f"layer_{k}"]
             for name in out:
-                out[name].append(np.asarray(layer[name].oindex[level, nets] if isinstance(nets, list)
-                                            else layer[name][level, nets]))
+                array = layer[name]
+                out[name].append(self._read(f"layer_{k}/{name}", lambda: array.oindex[level, nets]
+                                            if isinstance(nets, list) else array[level, nets]))
+            weight, mask = out["weight"][-1], out["weight_mask"][-1]
+            # A lost chunk reads as its fill value: a surviving weight of exactly 0, or a pruned one
+            # that is not 0, means the stored level is not what the engine wrote.
+            if not (np.isfinite(weight).all() and (weight[~mask] == 0).all() and (weight[mask] != 0).all()):
+                raise StoreError(f"run {self.run_id!r} is damaged: layer_{k} weights of level {level} "
+                                 "disagree with their mask (a chunk is missing or corrupt)")
         return out
 
     def losses(self, split: str = "val") -> np.ndarray:
         """(levels_complete, N) loss of every network at every completed level on a split."""
         if split not in SPLITS:
             raise StoreError(f"unknown split {split!r} (use train, val or test)")
-        return np.asarray(self.group[f"loss/{split}"][: self.levels_complete])
+        array = self.group[f"loss/{split}"]
+        return self._read(f"loss/{split}", lambda: array[: self.levels_complete])
 
     # ---- the engine process ------------------------------------------------------------
     def write_pid(self, pid: int | None = None) -> None:

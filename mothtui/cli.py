@@ -5,6 +5,8 @@ Imports neither textual nor jax until it knows which is needed, so `--help` is i
 
 from __future__ import annotations
 
+import sys
+
 from core.cli import build_parser, resolve_runs, run_command
 
 
@@ -12,9 +14,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is not None:
         return run_command(args)
+    from core.errors import MothError
+    from core.runlist import check_runs_dir
+
+    try:
+        runs_dir = check_runs_dir(resolve_runs(args))
+    except MothError as err:
+        print(f"mothtui: {err}", file=sys.stderr)
+        return err.exit_code
     from mothtui.app import run_app  # textual only now
 
-    return run_app(resolve_runs(args))
+    return run_app(runs_dir)
 
 
 if __name__ == "__main__":

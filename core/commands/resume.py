@@ -25,6 +25,8 @@ def run(args) -> int:
             raise StoreError(f"run {args.run_id!r} is still running (pid {run_store.engine_pid()})")
         if run_store.status == "done" and run_store.levels_complete >= run_store.levels:
             raise StoreError(f"run {args.run_id!r} is already done ({run_store.levels} levels)")
+        if run_store.levels_complete:  # the level we continue from must be intact before we write anything
+            run_store.level(run_store.levels_complete - 1)
         from core.commands.train import execute
         from core.data import prepare
         from core.engine.loop import Engine

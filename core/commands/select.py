@@ -1,7 +1,8 @@
 """`mothtui select RUN_ID [--threshold T] [--split val] [--override NET=LEVEL ...] [--json]`: the sparse pick of every network.
 
-Prints a table (or, with --json, the contract's document). Exits non-zero with one line when no
-network passes, so scripts notice an empty selection.
+Prints a table (or, with --json, the contract's document). Exits non-zero with one line on stderr
+when no network passes, so scripts notice an empty selection (with --json, after printing the
+document, whose networks then all have `"level": null`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ def run(args) -> int:
     split = check_split(args.split)
     run_store = open_run(resolve_runs(args), args.run_id)
     overrides = parse_overrides(args.overrides)
-    selection = require_any(select_run(run_store, threshold, split, overrides))
-    if args.json:
+    selection = select_run(run_store, threshold, split, overrides)
+    if args.json:  # the document even when empty (every network "level": null), then the exit status
         print(json.dumps(selection.to_dict()))
+    require_any(selection)
+    if args.json:
         return 0
     print(f"run {selection.run} · threshold {selection.threshold:g} ({selection.split}) · "
           f"{run_store.levels_complete}/{run_store.levels} levels complete")

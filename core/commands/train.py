@@ -128,6 +128,6 @@ def execute(run_store: Run, engine, *, quiet: bool, stop, resumed_from: int | No
     except Cancelled as err:
         print(run_store.run_id, flush=True)
         raise Cancelled(f"run {run_store.run_id} {err}; {run_store.levels_complete} levels complete, "
-                        f"resume with `mothtui resume {run_store.run_id}`") from None
+                        f"resume with `mothtui resume {run_store.run_id} --runs {run_store.path.parent}`") from None
     print(run_store.run_id, flush=True)
     return 0

@@ -234,7 +234,8 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
     except Cancelled as err:
         _end(run, sync, "cancelled", str(err))
         emit("run_end", status="cancelled",
-             message=f"cancelled; {run.levels_complete} levels complete, resume with `mothtui resume {run.run_id}`")
+             message=f"cancelled; {run.levels_complete} levels complete, "
+                     f"resume with `mothtui resume {run.run_id} --runs {run.path.parent}`")
         if main:
             run.clear_pid()
         raise

@@ -81,3 +81,69 @@ def test_running_with_a_dead_pid_is_interrupted(runs_dir):
     assert list_runs(runs_dir)[0].status == "interrupted"
     run.write_pid()  # this process: alive
     assert list_runs(runs_dir)[0].status == "running"
+
+
+def _corrupt_copies(runs_dir):
+    """A good synthetic run and copies of it broken the ways disks and people break them."""
+    import json
+    import shutil
+
+    from fixture_runs import make_fixture_run
+
+    make_fixture_run(runs_dir, "good", nets=2, hidden=(8,), schedule=(0.5, 0.8), status="cancelled")
+    cases = {}
+
+    def copy(name):
+        shutil.copytree(runs_dir / "good", runs_dir / name)
+        cases[name] = runs_dir / name
+        return runs_dir / name
+
+    def set_attr(path, **values):
+        meta = json.loads((path / "zarr.json").read_text())
+        meta["attributes"].update(values)
+        (path / "zarr.json").write_text(json.dumps(meta))
+
+    set_attr(copy("lc_text"), levels_complete="x")
+    set_attr(copy("lc_beyond"), levels_complete=7)
+    (copy("loss_meta") / "loss" / "val" / "zarr.json").write_text("{trunc")
+    shutil.rmtree(copy("lost_chunks") / "layer_0" / "weight" / "c")
+    for chunk in (copy("bad_chunk") / "loss" / "val" / "c").rglob("*"):
+        if chunk.is_file():
+            chunk.write_bytes(b"garbage")
+    shutil.rmtree(copy("no_losses") / "loss")
+    return cases
+
+
+def test_damaged_runs_give_one_line_and_are_never_written(runs_dir, capsys):
+    from core.cli import main
+
+    cases = _corrupt_copies(runs_dir)
+    for name, path in cases.items():
+        before = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+        commands = [["export", name, "--threshold", "1", "--out", str(runs_dir.parent / f"out_{name}")],
+                    ["resume", name]]
+        if name != "lost_chunks":  # select reads only the losses, which are intact there
+            commands.append(["select", name, "--threshold", "1"])
+        for argv in commands:
+            code = main([*argv, "--runs", str(runs_dir)])
+            err = capsys.readouterr().err
+            assert code == 2, (name, argv, err)
+            assert len(err.strip().splitlines()) == 1, (name, argv, err)
+            # resume reads only what it continues from (then stops at the fixture's missing dataset)
+            assert "damaged" in err or (argv[0] == "resume" and name == "bad_chunk"), (name, argv, err)
+        after = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+        assert after == before, name  # not a byte changed, not a file added
+        assert not (runs_dir.parent / f"out_{name}").exists()
+
+
+def test_runs_list_shows_broken_layouts_as_damaged(runs_dir, tmp_path):
+    from core.runlist import list_runs
+
+    _corrupt_copies(runs_dir)
+    status = {s.run_id: (s.status, s.damaged) for s in list_runs(runs_dir)}
+    for name in ("lc_text", "lc_beyond", "no_losses"):
+        assert status[name][0] == "damaged" and status[name][1], name
+    assert status["good"] == ("cancelled", None)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(StoreError, match="not a directory"):
+        list_runs(tmp_path / "a_file")

@@ -163,3 +163,12 @@ def test_select_command_overrides_by_hand(runs_dir, capsys):
     for bad, needle in [("x", "NET=LEVEL"), ("1=9", "level 9"), ("7=1", "network 7")]:
         code, out, err = _cli(capsys, "select", "r", "--runs", str(runs_dir), "--override", bad)
         assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+def test_select_json_of_an_empty_selection_is_printed_then_fails(runs_dir, capsys):
+    make_fixture_run(runs_dir, "r", nets=3)
+    code, out, err = _cli(capsys, "select", "r", "--runs", str(runs_dir), "--json", "--threshold", "1e-9")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no network" in err
+    document = json.loads(out)
+    assert [n["level"] for n in document["networks"]] == [None, None, None]
+
