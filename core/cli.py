@@ -41,7 +41,11 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
-def _override_option(parser: argparse.ArgumentParser) -> None:
+def _selection_options(parser: argparse.ArgumentParser) -> None:
+    """The selection rule's options, shared by `select` and `export`."""
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="loss threshold (default: the run's `threshold`, 1e-3)")
+    parser.add_argument("--split", default="val", help="train | val | test (default val)")
     parser.add_argument("--override", dest="overrides", action="append", default=[], metavar="NET=LEVEL",
                         help="choose LEVEL for network NET by hand, whatever its loss (repeatable)")
 
@@ -113,9 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("select", help="per network, the most-pruned level with loss <= threshold")
     p.add_argument("run_id")
     _runs_option(p)
-    p.add_argument("--threshold", type=float, default=None, help="loss threshold (default: the run's, 1e-3)")
-    p.add_argument("--split", default="val", help="train | val | test (default val)")
-    _override_option(p)
+    _selection_options(p)
     _json_option(p)
     p.set_defaults(handler="select")
 
@@ -123,11 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     _runs_option(p)
     p.add_argument("--out", type=Path, required=True, help="output directory (new or empty)")
-    p.add_argument("--threshold", type=float, default=None)
-    p.add_argument("--split", default="val")
+    _selection_options(p)
     p.add_argument("--nets", default=None, help="comma-separated network indices (default: all selected)")
     p.add_argument("--level", type=int, default=None, help="export this level for every chosen network")
-    _override_option(p)
     p.set_defaults(handler="export")
 
     p = sub.add_parser("analyze", help="per-level analysis of a run, stored in the run")
