@@ -372,7 +372,7 @@ def train_command(args) -> int:
     from core.cli import resolve_runs
     from core.commands.train import dataset_for, execute, new_run_path
     from core.config import DEFAULT_PRESET, resolve
-    from core.engine.signals import stop_on_signals
+    from core.commands.signals import stop_on_signals
     from core.runstore import Run, chunk_nets_for
 
     cluster = from_args(args)  # before anything else touches JAX
@@ -426,7 +426,7 @@ def resume_command(args) -> int:
     from core.commands.train import execute
     from core.data import prepare
     from core.engine.loop import Engine
-    from core.engine.signals import stop_on_signals
+    from core.commands.signals import stop_on_signals
     from core.runstore import open_run
 
     cluster = from_args(args)

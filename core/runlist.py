@@ -7,6 +7,7 @@ without importing the array stack. `core.runstore` re-exports all of it.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ from core.errors import StoreError
 
 KIND = "mothtui.run"
 PID_FILE = "engine.pid"
+#: Engine logs of the runs, `<runs>/.logs/<run_id>.log` (hidden: not a run).
+LOGS_DIR = ".logs"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,20 @@ def run_path(runs_dir: Path | str, run_id: str) -> Path:
     if not run_id or "/" in run_id or run_id.startswith(".") or "\\" in run_id:
         raise StoreError(f"bad run id {run_id!r}")
     return Path(runs_dir) / run_id
+
+
+def new_run_id(runs_dir: Path | str, preset: str, now: _dt.datetime | None = None) -> str:
+    """A fresh run id, `2026-11-24_091233_smoke`, with `-2`, `-3`, ... if that id (or its log) is taken.
+
+    The one generator of default ids: the CLI's `train` and the app's new-run form both use it.
+    """
+    base = f"{(now or _dt.datetime.now()):%Y-%m-%d_%H%M%S}_{preset}"
+    runs_dir = Path(runs_dir)
+    candidate, n = base, 1
+    while (runs_dir / candidate).exists() or (runs_dir / LOGS_DIR / f"{candidate}.log").exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
 
 
 def summarize(path: Path) -> RunSummary:

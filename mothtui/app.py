@@ -17,7 +17,8 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from core.errors import MothError
-from mothtui.jobs import JobSupervisor, new_run_id
+from core.runlist import new_run_id
+from mothtui.jobs import JobSupervisor
 from mothtui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from mothtui.screens.runs import RunsScreen
 

@@ -9,7 +9,6 @@ through their `engine.pid` file, so cancelling works the same for both.
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import os
 import signal
 import subprocess
@@ -18,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import MothError
-
-LOG_DIR = ".logs"
+from core.runlist import LOGS_DIR
 
 
 @dataclass
@@ -30,17 +28,6 @@ class Job:
     kind: str  # "train" | "resume"
     process: asyncio.subprocess.Process
     log: Path
-
-
-def new_run_id(runs_dir: Path, preset: str, now: _dt.datetime | None = None) -> str:
-    """`2026-11-24_091233_smoke`, with a suffix if that id is taken."""
-    stamp = (now or _dt.datetime.now()).strftime("%Y-%m-%d_%H%M%S")
-    base = f"{stamp}_{preset}"
-    candidate, n = base, 1
-    while (Path(runs_dir) / candidate).exists() or (Path(runs_dir) / LOG_DIR / f"{candidate}.log").exists():
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
 
 
 def train_command(runs_dir: Path, run_id: str, preset: str, overrides: list[str]) -> list[str]:
@@ -75,7 +62,7 @@ class JobSupervisor:
         self.jobs: dict[str, Job] = {}
 
     def log_path(self, run_id: str) -> Path:
-        return self.runs_dir / LOG_DIR / f"{run_id}.log"
+        return self.runs_dir / LOGS_DIR / f"{run_id}.log"
 
     async def start(self, run_id: str, command: list[str], kind: str) -> Job:
         """Start an engine process in its own session, output to the run's log file."""

@@ -17,7 +17,7 @@ def run(args) -> int:
         from core.distributed import resume_command
 
         return resume_command(args)
-    from core.engine.signals import stop_on_signals
+    from core.commands.signals import stop_on_signals
 
     with stop_on_signals() as stop:
         run_store = open_run(resolve_runs(args), args.run_id, mode="r+")

@@ -8,25 +8,15 @@ Nothing is created until the config and the dataset are known to be good.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from core.cli import resolve_runs
 from core.config import DEFAULT_PRESET, Config, resolve
 from core.errors import Cancelled, MothError, StoreError
+from core.runlist import new_run_id
 from core.runstore import Run, run_path
 
 DATASETS_DIR = ".datasets"
-
-
-def default_run_id(runs_dir: Path, preset: str) -> str:
-    """`YYYY-MM-DD_HHMM_<preset>`, with `-2`, `-3`, ... if taken."""
-    base = f"{dt.datetime.now():%Y-%m-%d_%H%M}_{preset}"
-    candidate, n = base, 1
-    while (runs_dir / candidate).exists():
-        n += 1
-        candidate = f"{base}-{n}"
-    return candidate
 
 
 def new_run_path(runs_dir: Path, run_id: str | None, preset: str) -> Path:
@@ -36,7 +26,7 @@ def new_run_path(runs_dir: Path, run_id: str | None, preset: str) -> Path:
         if path.exists():
             raise StoreError(f"run {run_id!r} already exists in {runs_dir}")
         return path
-    return run_path(runs_dir, default_run_id(runs_dir, preset))
+    return run_path(runs_dir, new_run_id(runs_dir, preset))
 
 
 def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None) -> str:
@@ -83,7 +73,7 @@ def run(args) -> int:
         from core.distributed import train_command
 
         return train_command(args)
-    from core.engine.signals import stop_on_signals
+    from core.commands.signals import stop_on_signals
 
     with stop_on_signals() as stop:  # a SIGTERM during set-up cancels at the first chunk
         preset = args.preset or DEFAULT_PRESET

@@ -8,6 +8,6 @@ Modules (each small, each importing JAX itself; nothing here is imported by the 
 - `prune`     per-network magnitude pruning (layer-wise or global, optional biases)
 - `evaluate`  per-network MSE over whole splits, streamed in blocks
 - `sharding`  the network axis over local devices, and a process's slice of it
-- `loop`      the level loop: run store writes, events, signals, resume
+- `loop`      the level loop: run store writes, events, resume
 - `bench`     throughput, the seed's loop structure, and the float32 matmul peak
 """

@@ -12,7 +12,8 @@ from core.config import ConfigError, resolve
 from core.events import EventWriter
 from core.runstore import open_run
 from mothtui.fmt import fmt_duration, fmt_loss, fmt_threshold
-from mothtui.jobs import new_run_id, resume_command, train_command
+from core.runlist import new_run_id
+from mothtui.jobs import resume_command, train_command
 from mothtui.model import Progress, RunsModel, analysis_table, event_span
 from mothtui.screens.new_run import form_overrides
 from mothtui.screens.picker import step_threshold
