@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import zarr
 
+from core.distributed import Cluster
 from core.errors import MothError, StoreError
 from core.sim.sampling import SAMPLING_BLOCK, SAMPLING_RANGES, sample_rows, validate_scale
 
@@ -129,29 +130,27 @@ def _create_group(path: Path, samples: int, chunk: int, dtype, attrs: dict, *, l
 
 def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 1.0, force: bool = False,
                    chunk: int | None = None, progress: Progress | None = None, dtype=np.float32,
-                   distributed: bool = False) -> Path:
+                   cluster: Cluster | None = None) -> Path:
     """Simulate `samples` random wing strokes into a new dataset store at `path`; returns the path.
 
-    `progress(done, total)` is called after each chunk. `force` replaces an existing store (only
-    once the new one is complete). `distributed`: after `jax.distributed.initialize()`, each
-    process simulates the chunks `i` with `i % process_count == process_index` into the shared
-    store (which must be on a file system every process sees).
+    `progress(done, total)` is called after each chunk of this process's share. `force` replaces
+    an existing store (only once the new one is complete). With a `cluster` of several processes
+    (`core.distributed`), process 0 decides once whether the store may be written and creates it
+    under a staging name; every process simulates the chunks `i` with `i % count == index` into it
+    (a file system every process sees); process 0 seals it and renames it into place. One
+    process is the same flow with no peers.
     """
+    cluster = cluster or Cluster()
     _check_request(samples, seed, chunk)
     scale = validate_scale(scale)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise MothError(f"dtype must be float32 or float64, got {dtype}")
     path = Path(path)
-    if path.exists() and not force:
-        raise StoreError(f"{path} already exists (use --force to replace it)")
-    if path.exists() and not path.is_dir():
-        raise StoreError(f"{path} exists and is not a dataset store")
 
     from core.sim import api  # JAX only when we actually simulate
 
-    chunk = int(chunk or _default_chunk())
-    chunk = min(chunk, samples)
+    chunk = min(int(chunk or _default_chunk()), samples)
     attrs = {
         "kind": KIND, "schema_version": SCHEMA_VERSION, "complete": False,
         "samples": int(samples), "seed": int(seed), "scale": scale, "t_end": T_END, "dtype": dtype.name,
@@ -160,28 +159,42 @@ def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 
         "integrator": api.integrator_settings(scale, dtype),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    if distributed:
-        return _create_distributed(path, samples, seed, scale, chunk, dtype, attrs, progress, force)
-    staging = path.with_name(f".{path.name}.writing-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    group = _create_group(staging, samples, chunk, dtype, attrs, label=path)
-    try:
-        chunks = range(-(-samples // chunk))
-        invalid = _simulate_chunks(group, chunks, samples, seed, scale, chunk, dtype, progress, api)
-        group.attrs.update({"invalid": invalid, "complete": True})
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
+
+    def stage() -> str:  # process 0, once: may we write here? then the empty store, out of sight
+        if path.exists() and not force:
+            raise StoreError(f"{path} already exists (use --force to replace it)")
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"{path} exists and is not a dataset store")
+        staging = path.with_name(f".{path.name}.writing-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
+        _create_group(staging, samples, chunk, dtype, attrs, label=path)
+        return str(staging)
+
+    staging = Path(cluster.on_main("dataset/staged", stage))
+    try:
+        group = zarr.open_group(staging, mode="r+", zarr_format=3)
+        mine = range(cluster.index, -(-samples // chunk), cluster.count)
+        invalid = cluster.gather("dataset/written",
+                                 _simulate_chunks(group, mine, samples, seed, scale, chunk, dtype, progress, api))
+
+        def seal() -> str:
+            group.attrs.update({"invalid": int(sum(invalid)), "complete": True})
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(staging, path)
+            return str(path)
+
+        return Path(cluster.on_main("dataset/sealed", seal))
+    except BaseException:
+        if cluster.is_main:
+            shutil.rmtree(staging, ignore_errors=True)
         raise
-    return path
 
 
 def _simulate_chunks(group, chunks, samples, seed, scale, chunk, dtype, progress, api) -> int:
     """Simulate and write the given chunk indices; returns the number of invalid samples."""
     invalid, done = 0, 0
-    total = samples
+    total = sum(min(samples, (i + 1) * chunk) - i * chunk for i in chunks)
     # One writer thread: chunk k is compressed and written while chunk k+1 is simulated.
     with ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
@@ -219,37 +232,24 @@ def _write_rows(group, start, stop, initial, controls, final, valid) -> None:
         raise StoreError(f"cannot write the dataset: {err.strerror or err}") from None
 
 
-def _create_distributed(path, samples, seed, scale, chunk, dtype, attrs, progress, force) -> Path:
-    """Every process writes its own chunks into one shared store; process 0 creates and seals it."""
-    import jax
-    from jax.experimental import multihost_utils
-
-    from core.sim import api
-
-    index, count = jax.process_index(), jax.process_count()
-    if index == 0:
-        if path.exists() and force:
-            shutil.rmtree(path)
-        _create_group(path, samples, chunk, dtype, attrs)
-    multihost_utils.sync_global_devices("mothtui-dataset-created")
-    group = zarr.open_group(path, mode="r+", zarr_format=3)
-    mine = range(index, -(-samples // chunk), count)
-    invalid = _simulate_chunks(group, mine, samples, seed, scale, chunk, dtype, progress, api)
-    counts = multihost_utils.process_allgather(np.asarray([invalid]))
-    multihost_utils.sync_global_devices("mothtui-dataset-written")
-    if index == 0:
-        group.attrs.update({"invalid": int(np.sum(counts)), "complete": True})
-    return path
-
-
 def ensure_dataset(path: Path | str, samples: int, seed: int, scale: float = 1.0,
-                   progress: Progress | None = None, dtype=np.float32) -> Path:
+                   progress: Progress | None = None, dtype=np.float32, cluster: Cluster | None = None) -> Path:
     """Reuse the complete store at `path` if it has these samples/seed/scale/dtype, else create it.
 
     An incomplete store (a crashed writer) is replaced. A complete store made with different
-    parameters is never overwritten: that is a StoreError naming the difference.
+    parameters is never overwritten: that is a StoreError naming the difference. With a
+    `cluster`, process 0 decides once and every process simulates its share.
     """
+    cluster = cluster or Cluster()
     path = Path(path)
+    if cluster.on_main("dataset/reuse", lambda: _reusable(path, samples, seed, scale, dtype)):
+        return path
+    return create_dataset(path, samples=samples, seed=seed, scale=scale, force=True, progress=progress,
+                          dtype=dtype, cluster=cluster)
+
+
+def _reusable(path: Path, samples: int, seed: int, scale: float, dtype) -> bool:
+    """True if `path` holds the complete store asked for; False if there is none (or an incomplete one)."""
     if path.exists():
         try:
             existing = open_dataset(path, require_complete=False)
@@ -260,10 +260,9 @@ def ensure_dataset(path: Path | str, samples: int, seed: int, scale: float = 1.0
                     "dtype": np.dtype(dtype).name}
             have = {k: existing.attrs.get(k) for k in want}
             if have == want:
-                return path
+                return True
             raise StoreError(f"dataset at {path} has {have}, not {want}; choose another path")
         unreadable = existing is None and (not path.is_dir() or any(path.iterdir()))
         if unreadable:
             raise StoreError(f"{path} exists and is not a readable dataset store; remove it or choose another path")
-    return create_dataset(path, samples=samples, seed=seed, scale=scale, force=True, progress=progress,
-                          dtype=dtype)
+    return False

@@ -17,6 +17,12 @@ name network ranges, not process numbers, so a resume may use another process co
 its slices fall on chunk boundaries. A process that fails writes `slices/process_{p}.json` so the
 others stop waiting for it.
 
+There is one flow: `train`, `resume` and `simulate` (core/commands/) run the same code with one
+process or many; a `Cluster` of one just calls the actions, and a `LevelSync` of one completes
+each level at once without markers. Decisions ("does the output exist", the run id, the dataset)
+are taken once by process 0 and handed to all (`on_main`); a process that fails leaves its reason
+in the key-value store, so every peer's wait ends in the same kind of one-line error.
+
 Importing this module does not import JAX (the markers are plain files); `initialize` does.
 """
 
@@ -57,9 +63,21 @@ def wait_s() -> float:
 
 # ---- the processes ------------------------------------------------------------------------
 
+#: Key-value directory where a failing process leaves its one-line reason for its peers.
+FAILED_KEY = "mothtui/failed"
+#: Milliseconds of one blocking look at the key-value store before checking for failed peers.
+_LOOK_MS = 200
+
+
 @dataclass
 class Cluster:
-    """This process's place among the processes of one job; `count == 1` means single-process."""
+    """This process's place among the processes of one job; `count == 1` means single-process.
+
+    Every command runs the same flow whatever the count: with one process `on_main`, `on_all`
+    and `gather` just call the action, so single-process is the distributed flow with no peers.
+    Used as a context manager around a command, a process that fails tells its peers (one line
+    each, never a hang): every wait of theirs then ends in a MothError naming it.
+    """
 
     index: int = 0
     count: int = 1
@@ -69,6 +87,17 @@ class Cluster:
     @property
     def is_main(self) -> bool:
         return self.index == 0
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, kind, error, _tb) -> None:
+        if self.count > 1 and error is not None:
+            reason = str(error) if isinstance(error, MothError) else f"failed: {kind.__name__}"
+            try:
+                self.client.key_value_set(f"{FAILED_KEY}/{self.index}", reason.splitlines()[0] if reason else "failed")
+            except Exception:  # the coordinator itself is gone: the peers' heartbeats will tell them
+                pass
 
     def nets(self, total: int):
         """This process's `NetSlice` of `total` networks (contiguous, near-equal, process order)."""
@@ -90,6 +119,33 @@ class Cluster:
         start = min(total, self.index * per * block)
         return start, min(total, start + per * block)
 
+    def _failed_peer(self) -> str | None:
+        """`process P: reason` of a peer that has failed, else None."""
+        for key, reason in self.client.key_value_dir_get(FAILED_KEY):
+            process = key.rstrip("/").rsplit("/", 1)[-1]
+            if process != str(self.index):
+                return f"process {process}: {reason}"
+        return None
+
+    def _wait_for(self, key: str) -> dict[str, Any]:
+        """The JSON value under `key`, once some process has set it; MothError if a peer failed first."""
+        deadline = time.monotonic() + wait_s()
+        while True:
+            try:
+                return json.loads(self.client.blocking_key_value_get(key, _LOOK_MS))
+            except Exception as err:  # DEADLINE_EXCEEDED (not yet set), or the runtime is gone
+                if "DEADLINE" not in str(err).upper():
+                    raise MothError(f"lost the other processes while waiting for {key!r}: "
+                                    f"{str(err).splitlines()[0][:120]}") from None
+            failed = self._failed_peer()
+            if failed is not None:
+                try:  # a peer that failed in on_main has set the answer first: prefer its own message
+                    return json.loads(self.client.key_value_try_get(key))
+                except Exception:
+                    raise MothError(failed) from None
+            if time.monotonic() > deadline:
+                raise MothError(f"no answer about {key!r} after {wait_s():.0f} s")
+
     def on_main(self, key: str, action: Callable[[], Any]) -> Any:
         """Run `action` on process 0 only and hand its JSON-able result, or its MothError, to all.
 
@@ -110,10 +166,7 @@ class Cluster:
                 raise
             self.client.key_value_set(key, json.dumps({"value": value}))
             return value
-        try:
-            answer = json.loads(self.client.blocking_key_value_get(key, int(wait_s() * 1000)))
-        except Exception as err:  # the runtime raises its own error types when process 0 is gone
-            raise MothError(f"no answer from process 0 about {key!r}: {str(err).splitlines()[0][:120]}") from None
+        answer = self._wait_for(key)
         if "error" in answer:
             error = MothError(answer["error"])
             error.exit_code = answer.get("code", MothError.exit_code)
@@ -124,28 +177,32 @@ class Cluster:
         """Run `action` on every process; if it failed anywhere, every process raises that MothError.
 
         So a process that cannot read the dataset stops the job before anyone trains alone.
+        Returns this process's own result (which need not be JSON-able).
         """
         if self.count == 1:
             return action()
-        key = f"mothtui/{key}"
         try:
             value, outcome = action(), {"ok": True}
         except MothError as err:
             value, outcome = None, {"error": f"process {self.index}: {err}"}
-        except BaseException as err:
-            self.client.key_value_set(f"{key}/{self.index}", json.dumps(
-                {"error": f"process {self.index} failed: {type(err).__name__}"}))
-            raise
+        self._exchange(key, outcome)
+        return value
+
+    def gather(self, key: str, value: Any) -> list[Any]:
+        """Every process's JSON-able `value`, in process order (a barrier: all must call it)."""
+        if self.count == 1:
+            return [value]
+        return [answer["value"] for answer in self._exchange(key, {"value": value})]
+
+    def _exchange(self, key: str, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        """Publish this process's outcome under `key`, then read every process's; raise the first error."""
+        key = f"mothtui/{key}"
         self.client.key_value_set(f"{key}/{self.index}", json.dumps(outcome))
-        for p in range(self.count):
-            try:
-                answer = json.loads(self.client.blocking_key_value_get(f"{key}/{p}", int(wait_s() * 1000)))
-            except Exception as err:  # the runtime's own error types when a peer is gone
-                raise MothError(f"no answer from process {p} about {key!r}: "
-                                f"{str(err).splitlines()[0][:120]}") from None
+        answers = [self._wait_for(f"{key}/{p}") for p in range(self.count)]
+        for answer in answers:
             if "error" in answer:
                 raise MothError(answer["error"])
-        return value
+        return answers
 
 
 def _env_int(name: str) -> int | None:
@@ -264,10 +321,8 @@ def advance(run) -> int:
     done = run.levels_complete
     while done < run.levels and level_covered(run.path, done, run.nets):
         seconds = [m.get("seconds") for m in written_slices(run.path, done)]
-        run.group["train/seconds"][done] = max((s for s in seconds if s is not None), default=float("nan"))
+        run.complete_level(done, max((s for s in seconds if s is not None), default=float("nan")))
         done += 1
-    if done != run.levels_complete:
-        run.set_attrs(levels_complete=done)
     return done
 
 
@@ -293,7 +348,7 @@ def peer_failure(run_path: Path, attempt: str, me: int) -> str | None:
 
 def check_alignment(run, cluster: Cluster) -> None:
     """Refuse a process count whose slices would share a chunk of the store with another process."""
-    chunk = int(run.attrs.get("chunk_nets") or run.group["loss/val"].chunks[1])
+    chunk = run.chunk_nets
     for p in range(cluster.count):
         s = Cluster(p, cluster.count).nets(run.nets)
         if s.start % chunk or (s.stop % chunk and s.stop != run.nets):
@@ -318,14 +373,23 @@ class LevelSync:
     def is_main(self) -> bool:
         return self.cluster.is_main
 
+    @property
+    def alone(self) -> bool:
+        return self.cluster.count == 1
+
     def start(self, run) -> None:
-        report(run.path, self.cluster.index, self.attempt, "running")
+        if not self.alone:
+            report(run.path, self.cluster.index, self.attempt, "running")
 
     def slice_written(self, run, level: int, nets, seconds: float) -> None:
         """After this process wrote its slice of `level`: mark it; process 0 advances the run.
 
-        Raises MothError if a peer has failed meanwhile (no point training on alone).
+        Raises MothError if a peer has failed meanwhile (no point training on alone). A single
+        process completes the level at once (no markers).
         """
+        if self.alone:
+            run.complete_level(level, seconds)
+            return
         mark_slice(run.path, level, nets, self.cluster.index, seconds)
         if self.is_main:
             advance(run)
@@ -338,6 +402,8 @@ class LevelSync:
 
         Raises MothError if a peer of this attempt failed, Cancelled if `stop` is set.
         """
+        if self.alone:
+            return
         deadline = time.monotonic() + wait_s()
         while True:
             if self.is_main:
@@ -357,103 +423,5 @@ class LevelSync:
             time.sleep(POLL_S)
 
     def finish(self, run, status: str, message: str = "") -> None:
-        report(run.path, self.cluster.index, self.attempt, status, message)
-
-
-# ---- the distributed commands (`train --distributed`, `resume --distributed`) ------------------
-
-def train_command(args) -> int:
-    """`mothtui train --distributed ...`: one run, every process training its slice of the networks.
-
-    Process 0 picks the run id and the dataset (simulating it if needed) and creates the run with
-    chunks aligned to the slices; every process prepares the same data (the scaler is a pure
-    function of the dataset), then trains and writes its own networks.
-    """
-    from core.cli import resolve_runs
-    from core.commands.train import dataset_for, execute, new_run_path
-    from core.config import DEFAULT_PRESET, resolve
-    from core.commands.signals import stop_on_signals
-    from core.runstore import Run, chunk_nets_for
-
-    cluster = from_args(args)  # before anything else touches JAX
-    with stop_on_signals() as stop:
-        preset = args.preset or DEFAULT_PRESET
-        config = resolve(preset, args.config, args.overrides)
-        runs_dir = resolve_runs(args)
-        nets = cluster.nets(config.nets)
-
-        def choose() -> dict[str, str]:
-            path = new_run_path(runs_dir, args.run_id, preset)
-            return {"path": str(path), "dataset": dataset_for(config, runs_dir, args.quiet)}
-
-        chosen = cluster.on_main("train/chosen", choose)
-        path, dataset = Path(chosen["path"]), chosen["dataset"]
-        data, engine = cluster.on_all("train/prepared", lambda: _prepare_engine(config, dataset, nets))
-        sizes = config.layer_sizes
-
-        def create() -> str:
-            Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.split,
-                       scaler=data.scaler.to_dict(),
-                       chunk_nets=chunk_nets_for(config.nets, max(a * b for a, b in zip(sizes, sizes[1:])),
-                                                 cluster.count),
-                       extra_attrs={"preset": preset, "invalid_samples": data.invalid,
-                                    "train_rows": data.splits["train"].n, "processes": cluster.count})
-            return uuid.uuid4().hex
-
-        attempt = cluster.on_main("train/created", create)
-        run_store = Run.open(path, "r+")
-        return execute(run_store, engine, quiet=args.quiet, stop=stop, sync=LevelSync(cluster, attempt))
-
-
-def _prepare_engine(config, dataset: str, nets):
-    """This process's data and engine (every process reads the whole dataset, read-only)."""
-    from core.data import prepare
-    from core.engine.loop import Engine
-
-    data = prepare(dataset, config.splits)
-    return data, Engine(config, data, nets=nets)
-
-
-def resume_command(args) -> int:
-    """`mothtui resume RUN_ID --distributed ...`: continue a run with every process on its slice.
-
-    Process 0 checks the run (not running, not done, slices aligned with its chunks) and first
-    advances `levels_complete` from the markers the interrupted processes left; all processes then
-    start from that level. Levels are a pure function of the previous stored level, so a slice that
-    had already written a later level rewrites the same values.
-    """
-    from core.cli import resolve_runs
-    from core.commands.train import execute
-    from core.data import prepare
-    from core.engine.loop import Engine
-    from core.commands.signals import stop_on_signals
-    from core.runstore import open_run
-
-    cluster = from_args(args)
-    with stop_on_signals() as stop:
-        runs_dir = resolve_runs(args)
-
-        def check() -> dict[str, Any]:
-            run = open_run(runs_dir, args.run_id, mode="r+")
-            if run.engine_pid() is not None:
-                raise StoreError(f"run {args.run_id!r} is still running (pid {run.engine_pid()})")
-            check_alignment(run, cluster)
-            start = advance(run)
-            if run.status == "done" and start >= run.levels:
-                raise StoreError(f"run {args.run_id!r} is already done ({run.levels} levels)")
-            return {"attempt": uuid.uuid4().hex, "start": start}
-
-        info = cluster.on_main(f"resume/{args.run_id}", check)
-        run_store = open_run(runs_dir, args.run_id, mode="r+")
-        config = run_store.config
-
-        def ready():
-            data = prepare(run_store.attrs["dataset"], config.splits, scaler=run_store.attrs["scaler"])
-            if data.split != run_store.split_lists():
-                raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
-                                 f"(rows {data.split} instead of {run_store.split_lists()})")
-            return Engine(config, data, nets=cluster.nets(config.nets))
-
-        engine = cluster.on_all(f"resume/{args.run_id}/prepared", ready)
-        return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=info["start"],
-                       sync=LevelSync(cluster, info["attempt"]))
+        if not self.alone:
+            report(run.path, self.cluster.index, self.attempt, status, message)

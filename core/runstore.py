@@ -265,9 +265,24 @@ class Run:
         for path, values in (extra or {}).items():
             self.group[path][level, nets] = np.asarray(values)
 
-    def complete_level(self, level: int) -> None:
-        """Mark levels 0..level complete (the last write of a level)."""
+    def complete_level(self, level: int, seconds: float | None = None) -> None:
+        """Record the level's wall time, then mark levels 0..level complete (the last write of a level)."""
+        if seconds is not None:
+            self.group["train/seconds"][level] = seconds
         self.set_attrs(levels_complete=level + 1)
+
+    @property
+    def chunk_nets(self) -> int:
+        """Networks per chunk of the per-level arrays (processes own whole chunks)."""
+        return int(self.attrs.get("chunk_nets") or self.group["loss/val"].chunks[1])
+
+    def diverged(self, level: int, nets: slice = slice(None)) -> np.ndarray:
+        """(n,) bool: which networks had diverged (and are frozen) by the end of a completed level."""
+        if not 0 <= level < self.levels_complete:
+            raise StoreError(f"run {self.run_id!r}: level {level} is not complete "
+                             f"({self.levels_complete} levels are)")
+        array = self.group["train/diverged"]
+        return self._read("train/diverged", lambda: array[level, nets]).astype(bool)
 
     def level(self, level: int, nets: slice | list[int] | int = slice(None)) -> dict[str, list[np.ndarray]]:
         """One completed level's arrays: dict of per-layer lists (weight, weight_mask, bias, bias_mask)."""

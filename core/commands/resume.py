@@ -1,40 +1,56 @@
-"""`mothtui resume RUN_ID [--runs DIR] [--quiet]`: continue a run from its last completed level.
+"""`mothtui resume RUN_ID [--runs DIR] [--quiet] [--distributed ...]`: continue a run from its last complete level.
 
-Refuses a run that is done or whose engine is still alive. Re-reads the dataset with the run's
-stored scaler and checks the row ranges still match, so the continued levels are bit-identical
-to an uninterrupted run.
+Refuses a run that is done or whose engine is still alive, and checks that the level it
+continues from is intact before anything is written. Re-reads the dataset with the run's stored
+scaler and checks the row ranges still match, so the continued levels are bit-identical to an
+uninterrupted run.
+
+One flow for one process and for many: process 0 checks the run once (and first advances
+`levels_complete` from the slice markers an interrupted distributed job left; a single process
+finds none); every process then starts from that level on its slice of the networks.
 """
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from core.cli import resolve_runs
+from core.commands.signals import stop_on_signals
+from core.commands.train import execute, prepare_engine
+from core.distributed import LevelSync, advance, check_alignment, from_args
 from core.errors import StoreError
 from core.runstore import open_run
 
 
 def run(args) -> int:
-    if getattr(args, "distributed", False):  # several processes, one run: core/distributed.py
-        from core.distributed import resume_command
+    with from_args(args) as cluster, stop_on_signals() as stop:
+        runs_dir = resolve_runs(args)
 
-        return resume_command(args)
-    from core.commands.signals import stop_on_signals
+        def check() -> dict[str, Any]:
+            run_store = open_run(runs_dir, args.run_id, mode="r+")
+            if run_store.engine_pid() is not None:
+                raise StoreError(f"run {args.run_id!r} is still running (pid {run_store.engine_pid()})")
+            check_alignment(run_store, cluster)
+            start = advance(run_store)
+            if run_store.status == "done" and start >= run_store.levels:
+                raise StoreError(f"run {args.run_id!r} is already done ({run_store.levels} levels)")
+            if start:  # the level we continue from must be intact before we write anything
+                run_store.level(start - 1)
+            return {"attempt": uuid.uuid4().hex, "start": start}
 
-    with stop_on_signals() as stop:
-        run_store = open_run(resolve_runs(args), args.run_id, mode="r+")
-        if run_store.engine_pid() is not None:
-            raise StoreError(f"run {args.run_id!r} is still running (pid {run_store.engine_pid()})")
-        if run_store.status == "done" and run_store.levels_complete >= run_store.levels:
-            raise StoreError(f"run {args.run_id!r} is already done ({run_store.levels} levels)")
-        if run_store.levels_complete:  # the level we continue from must be intact before we write anything
-            run_store.level(run_store.levels_complete - 1)
-        from core.commands.train import execute
-        from core.data import prepare
-        from core.engine.loop import Engine
-
+        info = cluster.on_main("resume/checked", check)
+        run_store = open_run(runs_dir, args.run_id, mode="r+")
         config = run_store.config
-        data = prepare(run_store.attrs["dataset"], config.splits, scaler=run_store.attrs["scaler"])
-        if data.split != run_store.split_lists():
-            raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
-                             f"(rows {data.split} instead of {run_store.split_lists()})")
-        engine = Engine(config, data)
-        return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=run_store.levels_complete)
+
+        def ready():
+            data, engine = prepare_engine(config, run_store.attrs["dataset"], cluster.nets(config.nets),
+                                          scaler=run_store.attrs["scaler"])
+            if data.split != run_store.split_lists():
+                raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
+                                 f"(rows {data.split} instead of {run_store.split_lists()})")
+            return engine
+
+        engine = cluster.on_all("resume/prepared", ready)
+        return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=info["start"],
+                       sync=LevelSync(cluster, info["attempt"]))

@@ -31,16 +31,15 @@ def progress_bar(total: int, description: str = "simulating"):
                    console=Console(stderr=True))
     task = bar.add_task(description, total=total)
 
-    def update(done: int, _total: int) -> None:
-        bar.update(task, completed=done)
+    def update(done: int, total_here: int) -> None:  # a distributed process counts its own share
+        bar.update(task, completed=done, total=total_here)
 
     return bar, update
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.dataset import create_dataset, open_dataset
-    from core.sim import use_all_cpu_cores
-    use_all_cpu_cores()
+    """One flow for one process or many (`--distributed`): every process simulates its share."""
+    from core.distributed import from_args
 
     if args.samples <= 0:
         raise MothError(f"--samples must be positive, got {args.samples}")
@@ -50,26 +49,31 @@ def run(args: argparse.Namespace) -> int:
         raise MothError(f"--chunk must be positive, got {args.chunk}")
     from core.sim.sampling import validate_scale
     validate_scale(args.scale)
+    with from_args(args) as cluster:  # options, $MOTHTUI_* or the cluster scheduler's variables
+        from core.dataset import create_dataset, open_dataset
+        from core.sim import use_all_cpu_cores
+        use_all_cpu_cores()
+        cluster.on_main("simulate/checked", lambda: _check_out(args))
+        bar, update = progress_bar(args.samples)
+        with bar:
+            path = create_dataset(args.out, samples=args.samples, seed=args.seed, scale=args.scale,
+                                  force=args.force, chunk=args.chunk, progress=update,
+                                  dtype=np.float64 if args.float64 else np.float32, cluster=cluster)
+        dataset = open_dataset(path, require_complete=False)
+        invalid = dataset.attrs.get("invalid")
+        if invalid is not None:
+            print(f"{invalid} of {args.samples} samples invalid (flagged valid=False)", file=sys.stderr)
+        print(path)
+        return 0
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an --out we may not write, before the progress bar appears, naming the user's path."""
     if args.out.exists() and not args.force:
         raise MothError(f"{args.out} already exists (use --force to replace it)")
-    try:  # fail before the progress bar appears, with the user's path in the message
+    try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise MothError(f"cannot write a dataset at {args.out}: {err.strerror or err}") from None
     if not os.access(args.out.parent, os.W_OK):
         raise MothError(f"cannot write a dataset at {args.out}: {args.out.parent} is not writable")
-    if args.distributed:  # options, $MOTHTUI_* or the cluster scheduler's variables (core/distributed.py)
-        from core.distributed import from_args
-        from_args(args)
-    bar, update = progress_bar(args.samples)
-    with bar:
-        path = create_dataset(args.out, samples=args.samples, seed=args.seed, scale=args.scale, force=args.force,
-                              chunk=args.chunk, progress=update,
-                              dtype=np.float64 if args.float64 else np.float32,
-                              distributed=args.distributed)
-    dataset = open_dataset(path, require_complete=False)
-    invalid = dataset.attrs.get("invalid")
-    if invalid is not None:
-        print(f"{invalid} of {args.samples} samples invalid (flagged valid=False)", file=sys.stderr)
-    print(path)
-    return 0

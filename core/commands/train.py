@@ -1,20 +1,29 @@
-"""`mothtui train [--preset P] [--config F] [--set k=v ...] [--runs DIR] [--id ID] [--quiet]`.
+"""`mothtui train [--preset P] [--config F] [--set k=v ...] [--runs DIR] [--id ID] [--quiet] [--distributed ...]`.
 
 Resolves the config, finds or simulates the dataset, prepares the data, creates the run store
 and runs the level loop with a progress display (or none with --quiet; events.jsonl is always
 written). The last line of stdout is the run id, also when the run is cancelled (exit 130).
 Nothing is created until the config and the dataset are known to be good.
+
+One flow for one process and for many (`--distributed`): process 0 takes every decision once
+(run id, dataset, "does it exist"), through `core.distributed.Cluster`, and hands it to all;
+every process simulates its share of a missing dataset and trains its slice of the networks.
+With one process the cluster just calls the actions.
 """
 
 from __future__ import annotations
 
+import sys
+import uuid
 from pathlib import Path
 
 from core.cli import resolve_runs
+from core.commands.signals import stop_on_signals
 from core.config import DEFAULT_PRESET, Config, resolve
+from core.distributed import Cluster, LevelSync, from_args
 from core.errors import Cancelled, MothError, StoreError
 from core.runlist import new_run_id
-from core.runstore import Run, run_path
+from core.runstore import Run, chunk_nets_for, run_path
 
 DATASETS_DIR = ".datasets"
 
@@ -29,82 +38,85 @@ def new_run_path(runs_dir: Path, run_id: str | None, preset: str) -> Path:
     return run_path(runs_dir, new_run_id(runs_dir, preset))
 
 
-def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None) -> str:
+def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster: Cluster | None = None) -> str:
     """The config's dataset path, or the cached simulated one (simulated now if missing).
 
     A SIGTERM during the simulation stops it after the current chunk (Cancelled, no run is
     created; the incomplete dataset is replaced the next time).
     """
+    cluster = cluster or Cluster()
     if config.dataset:
         path = Path(config.dataset).expanduser()
-        if not path.exists():
-            raise StoreError(f"dataset {config.dataset!r} not found (config key 'dataset')")
-        return str(path)
+
+        def check() -> str:
+            if not path.exists():
+                raise StoreError(f"dataset {config.dataset!r} not found (config key 'dataset')")
+            return str(path)
+
+        return cluster.on_main("train/dataset", check)
     try:
         from core.dataset import ensure_dataset
     except ImportError:
         raise MothError("the simulator (core.dataset) is not available: set config key 'dataset'") from None
     name = f"sim_n{config.samples}_seed{config.data_seed}_s{config.scale:g}"
+    line = {"open": False}  # a progress line on stderr not yet ended
 
     def progress(done, total):
         if stop is not None and stop.is_set():
             raise Cancelled("cancelled while simulating the dataset; no run was created")
         if not quiet:
-            _print_progress(done, total)
+            print(f"\rsimulating dataset: {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+            line["open"] = True
 
-    return str(ensure_dataset(runs_dir / DATASETS_DIR / name, config.samples, config.data_seed,
-                              config.scale, progress=progress))
-
-
-def _print_progress(*args, **kwargs) -> None:
-    """Progress of the dataset simulation (whatever the simulator reports) on stderr."""
-    import sys
-
-    done = args[0] if args else kwargs.get("done")
-    total = args[1] if len(args) > 1 else kwargs.get("total")
-    if done is not None and total:
-        print(f"\rsimulating dataset: {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
-        if done >= total:
-            print(file=sys.stderr)
+    try:
+        return str(ensure_dataset(runs_dir / DATASETS_DIR / name, config.samples, config.data_seed,
+                                  config.scale, progress=progress, cluster=cluster))
+    finally:  # end the progress line, so what follows (an error too) starts on its own line
+        if line["open"]:
+            print(file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
-    if getattr(args, "distributed", False):  # several processes, one run: core/distributed.py
-        from core.distributed import train_command
-
-        return train_command(args)
-    from core.commands.signals import stop_on_signals
-
-    with stop_on_signals() as stop:  # a SIGTERM during set-up cancels at the first chunk
+    with from_args(args) as cluster, stop_on_signals() as stop:  # SIGTERM in set-up cancels at the first chunk
         preset = args.preset or DEFAULT_PRESET
         config = resolve(preset, args.config, args.overrides)
         runs_dir = resolve_runs(args)
-        path = new_run_path(runs_dir, args.run_id, preset)
-        dataset = dataset_for(config, runs_dir, args.quiet, stop)
-        return train_new(path, config, dataset, preset=preset, quiet=args.quiet, stop=stop)
+        nets = cluster.nets(config.nets)
+        path = Path(cluster.on_main("train/path", lambda: str(new_run_path(runs_dir, args.run_id, preset))))
+        dataset = dataset_for(config, runs_dir, args.quiet, stop, cluster)
+        data, engine = cluster.on_all("train/prepared", lambda: prepare_engine(config, dataset, nets))
+        sizes = config.layer_sizes
+
+        def create() -> str:
+            Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.split,
+                       scaler=data.scaler.to_dict(),
+                       chunk_nets=chunk_nets_for(config.nets, max(a * b for a, b in zip(sizes, sizes[1:])),
+                                                 cluster.count),
+                       extra_attrs={"preset": preset, "invalid_samples": data.invalid,
+                                    "train_rows": data.splits["train"].n, "processes": cluster.count})
+            return uuid.uuid4().hex  # this attempt, told apart from earlier ones in the status files
+
+        attempt = cluster.on_main("train/created", create)
+        return execute(Run.open(path, "r+"), engine, quiet=args.quiet, stop=stop, sync=LevelSync(cluster, attempt))
 
 
-def train_new(path: Path, config: Config, dataset: str, *, preset: str | None, quiet: bool, stop) -> int:
-    """Prepare the data, create the run at `path` and train it; prints the run id last."""
+def prepare_engine(config: Config, dataset: str, nets=None, scaler=None):
+    """This process's prepared data and engine (every process reads the whole dataset, read-only)."""
     from core.data import prepare
     from core.engine.loop import Engine
 
-    data = prepare(dataset, config.splits)
-    engine = Engine(config, data)
-    run_store = Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.split,
-                           scaler=data.scaler.to_dict(),
-                           extra_attrs={"preset": preset, "invalid_samples": data.invalid,
-                                        "train_rows": data.splits["train"].n})
-    return execute(run_store, engine, quiet=quiet, stop=stop)
+    data = prepare(dataset, config.splits, scaler=scaler)
+    return data, Engine(config, data, nets=nets)
 
 
-def execute(run_store: Run, engine, *, quiet: bool, stop, resumed_from: int | None = None, sync=None) -> int:
+def execute(run_store: Run, engine, *, quiet: bool, stop, sync: LevelSync,
+            resumed_from: int | None = None) -> int:
     """Run the level loop with the display; print the run id last (also when cancelled)."""
     from core.engine.loop import run_levels
 
     sinks = []
     display = None
-    if not quiet:
+    if not quiet and sync.is_main:
         from core.engine.display import RichDisplay
 
         display = RichDisplay(engine.config.levels)

@@ -27,6 +27,7 @@ import numpy as np
 
 from core.config import Config
 from core.data import BatchPlan, Prepared
+from core.distributed import Cluster, LevelSync
 from core.engine import evaluate, model, prune, train
 from core.engine.model import Layer, Params
 from core.engine.sharding import NetSlice, Placement, make_mesh, process_slice
@@ -148,8 +149,7 @@ def load_level_start(run: Run, engine: Engine, level: int) -> tuple[Params, Para
     stored = run.level(level - 1, nets)
     params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight"], stored["bias"])]
     masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight_mask"], stored["bias_mask"])]
-    diverged = np.asarray(run.group["train/diverged"][level - 1, nets], bool)
-    return params, masks, diverged
+    return params, masks, run.diverged(level - 1, nets)
 
 
 class _Progress:
@@ -187,14 +187,15 @@ class _Progress:
 
 
 def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: threading.Event | None = None,
-               resumed_from: int | None = None, sync=None) -> None:
+               resumed_from: int | None = None, sync: LevelSync | None = None) -> None:
     """Train and prune from `run.levels_complete` to the last level, writing each level.
 
     Marks the run `done`, `cancelled` (raising Cancelled) or `failed` (re-raising) at the end.
-    `sync` (a `core.distributed.LevelSync`, distributed runs only): this process writes its slice
-    and a marker per level; only process 0 writes events, the pid and the run's attributes.
+    `sync` shares the run between the processes of a job (default: this process alone): each
+    writes its slice of every level; only process 0 writes events, the pid and the attributes.
     """
-    main = sync is None or sync.is_main
+    sync = sync or LevelSync(Cluster())
+    main = sync.is_main
     writer = EventWriter(run.path, enabled=main)
 
     def emit(event: str, **fields: Any) -> None:
@@ -207,8 +208,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
     if main:
         run.set_status("running")
         run.write_pid()
-    if sync is not None:
-        sync.start(run)
+    sync.start(run)
     emit("run_start", run=run.run_id, nets=cfg.nets, levels=cfg.levels, pid=os.getpid(),
          resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices)
     level_seconds: list[float] = []
@@ -229,8 +229,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
                  stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),
                  loss={k: v.tolist() for k, v in result.losses.items()}, seconds=round(result.seconds, 3))
             params, masks, diverged = result.params, result.masks, result.diverged
-        if sync is not None:  # the run is done when every process's slices are written
-            sync.wait_for_all(run, stop)
+        sync.wait_for_all(run, stop)  # the run is done when every process's slices are written
     except Cancelled as err:
         _end(run, sync, "cancelled", str(err))
         emit("run_end", status="cancelled",
@@ -251,23 +250,18 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
         run.clear_pid()
 
 
-def _end(run: Run, sync, status: str, message: str = "") -> None:
+def _end(run: Run, sync: LevelSync, status: str, message: str = "") -> None:
     """Record how the run ended: process 0 (or the only process) in the run, the others in a status file."""
-    if sync is not None:
-        sync.finish(run, status, message)
-    if sync is None or sync.is_main:
+    sync.finish(run, status, message)
+    if sync.is_main:
         run.set_status(status)
 
 
-def write_level(run: Run, nets: NetSlice, level: int, result: LevelResult, sync=None) -> None:
-    """A level's arrays for this process's networks, then (single process) the completion mark."""
+def write_level(run: Run, nets: NetSlice, level: int, result: LevelResult, sync: LevelSync) -> None:
+    """A level's arrays for this process's networks, then the sync completes the level (or marks the slice)."""
     p, m = result.params, result.masks
     run.write_level(level, [x.weight for x in p], [x.weight for x in m], [x.bias for x in p],
                     [x.bias for x in m], {k: result.losses[k] for k in SPLITS}, nets=nets.slice,
                     extra={"train/steps": result.steps, "train/stopped_early": result.stopped,
                            "train/diverged": result.diverged})
-    if sync is not None:  # a marker; process 0 completes the level once every slice has one
-        sync.slice_written(run, level, nets, result.seconds)
-        return
-    run.group["train/seconds"][level] = result.seconds
-    run.complete_level(level)
+    sync.slice_written(run, level, nets, result.seconds)

@@ -314,3 +314,53 @@ def test_a_failed_peer_of_this_attempt_stops_the_others(tmp_path):
         sync.slice_written(run, 1, NetSlice(0, 2), seconds=1.0)
     with pytest.raises(MothError, match="process 1 failed"):
         sync.wait_for_all(run)
+
+
+@pytest.mark.slow
+def test_every_process_decides_together_that_the_output_exists(study):
+    """`simulate --distributed` onto an existing store: one decision by process 0, the same line everywhere."""
+    out = study.root / "taken.zarr"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    job = study.job(lambda extra: ["simulate", "--samples", "3000", "--seed", "5", "--out", str(out), *extra],
+                    "taken")
+    for p in job:
+        p.wait(timeout=JOB_TIMEOUT_S)
+    assert [p.returncode for p in job] == [2, 2], study.log_text()
+    for log in sorted(study.logs.glob("taken-*.log")):
+        text = log.read_text()
+        assert [line for line in text.splitlines() if line.startswith("mothtui:")] == \
+            [f"mothtui: {out} already exists (use --force to replace it)"], text
+        assert "Traceback" not in text
+    assert (out / "keep.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.slow
+def test_a_peer_cancelled_while_simulating_ends_every_process_with_one_line(study):
+    """SIGTERM to process 1 during the shared dataset simulation of `train`: both stop, no run, no traceback."""
+    job = study.job(lambda extra: ["train", "--preset", "smoke", "--set", f"nets={NETS}", "--set", "samples=400000",
+                                   "--set", "data_seed=9", "--id", "cancelled-sim", *extra], "cancelsim")
+    log1 = sorted(study.logs.glob("cancelsim-*-p1.log"))[-1]
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    try:
+        while "simulating dataset" not in log1.read_text():
+            assert all(p.poll() is None for p in job), study.log_text()
+            assert time.monotonic() < deadline, "the simulation never reported progress"
+            time.sleep(0.05)
+        job[1].send_signal(signal.SIGTERM)
+        for p in job:
+            p.wait(timeout=JOB_TIMEOUT_S)
+    finally:
+        for p in job:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert job[1].returncode == 130 and job[0].returncode == 2, study.log_text()
+    logs = sorted(study.logs.glob("cancelsim-*.log"))
+    lines = [[line for line in log.read_text().splitlines() if line.startswith("mothtui:")] for log in logs]
+    assert lines[0] == ["mothtui: process 1: cancelled while simulating the dataset; no run was created"], lines
+    assert lines[1] == ["mothtui: cancelled while simulating the dataset; no run was created"], lines
+    assert not any("Traceback" in log.read_text() for log in logs)
+    assert not (study.runs / "cancelled-sim").exists()
+    datasets = study.runs / ".datasets"  # neither the dataset nor its staging copy is left behind
+    assert not [p for p in datasets.glob("*") if "sim_n400000_seed9" in p.name]
