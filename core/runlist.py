@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError
+from core.owner import OWNER_FILES, Liveness, liveness
 
 KIND = "mothtui.run"
-PID_FILE = "engine.pid"
 #: Engine logs of the runs, `<runs>/.logs/<run_id>.log` (hidden: not a run).
 LOGS_DIR = ".logs"
 
@@ -36,35 +34,37 @@ class RunSummary:
     created: str | None
     preset: str | None = None
     damaged: str | None = None
-    pid: int | None = None
+    owner: Liveness | None = None
+    """Who holds the run while it is written (None: nobody alive)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The owner's pid when it runs on this host (so the app can signal it)."""
+        return self.owner.pid if self.owner else None
+
+    @property
+    def host(self) -> str | None:
+        return self.owner.record.host if self.owner and self.owner.record else None
 
     def to_dict(self) -> dict[str, Any]:
+        owner = self.owner
         return {"id": self.run_id, "status": self.status, "nets": self.nets,
                 "levels_complete": self.levels_complete, "levels": self.levels,
-                "created": self.created, "damaged": self.damaged, "path": str(self.path)}
+                "created": self.created, "damaged": self.damaged, "path": str(self.path),
+                "owner": None if owner is None or owner.record is None else {
+                    "host": owner.record.host, "pid": owner.record.pid, "command": owner.record.command,
+                    "since": owner.record.since, "last_heard_s": None if owner.age_s is None else round(owner.age_s, 1)}}
 
 
 def read_engine_pid(run_dir: Path) -> int | None:
-    """The pid of the engine process working on this run, if it is alive."""
-    try:
-        pid = int((Path(run_dir) / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
+    """The pid of the live process that owns this run on this host, else None (see core.owner)."""
+    return liveness(run_dir).pid
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
+def live_owner(run_dir: Path) -> Liveness | None:
+    """The run's owner if it is alive (here or, by its events, on another host), else None."""
+    owner = liveness(run_dir)
+    return owner if owner.alive else None
 
 
 def _short(err: BaseException) -> str:
@@ -98,6 +98,12 @@ def summarize(path: Path) -> RunSummary:
     try:
         attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
     except FileNotFoundError:
+        if {p.name for p in path.iterdir()} <= set(OWNER_FILES):  # claimed, its store not yet written
+            owner = live_owner(path)
+            if owner is not None:
+                return RunSummary(path.name, path, "starting", None, None, None, None, owner=owner)
+            return RunSummary(path.name, path, "damaged", None, None, None, None,
+                              damaged="abandoned before its store was written (delete it)")
         return RunSummary(path.name, path, "damaged", None, None, None, None,
                           damaged="store unreadable: zarr.json missing")
     except (OSError, ValueError) as err:
@@ -112,12 +118,12 @@ def summarize(path: Path) -> RunSummary:
                           attrs.get("created"), damaged=problem)
     config = attrs.get("config") or {}
     status = attrs["status"]
-    pid = read_engine_pid(path)
-    if status == "running" and pid is None:
+    owner = live_owner(path)
+    if status == "running" and owner is None:
         status = "interrupted"  # the engine died without recording why: resumable
     return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
                       attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
-                      preset=attrs.get("preset"), pid=pid)
+                      preset=attrs.get("preset"), owner=owner)
 
 
 def _layout_problem(path: Path, attrs: dict[str, Any]) -> str | None:
@@ -151,11 +157,3 @@ def list_runs(runs_dir: Path | str) -> list[RunSummary]:
     paths = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     summaries = [summarize(p) for p in paths]
     return sorted(summaries, key=lambda s: (s.created or "", s.run_id), reverse=True)
-
-
-def delete_run(runs_dir: Path | str, run_id: str) -> None:
-    """Remove a run directory (refuses while its engine is alive)."""
-    path = run_path(runs_dir, run_id)
-    if read_engine_pid(path) is not None:
-        raise StoreError(f"run {run_id!r} is still running: cancel it first")
-    shutil.rmtree(path)

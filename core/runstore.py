@@ -23,8 +23,9 @@ from zarr.codecs import BloscCodec
 from core.config import Config, from_dict
 from core.errors import StoreError
 from core.events import EVENTS_FILE
-from core.runlist import (KIND, PID_FILE, RunSummary, _short, delete_run, list_runs,  # noqa: F401
-                          pid_alive, read_engine_pid, run_path, summarize)
+from core.owner import OWNER_FILES, Liveness, liveness
+from core.runlist import (KIND, RunSummary, _short, list_runs, read_engine_pid, run_path,  # noqa: F401
+                          summarize)
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -64,13 +65,18 @@ class Run:
     def create(cls, path: Path | str, config: Config, *, dataset: str, split: dict[str, list[int]],
                scaler: dict[str, list[float]], chunk_nets: int | None = None,
                extra_attrs: dict[str, Any] | None = None) -> "Run":
-        """A new run with every array pre-sized to all levels and status `running`."""
+        """A new run with every array pre-sized to all levels and status `running`.
+
+        `path` must not exist, or be a directory its creator has just claimed (`core.owner.claim_new`).
+        """
         path = Path(path)
-        if path.exists():
+        claimed = path.is_dir() and {p.name for p in path.iterdir()} <= set(OWNER_FILES)
+        if path.exists() and not claimed:
             raise StoreError(f"run {path.name!r} already exists in {path.parent}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            group = zarr.open_group(path, mode="w-", zarr_format=3)
+            # "a" beside the owner files ("w-" refuses any file, "w" would delete the lock)
+            group = zarr.open_group(path, mode="a" if claimed else "w-", zarr_format=3)
         except OSError as err:
             raise StoreError(f"cannot create run at {path}: {err.strerror or err}") from None
         sizes = config.layer_sizes
@@ -311,14 +317,13 @@ class Run:
         array = self.group[f"loss/{split}"]
         return self._read(f"loss/{split}", lambda: array[: self.levels_complete])
 
-    # ---- the engine process ------------------------------------------------------------
-    def write_pid(self, pid: int | None = None) -> None:
-        (self.path / PID_FILE).write_text(str(pid or os.getpid()))
-
-    def clear_pid(self) -> None:
-        (self.path / PID_FILE).unlink(missing_ok=True)
+    # ---- the owner (core.owner) ---------------------------------------------------------
+    def owner(self) -> Liveness:
+        """Who holds the run, and whether it is alive."""
+        return liveness(self.path)
 
     def engine_pid(self) -> int | None:
+        """The pid of the live process that owns the run on this host, else None."""
         return read_engine_pid(self.path)
 
 

@@ -45,6 +45,7 @@ class MothApp(App):
         self.clock = clock
         self.jobs = JobSupervisor(self.runs_dir)
         self._runs_model = None
+        self.deleted: list[str] = []  # runs moved to the trash in this session, last one last (undo)
 
     @property
     def runs_model(self):
@@ -118,7 +119,12 @@ class MothApp(App):
     def cancel_run(self, run_id: str) -> None:
         def answer(yes: bool | None) -> None:
             if yes:
-                if self.jobs.cancel(run_id):
+                try:
+                    sent = self.jobs.cancel(run_id)
+                except MothError as err:  # it runs on another host
+                    self.notify(str(err), title="cancel", severity="warning")
+                    return
+                if sent:
                     self.notify(f"sent SIGTERM to {run_id}: it finishes its level and stops", title="cancel")
                 else:
                     self.notify(f"{run_id} has no engine running", severity="warning")
@@ -127,25 +133,48 @@ class MothApp(App):
                                        f"r resumes it later."), answer)
 
     def delete_run(self, run_id: str) -> None:
-        from core.runstore import delete_run, read_engine_pid, run_path
+        """Move a run to the trash after a confirmation; `u` brings it back (core.trash)."""
+        from core.runlist import live_owner, run_path
 
-        if read_engine_pid(run_path(self.runs_dir, run_id)) is not None:
+        if live_owner(run_path(self.runs_dir, run_id)) is not None:
             self.notify(f"{run_id} is still running: cancel it first", severity="warning")
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
+                from core.trash import delete_run
+
                 try:
                     delete_run(self.runs_dir, run_id)
                 except MothError as err:  # started meanwhile, or a permission problem
                     self.notify(str(err), title="delete", severity="error")
                     return
-                self.notify(f"deleted {run_id}", title="delete")
-                if isinstance(self.screen, RunsScreen):
-                    self.screen.refresh_runs()
+                self.deleted.append(run_id)
+                self.notify(f"moved {run_id} to the trash: u undoes", title="delete")
+                self._refresh_runs()
 
-        self.push_screen(ConfirmDialog(f"Delete run {run_id} and all its levels?\nThis cannot be undone."),
-                         answer)
+        self.push_screen(ConfirmDialog(f"Delete run {run_id}?\nIt goes to the trash ({self.runs_dir}/.trash): "
+                                       f"u undoes, `mothtui restore {run_id}` brings it back later."), answer)
+
+    def undo_delete(self) -> None:
+        """Restore the run deleted last in this session."""
+        if not self.deleted:
+            self.notify("nothing to undo", severity="warning")
+            return
+        from core.trash import restore_run
+
+        run_id = self.deleted.pop()
+        try:
+            restore_run(self.runs_dir, run_id)
+        except MothError as err:
+            self.notify(str(err), title="undo", severity="error")
+            return
+        self.notify(f"restored {run_id}", title="undo")
+        self._refresh_runs()
+
+    def _refresh_runs(self) -> None:
+        if isinstance(self.screen, RunsScreen):
+            self.screen.refresh_runs()
 
     # ---- errors -------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -3,7 +3,7 @@
 The engine runs as `python -m core train|resume ... --quiet` in its own session with stdin closed
 (so it neither steals keystrokes nor dies with the app or the SSH session) and its output in
 `<runs>/.logs/<run_id>.log`. Runs started elsewhere, or before the app was reopened, are found
-through their `engine.pid` file, so cancelling works the same for both.
+through their owner record (core.owner), so cancelling works the same for both.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def run_path(runs_dir: Path, run_id: str) -> Path:
 
 
 def read_engine_pid(run_dir: Path) -> int | None:
-    from core.runstore import read_engine_pid as read
+    """The pid of the live owner of a run on this host (core.owner), else None."""
+    from core.runlist import read_engine_pid as read
 
     return read(run_dir)
 
@@ -84,8 +85,11 @@ class JobSupervisor:
         return await self.start(run_id, train_command(self.runs_dir, run_id, preset, overrides), "train")
 
     async def resume(self, run_id: str) -> Job:
-        if read_engine_pid(run_path(self.runs_dir, run_id)) is not None:
-            raise MothError(f"run {run_id!r} is still running")
+        from core.runlist import live_owner
+
+        owner = live_owner(run_path(self.runs_dir, run_id))
+        if owner is not None:
+            raise MothError(f"run {run_id!r} is still running ({owner.where()})")
         return await self.start(run_id, resume_command(self.runs_dir, run_id), "resume")
 
     def running(self) -> list[str]:
@@ -99,9 +103,18 @@ class JobSupervisor:
         return read_engine_pid(run_path(self.runs_dir, run_id))
 
     def cancel(self, run_id: str) -> bool:
-        """SIGTERM the run's engine (its whole process group when it leads one). False if none runs."""
+        """SIGTERM the run's engine (its whole process group when it leads one). False if none runs.
+
+        MothError when it runs on another host: a signal cannot reach it from here.
+        """
         pid = self.pid_of(run_id)
         if pid is None:
+            from core.runlist import live_owner
+
+            owner = live_owner(run_path(self.runs_dir, run_id))
+            if owner is not None and owner.elsewhere:
+                raise MothError(f"{run_id} runs on {owner.where()}: cancel it there "
+                                f"(kill -TERM {owner.record.pid} on {owner.record.host})")
             return False
         try:
             if os.getpgid(pid) == pid:  # our launches lead their own session: signal the group

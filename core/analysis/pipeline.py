@@ -18,6 +18,7 @@ import numpy as np
 from core.analysis import structure as st
 from core.analysis.store import AnalysisWriter, load_analysis
 from core.errors import MothError
+from core.owner import held
 
 Progress = Callable[[str], None]
 
@@ -117,9 +118,10 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
     """
     params = (params or AnalysisParams()).check()
     say = progress or (lambda text: None)
-    if run.engine_pid() is not None:
-        raise MothError(f"run {run.run_id!r} is still training: analyse it once it has finished "
-                        f"(or cancel it)")
+    owner = run.owner()
+    if owner.alive and held(run.path) is None:  # a writer holds it (the analyze command claims first)
+        raise MothError(f"run {run.run_id!r} is in use by {owner.record.describe()}: analyse it once "
+                        f"it has finished (or cancel it)")
     levels = run.levels_complete
     if levels < 1:
         raise MothError(f"run {run.run_id!r} has no completed level to analyse")

@@ -14,7 +14,8 @@ import numpy as np
 
 from core.analysis import AnalysisParams, analyze_run, load_analysis
 from core.cli import resolve_runs
-from core.runstore import open_run
+from core.owner import claim
+from core.runstore import open_run, run_path
 from core.select import check_threshold, select_run
 
 
@@ -59,7 +60,9 @@ def chosen_vs_level0(run, threshold: float | None = None) -> list[dict]:
 def run(args) -> int:
     params = _params(args)
     threshold = None if getattr(args, "threshold", None) is None else check_threshold(args.threshold)
-    run_store = open_run(resolve_runs(args), args.run_id)
+    runs_dir = resolve_runs(args)
+    claim(run_path(runs_dir, args.run_id), run_id=args.run_id)  # one writer: not beside a training engine
+    run_store = open_run(runs_dir, args.run_id)
     say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
     summary = analyze_run(run_store, params, force=args.force, progress=say)
     flights = chosen_vs_level0(run_store, threshold)

@@ -20,6 +20,8 @@ from core.commands.signals import stop_on_signals
 from core.commands.train import execute, prepare_engine
 from core.distributed import LevelSync, advance, check_alignment, from_args
 from core.errors import StoreError
+from core.owner import claim, held
+from core.runlist import live_owner, run_path
 from core.runstore import open_run
 
 
@@ -28,9 +30,14 @@ def run(args) -> int:
         runs_dir = resolve_runs(args)
 
         def check() -> dict[str, Any]:
+            path = run_path(runs_dir, args.run_id)
+            if not path.is_dir():
+                raise StoreError(f"no run {args.run_id!r} in {runs_dir}")
+            owner = live_owner(path)
+            if owner is not None and owner.elsewhere:  # its lock may not reach this host
+                raise StoreError(f"run {args.run_id!r} is running on {owner.where()}")
+            claim(path)  # before anything else: a second resume is refused here, naming this one
             run_store = open_run(runs_dir, args.run_id, mode="r+")
-            if run_store.engine_pid() is not None:
-                raise StoreError(f"run {args.run_id!r} is still running (pid {run_store.engine_pid()})")
             check_alignment(run_store, cluster)
             start = advance(run_store)
             if run_store.status == "done" and start >= run_store.levels:
@@ -39,18 +46,27 @@ def run(args) -> int:
                 run_store.level(start - 1)
             return {"attempt": uuid.uuid4().hex, "start": start}
 
-        info = cluster.on_main("resume/checked", check)
-        run_store = open_run(runs_dir, args.run_id, mode="r+")
-        config = run_store.config
+        try:
+            return _resume(args, cluster, stop, runs_dir, cluster.on_main("resume/checked", check))
+        finally:
+            mine = held(runs_dir / args.run_id)
+            if mine is not None:
+                mine.release()
 
-        def ready():
-            data, engine = prepare_engine(config, run_store.attrs["dataset"], cluster.nets(config.nets),
-                                          scaler=run_store.attrs["scaler"])
-            if data.split != run_store.split_lists():
-                raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
-                                 f"(rows {data.split} instead of {run_store.split_lists()})")
-            return engine
 
-        engine = cluster.on_all("resume/prepared", ready)
-        return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=info["start"],
-                       sync=LevelSync(cluster, info["attempt"]))
+def _resume(args, cluster, stop, runs_dir, info: dict[str, Any]) -> int:
+    """Every process: prepare its slice and continue the levels from `info["start"]`."""
+    run_store = open_run(runs_dir, args.run_id, mode="r+")
+    config = run_store.config
+
+    def ready():
+        data, engine = prepare_engine(config, run_store.attrs["dataset"], cluster.nets(config.nets),
+                                      scaler=run_store.attrs["scaler"])
+        if data.split != run_store.split_lists():
+            raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
+                             f"(rows {data.split} instead of {run_store.split_lists()})")
+        return engine
+
+    engine = cluster.on_all("resume/prepared", ready)
+    return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=info["start"],
+                   sync=LevelSync(cluster, info["attempt"]))

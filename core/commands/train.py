@@ -13,6 +13,7 @@ With one process the cluster just calls the actions.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -22,20 +23,42 @@ from core.commands.signals import stop_on_signals
 from core.config import DEFAULT_PRESET, Config, resolve
 from core.distributed import Cluster, LevelSync, from_args
 from core.errors import Cancelled, MothError, StoreError
+from core.owner import claim_new, held
 from core.runlist import new_run_id
 from core.runstore import Run, chunk_nets_for, run_path
 
 DATASETS_DIR = ".datasets"
 
 
-def new_run_path(runs_dir: Path, run_id: str | None, preset: str) -> Path:
-    """Where a new run goes: `--id` if given (refused if taken), else a fresh default id."""
+def claim_new_run(runs_dir: Path, run_id: str | None, preset: str) -> Path:
+    """Create and claim the new run's directory (`core.owner`): `--id` if given, else a fresh default id.
+
+    Creating the directory is the atomic step: of two commands that want one id, exactly one
+    gets it and the other is refused (`--id`) or takes the next free id (default ids).
+    """
     if run_id:
         path = run_path(runs_dir, run_id)
-        if path.exists():
-            raise StoreError(f"run {run_id!r} already exists in {runs_dir}")
+        claim_new(path)
         return path
-    return run_path(runs_dir, new_run_id(runs_dir, preset))
+    for _ in range(100):
+        path = run_path(runs_dir, new_run_id(runs_dir, preset))
+        try:
+            claim_new(path)
+            return path
+        except StoreError:
+            if not path.exists():
+                raise
+    raise StoreError(f"no free run id for preset {preset!r} in {runs_dir}")
+
+
+def release(path: Path) -> None:
+    """Let go of a run this process claimed; remove its directory if its store was never created."""
+    claim = held(path)
+    if claim is None:
+        return
+    claim.release()
+    if not (path / "zarr.json").exists():  # set-up failed or was cancelled: leave nothing behind
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster: Cluster | None = None) -> str:
@@ -82,22 +105,30 @@ def run(args) -> int:
         config = resolve(preset, args.config, args.overrides)
         runs_dir = resolve_runs(args)
         nets = cluster.nets(config.nets)
-        path = Path(cluster.on_main("train/path", lambda: str(new_run_path(runs_dir, args.run_id, preset))))
-        dataset = dataset_for(config, runs_dir, args.quiet, stop, cluster)
-        data, engine = cluster.on_all("train/prepared", lambda: prepare_engine(config, dataset, nets))
-        sizes = config.layer_sizes
+        path = Path(cluster.on_main("train/path", lambda: str(claim_new_run(runs_dir, args.run_id, preset))))
+        try:
+            return _train(args, cluster, stop, preset, config, runs_dir, nets, path)
+        finally:
+            release(path)
 
-        def create() -> str:
-            Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.split,
-                       scaler=data.scaler.to_dict(),
-                       chunk_nets=chunk_nets_for(config.nets, max(a * b for a, b in zip(sizes, sizes[1:])),
-                                                 cluster.count),
-                       extra_attrs={"preset": preset, "invalid_samples": data.invalid,
-                                    "train_rows": data.splits["train"].n, "processes": cluster.count})
-            return uuid.uuid4().hex  # this attempt, told apart from earlier ones in the status files
 
-        attempt = cluster.on_main("train/created", create)
-        return execute(Run.open(path, "r+"), engine, quiet=args.quiet, stop=stop, sync=LevelSync(cluster, attempt))
+def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: Path, nets, path: Path) -> int:
+    """Dataset, data, store, levels: everything after process 0 has claimed the new run."""
+    dataset = dataset_for(config, runs_dir, args.quiet, stop, cluster)
+    data, engine = cluster.on_all("train/prepared", lambda: prepare_engine(config, dataset, nets))
+    sizes = config.layer_sizes
+
+    def create() -> str:
+        Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.split,
+                   scaler=data.scaler.to_dict(),
+                   chunk_nets=chunk_nets_for(config.nets, max(a * b for a, b in zip(sizes, sizes[1:])),
+                                             cluster.count),
+                   extra_attrs={"preset": preset, "invalid_samples": data.invalid,
+                                "train_rows": data.splits["train"].n, "processes": cluster.count})
+        return uuid.uuid4().hex  # this attempt, told apart from earlier ones in the status files
+
+    attempt = cluster.on_main("train/created", create)
+    return execute(Run.open(path, "r+"), engine, quiet=args.quiet, stop=stop, sync=LevelSync(cluster, attempt))
 
 
 def prepare_engine(config: Config, dataset: str, nets=None, scaler=None):

@@ -31,7 +31,7 @@ from core.distributed import Cluster, LevelSync
 from core.engine import evaluate, model, prune, train
 from core.engine.model import Layer, Params
 from core.engine.sharding import NetSlice, Placement, make_mesh, process_slice
-from core.errors import Cancelled
+from core.errors import Cancelled, StoreError
 from core.events import EventWriter
 from core.runstore import SPLITS, Run
 
@@ -192,7 +192,8 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
 
     Marks the run `done`, `cancelled` (raising Cancelled) or `failed` (re-raising) at the end.
     `sync` shares the run between the processes of a job (default: this process alone): each
-    writes its slice of every level; only process 0 writes events, the pid and the attributes.
+    writes its slice of every level; only process 0 writes events and the attributes. The command
+    holds the run (core.owner) while this runs.
     """
     sync = sync or LevelSync(Cluster())
     main = sync.is_main
@@ -207,7 +208,6 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
     start = run.levels_complete
     if main:
         run.set_status("running")
-        run.write_pid()
     sync.start(run)
     emit("run_start", run=run.run_id, nets=cfg.nets, levels=cfg.levels, pid=os.getpid(),
          resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices)
@@ -235,19 +235,28 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
         emit("run_end", status="cancelled",
              message=f"cancelled; {run.levels_complete} levels complete, "
                      f"resume with `mothtui resume {run.run_id} --runs {run.path.parent}`")
-        if main:
-            run.clear_pid()
         raise
     except BaseException as err:
-        _end(run, sync, "failed", f"{type(err).__name__}: {err}")
-        emit("run_end", status="failed", message=f"{type(err).__name__}: {err}")
-        if main:
-            run.clear_pid()
+        failure = StoreError(write_failure(run, err)) if isinstance(err, OSError) else err
+        message = str(failure) if isinstance(failure, StoreError) else f"{type(err).__name__}: {err}"
+        try:  # on a full disk these writes may fail too: the run then reads as interrupted, still resumable
+            _end(run, sync, "failed", message)
+            emit("run_end", status="failed", message=message)
+        except OSError:
+            pass
+        if failure is not err:
+            raise failure from None
         raise
     _end(run, sync, "done")
     emit("run_end", status="done", message=f"{cfg.levels} levels complete")
-    if main:
-        run.clear_pid()
+
+
+def write_failure(run: Run, err: OSError) -> str:
+    """One line for a write the file system refused (ENOSPC, EDQUOT, EIO...): what failed, what resume does."""
+    done = run.levels_complete
+    return (f"run {run.run_id}: cannot write to the run store ({err.strerror or err}); "
+            f"{done} levels are complete and safe, `mothtui resume {run.run_id} --runs {run.path.parent}` "
+            f"will continue from level {done}")
 
 
 def _end(run: Run, sync: LevelSync, status: str, message: str = "") -> None:

@@ -46,6 +46,7 @@ class RunsScreen(Screen):
         Binding("r", "resume", "resume", id="runs.resume"),
         Binding("c", "cancel", "cancel", id="runs.cancel"),
         Binding("d", "delete", "delete", id="runs.delete"),
+        Binding("u", "undo_delete", "undo delete", show=False, id="runs.undo_delete"),
         Binding("slash", "filter", "filter", id="runs.filter"),
         Binding("s", "sort", "sort", id="runs.sort"),
         Binding("escape", "clear_filter", "clear filter", show=False, id="runs.clear_filter"),
@@ -211,6 +212,9 @@ class RunsScreen(Screen):
         row = self.selected_row()
         if row is not None:
             self.app.delete_run(row.run_id)
+
+    def action_undo_delete(self) -> None:
+        self.app.undo_delete()
 
     def action_sort(self) -> None:
         self.sort_key = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]

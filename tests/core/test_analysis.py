@@ -22,6 +22,8 @@ from core.errors import MothError
 from core.runstore import open_run
 from fixture_runs import make_fixture_run
 
+REPO = Path(__file__).resolve().parents[2]
+
 STRUCTURE = AnalysisParams(performance=False)
 
 
@@ -110,12 +112,19 @@ def test_partial_run_analyses_completed_levels_and_stale_is_redone(runs_dir):
 
 
 def test_refused_while_training_and_bad_input(fixture_run, runs_dir, capsys):
-    fixture_run.write_pid(os.getpid())                 # this process stands in for a live engine
-    with pytest.raises(MothError, match="still training"):
-        analyze_run(fixture_run, STRUCTURE)
-    assert main(["analyze", "r", "--runs", str(runs_dir), "--structure-only"]) != 0
-    assert "still training" in capsys.readouterr().err
-    fixture_run.clear_pid()
+    # another process holds the run, as a training engine does (core.owner)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from core.owner import claim; "
+                               f"claim({str(fixture_run.path)!r}, 'mothtui train'); print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(MothError, match=r"in use by mothtui train \(pid \d+ on "):
+            analyze_run(fixture_run, STRUCTURE)
+        assert main(["analyze", "r", "--runs", str(runs_dir), "--structure-only"]) == 2
+        assert f"in use by mothtui train (pid {holder.pid} on " in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
     for argv, needle in [(["analyze", "nope"], "no run 'nope'"),
                          (["analyze", "r"], "dataset"),                # the fixture has no dataset
                          (["analyze", "r", "--noise", "nan"], "noise")]:

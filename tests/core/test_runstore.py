@@ -1,12 +1,15 @@
 """The run store: pre-sized arrays, write then complete, readers trust completed levels only."""
 
+import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
 
 from core.config import PRESETS, from_dict
 from core.errors import StoreError
+from core.owner import OwnerRecord, write_record
 from core.runstore import Run, list_runs, open_run, run_path
 
 SCALER = {"x_min": [0.0] * 10, "x_max": [1.0] * 10, "y_min": [0.0] * 7, "y_max": [1.0] * 7}
@@ -75,12 +78,13 @@ def test_damaged_and_foreign_stores(runs_dir):
     assert summary.status == "damaged"
 
 
-def test_running_with_a_dead_pid_is_interrupted(runs_dir):
+def test_running_with_a_dead_owner_is_interrupted(runs_dir):
     run = Run.create(runs_dir / "r", _config(), dataset="d", split=SPLIT, scaler=SCALER)
-    run.write_pid(2 ** 22 + 12345)  # no such process
+    me = OwnerRecord.of_process(os.getpid(), "mothtui train")
+    write_record(run.path, dataclasses.replace(me, pid=2 ** 22 + 12345))  # no such process
     assert list_runs(runs_dir)[0].status == "interrupted"
-    run.write_pid()  # this process: alive
-    assert list_runs(runs_dir)[0].status == "running"
+    write_record(run.path, me)  # this process: alive
+    assert list_runs(runs_dir)[0].status == "running" and list_runs(runs_dir)[0].pid == os.getpid()
 
 
 def _corrupt_copies(runs_dir):

@@ -13,6 +13,7 @@ import pytest
 
 from core.events import EventWriter
 from core.export import load, read_manifest
+from core.owner import OwnerRecord, write_record
 from core.runstore import open_run
 from core.select import select_run
 from mothtui.screens.dialogs import ConfirmDialog, HelpScreen
@@ -185,8 +186,12 @@ async def test_delete_asks_first(store):
         await pilot.pause()
         await pilot.press("y")
         await settle(pilot)
-        assert not (store / "beta").exists()
+        assert not (store / "beta").exists() and (store / ".trash" / "beta" / "zarr.json").exists()
         assert table_ids(app.screen) == ["alpha", "broken"]
+        await pilot.press("u")  # undo: back from the trash
+        await settle(pilot)
+        assert (store / "beta" / "zarr.json").exists() and not (store / ".trash" / "beta").exists()
+        assert "beta" in table_ids(app.screen)
 
 
 async def test_new_run_form_validates_inline(store):
@@ -230,7 +235,7 @@ async def test_running_run_is_live_and_cancel_sends_sigterm(runs_dir, sleeper):
     """A run being written by another process: status, progress from events, then cancel."""
     run = make_fixture_run(runs_dir, "live", nets=3, status="running", levels_complete=2,
                            created="2026-11-24T09:12:00+00:00")
-    run.write_pid(sleeper.pid)
+    write_record(run.path, OwnerRecord.of_process(sleeper.pid, "mothtui train"))  # the sleeper owns the run
     events = EventWriter(run.path)
     events.emit("run_start", run="live", nets=3, levels=5, pid=sleeper.pid, resumed_from=None)
     events.emit("level_start", level=2, sparsity=0.8, max_steps=1000)

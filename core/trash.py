@@ -1,0 +1,116 @@
+"""Deleting runs recoverably: `delete` moves a run to `<runs>/.trash/`, `restore` brings it back, `purge` empties it.
+
+A trashed run keeps its id as its directory name (`<runs>/.trash/<run_id>`; a second deleted run
+of the same id becomes `<run_id>~2`, ...) and a `deleted.json` inside it with the original id and
+the time of deletion, which `purge --older-than` reads. Moving is a rename inside the run store,
+so it is instant and atomic whatever the run's size. Deleting takes the run's ownership first
+(`core.owner`), so a run being trained, analysed or deleted elsewhere is refused, never moved
+from under its writer.
+
+Standard library only (plus core.owner): the app calls it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import MothError, StoreError
+from core.owner import claim
+from core.runlist import live_owner, run_path
+
+TRASH_DIR = ".trash"
+DELETED_FILE = "deleted.json"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass(frozen=True)
+class Trashed:
+    """One run in the trash."""
+
+    run_id: str
+    path: Path
+    deleted: float
+    """When it was deleted (seconds since the epoch)."""
+
+
+def trash_dir(runs_dir: Path | str) -> Path:
+    return Path(runs_dir) / TRASH_DIR
+
+
+def delete_run(runs_dir: Path | str, run_id: str) -> Path:
+    """Move a run to the trash (refused while another process owns it); returns where it went."""
+    path = run_path(runs_dir, run_id)
+    if not path.is_dir():
+        raise StoreError(f"no run {run_id!r} in {runs_dir}")
+    owner = live_owner(path)
+    if owner is not None and owner.elsewhere:  # its lock may not reach us over the network
+        raise StoreError(f"run {run_id!r} is running on {owner.where()}: cancel it there first")
+    with claim(path, run_id=run_id) as held:
+        target = _free_name(trash_dir(runs_dir), run_id)
+        target.parent.mkdir(exist_ok=True)
+        (path / DELETED_FILE).write_text(json.dumps({"run": run_id, "deleted": time.time()}))
+        os.rename(path, target)
+        held.moved_to(target)
+    return target
+
+
+def trashed(runs_dir: Path | str) -> list[Trashed]:
+    """Every run in the trash, most recently deleted first."""
+    out = []
+    folder = trash_dir(runs_dir)
+    if not folder.is_dir():
+        return out
+    for path in folder.iterdir():
+        try:
+            info = json.loads((path / DELETED_FILE).read_text())
+            out.append(Trashed(str(info["run"]), path, float(info["deleted"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            out.append(Trashed(path.name.split("~")[0], path, path.stat().st_mtime))
+    return sorted(out, key=lambda t: t.deleted, reverse=True)
+
+
+def restore_run(runs_dir: Path | str, run_id: str) -> Path:
+    """Bring the most recently deleted run of this id back to `<runs>/<run_id>`."""
+    target = run_path(runs_dir, run_id)
+    candidates = [t for t in trashed(runs_dir) if t.run_id == run_id]
+    if not candidates:
+        raise StoreError(f"no run {run_id!r} in the trash of {runs_dir}")
+    if target.exists():
+        raise StoreError(f"run {run_id!r} already exists in {runs_dir}: delete or rename it first")
+    source = candidates[0].path
+    with claim(source, run_id=run_id) as held:
+        os.rename(source, target)
+        held.moved_to(target)
+        (target / DELETED_FILE).unlink(missing_ok=True)
+    return target
+
+
+def purge(runs_dir: Path | str, older_than_s: float = 0.0) -> list[Trashed]:
+    """Remove for good the trashed runs deleted more than `older_than_s` ago; returns them."""
+    now = time.time()
+    gone = [t for t in trashed(runs_dir) if now - t.deleted >= older_than_s]
+    for t in gone:
+        shutil.rmtree(t.path)
+    return gone
+
+
+def parse_age(text: str) -> float:
+    """`7d`, `12h`, `30m`, `45s`, `2w` or a bare number of seconds, in seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text or "")
+    if not match:
+        raise MothError(f"bad age {text!r}: use a number and a unit, e.g. 7d, 12h, 30m")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _free_name(folder: Path, run_id: str) -> Path:
+    candidate, n = folder / run_id, 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{run_id}~{n}"
+    return candidate
