@@ -114,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
     p.set_defaults(handler="runs")
 
+    p = sub.add_parser("delete", help="move a run to the trash (<runs>/.trash); restore brings it back")
+    p.add_argument("run_id")
+    _runs_option(p)
+    p.set_defaults(handler="trash", action="delete")
+
+    p = sub.add_parser("restore", help="bring a deleted run back from the trash")
+    p.add_argument("run_id")
+    _runs_option(p)
+    p.set_defaults(handler="trash", action="restore")
+
+    p = sub.add_parser("purge", help="remove trashed runs for good")
+    _runs_option(p)
+    p.add_argument("--older-than", default="0", metavar="AGE",
+                   help="only runs deleted longer ago than AGE, e.g. 7d, 12h (default: all)")
+    p.set_defaults(handler="trash", action="purge")
+
     p = sub.add_parser("select", help="per network, the most-pruned level with loss <= threshold")
     p.add_argument("run_id")
     _runs_option(p)

@@ -22,5 +22,7 @@ def run(args) -> int:
         levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
         nets = "–" if s.nets is None else str(s.nets)
         note = f"  ({s.damaged})" if s.damaged else ""
+        if s.owner is not None:  # who writes it: `pid 123` here, `HOST (last heard from 2m ago)` elsewhere
+            note += f"  [{s.owner.where()}]"
         print(f"{s.run_id:<28} {s.status:<12} {nets:>5} {levels:>7}  {s.created or '–'}{note}")
     return 0

@@ -151,3 +151,106 @@ def test_runs_lists_runs_with_status(runs_dir):
         ("two", "interrupted", 2), ("one", "done", 5)]
     text = _cli("runs", runs=runs_dir, check=True).stdout
     assert "interrupted" in text and "one" in text
+
+
+def _interrupted(runs_dir, dataset, run_id):
+    """A run SIGKILLed after its first level: left `running` with a dead owner."""
+    proc = _start(runs_dir, dataset, run_id)
+    _wait_for_level_end(runs_dir / run_id, 0, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return open_run(runs_dir, run_id)
+
+
+def _together(*commands, runs):
+    """Start the commands at the same moment; their (returncode, stdout, stderr), in order."""
+    procs = [subprocess.Popen([sys.executable, "-m", "core", *c, "--runs", str(runs)], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for c in commands]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
+
+
+@pytest.mark.slow
+def test_one_owner_two_resumes_at_once_one_trains(runs_dir, dataset):
+    """Two users press `r` on one interrupted run at the same moment: exactly one trains it."""
+    straight = _start(runs_dir, dataset, "straight")
+    assert straight.wait(timeout=300) == 0
+    _interrupted(runs_dir, dataset, "twice")
+    results = _together(["resume", "twice", "--quiet"], ["resume", "twice", "--quiet"], runs=runs_dir)
+    assert sorted(code for code, _, _ in results) == [0, 2], results
+    line = next(err for code, _, err in results if code == 2).strip()
+    assert line.count("\n") == 0 and line.startswith("mothtui: run 'twice' is in use by ")
+    assert "resume twice" in line and " on " in line and "since " in line, line
+    run = open_run(runs_dir, "twice")
+    assert run.status == "done" and not run.owner().alive and not (run.path / "owner.json").exists()
+    _same(run, open_run(runs_dir, "straight"))
+
+
+@pytest.mark.slow
+def test_one_owner_two_trains_of_one_id_and_analyze_during_training(runs_dir, dataset):
+    args = ["train", *TRAIN_SETTINGS, "--set", f"dataset={dataset}", "--id", "same", "--quiet"]
+    results = _together(args, args, runs=runs_dir)
+    assert sorted(code for code, _, _ in results) == [0, 2], results
+    loser = next(err for code, _, err in results if code == 2).strip()
+    assert loser.count("\n") == 0 and loser.startswith(f"mothtui: run 'same' already exists in {runs_dir}"), loser
+    assert open_run(runs_dir, "same").status == "done"
+
+    proc = _start(runs_dir, dataset, "busy")
+    try:
+        _wait_for_level_end(runs_dir / "busy", 0, proc)
+        before = sorted(p.name for p in (runs_dir / "busy").iterdir())
+        line = _one_line_error(_cli("analyze", "busy", "--structure-only", runs=runs_dir))
+        assert line.startswith("mothtui: run 'busy' is in use by ") and f"pid {proc.pid} on " in line, line
+        line = _one_line_error(_cli("resume", "busy", runs=runs_dir))
+        assert "is in use by" in line
+        line = _one_line_error(_cli("delete", "busy", runs=runs_dir))
+        assert "is in use by" in line
+        assert "analysis" not in before and sorted(p.name for p in (runs_dir / "busy").iterdir()) == before
+        listing = json.loads(_cli("runs", "--json", runs=runs_dir, check=True).stdout)
+        owner = next(r for r in listing["runs"] if r["id"] == "busy")["owner"]
+        assert owner["pid"] == proc.pid and owner["command"].startswith("mothtui train")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real, size-limited file system (tmpfs) for the run store; skipped where we may not mount one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root): the disk-full test runs in CI, which is root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_in_one_line_and_resume_continues(runs_dir, dataset, small_disk):
+    """On a real tmpfs: the disk fills up after level 1; the run fails cleanly; freed, resume finishes it."""
+    straight = _start(runs_dir, dataset, "straight")
+    assert straight.wait(timeout=300) == 0
+    disk_runs = small_disk / "runs"
+    proc = _start(disk_runs, dataset, "full")
+    _wait_for_level_end(disk_runs / "full", 1, proc)
+    filler = small_disk / "filler"
+    with open(filler, "wb") as f:  # take every byte left
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    line = err.strip()
+    assert line.count("\n") == 0 and "No space left on device" in line, err
+    complete = int(line.split(" levels are complete")[0].rsplit(" ", 1)[-1])
+    assert complete >= 2 and f"will continue from level {complete}" in line and "Traceback" not in err
+    assert {s.run_id: s.status for s in list_runs(disk_runs)}["full"] in ("failed", "interrupted")
+    filler.unlink()
+    proc = _cli("resume", "full", "--quiet", runs=disk_runs, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    _same(open_run(disk_runs, "full"), open_run(runs_dir, "straight"))
