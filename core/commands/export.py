@@ -10,7 +10,8 @@ from core.cli import resolve_runs
 from core.errors import MothError
 from core.export import export_run
 from core.runstore import open_run
-from core.select import check_split, check_threshold, parse_overrides
+from core.schema import check_split
+from core.select import check_threshold, parse_overrides
 
 
 def parse_nets(text: str | None) -> list[int] | None:

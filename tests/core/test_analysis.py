@@ -194,7 +194,7 @@ def test_trained_network_flies_far_better_than_an_untrained_one(trained):
 @pytest.mark.slow
 def test_closed_loop_recomputed_from_the_exported_network(trained, tmp_path):
     """The stored flight errors equal flying an exported file's predictions through the simulator."""
-    from core.data import features, open_dataset_arrays
+    from core.dataset import features, open_dataset
     from core.export import export_run, load
     from core.sim import simulate_checked
 
@@ -202,11 +202,11 @@ def test_closed_loop_recomputed_from_the_exported_network(trained, tmp_path):
     run = open_run(runs, "trained")
     export_run(run, tmp_path / "out", level=1)
     net = load(tmp_path / "out", 0)
-    arrays = open_dataset_arrays(run.attrs["dataset"])
-    start, stop = run.split["test"]
-    valid = np.asarray(arrays["valid"][start:stop])
-    q0, u, qf = (np.asarray(arrays[k][start:stop], np.float64)[valid][:128]
-                 for k in ("initial", "controls", "final"))
+    dataset = open_dataset(run.attrs["dataset"])
+    start, stop = run.row_ranges["test"]
+    valid = np.asarray(dataset.valid[start:stop])
+    q0, u, qf = (np.asarray(array[start:stop], np.float64)[valid][:128]
+                 for array in (dataset.initial, dataset.controls, dataset.final))
     x, _ = features(q0, u, qf)
     y = net.predict(x)
     controls = np.stack([np.hypot(y[:, 0], y[:, 1]), np.arctan2(y[:, 1], y[:, 0]), y[:, 2]], axis=1)
@@ -229,7 +229,7 @@ def test_per_output_error_and_noise_agree_with_the_engines_losses(trained):
     noise = read_array(run, "noise/loss")                   # sigma 0, then 0.03
     np.testing.assert_allclose(noise[0], mse.mean(axis=2), rtol=1e-5)
     assert np.all(noise[1] > 2 * noise[0])
-    start, stop = run.split["test"]
+    start, stop = run.row_ranges["test"]
     valid = zarr.open_group(run.attrs["dataset"], mode="r")["valid"][start:stop]
     assert summary["eval_rows"] == int(np.sum(valid))      # eval_samples=0: the whole split
 

@@ -97,7 +97,7 @@ def test_stored_losses_equal_a_numpy_recomputation_from_stored_weights(reference
     ds = zarr.open_group(reference.attrs["dataset"], mode="r")
     scaler = reference.scaler
     valid = np.asarray(ds["valid"][:])
-    for split, (start, stop) in reference.split.items():
+    for split, (start, stop) in reference.row_ranges.items():
         keep = valid[start:stop]
         x, y = features(ds["initial"][start:stop], ds["controls"][start:stop], ds["final"][start:stop])
         x, y = x[keep], y[keep]
