@@ -1,10 +1,11 @@
-"""From a dataset store to scaled training arrays: features, row-range splits, min-max scaler, batches.
+"""From a dataset store to scaled training arrays: row ranges, the min-max scaler, split arrays, batches.
 
 What the engine learns (model.md §2): 10 inputs (start state and end state of one wing stroke)
-to 7 outputs (the controls and the end velocities). This module turns the dataset store's raw
-arrays (`initial`, `controls`, `final`, `valid`) into those features, splits the rows into
-contiguous train/val/test ranges, fits the min-max scaler on the valid training rows only, and
-hands out deterministic minibatch indices.
+to 7 outputs (the controls and the end velocities). This module reads a dataset store through
+`core.dataset` (the format's one reader: its checks, its usable rows, their features), splits the
+rows into contiguous train/val/test row ranges, fits the min-max scaler (`Scaler`, the only
+implementation of the contract's scaling) on the usable training rows only, and hands out
+deterministic minibatch indices.
 
 Memory design (why it looks like this): the scaled features of every split live once in host
 memory as float32 (10 M samples: 10 M x 17 x 4 B = 680 MB). The engine copies the training split

@@ -20,6 +20,7 @@ from core.analysis.store import AnalysisWriter
 from core.cli import main
 from core.errors import MothError
 from core.runstore import open_run
+from core.schema import SPLITS
 from fixture_runs import make_fixture_run
 
 STRUCTURE = AnalysisParams(performance=False)
@@ -125,6 +126,29 @@ def test_refused_while_training_and_bad_input(fixture_run, runs_dir, capsys):
     assert not (fixture_run.path / "analysis").exists()
 
 
+def test_a_broken_dataset_is_one_line_and_leaves_the_run_alone(fixture_run, runs_dir, tmp_path, capsys):
+    """The analysis reads its held-out rows through the dataset store's one reader: a store with
+    an array missing, or a damaged chunk in the run's rows, is one line on stderr, exit 2."""
+    import shutil
+
+    from engine_fixtures import write_dataset
+
+    dataset = write_dataset(tmp_path / "dataset", n=1000, seed=2)
+    fixture_run.set_attrs(dataset=str(dataset))         # its rows: train 0-640, val 640-800, test 800-1000
+    before = _run_files(fixture_run.path)
+    chunk = next(p for p in (dataset / "final").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(b"\x00garbage" * 8)
+    argv = ["analyze", "r", "--runs", str(runs_dir), "--flight-samples", "8", "--eval-samples", "16"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "corrupt (rows 800-" in err, err
+    shutil.rmtree(dataset / "final")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "array 'final' missing" in err, err
+    assert _run_files(fixture_run.path) == before and not (fixture_run.path / "analysis").exists()
+
+
 def test_analysis_command_structure_only(fixture_run, runs_dir, capsys):
     assert main(["analyze", "r", "--runs", str(runs_dir), "--structure-only"]) == 0
     out = capsys.readouterr().out
@@ -173,7 +197,7 @@ def trained(tmp_path_factory):
                            split=run.attrs["split"], scaler=run.attrs["scaler"])
     weights = [rng.normal(0, run.config.init_std, (1, a, b)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
     biases = [np.zeros((1, b), np.float32) for b in sizes[1:]]
-    nan = {s: np.full(1, np.nan) for s in ("train", "val", "test")}
+    nan = {s: np.full(1, np.nan) for s in SPLITS}
     untrained.write_level(0, weights, [np.ones(w.shape, bool) for w in weights], biases,
                           [np.ones(b.shape, bool) for b in biases], nan)
     untrained.complete_level(0)

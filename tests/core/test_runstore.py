@@ -8,6 +8,7 @@ import pytest
 from core.config import PRESETS, from_dict
 from core.errors import StoreError
 from core.runstore import Run, list_runs, open_run, run_path
+from core.schema import SPLITS
 
 SCALER = {"x_min": [0.0] * 10, "x_max": [1.0] * 10, "y_min": [0.0] * 7, "y_max": [1.0] * 7}
 SPLIT = {"train": [0, 64], "val": [64, 80], "test": [80, 100]}
@@ -22,7 +23,7 @@ def _level_arrays(cfg, value):
     weights = [np.full((cfg.nets, a, b), value, np.float32) for a, b in zip(sizes, sizes[1:])]
     biases = [np.full((cfg.nets, b), value, np.float32) for b in sizes[1:]]
     return (weights, [np.ones(w.shape, bool) for w in weights], biases, [np.ones(b.shape, bool) for b in biases],
-            {s: np.full(cfg.nets, value, np.float32) for s in ("train", "val", "test")})
+            {s: np.full(cfg.nets, value, np.float32) for s in SPLITS})
 
 
 def test_create_write_complete_read(runs_dir):
