@@ -1,6 +1,6 @@
 """`mothtui export RUN_ID --out DIR [--threshold T] [--split val] [--nets 0,3] [--level L] [--override NET=LEVEL]`.
 
-Writes the chosen networks (see core/export.py and docs/export.md) and prints a one-line summary
+Writes the chosen networks (see core/export/ and docs/export.md) and prints a one-line summary
 per network and the export directory on the last line of stdout.
 """
 
