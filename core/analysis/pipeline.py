@@ -11,7 +11,7 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from core.analysis import structure as st
 from core.analysis.store import AnalysisWriter, load_analysis
 from core.errors import MothError
 from core.schema import check_split
+
+if TYPE_CHECKING:  # annotations only: the dataset reader is imported when an analysis runs
+    from core.data import Scaler
+    from core.dataset import Rows
 
 Progress = Callable[[str], None]
 
@@ -81,8 +85,8 @@ class HeldOut:
 
     x_s: np.ndarray   # (n, 10) float32
     y_s: np.ndarray   # (n, 7) float32
-    rows: Any         # core.dataset.Rows: states, controls, physical features
-    scaler: Any       # core.data.Scaler of the run
+    rows: Rows        # states, controls, physical features
+    scaler: Scaler    # the run's
 
 
 def _held_out_rows(run, params: AnalysisParams) -> HeldOut:
