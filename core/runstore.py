@@ -23,9 +23,9 @@ from zarr.codecs import BloscCodec
 from core.config import Config, from_dict
 from core.errors import StoreError
 from core.events import EVENTS_FILE
-from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split
 from core.runlist import (KIND, PID_FILE, RunSummary, _short, delete_run, list_runs,  # noqa: F401
                           pid_alive, read_engine_pid, run_path, summarize)
+from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "done", "failed", "cancelled")
