@@ -1,10 +1,11 @@
-"""From a dataset store to scaled training arrays: features, row-range splits, min-max scaler, batches.
+"""From a dataset store to scaled training arrays: row ranges, the min-max scaler, split arrays, batches.
 
 What the engine learns (model.md §2): 10 inputs (start state and end state of one wing stroke)
-to 7 outputs (the controls and the end velocities). This module turns the dataset store's raw
-arrays (`initial`, `controls`, `final`, `valid`) into those features, splits the rows into
-contiguous train/val/test ranges, fits the min-max scaler on the valid training rows only, and
-hands out deterministic minibatch indices.
+to 7 outputs (the controls and the end velocities). This module reads a dataset store through
+`core.dataset` (the format's one reader: its checks, its usable rows, their features), splits the
+rows into contiguous train/val/test row ranges, fits the min-max scaler (`Scaler`, the only
+implementation of the contract's scaling) on the usable training rows only, and hands out
+deterministic minibatch indices.
 
 Memory design (why it looks like this): the scaled features of every split live once in host
 memory as float32 (10 M samples: 10 M x 17 x 4 B = 680 MB). The engine copies the training split
@@ -20,38 +21,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
-import zarr
 
+from core.dataset import READ_BLOCK, features, open_dataset  # noqa: F401  (features: also core.data's)
 from core.errors import StoreError
-from core.runstore import INPUT_NAMES, OUTPUT_NAMES, SPLITS
+from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS
 
-#: Rows read from the dataset store per block (bounds host memory while preparing).
-READ_BLOCK = 1_000_000
 N_INPUTS = len(INPUT_NAMES)
 N_OUTPUTS = len(OUTPUT_NAMES)
-
-# State order q = (x, xd, y, yd, theta, thetad, phi, phid), model.md §1.
-_X, _XD, _Y, _YD, _THETA, _THETAD, _PHI, _PHID = range(8)
-
-
-def features(initial: np.ndarray, controls: np.ndarray, final: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Network inputs (n, 10) and outputs (n, 7) in physical units, float64, in the contract's order.
-
-    Inputs: phi_0, theta_0, x_f, y_f, phi_f, theta_f, xd_0, yd_0, phid_0, thetad_0.
-    Outputs: Fx = F cos alpha, Fy = F sin alpha, tau, xd_f, yd_f, phid_f, thetad_f.
-    """
-    q0 = np.asarray(initial, dtype=np.float64)
-    qf = np.asarray(final, dtype=np.float64)
-    u = np.asarray(controls, dtype=np.float64)
-    x = np.stack([q0[:, _PHI], q0[:, _THETA], qf[:, _X], qf[:, _Y], qf[:, _PHI], qf[:, _THETA],
-                  q0[:, _XD], q0[:, _YD], q0[:, _PHID], q0[:, _THETAD]], axis=1)
-    force, alpha, tau = u[:, 0], u[:, 1], u[:, 2]
-    y = np.stack([force * np.cos(alpha), force * np.sin(alpha), tau,
-                  qf[:, _XD], qf[:, _YD], qf[:, _PHID], qf[:, _THETAD]], axis=1)
-    return x, y
 
 
 def split_rows(n: int, fractions: tuple[float, float, float]) -> dict[str, list[int]]:
@@ -72,9 +51,17 @@ class Scaler:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray) -> "Scaler":
-        if len(x) == 0:
+        return cls.fit_blocks([(x, y)])
+
+    @classmethod
+    def fit_blocks(cls, blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> "Scaler":
+        """`fit` over `(x, y)` blocks, one at a time: min and max are exact, so this equals `fit`
+        on the concatenation without ever holding it (a 10 M-row training split is 6.4 M rows)."""
+        ranges = [(x.min(axis=0), x.max(axis=0), y.min(axis=0), y.max(axis=0)) for x, y in blocks if len(x)]
+        if not ranges:
             raise StoreError("the training split has no valid samples")
-        return cls(*_min_max(x), *_min_max(y))
+        x_lo, x_hi, y_lo, y_hi = (np.stack(column) for column in zip(*ranges))
+        return cls(*_widen(x_lo.min(axis=0), x_hi.max(axis=0)), *_widen(y_lo.min(axis=0), y_hi.max(axis=0)))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Scaler":
@@ -93,8 +80,7 @@ class Scaler:
         return (np.asarray(y_s, np.float64) + 0.5) * (self.y_max - self.y_min) + self.y_min
 
 
-def _min_max(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = a.min(axis=0), a.max(axis=0)
+def _widen(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # A constant column would divide by zero in the contract's formula: widen it by one unit.
     hi = np.where(hi > lo, hi, lo + 1.0)
     return lo.astype(np.float64), hi.astype(np.float64)
@@ -115,82 +101,46 @@ class SplitArrays:
 
 @dataclass
 class Prepared:
-    """Everything the engine needs from a dataset: scaled splits, the scaler, the row ranges."""
+    """Everything the engine needs from a dataset: each split's arrays, the scaler, the row ranges."""
 
     dataset: str
-    split: dict[str, list[int]]
+    row_ranges: dict[str, list[int]]
+    """`{"train": [start, stop], ...}`: what a run stores as its `split` attribute."""
     scaler: Scaler
     splits: dict[str, SplitArrays]
+    """Split name -> its scaled arrays."""
     invalid: int
-    """Rows excluded because the simulator flagged them invalid."""
+    """Rows excluded: flagged invalid by the simulator, or not finite."""
 
-
-def open_dataset_arrays(path: str | Path) -> dict[str, Any]:
-    """The dataset store's arrays by name, checked; StoreError (one line) if missing or broken."""
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"no dataset at {path}")
-    try:
-        group = zarr.open_group(path, mode="r", zarr_format=3)
-        arrays = {name: group[name] for name in ("initial", "controls", "final", "valid")}
-    except KeyError as err:
-        raise StoreError(f"dataset {path} is incomplete: array {err} missing") from None
-    except Exception as err:  # zarr raises many kinds of errors on a broken store
-        raise StoreError(f"dataset {path} is unreadable: {str(err).splitlines()[0][:160]}") from None
-    if group.attrs.get("complete") is False:  # the simulator marks a store complete when it is
-        raise StoreError(f"dataset {path} is incomplete (its simulation did not finish)")
-    n = arrays["valid"].shape[0]
-    expect = {"initial": (n, 8), "controls": (n, 3), "final": (n, 8), "valid": (n,)}
-    for name, shape in expect.items():
-        if tuple(arrays[name].shape) != shape:
-            raise StoreError(f"dataset {path}: array {name!r} has shape {tuple(arrays[name].shape)}, "
-                             f"expected {shape}")
-    return arrays
-
-
-def _read_features(arrays: dict[str, Any], start: int, stop: int):
-    """Physical features of the valid rows in [start, stop), block by block."""
-    for a in range(start, stop, READ_BLOCK):
-        b = min(stop, a + READ_BLOCK)
-        try:
-            valid = np.asarray(arrays["valid"][a:b], dtype=bool)
-            x, y = features(arrays["initial"][a:b], arrays["controls"][a:b], arrays["final"][a:b])
-        except Exception as err:
-            raise StoreError(f"dataset is corrupt (rows {a}-{b}): {str(err).splitlines()[0][:160]}") from None
-        # A sample that is flagged valid but not finite is still unusable.
-        valid &= np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
-        yield x[valid], y[valid], int((~valid).sum())
 
 
 def prepare(path: str | Path, fractions: tuple[float, float, float],
             scaler: dict[str, Any] | None = None) -> Prepared:
-    """Read a dataset store into scaled float32 splits.
+    """Read a dataset store (through `core.dataset.open_dataset`) into scaled float32 split arrays.
 
-    The scaler is fitted on the valid training rows unless one is given (a resumed run passes
+    The scaler is fitted on the usable training rows unless one is given (a resumed run passes
     the stored one, so its data are bit-identical to the original run's).
     """
-    arrays = open_dataset_arrays(path)
-    n = arrays["valid"].shape[0]
-    split = split_rows(n, fractions)
+    dataset = open_dataset(path)
+    row_ranges = split_rows(dataset.n, fractions)
     if scaler is None:
-        parts = list(_read_features(arrays, *split["train"]))
-        fitted = Scaler.fit(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        fitted = Scaler.fit_blocks((rows.x, rows.y) for rows in dataset.blocks(*row_ranges["train"]))
     else:
         fitted = Scaler.from_dict(scaler)
     out: dict[str, SplitArrays] = {}
     invalid = 0
     for name in SPLITS:
         xs, ys = [], []
-        for x, y, bad in _read_features(arrays, *split[name]):
-            xs.append(fitted.scale_x(x).astype(np.float32))
-            ys.append(fitted.scale_y(y).astype(np.float32))
-            invalid += bad
+        for rows in dataset.blocks(*row_ranges[name]):
+            xs.append(fitted.scale_x(rows.x).astype(np.float32))
+            ys.append(fitted.scale_y(rows.y).astype(np.float32))
+            invalid += rows.excluded
         x = np.concatenate(xs) if xs else np.zeros((0, N_INPUTS), np.float32)
         y = np.concatenate(ys) if ys else np.zeros((0, N_OUTPUTS), np.float32)
         if len(x) == 0:
             raise StoreError(f"dataset {path}: the {name} split has no valid samples")
-        out[name] = SplitArrays(x, y, tuple(split[name]))
-    return Prepared(str(path), split, fitted, out, invalid)
+        out[name] = SplitArrays(x, y, tuple(row_ranges[name]))
+    return Prepared(str(path), row_ranges, fitted, out, invalid)
 
 
 # ---- batches -----------------------------------------------------------------------------

@@ -12,7 +12,8 @@ end, so a failed or interrupted run never damages the store that was there.
 
 Rows are reproducible from the seed alone (core.sim.sampling draws them on a fixed grid), so
 the same seed gives the same dataset whatever the chunk size, device count or process split.
-Opening a store is pure zarr/numpy; creating one imports JAX on demand.
+This module is the format's one owner: `open_dataset` is its only reader (checks, usable rows,
+features). Opening a store is pure zarr/numpy; creating one imports JAX on demand.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import zarr
 
 from core.distributed import Cluster
 from core.errors import MothError, StoreError
+from core.schema import DATASET_ARRAYS, INPUT_NAMES, OUTPUT_NAMES
 from core.sim.sampling import SAMPLING_BLOCK, SAMPLING_RANGES, sample_rows, validate_scale
 
 SCHEMA_VERSION = 1
@@ -41,61 +43,167 @@ CPU_CHUNK = 131072
 ACCELERATOR_CHUNK = 1048576
 
 Progress = Callable[[int, int], None]
+#: Rows read from a store per block by `Dataset.blocks` (bounds host memory while reading).
+READ_BLOCK = 1_000_000
+
+# State order q = (x, xd, y, yd, theta, thetad, phi, phid), model.md §1.
+_X, _XD, _Y, _YD, _THETA, _THETAD, _PHI, _PHID = range(8)
+
+
+def features(initial: np.ndarray, controls: np.ndarray, final: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Network inputs (n, 10) and outputs (n, 7) of rows, physical units, float64, the contract's order.
+
+    Inputs (core.schema.INPUT_NAMES): phi_0, theta_0, x_f, y_f, phi_f, theta_f, xd_0, yd_0, phid_0, thetad_0.
+    Outputs (OUTPUT_NAMES): Fx = F cos alpha, Fy = F sin alpha, tau, xd_f, yd_f, phid_f, thetad_f.
+    """
+    q0 = np.asarray(initial, dtype=np.float64)
+    qf = np.asarray(final, dtype=np.float64)
+    u = np.asarray(controls, dtype=np.float64)
+    x = np.stack([q0[:, _PHI], q0[:, _THETA], qf[:, _X], qf[:, _Y], qf[:, _PHI], qf[:, _THETA],
+                  q0[:, _XD], q0[:, _YD], q0[:, _PHID], q0[:, _THETAD]], axis=1)
+    force, alpha, tau = u[:, 0], u[:, 1], u[:, 2]
+    y = np.stack([force * np.cos(alpha), force * np.sin(alpha), tau,
+                  qf[:, _XD], qf[:, _YD], qf[:, _PHID], qf[:, _THETAD]], axis=1)
+    return x, y
+
+
+@dataclass
+class Rows:
+    """Usable rows of a store, float64: their states and controls, and the network's features.
+
+    Usable: flagged valid by the simulator and with finite features (a row flagged valid whose
+    numbers are not finite is still unusable). `excluded` counts the rows read but not kept.
+    """
+
+    initial: np.ndarray   # (m, 8)
+    controls: np.ndarray  # (m, 3)
+    final: np.ndarray     # (m, 8)
+    x: np.ndarray         # (m, 10) physical inputs
+    y: np.ndarray         # (m, 7) physical outputs
+    excluded: int = 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @classmethod
+    def concat(cls, parts: list["Rows"], limit: int | None = None) -> "Rows":
+        """The parts in order as one `Rows`, cut to the first `limit` rows (None: all)."""
+        cut = slice(None, limit)
+        fields = ("initial", "controls", "final", "x", "y")
+        if not parts:
+            widths = (8, 3, 8, len(INPUT_NAMES), len(OUTPUT_NAMES))
+            return cls(*(np.zeros((0, w)) for w in widths))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])[cut] for f in fields),
+                   excluded=sum(p.excluded for p in parts))
 
 
 @dataclass
 class Dataset:
-    """An open dataset store: zarr arrays `.initial .controls .final .valid`, attributes `.attrs`."""
+    """An open, checked dataset store: zarr arrays `.initial .controls .final .valid`, attributes `.attrs`.
+
+    The only reader of the format: training data (`core.data.prepare`) and the analysis's
+    held-out rows (`core.analysis.pipeline`) both read rows through `blocks` / `usable_rows`.
+    """
 
     path: Path
     group: zarr.Group
     attrs: dict[str, Any]
+    arrays: dict[str, zarr.Array]
 
     @property
     def n(self) -> int:
-        return int(self.attrs["samples"])
+        return int(self.arrays["valid"].shape[0])
 
     @property
     def initial(self) -> zarr.Array:
-        return self.group["initial"]
+        return self.arrays["initial"]
 
     @property
     def controls(self) -> zarr.Array:
-        return self.group["controls"]
+        return self.arrays["controls"]
 
     @property
     def final(self) -> zarr.Array:
-        return self.group["final"]
+        return self.arrays["final"]
 
     @property
     def valid(self) -> zarr.Array:
-        return self.group["valid"]
+        return self.arrays["valid"]
+
+    @property
+    def written_by_mothtui(self) -> bool:
+        """Made by `create_dataset` (not a contract-layout store from another tool)."""
+        return self.attrs.get("kind") == KIND
 
     @property
     def complete(self) -> bool:
-        return bool(self.attrs.get("complete"))
+        """Sealed by its writer. A store from another tool has no marker and counts as complete
+        unless it says `complete: false`; one of ours is complete only once it says `true`."""
+        return bool(self.attrs.get("complete", not self.written_by_mothtui))
+
+    def blocks(self, start: int, stop: int, block: int = READ_BLOCK) -> Iterator[Rows]:
+        """The usable rows of [start, stop), `block` rows read at a time; StoreError on a bad chunk."""
+        for a in range(start, stop, block):
+            b = min(stop, a + block)
+            try:
+                valid = np.asarray(self.valid[a:b], dtype=bool)
+                initial, controls, final = (np.asarray(self.arrays[name][a:b], np.float64)
+                                            for name in ("initial", "controls", "final"))
+            except Exception as err:  # a lost or damaged chunk: zarr raises many kinds
+                raise StoreError(f"dataset at {self.path} is corrupt (rows {a}-{b}): "
+                                 f"{str(err).splitlines()[0][:160] if str(err) else type(err).__name__}") from None
+            x, y = features(initial, controls, final)
+            valid &= np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+            yield Rows(initial[valid], controls[valid], final[valid], x[valid], y[valid],
+                       excluded=int((~valid).sum()))
+
+    def usable_rows(self, start: int, stop: int, *, limit: int | None = None,
+                    block: int = READ_BLOCK) -> Rows:
+        """The first `limit` usable rows of [start, stop) (None: all), reading no further than needed."""
+        parts, have = [], 0
+        for rows in self.blocks(start, stop, block):
+            parts.append(rows)
+            have += len(rows)
+            if limit is not None and have >= limit:
+                break
+        return Rows.concat(parts, limit)
 
 
 def open_dataset(path: Path | str, *, require_complete: bool = True) -> Dataset:
-    """Open a dataset store; StoreError (one line) if it is missing, corrupt or incomplete."""
+    """Open and check a dataset store; StoreError (one line) if it is missing, corrupt or incomplete.
+
+    Checks: a zarr v3 group with the four arrays (core.schema.DATASET_ARRAYS) of one length n and
+    the contract's widths; `kind`, where present, is a mothtui dataset; `samples`, where present,
+    is n; and (unless `require_complete=False`) the store is complete (`Dataset.complete`).
+    """
     path = Path(path)
     if not path.exists():
         raise StoreError(f"no dataset at {path}")
     try:
         group = zarr.open_group(path, mode="r", zarr_format=3)
         attrs = dict(group.attrs)
-        arrays = {name: group[name] for name in ("initial", "controls", "final", "valid")}
+        members = set(group.array_keys())
     except Exception as err:  # zarr raises many kinds for damaged metadata
         raise StoreError(f"dataset at {path} is unreadable: {type(err).__name__}: {err}".splitlines()[0]) from None
-    if attrs.get("kind") != KIND:
+    if attrs.get("kind", KIND) != KIND:
         raise StoreError(f"{path} is not a mothtui dataset store")
-    n = attrs.get("samples")
-    shapes = {name: a.shape for name, a in arrays.items()}
-    if shapes != {"initial": (n, 8), "controls": (n, 3), "final": (n, 8), "valid": (n,)}:
-        raise StoreError(f"dataset at {path} is corrupt: array shapes {shapes} for {n} samples")
-    if require_complete and not attrs.get("complete"):
+    missing = [name for name in DATASET_ARRAYS if name not in members]
+    if missing:
+        raise StoreError(f"dataset at {path} is incomplete: array {missing[0]!r} missing")
+    try:
+        arrays = {name: group[name] for name in DATASET_ARRAYS}
+    except Exception as err:
+        raise StoreError(f"dataset at {path} is unreadable: {type(err).__name__}: {err}".splitlines()[0]) from None
+    n = arrays["valid"].shape[0]
+    shapes = {name: tuple(a.shape) for name, a in arrays.items()}
+    expected = {name: (n,) if width is None else (n, width) for name, width in DATASET_ARRAYS.items()}
+    if shapes != expected or attrs.get("samples", n) != n:
+        raise StoreError(f"dataset at {path} is corrupt: array shapes {shapes} for "
+                         f"{attrs.get('samples', n)} samples")
+    dataset = Dataset(path, group, attrs, arrays)
+    if require_complete and not dataset.complete:
         raise StoreError(f"dataset at {path} is incomplete (its writer did not finish); recreate it with --force")
-    return Dataset(path, group, attrs)
+    return dataset
 
 
 def _default_chunk() -> int:
@@ -236,9 +344,9 @@ def ensure_dataset(path: Path | str, samples: int, seed: int, scale: float = 1.0
                    progress: Progress | None = None, dtype=np.float32, cluster: Cluster | None = None) -> Path:
     """Reuse the complete store at `path` if it has these samples/seed/scale/dtype, else create it.
 
-    An incomplete store (a crashed writer) is replaced. A complete store made with different
-    parameters is never overwritten: that is a StoreError naming the difference. With a
-    `cluster`, process 0 decides once and every process simulates its share.
+    An incomplete store of ours (a crashed writer) is replaced. A complete store made with
+    different parameters, or a store another tool wrote, is never overwritten: StoreError. With
+    a `cluster`, process 0 decides once and every process simulates its share.
     """
     cluster = cluster or Cluster()
     path = Path(path)
@@ -255,6 +363,8 @@ def _reusable(path: Path, samples: int, seed: int, scale: float, dtype) -> bool:
             existing = open_dataset(path, require_complete=False)
         except StoreError:
             existing = None
+        if existing is not None and not existing.written_by_mothtui:
+            existing = None  # another tool's store: never reused as ours, never replaced
         if existing is not None and existing.complete:
             want = {"samples": int(samples), "seed": int(seed), "scale": validate_scale(scale),
                     "dtype": np.dtype(dtype).name}

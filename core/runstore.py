@@ -26,18 +26,18 @@ from core.events import EVENTS_FILE
 from core.owner import OWNER_FILES, Liveness, liveness
 from core.runlist import (KIND, RunSummary, _short, list_runs, read_engine_pid, run_path,  # noqa: F401
                           summarize)
+from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
-SPLITS = ("train", "val", "test")
 STATUSES = ("running", "done", "failed", "cancelled")
-INPUT_NAMES = ("phi_0", "theta_0", "x_f", "y_f", "phi_f", "theta_f", "xd_0", "yd_0", "phid_0", "thetad_0")
-OUTPUT_NAMES = ("Fx", "Fy", "tau", "xd_f", "yd_f", "phid_f", "thetad_f")
 #: Per-level, per-network training record: `train/<name> (L, N)` (dtype, fill value).
 TRAIN_RECORD = {"steps": ("int32", 0), "stopped_early": ("bool", False), "diverged": ("bool", False)}
 #: Float elements per chunk we aim for: big enough for fast I/O, small enough to stream.
 _CHUNK_TARGET = 4 * 1024 * 1024
 _MASK_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 _FLOAT_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+#: The arrays of one layer of one level, in the order `Run.level` and `Run.layer` return them.
+LAYER_ARRAYS = ("weight", "weight_mask", "bias", "bias_mask")
 
 
 def now_iso() -> str:
@@ -225,14 +225,6 @@ class Run:
         return {k: np.asarray(v, dtype=np.float64) for k, v in self.attrs["scaler"].items()}
 
     @property
-    def split(self) -> dict[str, tuple[int, int]]:
-        return {k: (int(a), int(b)) for k, (a, b) in self.attrs["split"].items()}
-
-    def split_lists(self) -> dict[str, list[int]]:
-        """The stored row ranges as `{"train": [start, stop], ...}` (as `core.data.split_rows` gives)."""
-        return {k: [int(a), int(b)] for k, (a, b) in self.attrs["split"].items()}
-
-    @property
     def events_path(self) -> Path:
         return self.path / EVENTS_FILE
 
@@ -284,38 +276,59 @@ class Run:
 
     def diverged(self, level: int, nets: slice = slice(None)) -> np.ndarray:
         """(n,) bool: which networks had diverged (and are frozen) by the end of a completed level."""
-        if not 0 <= level < self.levels_complete:
-            raise StoreError(f"run {self.run_id!r}: level {level} is not complete "
-                             f"({self.levels_complete} levels are)")
+        self._check_level(level)
         array = self.group["train/diverged"]
         return self._read("train/diverged", lambda: array[level, nets]).astype(bool)
 
     def level(self, level: int, nets: slice | list[int] | int = slice(None)) -> dict[str, list[np.ndarray]]:
         """One completed level's arrays: dict of per-layer lists (weight, weight_mask, bias, bias_mask)."""
-        if not 0 <= level < self.levels_complete:
-            raise StoreError(f"run {self.run_id!r}: level {level} is not complete "
-                             f"({self.levels_complete} levels are)")
-        out: dict[str, list[np.ndarray]] = {"weight": [], "weight_mask": [], "bias": [], "bias_mask": []}
+        self._check_level(level)
+        out: dict[str, list[np.ndarray]] = {name: [] for name in LAYER_ARRAYS}
         for k in range(self.n_layers):
-            layer = self.group[f"layer_{k}"]
-            for name in out:
-                array = layer[name]
-                out[name].append(self._read(f"layer_{k}/{name}", lambda: array.oindex[level, nets]
-                                            if isinstance(nets, list) else array[level, nets]))
-            weight, mask = out["weight"][-1], out["weight_mask"][-1]
-            # A lost chunk reads as its fill value: a surviving weight of exactly 0, or a pruned one
-            # that is not 0, means the stored level is not what the engine wrote.
-            if not (np.isfinite(weight).all() and (weight[~mask] == 0).all() and (weight[mask] != 0).all()):
-                raise StoreError(f"run {self.run_id!r} is damaged: layer_{k} weights of level {level} "
-                                 "disagree with their mask (a chunk is missing or corrupt)")
+            for name, array in self.layer(level, k, nets).items():
+                out[name].append(array)
         return out
 
     def losses(self, split: str = "val") -> np.ndarray:
         """(levels_complete, N) loss of every network at every completed level on a split."""
-        if split not in SPLITS:
-            raise StoreError(f"unknown split {split!r} (use train, val or test)")
+        check_split(split, StoreError)
         array = self.group[f"loss/{split}"]
         return self._read(f"loss/{split}", lambda: array[: self.levels_complete])
+
+    # ---- accessors for readers outside this module (branch `formats`) -------------------
+    # Everything outside runstore.py reads a run through these (never `run.group[...]`), so the
+    # layout stays private to this module and every read gets the damage checks.
+    @property
+    def row_ranges(self) -> dict[str, tuple[int, int]]:
+        """The dataset rows of each split, `{"train": (start, stop), ...}` (the `split` attribute)."""
+        return {k: (int(a), int(b)) for k, (a, b) in self.attrs["split"].items()}
+
+    def layer(self, level: int, k: int, nets: slice | list[int] | int = slice(None)) -> dict[str, np.ndarray]:
+        """Layer k of one completed level: `{"weight", "weight_mask", "bias", "bias_mask"}` of `nets`.
+
+        StoreError (one line) if the level is not complete, a chunk is unreadable, or the weights
+        disagree with their mask (a lost chunk reads as its fill value).
+        """
+        self._check_level(level)
+        if not 0 <= k < self.n_layers:
+            raise StoreError(f"run {self.run_id!r} has no layer {k} (layers 0..{self.n_layers - 1})")
+        out = {}
+        for name in LAYER_ARRAYS:
+            array = self.group[f"layer_{k}/{name}"]
+            out[name] = self._read(f"layer_{k}/{name}", lambda: array.oindex[level, nets]
+                                   if isinstance(nets, list) else array[level, nets])
+        weight, mask = out["weight"], out["weight_mask"]
+        # A surviving weight of exactly 0, or a pruned one that is not 0, means the stored level is
+        # not what the engine wrote.
+        if not (np.isfinite(weight).all() and (weight[~mask] == 0).all() and (weight[mask] != 0).all()):
+            raise StoreError(f"run {self.run_id!r} is damaged: layer_{k} weights of level {level} "
+                             "disagree with their mask (a chunk is missing or corrupt)")
+        return out
+
+    def _check_level(self, level: int) -> None:
+        if not 0 <= level < self.levels_complete:
+            raise StoreError(f"run {self.run_id!r}: level {level} is not complete "
+                             f"({self.levels_complete} levels are)")
 
     # ---- the owner (core.owner) ---------------------------------------------------------
     def owner(self) -> Liveness:

@@ -18,8 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from core.errors import MothError
-
-SPLITS = ("train", "val", "test")
+from core.schema import SPLITS, check_split  # noqa: F401  (the UI and the commands take them from here too)
 
 
 @dataclass(frozen=True)
@@ -82,12 +81,6 @@ def check_threshold(threshold: Any) -> float:
     if not math.isfinite(value) or value <= 0:
         raise MothError(f"bad threshold {threshold!r}: must be positive and finite (e.g. 1e-3)")
     return value
-
-
-def check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise MothError(f"unknown split {split!r} (use train, val or test)")
-    return split
 
 
 def select(losses: np.ndarray, sparsity: np.ndarray, threshold: float,

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from core.config import PRESETS, from_dict
-from core.runstore import OUTPUT_NAMES, Run
+from core.runstore import Run
+from core.schema import OUTPUT_NAMES
 
 
 def _prune_layerwise(weight: np.ndarray, fraction: float) -> np.ndarray:

@@ -17,20 +17,18 @@ _BLOCK_ELEMENTS = 1 << 24
 
 @lru_cache(maxsize=None)
 def _compiled_forward():
+    """The engine's forward pass (core.engine.model.forward, float32 at HIGHEST precision), jitted
+    once: the analysis evaluates exactly the function the engine trained and scored."""
     import jax
-    import jax.numpy as jnp
 
-    hi = jax.lax.Precision.HIGHEST
+    from core.engine.model import Layer, forward
 
     @jax.jit
-    def forward(x_s, weights, biases):
+    def run(x_s, weights, biases):
         """x_s (n, in) scaled -> (N, n, out) scaled outputs of every network."""
-        h = jnp.einsum("bi,nio->nbo", x_s, weights[0], precision=hi) + biases[0][:, None, :]
-        for w, b in zip(weights[1:], biases[1:]):
-            h = jnp.einsum("nbi,nio->nbo", jnp.tanh(h), w, precision=hi) + b[:, None, :]
-        return h
+        return forward([Layer(w, b) for w, b in zip(weights, biases)], x_s, "float32")
 
-    return forward
+    return run
 
 
 def ensemble_forward(x_s: np.ndarray, weights: list[np.ndarray], biases: list[np.ndarray]) -> np.ndarray:

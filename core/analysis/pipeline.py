@@ -11,14 +11,19 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from core.analysis import structure as st
 from core.analysis.store import AnalysisWriter, load_analysis
 from core.errors import MothError
-from core.owner import held
+from core.owner import held as claim_of
+from core.schema import check_split
+
+if TYPE_CHECKING:  # annotations only: the dataset reader is imported when an analysis runs
+    from core.data import Scaler
+    from core.dataset import Rows
 
 Progress = Callable[[str], None]
 
@@ -43,8 +48,7 @@ class AnalysisParams:
     """False: structure only (no dataset, no simulator)."""
 
     def check(self) -> "AnalysisParams":
-        if self.split not in ("train", "val", "test"):
-            raise MothError(f"unknown split {self.split!r} (use train, val or test)")
+        check_split(self.split)
         if self.eval_samples < 0 or self.flight_samples < 0:
             raise MothError("--eval-samples and --flight-samples must be 0 or positive")
         if any(not (math.isfinite(s) and s >= 0) for s in self.noise):
@@ -76,38 +80,33 @@ def _nanmedian(a: np.ndarray, axis) -> np.ndarray:
         return np.nanmedian(a, axis=axis)
 
 
-def _held_out_rows(run, params: AnalysisParams):
-    """Physical and scaled features of the first valid rows of the split, and their states."""
-    from core.data import features, open_dataset_arrays
+@dataclass
+class HeldOut:
+    """The rows the analysis evaluates on: `rows` (core.dataset.Rows) and their scaled features."""
+
+    x_s: np.ndarray   # (n, 10) float32
+    y_s: np.ndarray   # (n, 7) float32
+    rows: Rows        # states, controls, physical features
+    scaler: Scaler    # the run's
+
+
+def _held_out_rows(run, params: AnalysisParams) -> HeldOut:
+    """The first usable rows of the run's rows of `params.split`, scaled with the run's scaler."""
+    from core.data import Scaler
+    from core.dataset import open_dataset
 
     dataset = run.attrs.get("dataset", "")
     if not dataset or not Path(dataset).exists():
         raise MothError(f"the dataset of run {run.run_id!r} ({dataset}) is not there: "
                         f"analyse with --structure-only, or restore the dataset")
-    arrays = open_dataset_arrays(dataset)
-    start, stop = run.split[params.split]
+    start, stop = run.row_ranges[params.split]
     want = max(params.eval_samples or (stop - start), params.flight_samples)
-    xs, ys, q0, u, qf = [], [], [], [], []
-    have, block = 0, max(4096, want * 2)
-    for a in range(start, stop, block):
-        b = min(stop, a + block)
-        valid = np.asarray(arrays["valid"][a:b], bool)
-        initial, controls, final = (np.asarray(arrays[k][a:b], np.float64)
-                                    for k in ("initial", "controls", "final"))
-        x, y = features(initial, controls, final)
-        valid &= np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
-        for store, value in zip((xs, ys, q0, u, qf), (x, y, initial, controls, final)):
-            store.append(value[valid])
-        have += int(valid.sum())
-        if have >= want:
-            break
-    if have == 0:
+    rows = open_dataset(dataset).usable_rows(start, stop, limit=want, block=max(4096, want * 2))
+    if len(rows) == 0:
         raise MothError(f"run {run.run_id!r}: the {params.split} split has no valid samples")
-    x, y, q0, u, qf = (np.concatenate(v)[:want] for v in (xs, ys, q0, u, qf))
-    scaler = run.scaler
-    x_s = ((x - scaler["x_min"]) / (scaler["x_max"] - scaler["x_min"]) - 0.5).astype(np.float32)
-    y_s = ((y - scaler["y_min"]) / (scaler["y_max"] - scaler["y_min"]) - 0.5).astype(np.float32)
-    return x_s, y_s, q0, u, qf
+    scaler = Scaler.from_dict(run.attrs["scaler"])
+    return HeldOut(scaler.scale_x(rows.x).astype(np.float32), scaler.scale_y(rows.y).astype(np.float32),
+                   rows, scaler)
 
 
 def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True,
@@ -119,7 +118,7 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
     params = (params or AnalysisParams()).check()
     say = progress or (lambda text: None)
     owner = run.owner()
-    if owner.alive and held(run.path) is None:  # a writer holds it (the analyze command claims first)
+    if owner.alive and claim_of(run.path) is None:  # a writer holds it (the analyze command claims first)
         raise MothError(f"run {run.run_id!r} is in use by {owner.record.describe()}: analyse it once "
                         f"it has finished (or cancel it)")
     levels = run.levels_complete
@@ -130,7 +129,7 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
             and stored["params"] == _json(asdict(params))):
         return stored["summary"]
 
-    rows = _held_out_rows(run, params) if params.performance else None
+    held = _held_out_rows(run, params) if params.performance else None
     scale = float(run.config.scale)
     sparsity = run.sparsity[:levels]
     structures, mse, noise, flight = [], [], [], []
@@ -141,8 +140,8 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
             edges = st.histogram_edges(arrays["weight"], params.bins)
         structures.append(st.level_structure(arrays["weight"], arrays["weight_mask"],
                                              arrays["bias_mask"], edges))
-        if rows is not None:
-            mse_l, noise_l, flight_l = _performance(arrays, rows, params, run.scaler, scale)
+        if held is not None:
+            mse_l, noise_l, flight_l = _performance(arrays, held, params, scale)
             mse.append(mse_l)
             noise.append(noise_l)
             flight.append(flight_l)
@@ -173,7 +172,7 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
         "weight_quantiles": [np.stack([s.quantiles[k] for s in structures]) for k in range(len(edges))],
         "quantile_levels": st.QUANTILES,
     }
-    if rows is not None:
+    if held is not None:
         mse_a = np.stack(mse).astype(np.float32)                   # (L, N, 7)
         noise_a = np.stack(noise, axis=1).astype(np.float32)       # (S, L, N)
         pos, theta, phi, valid = (np.stack([f[i] for f in flight]) for i in range(4))
@@ -184,9 +183,9 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
         writer.array("closed_loop/theta_rad", theta.astype(np.float32))
         writer.array("closed_loop/phi_rad", phi.astype(np.float32))
         writer.array("closed_loop/valid", valid)
-        replay = _replay_floor(rows, scale)
+        replay = _replay_floor(held, scale)
         summary.update({
-            "eval_rows": int(len(rows[0])), "flight_rows": int(min(params.flight_samples, len(rows[0]))),
+            "eval_rows": len(held.rows), "flight_rows": int(min(params.flight_samples, len(held.rows))),
             "output_names": run.attrs.get("output_names"),
             "eval_loss_median": np.median(mse_a.mean(axis=2), axis=1),
             "output_mse_median": np.median(mse_a, axis=1),
@@ -203,27 +202,27 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
     return summary
 
 
-def _performance(arrays, rows, params: AnalysisParams, scaler, scale: float):
+def _performance(arrays, held: HeldOut, params: AnalysisParams, scale: float):
     """One level: per-output MSE (N, 7), noise losses (S, N), closed-loop errors ((N, M) x 4)."""
     from core.analysis import performance as pf
 
-    x_s, y_s, q0, _, qf = rows
+    x_s, y_s, q0, qf = held.x_s, held.y_s, held.rows.initial, held.rows.final
     weights, biases = arrays["weight"], arrays["bias"]
     pred_s = pf.ensemble_forward(x_s, weights, biases)
     mse = pf.output_mse(pred_s, y_s)
     noise = (pf.noise_losses(x_s, y_s, weights, biases, params.noise, params.seed)
              if params.noise else np.zeros((0, weights[0].shape[0])))
     m = min(params.flight_samples, len(x_s))
-    pred = (pred_s[:, :m].astype(np.float64) + 0.5) * (scaler["y_max"] - scaler["y_min"]) + scaler["y_min"]
+    pred = held.scaler.unscale_y(pred_s[:, :m])
     flight = pf.closed_loop(q0[:m], qf[:m], pf.controls_from_outputs(pred), scale)
     return mse, noise, flight
 
 
-def _replay_floor(rows, scale: float) -> float | None:
+def _replay_floor(held: HeldOut, scale: float) -> float | None:
     """Median position error of flying the dataset's own controls: the simulator's agreement
     with the stored targets, i.e. the best any network could do in the closed-loop check."""
     from core.analysis import performance as pf
 
-    _, _, q0, u, qf = rows
+    q0, u, qf = held.rows.initial, held.rows.controls, held.rows.final
     pos, _, _, _ = pf.closed_loop(q0, qf, u[None], scale)
     return float(np.nanmedian(pos)) if np.isfinite(pos).any() else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.export import ghost_units
+from core.export.compaction import ghost_units
 
 #: Quantiles of the surviving weights reported per layer and level.
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

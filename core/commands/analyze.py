@@ -61,10 +61,10 @@ def run(args) -> int:
     params = _params(args)
     threshold = None if getattr(args, "threshold", None) is None else check_threshold(args.threshold)
     runs_dir = resolve_runs(args)
-    claim(run_path(runs_dir, args.run_id), run_id=args.run_id)  # one writer: not beside a training engine
-    run_store = open_run(runs_dir, args.run_id)
-    say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
-    summary = analyze_run(run_store, params, force=args.force, progress=say)
+    with claim(run_path(runs_dir, args.run_id), run_id=args.run_id):  # one writer: never beside training
+        run_store = open_run(runs_dir, args.run_id)
+        say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
+        summary = analyze_run(run_store, params, force=args.force, progress=say)
     flights = chosen_vs_level0(run_store, threshold)
     if args.json:
         print(json.dumps({"run": run_store.run_id, "levels": summary["levels"],

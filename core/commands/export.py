@@ -1,6 +1,6 @@
 """`mothtui export RUN_ID --out DIR [--threshold T] [--split val] [--nets 0,3] [--level L] [--override NET=LEVEL]`.
 
-Writes the chosen networks (see core/export.py and docs/export.md) and prints a one-line summary
+Writes the chosen networks (see core/export/ and docs/export.md) and prints a one-line summary
 per network and the export directory on the last line of stdout.
 """
 
@@ -10,7 +10,8 @@ from core.cli import resolve_runs
 from core.errors import MothError
 from core.export import export_run
 from core.runstore import open_run
-from core.select import check_split, check_threshold, parse_overrides
+from core.schema import check_split
+from core.select import check_threshold, parse_overrides
 
 
 def parse_nets(text: str | None) -> list[int] | None:

@@ -62,9 +62,10 @@ def _resume(args, cluster, stop, runs_dir, info: dict[str, Any]) -> int:
     def ready():
         data, engine = prepare_engine(config, run_store.attrs["dataset"], cluster.nets(config.nets),
                                       scaler=run_store.attrs["scaler"])
-        if data.split != run_store.split_lists():
+        stored = {name: list(rows) for name, rows in run_store.row_ranges.items()}
+        if data.row_ranges != stored:
             raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "
-                             f"(rows {data.split} instead of {run_store.split_lists()})")
+                             f"(rows {data.row_ranges} instead of {stored})")
         return engine
 
     engine = cluster.on_all("resume/prepared", ready)

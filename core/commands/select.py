@@ -11,7 +11,8 @@ import json
 
 from core.cli import resolve_runs
 from core.runstore import open_run
-from core.select import check_split, check_threshold, parse_overrides, require_any, select_run
+from core.schema import check_split
+from core.select import check_threshold, parse_overrides, require_any, select_run
 
 
 def _fmt(value: float | None, spec: str) -> str:

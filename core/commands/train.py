@@ -119,7 +119,7 @@ def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: 
     sizes = config.layer_sizes
 
     def create() -> str:
-        Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.split,
+        Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.row_ranges,
                    scaler=data.scaler.to_dict(),
                    chunk_nets=chunk_nets_for(config.nets, max(a * b for a, b in zip(sizes, sizes[1:])),
                                              cluster.count),

@@ -65,11 +65,11 @@ def make_mesh(nets: int, devices: list | None = None) -> Mesh:
 
 
 class Placement:
-    """Puts arrays on a mesh: network-axis arrays split, everything else replicated."""
+    """Puts arrays on a mesh: network-axis arrays sharded `by_network`, everything else replicated."""
 
     def __init__(self, mesh: Mesh):
         self.mesh = mesh
-        self.split = NamedSharding(mesh, P(AXIS))
+        self.by_network = NamedSharding(mesh, P(AXIS))
         self.replicated = NamedSharding(mesh, P())
 
     @property
@@ -78,12 +78,12 @@ class Placement:
 
     def nets(self, tree):
         """Arrays whose leading axis is the network axis (params, masks, flags)."""
-        return jax.device_put(tree, self.split)
+        return jax.device_put(tree, self.by_network)
 
     def state(self, tree):
         """A pytree mixing network-axis arrays and scalars (the optimizer's step count)."""
-        return jax.tree.map(lambda a: jax.device_put(a, self.split if np.ndim(a) else self.replicated), tree)
+        return jax.tree.map(lambda a: jax.device_put(a, self.by_network if np.ndim(a) else self.replicated), tree)
 
     def data(self, array):
-        """Data every network sees (batches, splits, indices)."""
+        """Data every network sees (batches, split arrays, indices)."""
         return jax.device_put(array, self.replicated)

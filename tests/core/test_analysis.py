@@ -20,6 +20,7 @@ from core.analysis.store import AnalysisWriter
 from core.cli import main
 from core.errors import MothError
 from core.runstore import open_run
+from core.schema import SPLITS
 from fixture_runs import make_fixture_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,6 +135,29 @@ def test_refused_while_training_and_bad_input(fixture_run, runs_dir, capsys):
     assert not (fixture_run.path / "analysis").exists()
 
 
+def test_a_broken_dataset_is_one_line_and_leaves_the_run_alone(fixture_run, runs_dir, tmp_path, capsys):
+    """The analysis reads its held-out rows through the dataset store's one reader: a store with
+    an array missing, or a damaged chunk in the run's rows, is one line on stderr, exit 2."""
+    import shutil
+
+    from engine_fixtures import write_dataset
+
+    dataset = write_dataset(tmp_path / "dataset", n=1000, seed=2)
+    fixture_run.set_attrs(dataset=str(dataset))         # its rows: train 0-640, val 640-800, test 800-1000
+    before = _run_files(fixture_run.path)
+    chunk = next(p for p in (dataset / "final").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(b"\x00garbage" * 8)
+    argv = ["analyze", "r", "--runs", str(runs_dir), "--flight-samples", "8", "--eval-samples", "16"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "corrupt (rows 800-" in err, err
+    shutil.rmtree(dataset / "final")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "array 'final' missing" in err, err
+    assert _run_files(fixture_run.path) == before and not (fixture_run.path / "analysis").exists()
+
+
 def test_analysis_command_structure_only(fixture_run, runs_dir, capsys):
     assert main(["analyze", "r", "--runs", str(runs_dir), "--structure-only"]) == 0
     out = capsys.readouterr().out
@@ -182,7 +206,7 @@ def trained(tmp_path_factory):
                            split=run.attrs["split"], scaler=run.attrs["scaler"])
     weights = [rng.normal(0, run.config.init_std, (1, a, b)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
     biases = [np.zeros((1, b), np.float32) for b in sizes[1:]]
-    nan = {s: np.full(1, np.nan) for s in ("train", "val", "test")}
+    nan = {s: np.full(1, np.nan) for s in SPLITS}
     untrained.write_level(0, weights, [np.ones(w.shape, bool) for w in weights], biases,
                           [np.ones(b.shape, bool) for b in biases], nan)
     untrained.complete_level(0)
@@ -203,7 +227,7 @@ def test_trained_network_flies_far_better_than_an_untrained_one(trained):
 @pytest.mark.slow
 def test_closed_loop_recomputed_from_the_exported_network(trained, tmp_path):
     """The stored flight errors equal flying an exported file's predictions through the simulator."""
-    from core.data import features, open_dataset_arrays
+    from core.dataset import features, open_dataset
     from core.export import export_run, load
     from core.sim import simulate_checked
 
@@ -211,11 +235,11 @@ def test_closed_loop_recomputed_from_the_exported_network(trained, tmp_path):
     run = open_run(runs, "trained")
     export_run(run, tmp_path / "out", level=1)
     net = load(tmp_path / "out", 0)
-    arrays = open_dataset_arrays(run.attrs["dataset"])
-    start, stop = run.split["test"]
-    valid = np.asarray(arrays["valid"][start:stop])
-    q0, u, qf = (np.asarray(arrays[k][start:stop], np.float64)[valid][:128]
-                 for k in ("initial", "controls", "final"))
+    dataset = open_dataset(run.attrs["dataset"])
+    start, stop = run.row_ranges["test"]
+    valid = np.asarray(dataset.valid[start:stop])
+    q0, u, qf = (np.asarray(array[start:stop], np.float64)[valid][:128]
+                 for array in (dataset.initial, dataset.controls, dataset.final))
     x, _ = features(q0, u, qf)
     y = net.predict(x)
     controls = np.stack([np.hypot(y[:, 0], y[:, 1]), np.arctan2(y[:, 1], y[:, 0]), y[:, 2]], axis=1)
@@ -238,7 +262,7 @@ def test_per_output_error_and_noise_agree_with_the_engines_losses(trained):
     noise = read_array(run, "noise/loss")                   # sigma 0, then 0.03
     np.testing.assert_allclose(noise[0], mse.mean(axis=2), rtol=1e-5)
     assert np.all(noise[1] > 2 * noise[0])
-    start, stop = run.split["test"]
+    start, stop = run.row_ranges["test"]
     valid = zarr.open_group(run.attrs["dataset"], mode="r")["valid"][start:stop]
     assert summary["eval_rows"] == int(np.sum(valid))      # eval_samples=0: the whole split
 

@@ -128,3 +128,109 @@ def test_missing_corrupt_and_incomplete_stores(tmp_path, small):
     with pytest.raises(StoreError, match="choose another path"):
         ensure_dataset(incomplete, 20, 4, 1.0)
     assert _snapshot(incomplete) == before
+
+
+# ---- the one reader: every check is one line, for training and analysis alike -----------------
+
+def _one_line(err) -> str:
+    message = str(err.value)
+    assert len(message.splitlines()) == 1, message
+    return message
+
+
+def test_the_reader_refuses_broken_stores_in_one_line(tmp_path, small):
+    import shutil
+
+    from core.data import prepare
+
+    path, _ = small
+    cases = {}
+    missing = tmp_path / "missing_array"
+    shutil.copytree(path, missing)
+    shutil.rmtree(missing / "final")
+    cases[missing] = "incomplete: array 'final' missing"
+    short = tmp_path / "short_valid"
+    shutil.copytree(path, short)
+    meta = json.loads((short / "valid" / "zarr.json").read_text())
+    meta["shape"] = [599]
+    (short / "valid" / "zarr.json").write_text(json.dumps(meta))
+    cases[short] = "corrupt: array shapes"
+    liar = tmp_path / "wrong_samples"
+    shutil.copytree(path, liar)
+    meta = json.loads((liar / "zarr.json").read_text())
+    meta["attributes"]["samples"] = 700
+    (liar / "zarr.json").write_text(json.dumps(meta))
+    cases[liar] = "corrupt"
+    other = tmp_path / "other_kind"
+    shutil.copytree(path, other)
+    meta = json.loads((other / "zarr.json").read_text())
+    meta["attributes"]["kind"] = "something.else"
+    (other / "zarr.json").write_text(json.dumps(meta))
+    cases[other] = "not a mothtui dataset store"
+    for store, needle in cases.items():
+        with pytest.raises(StoreError) as err:
+            open_dataset(store)
+        assert needle in _one_line(err), store
+        with pytest.raises(StoreError) as err:  # training reads through the same reader
+            prepare(store, (0.64, 0.16, 0.2))
+        assert needle in _one_line(err), store
+
+
+def test_a_damaged_chunk_is_one_line_when_rows_are_read(tmp_path, small):
+    import shutil
+
+    from core.data import prepare
+
+    path, _ = small
+    damaged = tmp_path / "damaged"
+    shutil.copytree(path, damaged)
+    chunks = sorted(p for p in (damaged / "final").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunks[1].write_bytes(b"\x00not a blosc frame" * 4)  # rows 256-511
+    ds = open_dataset(damaged)  # the metadata are intact
+    assert len(ds.usable_rows(0, 256)) > 0
+    with pytest.raises(StoreError) as err:
+        ds.usable_rows(0, 600)
+    assert "corrupt (rows" in _one_line(err)
+    with pytest.raises(StoreError) as err:
+        prepare(damaged, (0.64, 0.16, 0.2))
+    assert "corrupt (rows" in _one_line(err)
+
+
+def test_usable_rows_are_the_valid_finite_rows_and_their_features(small):
+    from core.dataset import features
+
+    path, _ = small
+    ds = open_dataset(path)
+    valid = np.asarray(ds.valid[100:500])
+    rows = ds.usable_rows(100, 500, block=64)
+    np.testing.assert_array_equal(rows.initial, np.asarray(ds.initial[100:500], np.float64)[valid])
+    x, y = features(ds.initial[100:500], ds.controls[100:500], ds.final[100:500])
+    np.testing.assert_array_equal(rows.x, x[valid])
+    np.testing.assert_array_equal(rows.y, y[valid])
+    assert rows.excluded == int((~valid).sum())
+    first = ds.usable_rows(100, 500, limit=37, block=64)
+    np.testing.assert_array_equal(first.final, rows.final[:37])
+
+
+def test_another_tools_store_is_read_but_never_replaced(tmp_path):
+    """A contract-layout store without mothtui's `kind`/`complete` attributes trains, and
+    ensure_dataset neither reuses nor overwrites it, even when it says it is unfinished."""
+    from core.data import prepare
+
+    group = zarr.open_group(tmp_path / "theirs", mode="w", zarr_format=3)
+    initial, controls = sample_rows(5, 0, 200)
+    final, valid = simulate_checked(initial, controls)
+    for name, array in (("initial", initial), ("controls", controls), ("final", np.asarray(final))):
+        group.create_array(name, data=np.asarray(array, np.float32))
+    group.create_array("valid", data=np.asarray(valid))
+    group.attrs.update({"scale": 1.0, "seed": 5, "t_end": 0.02, "schema_version": 1, "integrator": "theirs"})
+    ds = open_dataset(tmp_path / "theirs")
+    assert ds.complete and not ds.written_by_mothtui and ds.n == 200
+    assert prepare(tmp_path / "theirs", (0.64, 0.16, 0.2)).splits["train"].n > 0
+    group.attrs["complete"] = False
+    before = _snapshot(tmp_path / "theirs")
+    with pytest.raises(StoreError, match="incomplete"):
+        open_dataset(tmp_path / "theirs")
+    with pytest.raises(StoreError, match="not a readable dataset store"):
+        ensure_dataset(tmp_path / "theirs", 200, 5, 1.0)
+    assert _snapshot(tmp_path / "theirs") == before

@@ -16,7 +16,8 @@ from core.data import features, prepare
 from core.engine.loop import Engine, run_levels
 from core.errors import Cancelled
 from core.export import forward
-from core.runstore import SPLITS, Run, open_run
+from core.runstore import Run, open_run
+from core.schema import SPLITS
 from engine_fixtures import write_dataset
 
 NETS = 4
@@ -36,7 +37,7 @@ def setup(tmp_path_factory):
 
 def _new_run(root, name, config, data, devices=None, sinks=(), stop=None):
     engine = Engine(config, data, devices=devices)
-    run = Run.create(root / "runs" / name, config, dataset=data.dataset, split=data.split,
+    run = Run.create(root / "runs" / name, config, dataset=data.dataset, split=data.row_ranges,
                      scaler=data.scaler.to_dict())
     run_levels(run, engine, sinks=list(sinks), stop=stop)
     return Run.open(run.path)
@@ -97,7 +98,7 @@ def test_stored_losses_equal_a_numpy_recomputation_from_stored_weights(reference
     ds = zarr.open_group(reference.attrs["dataset"], mode="r")
     scaler = reference.scaler
     valid = np.asarray(ds["valid"][:])
-    for split, (start, stop) in reference.split.items():
+    for split, (start, stop) in reference.row_ranges.items():
         keep = valid[start:stop]
         x, y = features(ds["initial"][start:stop], ds["controls"][start:stop], ds["final"][start:stop])
         x, y = x[keep], y[keep]
@@ -112,6 +113,40 @@ def test_stored_losses_equal_a_numpy_recomputation_from_stored_weights(reference
                 expected = np.mean((out_s - y_s) ** 2)
                 assert stored[level, n] == pytest.approx(expected, rel=1e-4), (split, level, n)
     assert group.attrs["split"]["test"][1] == valid.size
+
+
+def test_numpy_forward_is_the_jax_forward_on_the_stored_run(reference, tmp_path):
+    """export's plain-numpy forward (float64) is the twin of the engine's JAX forward (float32),
+    which the analysis runs too: on every stored level, the exported files predict what the
+    engine computes from the run's arrays, to float32 rounding."""
+    import jax.numpy as jnp
+
+    from core.analysis.performance import ensemble_forward
+    from core.data import Scaler
+    from core.dataset import open_dataset
+    from core.engine.model import Layer
+    from core.engine.model import forward as jax_forward
+    from core.export import export_run, load
+
+    scaler = Scaler.from_dict(reference.attrs["scaler"])
+    start, stop = reference.row_ranges["test"]
+    x = open_dataset(reference.attrs["dataset"]).usable_rows(start, stop, limit=200).x
+    x_s = scaler.scale_x(x).astype(np.float32)
+    previous = None
+    for level in range(reference.levels_complete):
+        arrays = reference.level(level)
+        params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(arrays["weight"], arrays["bias"])]
+        by_jax = np.asarray(jax_forward(params, jnp.asarray(x_s)), np.float64)          # (N, n, 7) scaled
+        by_analysis = ensemble_forward(x_s, arrays["weight"], arrays["bias"])
+        np.testing.assert_allclose(by_analysis, by_jax, rtol=0, atol=1e-6)
+        out = tmp_path / f"level_{level}"
+        export_run(reference, out, level=level)
+        for n in range(NETS):
+            by_numpy = scaler.scale_y(load(out, n).predict(x))
+            np.testing.assert_allclose(by_numpy, by_jax[n], rtol=0, atol=2e-6, err_msg=f"level {level} net {n}")
+        if previous is not None:  # the comparison can tell two levels' networks apart
+            assert np.abs(by_jax - previous).max() > 1e-3
+        previous = by_jax
 
 
 def test_cancel_and_resume_equals_an_uninterrupted_run(setup, reference):

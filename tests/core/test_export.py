@@ -15,6 +15,7 @@ from core.cli import main
 from core.errors import MothError
 from core.export import compact, export_run, load
 from core.runstore import open_run
+from core.schema import SPLITS
 from fixture_runs import make_fixture_run
 
 #: A scaler far from the identity, so scaling mistakes show up in the outputs.
@@ -92,7 +93,7 @@ def test_manifest_lists_every_file_and_the_source(exported):
     assert {"run", "threshold", "split", "networks"} <= set(on_disk)
     for entry in on_disk["networks"]:
         assert {"network", "level", "sparsity", "losses", "file", "compacted", "edges"} <= set(entry)
-        assert set(entry["losses"]) == {"train", "val", "test"}
+        assert set(entry["losses"]) == set(SPLITS)
         for key in ("file", "compacted", "edges"):
             assert (out / entry[key]).is_file()
     assert not list(out.rglob("*.partial"))

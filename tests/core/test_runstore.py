@@ -11,6 +11,7 @@ from core.config import PRESETS, from_dict
 from core.errors import StoreError
 from core.owner import OwnerRecord, write_record
 from core.runstore import Run, list_runs, open_run, run_path
+from core.schema import SPLITS
 
 SCALER = {"x_min": [0.0] * 10, "x_max": [1.0] * 10, "y_min": [0.0] * 7, "y_max": [1.0] * 7}
 SPLIT = {"train": [0, 64], "val": [64, 80], "test": [80, 100]}
@@ -25,7 +26,7 @@ def _level_arrays(cfg, value):
     weights = [np.full((cfg.nets, a, b), value, np.float32) for a, b in zip(sizes, sizes[1:])]
     biases = [np.full((cfg.nets, b), value, np.float32) for b in sizes[1:]]
     return (weights, [np.ones(w.shape, bool) for w in weights], biases, [np.ones(b.shape, bool) for b in biases],
-            {s: np.full(cfg.nets, value, np.float32) for s in ("train", "val", "test")})
+            {s: np.full(cfg.nets, value, np.float32) for s in SPLITS})
 
 
 def test_create_write_complete_read(runs_dir):
@@ -41,7 +42,7 @@ def test_create_write_complete_read(runs_dir):
     assert reopened.levels_complete == 1 and reopened.losses("val").shape == (1, 4)
     assert np.all(reopened.level(0)["weight"][1] == 1.5)
     assert reopened.group["train/steps"][0].tolist() == [0, 1, 2, 3]
-    assert reopened.split_lists() == SPLIT and reopened.config == cfg
+    assert reopened.row_ranges == {k: tuple(v) for k, v in SPLIT.items()} and reopened.config == cfg
 
 
 def test_slices_of_networks_write_their_own_rows(runs_dir):

@@ -15,6 +15,7 @@ import zarr
 from core.cli import main
 from core.errors import MothError
 from core.runstore import open_run
+from core.schema import SPLITS
 from core.select import select, select_run
 from fixture_runs import make_fixture_run
 
@@ -41,7 +42,7 @@ def shared_run(tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("split", ["train", "val", "test"])
+@pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("threshold", [1e-4, 3e-4, 1e-3, 1e-2])
 def test_selection_matches_rule_on_stored_losses(shared_run, split, threshold):
     runs_dir = shared_run

@@ -1,0 +1,178 @@
+"""The export file format: one `.npz` per network plus `manifest.json`, written byte-reproducibly,
+and `load`, which reads a file back into something plain numpy runs.
+
+`forward` is the contract's forward pass in float64 numpy: the documented plain-numpy twin of
+the engine's JAX forward pass (`core.engine.model.forward`, float32). The two are tested equal
+on a trained run (tests/core/test_engine_run.py); this one exists so that
+`core.export.load(path).predict(x)` needs numpy and nothing else.
+
+Keys of a network file (docs/contract.md): `layer_{k}_weight`, `layer_{k}_bias`, their masks,
+`x_min`, `x_max`, `y_min`, `y_max`, `input_names`, `output_names`, `meta` (JSON); a compacted
+file adds `layer_{h}_units`. Reproducible: no timestamps, zip entries carry a fixed date, keys
+in a fixed order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from core.errors import MothError
+
+FORMAT = "mothtui.export"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+COMPACT_DIR = "compact"
+EDGES_DIR = "edges"
+#: Zip entries get this date instead of "now", so identical inputs give identical bytes.
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+# ---- the forward pass (the contract's, in float64) -----------------------------------------
+
+def forward(x: np.ndarray, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
+            x_min: np.ndarray, x_max: np.ndarray, y_min: np.ndarray, y_max: np.ndarray) -> np.ndarray:
+    """Physical inputs (n, 10) -> physical outputs (n, 7): scale, tanh layers, linear last, unscale."""
+    x = np.asarray(x, dtype=np.float64)
+    h = (x - x_min) / (x_max - x_min) - 0.5
+    last = len(weights) - 1
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        h = h @ np.asarray(w, dtype=np.float64) + np.asarray(b, dtype=np.float64)
+        if k < last:
+            h = np.tanh(h)
+    return (h + 0.5) * (y_max - y_min) + y_min
+
+
+@dataclass
+class ExportedNetwork:
+    """One exported network: its layers (float arrays), masks, scaler, names and `meta` dict."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    weight_masks: list[np.ndarray]
+    bias_masks: list[np.ndarray]
+    x_min: np.ndarray
+    x_max: np.ndarray
+    y_min: np.ndarray
+    y_max: np.ndarray
+    input_names: list[str]
+    output_names: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return [self.weights[0].shape[0], *(w.shape[1] for w in self.weights)]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(n, 10) physical inputs in the order of `input_names` -> (n, 7) physical outputs."""
+        x = np.asarray(x, dtype=np.float64)
+        single = x.ndim == 1
+        x2 = x[None, :] if single else x
+        if x2.ndim != 2 or x2.shape[1] != len(self.x_min):
+            raise ValueError(f"predict expects (n, {len(self.x_min)}) inputs, got shape {x.shape}")
+        y = forward(x2, self.weights, self.biases, self.x_min, self.x_max, self.y_min, self.y_max)
+        return y[0] if single else y
+
+
+def load(path: Path | str, network: int | None = None, *, compacted: bool = False) -> ExportedNetwork:
+    """An exported network from an `.npz` file, or from an export directory and a network index."""
+    path = Path(path)
+    if path.is_dir():
+        manifest = read_manifest(path)
+        entries = manifest["networks"]
+        if network is None:
+            if len(entries) != 1:
+                raise MothError(f"{path} holds {len(entries)} networks: name one "
+                                f"({', '.join(str(e['network']) for e in entries)})")
+            entry = entries[0]
+        else:
+            matches = [e for e in entries if e["network"] == int(network)]
+            if not matches:
+                raise MothError(f"network {network} is not in the export at {path}")
+            entry = matches[0]
+        path = path / entry["compacted" if compacted else "file"]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise MothError(f"no exported network at {path}") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise MothError(f"{path} is not a readable exported network ({err})") from None
+    n_layers = sum(1 for k in arrays if k.startswith("layer_") and k.endswith("_weight"))
+    try:
+        return ExportedNetwork(
+            weights=[arrays[f"layer_{k}_weight"] for k in range(n_layers)],
+            biases=[arrays[f"layer_{k}_bias"] for k in range(n_layers)],
+            weight_masks=[arrays[f"layer_{k}_weight_mask"] for k in range(n_layers)],
+            bias_masks=[arrays[f"layer_{k}_bias_mask"] for k in range(n_layers)],
+            x_min=arrays["x_min"], x_max=arrays["x_max"], y_min=arrays["y_min"], y_max=arrays["y_max"],
+            input_names=[str(s) for s in arrays["input_names"]],
+            output_names=[str(s) for s in arrays["output_names"]],
+            meta=json.loads(str(arrays["meta"])), path=path)
+    except (KeyError, ValueError) as err:
+        raise MothError(f"{path} is not a mothtui exported network (missing {err})") from None
+
+
+def read_manifest(directory: Path | str) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MothError(f"no {MANIFEST} in {directory}: not a finished export") from None
+    except (OSError, ValueError) as err:
+        raise MothError(f"{path} is unreadable ({err})") from None
+
+
+# ---- writing --------------------------------------------------------------------------------
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """An .npz (deflated) that np.load reads, byte-identical for identical arrays; atomic rename."""
+    tmp = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def network_arrays(weights, biases, weight_masks, bias_masks, scaler, input_names, output_names,
+                    meta, kept=None) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    for k in range(len(weights)):
+        arrays[f"layer_{k}_weight"] = weights[k]
+        arrays[f"layer_{k}_bias"] = biases[k]
+        arrays[f"layer_{k}_weight_mask"] = np.asarray(weight_masks[k], dtype=bool)
+        arrays[f"layer_{k}_bias_mask"] = np.asarray(bias_masks[k], dtype=bool)
+    if kept is not None:
+        for h, units in enumerate(kept):
+            arrays[f"layer_{h}_units"] = np.asarray(units, dtype=np.int64)
+    for key in ("x_min", "x_max", "y_min", "y_max"):
+        arrays[key] = np.asarray(scaler[key], dtype=np.float64)
+    arrays["input_names"] = np.asarray(list(input_names), dtype=str)
+    arrays["output_names"] = np.asarray(list(output_names), dtype=str)
+    arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
+    return arrays
+
+
+def config_hash(config_dict: Mapping[str, Any]) -> str:
+    """sha256 of the run's resolved config (canonical JSON): names the exact recipe."""
+    return hashlib.sha256(json.dumps(config_dict, sort_keys=True).encode()).hexdigest()

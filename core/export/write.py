@@ -1,0 +1,126 @@
+"""`export_run`: the chosen networks of a run written into a new or empty directory.
+
+For each network: its file (`net_007.npz`), its compacted twin (`compact/net_007.npz`) and its
+edge list (`edges/net_007.csv`); `manifest.json` last, so an interrupted export never lists a
+file that is not there, and a failed one leaves the directory as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from core.errors import MothError
+from core.export.compaction import compact
+from core.export.edges import edges_csv
+from core.export.format import (COMPACT_DIR, EDGES_DIR, FORMAT, FORMAT_VERSION, MANIFEST, config_hash,
+                                network_arrays, write_npz, write_text)
+from core.export.selection import choose
+from core.schema import SPLITS
+from core.select import Choice
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def prepare_out(out: Path | str) -> Path:
+    """Create `out` (and parents), or accept it if it is an empty directory; else MothError."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise MothError(f"--out {out} exists and is not a directory")
+        if any(out.iterdir()):
+            raise MothError(f"--out {out} is not empty: export into a new or empty directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / COMPACT_DIR).mkdir(exist_ok=True)
+        (out / EDGES_DIR).mkdir(exist_ok=True)
+    except OSError as err:
+        raise MothError(f"cannot write to {out}: {err.strerror or err}") from None
+    return out
+
+
+def export_run(run, out: Path | str, *, threshold: float | None = None, split: str = "val",
+               nets: Sequence[int] | None = None, level: int | None = None,
+               overrides: Mapping[int, int] | None = None) -> dict[str, Any]:
+    """Write the chosen networks of `run` into `out` (new or empty); returns the manifest."""
+    selection, choices = choose(run, threshold, split, nets, level, overrides)
+    existed = Path(out).exists()
+    out = prepare_out(out)
+    try:
+        return _write_export(run, out, selection, choices, split)
+    except BaseException:
+        # leave `out` as it was (absent or empty), so a retry is not refused as "not empty"
+        if existed:
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write_export(run, out: Path, selection, choices, split: str) -> dict[str, Any]:
+    """The files of an export into the prepared directory `out`; the manifest last."""
+    attrs = run.attrs
+    scaler = run.scaler
+    input_names = attrs.get("input_names")
+    output_names = attrs.get("output_names")
+    all_losses = {name: run.losses(name) for name in SPLITS}
+    common = {"run": run.run_id, "threshold": selection.threshold, "split": split,
+              "dataset": attrs.get("dataset"), "config_hash": config_hash(attrs["config"]),
+              "activation": attrs.get("activation", "tanh")}
+    entries = []
+    by_level: dict[int, list[Choice]] = {}
+    for c in choices:
+        by_level.setdefault(c.level, []).append(c)
+    try:
+        for lvl in sorted(by_level):
+            picked = by_level[lvl]
+            arrays = run.level(lvl, [c.network for c in picked])
+            for i, c in enumerate(picked):
+                layers = {key: [a[i] for a in arrays[key]] for key in arrays}
+                entries.append(_export_one(out, c, layers, scaler, input_names, output_names,
+                                           common, all_losses))
+        entries.sort(key=lambda e: e["network"])
+        manifest = {"format": FORMAT, "version": FORMAT_VERSION, **common,
+                    "layer_sizes": list(run.config.layer_sizes),
+                    "input_names": list(input_names), "output_names": list(output_names),
+                    "networks": entries}
+        write_text(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    except OSError as err:
+        raise MothError(f"cannot write the export to {out}: {err.strerror or err}") from None
+    return manifest
+
+
+def _export_one(out: Path, choice: Choice, layers: dict[str, list[np.ndarray]], scaler, input_names,
+                output_names, common: dict[str, Any], all_losses: dict[str, np.ndarray]) -> dict[str, Any]:
+    net, lvl = choice.network, choice.level
+    stem = f"net_{net:03d}"
+    weights = [np.asarray(w, dtype=np.float32) for w in layers["weight"]]
+    biases = [np.asarray(b, dtype=np.float32) for b in layers["bias"]]
+    wmasks, bmasks = layers["weight_mask"], layers["bias_mask"]
+    total = sum(m.size for m in wmasks)
+    remaining = sum(int(m.sum()) for m in wmasks) / total
+    losses = {s: _finite(all_losses[s][lvl, net]) for s in all_losses}
+    meta = {**common, "network": net, "level": lvl, "sparsity": choice.sparsity, "manual": choice.manual,
+            "remaining": remaining, "losses": losses, "compacted": False}
+    write_npz(out / f"{stem}.npz",
+              network_arrays(weights, biases, wmasks, bmasks, scaler, input_names, output_names, meta))
+    small = compact(weights, biases, wmasks, bmasks)
+    sizes = [weights[0].shape[0], *(w.shape[1] for w in small.weights)]
+    compact_meta = {**meta, "compacted": True, "ghosts_removed": small.removed, "layer_sizes": sizes}
+    write_npz(out / COMPACT_DIR / f"{stem}.npz",
+              network_arrays(small.weights, small.biases, small.weight_masks, small.bias_masks, scaler,
+                              input_names, output_names, compact_meta, kept=small.kept))
+    write_text(out / EDGES_DIR / f"{stem}.csv", edges_csv(weights, wmasks, input_names, output_names, small.kept))
+    return {"network": net, "level": lvl, "sparsity": choice.sparsity, "manual": choice.manual,
+            "remaining": remaining, "losses": losses, "file": f"{stem}.npz",
+            "compacted": f"{COMPACT_DIR}/{stem}.npz", "edges": f"{EDGES_DIR}/{stem}.csv",
+            "ghosts_removed": small.removed, "compacted_sizes": sizes}
