@@ -19,7 +19,8 @@ from core.analysis import structure as st
 from core.analysis.store import AnalysisWriter, load_analysis
 from core.errors import MothError
 
-Progress = Callable[[str], None]
+#: Receives one line saying what the analysis is doing (the `analyze` command prints it).
+StatusCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def _held_out_rows(run, params: AnalysisParams):
 
 
 def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: StatusCallback | None = None) -> dict[str, Any]:
     """Analyse every completed level of `run` and store it under `<run>/analysis`; returns the summary.
 
     With `force=False` a complete analysis of the same levels and parameters is returned as is.

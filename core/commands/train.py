@@ -105,7 +105,7 @@ def execute(run_store: Run, engine, *, quiet: bool, stop, resumed_from: int | No
     sinks = []
     display = None
     if not quiet:
-        from core.engine.display import RichDisplay
+        from core.commands.display import RichDisplay
 
         display = RichDisplay(engine.config.levels)
         sinks.append(display)
