@@ -65,7 +65,7 @@ def _start(runs, dataset, run_id):
 def _wait_for_level_end(run_dir, level, proc, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any(e["event"] == "level_end" and e["level"] == level for e in read_events(run_dir)):
+        if any(e.event == "level_end" and e.level == level for e in read_events(run_dir)):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
@@ -102,7 +102,7 @@ def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset):
     assert proc.returncode == 130, err
     assert out.strip().splitlines()[-1] == "cancelled"
     assert open_run(runs_dir, "cancelled").status == "cancelled"
-    assert read_events(runs_dir / "cancelled")[-1]["status"] == "cancelled"
+    assert read_events(runs_dir / "cancelled")[-1].status == "cancelled"
 
     for run_id in ("killed", "cancelled"):
         proc = _cli("resume", run_id, "--quiet", runs=runs_dir, timeout=300)
