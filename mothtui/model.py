@@ -187,6 +187,14 @@ class RunView:
     def threshold(self) -> float:
         return float(self.config.threshold)
 
+    def last_level_median(self) -> float | None:
+        """Median validation loss of the last completed level over the networks with a finite one."""
+        if not self.levels_complete:
+            return None
+        last = self.losses[self.levels_complete - 1]
+        finite = last[np.isfinite(last)]
+        return float(np.median(finite)) if finite.size else None
+
 
 def layers_view(run: Run, sparsity: np.ndarray, sample_nets: int = SAMPLE_NETS) -> LayersView:
     """Remaining fractions of every completed level over the first `sample_nets` networks."""

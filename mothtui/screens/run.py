@@ -176,18 +176,15 @@ class RunScreen(Screen):
             if p.samples_per_s is not None:
                 eta = f" · ETA {fmt_duration(p.eta_s)}" if p.eta_s is not None else ""
                 lines.append(f"{fmt_rate(p.samples_per_s)}{eta}")
-        if self.levels_complete:
-            last = self.losses[self.levels_complete - 1] if self.losses.size else np.zeros(0)
-            finite = last[np.isfinite(last)]
+        view = self.view
+        if view is not None and view.levels_complete:
             lines.append("")
-            lines.append(f"[b]completed {self.levels_complete} levels[/b]")
-            if finite.size:
-                lines.append(f"val loss at {self.sparsity[self.levels_complete - 1]:.2f}: "
-                             f"median {fmt_loss(float(np.median(finite)))}")
-            if self.view is not None:
-                selection = self.view.selection
-                lines.append(f"{selection.passing}/{len(selection.choices)} nets pass "
-                             f"{fmt_threshold(selection.threshold)}")
+            lines.append(f"[b]completed {view.levels_complete} levels[/b]")
+            median = view.last_level_median()
+            if median is not None:
+                lines.append(f"val loss at {view.sparsity[view.levels_complete - 1]:.2f}: median {fmt_loss(median)}")
+            lines.append(f"{view.selection.passing}/{len(view.selection.choices)} nets pass "
+                         f"{fmt_threshold(view.selection.threshold)}")
         if p.status and p.status != "running":
             lines.append(f"{status_label(p.status)}" + (f": {p.message}" if p.message else ""))
         if not lines:
