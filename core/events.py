@@ -243,7 +243,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _clean(value: Any) -> Any:
-    """JSON has no NaN/inf: write them as null."""
+    """JSON has no NaN/inf: write them as null. Array scalars and arrays become Python values and lists."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy, without importing it
+        value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):

@@ -190,3 +190,13 @@ def test_durations_past_a_day_read_the_same_in_the_console_and_the_app():
     assert "ETA 1d02h" in info and "61.4k samples/s" in info and "loss 2.00e-03" in info
     line = progress_line(display.state)
     assert "ETA 1d02h" in line and "61.4k samples/s" in line
+
+
+def test_array_values_from_the_engine_are_written_as_plain_json(tmp_path):
+    record = EventWriter(tmp_path).emit(
+        "level_end", level=np.int64(2), sparsity=np.float32(0.5), steps=np.array([3, 4]), stopped_early=np.int32(1),
+        diverged=0, loss={s: np.array([0.25, np.nan], np.float32) for s in ("train", "val", "test")},
+        seconds=np.float64(1.5))
+    assert record == read_events(tmp_path)[0]
+    assert record.level == 2 and type(record.level) is int and record.steps == (3, 4)
+    assert record.loss["val"] == (0.25, None)
