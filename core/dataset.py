@@ -42,7 +42,8 @@ T_END = 0.02
 CPU_CHUNK = 131072
 ACCELERATOR_CHUNK = 1048576
 
-Progress = Callable[[int, int], None]
+#: Told how many samples are simulated so far: `on_samples(done, total)`.
+SamplesCallback = Callable[[int, int], None]
 #: Rows read from a store per block by `Dataset.blocks` (bounds host memory while reading).
 READ_BLOCK = 1_000_000
 
@@ -237,7 +238,7 @@ def _create_group(path: Path, samples: int, chunk: int, dtype, attrs: dict, *, l
 
 
 def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 1.0, force: bool = False,
-                   chunk: int | None = None, progress: Progress | None = None, dtype=np.float32,
+                   chunk: int | None = None, progress: SamplesCallback | None = None, dtype=np.float32,
                    cluster: Cluster | None = None) -> Path:
     """Simulate `samples` random wing strokes into a new dataset store at `path`; returns the path.
 
@@ -341,7 +342,7 @@ def _write_rows(group, start, stop, initial, controls, final, valid) -> None:
 
 
 def ensure_dataset(path: Path | str, samples: int, seed: int, scale: float = 1.0,
-                   progress: Progress | None = None, dtype=np.float32, cluster: Cluster | None = None) -> Path:
+                   progress: SamplesCallback | None = None, dtype=np.float32, cluster: Cluster | None = None) -> Path:
     """Reuse the complete store at `path` if it has these samples/seed/scale/dtype, else create it.
 
     An incomplete store of ours (a crashed writer) is replaced. A complete store made with

@@ -339,6 +339,18 @@ class Run:
         """The pid of the live process that owns the run on this host, else None."""
         return read_engine_pid(self.path)
 
+    # ---- accessors for the app's screens (reads the screens need; nothing else indexes the group) ----
+    def weight_masks(self, level: int, nets: slice = slice(None)) -> list[np.ndarray]:
+        """One completed level's weight masks, per layer `(n, in, out)` bool, for a slice of networks.
+
+        The layers view reads these for every level: no weights, a fifth of `level()`'s bytes.
+        """
+        if not 0 <= level < self.levels_complete:
+            raise StoreError(f"run {self.run_id!r}: level {level} is not complete "
+                             f"({self.levels_complete} levels are)")
+        return [self._read(f"layer_{k}/weight_mask", lambda k=k: self.group[f"layer_{k}/weight_mask"][level, nets])
+                for k in range(self.n_layers)]
+
 
 def open_run(runs_dir: Path | str, run_id: str, mode: str = "r") -> Run:
     """Open `<runs>/<run_id>` with an error that names the run store when it is missing."""

@@ -1,4 +1,7 @@
-"""Text of the screens: numbers, durations, statuses. Standard library only (imported at start-up)."""
+"""Text of the screens: losses, thresholds, dates, statuses. Standard library only (imported at start-up).
+
+Durations and rates are `core.formatting`'s (the console display shares them).
+"""
 
 from __future__ import annotations
 
@@ -23,30 +26,6 @@ def fmt_threshold(value: float) -> str:
     m, e = f"{value:.1e}".split("e")
     m = m.rstrip("0").rstrip(".")
     return f"{m}e{int(e)}"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """`38s`, `12m05s`, `2h04m`, `3d02h`; `–` when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
-
-
-def fmt_rate(per_s: float | None) -> str:
-    """Network-samples per second, `61k samples/s`."""
-    if per_s is None or not math.isfinite(per_s):
-        return "– samples/s"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if per_s >= scale:
-            return f"{per_s / scale:.3g}{unit} samples/s"
-    return f"{per_s:.0f} samples/s"
 
 
 def fmt_created(created: str | None) -> str:

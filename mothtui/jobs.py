@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import MothError
-from core.runlist import LOGS_DIR
+from core.runlist import LOGS_DIR, read_engine_pid, run_path  # standard library only
 
 
 @dataclass
@@ -40,19 +40,6 @@ def train_command(runs_dir: Path, run_id: str, preset: str, overrides: list[str]
 
 def resume_command(runs_dir: Path, run_id: str) -> list[str]:
     return [sys.executable, "-m", "core", "resume", run_id, "--runs", str(runs_dir), "--quiet"]
-
-
-def run_path(runs_dir: Path, run_id: str) -> Path:
-    from core.runstore import run_path as checked  # zarr: not at import, the app starts with this module
-
-    return checked(runs_dir, run_id)
-
-
-def read_engine_pid(run_dir: Path) -> int | None:
-    """The pid of the live owner of a run on this host (core.owner), else None."""
-    from core.runlist import read_engine_pid as read
-
-    return read(run_dir)
 
 
 class JobSupervisor:

@@ -1,24 +1,31 @@
 """What the screens show, computed from the run store: pure Python + numpy, no textual, no jax.
 
-The screens stay thin by asking this module for rows, selections and progress, so the logic is
-testable without a terminal. Selection itself is `core.select` (the single source of the rule).
+The screens stay thin: each loads one view object (`RunsView`, `RunView`, `WeightsView`,
+`PickerView`) from here in a worker and receives it as a Textual message, so the logic is
+testable without a terminal. What `core` computes, `core` computes: selection is `core.select`,
+layer fractions are `core.analysis.structure`, live progress is `core.events`' reducer.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.events import EVENTS_FILE
-from core.runstore import RunSummary, list_runs, open_run
-from core.select import select
-from mothtui.fmt import fmt_duration, fmt_loss, fmt_rate, fmt_threshold
+from core.analysis import structure
+from core.config import Config
+from core.events import EventTail, RunProgress, event_span, fold
+from core.formatting import fmt_duration, fmt_rate
+from core.runstore import SPLITS, Run, RunSummary, list_runs, open_run
+from core.select import Selection, select
+from mothtui.fmt import fmt_loss, fmt_threshold
+
+#: Networks read for the layer and weight views: enough for fractions and histograms, and a
+#: 400-network paper run stays a quick read.
+SAMPLE_NETS = 16
 
 # ---- selection --------------------------------------------------------------------------------
 
@@ -52,46 +59,30 @@ class RunRow:
         return self.summary.run_id
 
 
-def event_span(run_dir: Path) -> tuple[float | None, float | None, bool]:
-    """(first event time, last event time, ended) from a run's event file, reading only its ends."""
-    path = Path(run_dir) / EVENTS_FILE
-    try:
-        with open(path, "rb") as f:
-            first_line = f.readline()
-            size = os.fstat(f.fileno()).st_size
-            f.seek(max(0, size - 4096))
-            tail = f.read().splitlines()
-    except OSError:
-        return None, None, False
-    first = _event_time(first_line)
-    last, ended = None, False
-    for line in reversed(tail):
-        record = _event(line)
-        if record is not None:
-            last, ended = record.get("t"), record.get("event") == "run_end"
-            break
-    return first, last, ended
+@dataclass(frozen=True)
+class RunsView:
+    """The runs screen's data: every row, and a status line per running run (from its events)."""
 
-
-def _event(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _event_time(line: bytes) -> float | None:
-    record = _event(line)
-    return record.get("t") if record else None
+    rows: tuple[RunRow, ...]
+    live: tuple[str, ...] = ()
 
 
 class RunsModel:
-    """The runs table's data: summaries plus the slower columns, cached per run state."""
+    """The runs table's data: summaries plus the slower columns, cached per run state.
+
+    Keeps each running run's event tail and progress between polls (safe from worker threads).
+    """
 
     def __init__(self, runs_dir: Path):
         self.runs_dir = Path(runs_dir)
         self._chosen: dict[tuple, str] = {}
+        self._live: dict[str, tuple[EventTail, RunProgress]] = {}
+        self._lock = threading.Lock()
+
+    def view(self, now: float | None = None) -> RunsView:
+        """Rows and the live progress lines of the running runs (the runs screen's worker calls this)."""
+        rows = tuple(self.rows(now))
+        return RunsView(rows, tuple(self.live_lines(rows)))
 
     def rows(self, now: float | None = None, *, quick: bool = False) -> list[RunRow]:
         """Every run's row. `quick`: only what zarr.json tells (the first paint), `…` for the rest."""
@@ -102,6 +93,19 @@ class RunsModel:
             reason = summary.damaged.replace("store unreadable: ", "unreadable ")
             return RunRow(summary, chosen=_clip(reason, DAMAGED_WIDTH))
         return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now))
+
+    def live_lines(self, rows) -> list[str]:
+        """`<run>: level 11/18 · …` for each running run, its events tailed since the last call."""
+        lines = []
+        with self._lock:
+            for r in rows:
+                if r.summary.status != "running":
+                    continue
+                tail, progress = self._live.get(r.run_id) or (EventTail(r.summary.path), RunProgress())
+                progress = fold(tail.read(), progress)
+                self._live[r.run_id] = (tail, progress)
+                lines.append(f"{r.run_id}: {progress_line(progress)}")
+        return lines
 
     def _chosen_text(self, s: RunSummary, quick: bool = False) -> str:
         key = (s.run_id, s.levels_complete, s.status)
@@ -130,85 +134,142 @@ class RunsModel:
 
 # ---- live progress from the event stream -------------------------------------------------------
 
-@dataclass
-class Progress:
-    """The latest state of a run as told by its events (core/events.py's schema)."""
-
-    nets: int | None = None
-    levels: int | None = None
-    level: int | None = None
-    sparsity: float | None = None
-    step: int | None = None
-    max_steps: int | None = None
-    active: int | None = None
-    losses: list[float | None] = field(default_factory=list)
-    samples_per_s: float | None = None
-    eta_s: float | None = None
-    stopped_early: int | None = None
-    diverged: int | None = None
-    status: str | None = None
-    message: str | None = None
-    last_t: float | None = None
-    events: int = 0
-
-    def feed(self, events: list[dict[str, Any]]) -> bool:
-        """Apply new events; True if anything changed."""
-        for ev in events:
-            self.events += 1
-            self.last_t = ev.get("t", self.last_t)
-            kind = ev.get("event")
-            if kind == "run_start":
-                self.nets, self.levels = ev.get("nets", self.nets), ev.get("levels", self.levels)
-                self.status, self.message = "running", None
-            elif kind == "level_start":
-                self.level, self.sparsity = ev.get("level"), ev.get("sparsity")
-                self.step, self.max_steps = 0, ev.get("max_steps")
-                self.active, self.losses = self.nets, []
-            elif kind == "progress":
-                self.level = ev.get("level", self.level)
-                self.step, self.max_steps = ev.get("step"), ev.get("max_steps", self.max_steps)
-                self.active = ev.get("active", self.active)
-                self.losses = list(ev.get("loss") or [])
-                self.samples_per_s, self.eta_s = ev.get("samples_per_s"), ev.get("eta_s")
-            elif kind == "level_end":
-                self.stopped_early, self.diverged = ev.get("stopped_early"), ev.get("diverged")
-            elif kind == "run_end":
-                self.status, self.message = ev.get("status"), ev.get("message")
-                # nothing trains any more: keep the last level's numbers, drop the live ones
-                self.active = self.samples_per_s = self.eta_s = None
-        return bool(events)
-
-    def loss_stats(self) -> tuple[float | None, float | None, float | None]:
-        """(median, p10, p90) of the per-network training losses of the latest progress event."""
-        values = np.array([v for v in self.losses if v is not None and math.isfinite(v)], dtype=float)
-        if values.size == 0:
-            return None, None, None
-        p10, med, p90 = np.percentile(values, [10, 50, 90])
-        return float(med), float(p10), float(p90)
-
-    def line(self) -> str:
-        """One status line: `level 11/18 · 92 % · step 3,400 · 61k samples/s · ETA 38 min`."""
-        if self.level is None:
-            return "starting…" if self.status in (None, "running") else (self.status or "")
-        # as the runs table's "levels 11/18": training level index 11 of 18 levels, 11 done
-        parts = [f"level {self.level}/{self.levels if self.levels is not None else '?'}"]
-        if self.sparsity is not None:
-            parts.append(f"{self.sparsity * 100:.0f} %")
-        if self.step is not None:
-            parts.append(f"step {self.step:,}" + (f" / ≤ {self.max_steps:,}" if self.max_steps else ""))
-        if self.samples_per_s is not None:
-            parts.append(fmt_rate(self.samples_per_s))
-        if self.eta_s is not None:
-            parts.append(f"ETA {fmt_duration(self.eta_s)}")
-        if self.status and self.status != "running":
-            parts.append(self.status)
-        return " · ".join(parts)
+def progress_line(p: RunProgress) -> str:
+    """One status line: `level 11/18 · 92 % · step 3,400 · 61k samples/s · ETA 38m00s`."""
+    if p.level is None:
+        return "starting…" if p.status in (None, "running") else (p.status or "")
+    # as the runs table's "levels 11/18": training level index 11 of 18 levels, 11 done
+    parts = [f"level {p.level}/{p.levels if p.levels is not None else '?'}"]
+    if p.sparsity is not None:
+        parts.append(f"{p.sparsity * 100:.0f} %")
+    if p.step is not None:
+        parts.append(f"step {p.step:,}" + (f" / ≤ {p.max_steps:,}" if p.max_steps else ""))
+    if p.samples_per_s is not None:
+        parts.append(fmt_rate(p.samples_per_s))
+    if p.eta_s is not None:
+        parts.append(f"ETA {fmt_duration(p.eta_s)}")
+    if p.status and p.status != "running":
+        parts.append(p.status)
+    return " · ".join(parts)
 
 
-def input_connections(first_layer_mask: np.ndarray, names: list[str]) -> list[tuple[str, float]]:
-    """Remaining fraction of each input's outgoing weights. first_layer_mask: (N, in, out) bool."""
-    kept = first_layer_mask.mean(axis=(0, 2)) if first_layer_mask.size else np.zeros(len(names))
-    return [(name, float(k)) for name, k in zip(names, kept)]
+# ---- one run --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayersView:
+    """Remaining weights per level and layer over the first `sampled` networks (core.analysis.structure)."""
+
+    rows: tuple[tuple[int, float, tuple[float, ...], float], ...]
+    """(level, target sparsity, remaining fraction per layer, remaining fraction of all weights)."""
+    layers: int
+    inputs: tuple[tuple[str, float], ...]
+    """(input name, fraction of its first-layer weights kept) at the last completed level."""
+    sampled: int
+
+
+@dataclass(frozen=True)
+class RunView:
+    """Everything the run screen shows from the store (its live progress comes from events)."""
+
+    run_id: str
+    config: Config
+    sparsity: np.ndarray
+    losses: np.ndarray
+    """(levels_complete, N) validation loss."""
+    levels_complete: int
+    selection: Selection
+    """`core.select` at the run's threshold on val: which networks pass."""
+    layers: LayersView
+    analysis: dict[str, Any] | None
+    """The stored analysis summary (core.analysis), None when absent or half-written."""
+
+    @property
+    def threshold(self) -> float:
+        return float(self.config.threshold)
+
+    def last_level_median(self) -> float | None:
+        """Median validation loss of the last completed level over the networks with a finite one."""
+        if not self.levels_complete:
+            return None
+        last = self.losses[self.levels_complete - 1]
+        finite = last[np.isfinite(last)]
+        return float(np.median(finite)) if finite.size else None
+
+
+def layers_view(run: Run, sparsity: np.ndarray, sample_nets: int = SAMPLE_NETS) -> LayersView:
+    """Remaining fractions of every completed level over the first `sample_nets` networks."""
+    nets = slice(0, min(sample_nets, run.nets))
+    rows, first_masks = [], None
+    for level in range(run.levels_complete):
+        masks = run.weight_masks(level, nets)
+        per_layer = structure.remaining_fractions(masks).mean(axis=0)
+        overall = float(structure.remaining_overall(masks).mean())
+        rows.append((level, float(sparsity[level]), tuple(float(f) for f in per_layer), overall))
+        first_masks = masks[0]
+    inputs: tuple[tuple[str, float], ...] = ()
+    if first_masks is not None:
+        kept = structure.input_connection_fractions(first_masks).mean(axis=0)
+        inputs = tuple((name, float(k)) for name, k in zip(run.attrs.get("input_names", []), kept))
+    return LayersView(tuple(rows), run.n_layers, inputs, nets.stop)
+
+
+def load_run_view(runs_dir: Path, run_id: str, sample_nets: int = SAMPLE_NETS) -> RunView:
+    """The run screen's view of `<runs_dir>/<run_id>` (reads the store: call from a worker)."""
+    from core.analysis.store import load_analysis  # numpy + zarr only
+
+    run = open_run(runs_dir, run_id)
+    config, sparsity, losses = run.config, run.sparsity, run.losses("val")
+    found = load_analysis(run)
+    return RunView(run_id=run_id, config=config, sparsity=sparsity, losses=losses,
+                   levels_complete=losses.shape[0],
+                   selection=select(losses, sparsity, config.threshold, split="val", run=run_id),
+                   layers=layers_view(run, sparsity, sample_nets),
+                   analysis=None if found is None else found["summary"])
+
+
+@dataclass(frozen=True)
+class WeightsView:
+    """The values of one level's weights over the first `sampled` networks (the histogram's data)."""
+
+    level: int
+    sparsity: float
+    weights: np.ndarray
+    sampled: int
+
+    @property
+    def caption(self) -> str:
+        return (f"level {self.level} · target {self.sparsity:.2f} · |w| of remaining weights, "
+                f"{self.sampled} nets · [ ] change level")
+
+
+def load_weights_view(runs_dir: Path, run_id: str, level: int, sample_nets: int = SAMPLE_NETS) -> WeightsView:
+    """One completed level's weights, read with the store's damage checks (`Run.level`)."""
+    run = open_run(runs_dir, run_id)
+    nets = slice(0, min(sample_nets, run.nets))
+    stored = run.level(level, nets)
+    weights = np.concatenate([np.asarray(w).ravel() for w in stored["weight"]])
+    return WeightsView(level, float(run.sparsity[level]), weights, nets.stop)
+
+
+# ---- the picker -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PickerView:
+    """What the picker selects from: every split's losses at the completed levels."""
+
+    status: str
+    levels_complete: int
+    threshold: float
+    """The run's configured threshold (the picker's starting value)."""
+    sparsity: np.ndarray
+    losses: dict[str, np.ndarray]
+    nets: int
+
+
+def load_picker_view(runs_dir: Path, run_id: str) -> PickerView:
+    run = open_run(runs_dir, run_id)
+    return PickerView(run.status, run.levels_complete, float(run.config.threshold), run.sparsity,
+                      {s: run.losses(s) for s in SPLITS}, run.nets)
 
 
 # ---- the analysis step's results ---------------------------------------------------------------

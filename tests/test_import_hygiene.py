@@ -66,3 +66,9 @@ def test_runs_list_needs_no_array_stack():
     """The runs list's first paint (core.runlist) must not pay for importing zarr or numpy."""
     loaded = imported_after("import core.runlist")
     assert not {"zarr", "numpy", "jax", "textual"} & loaded
+
+
+def test_events_and_formatting_need_no_array_stack():
+    """The runs list tails events and formats durations at first paint: standard library only."""
+    loaded = imported_after("import core.events, core.formatting")
+    assert not {"zarr", "numpy", "jax", "textual", "rich"} & loaded

@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # annotations only: the dataset reader is imported when an an
     from core.data import Scaler
     from core.dataset import Rows
 
-Progress = Callable[[str], None]
+#: Receives one line saying what the analysis is doing (the `analyze` command prints it).
+StatusCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def _held_out_rows(run, params: AnalysisParams) -> HeldOut:
 
 
 def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: StatusCallback | None = None) -> dict[str, Any]:
     """Analyse every completed level of `run` and store it under `<run>/analysis`; returns the summary.
 
     With `force=False` a complete analysis of the same levels and parameters is returned as is.

@@ -43,14 +43,37 @@ def histogram_edges(level0_weights: list[np.ndarray], bins: int) -> list[np.ndar
     return edges
 
 
+def remaining_fractions(weight_masks: list[np.ndarray]) -> np.ndarray:
+    """(N, K) fraction of each layer's weights that survive, per network (masks `(N, in, out)` per layer)."""
+    n_nets = weight_masks[0].shape[0]
+    return np.stack([m.reshape(n_nets, -1).mean(axis=1) for m in weight_masks], axis=1)
+
+
+def remaining_overall(weight_masks: list[np.ndarray]) -> np.ndarray:
+    """(N,) fraction of all of a network's weights that survive (every layer pooled)."""
+    n_nets = weight_masks[0].shape[0]
+    kept = sum(m.reshape(n_nets, -1).sum(axis=1) for m in weight_masks)
+    return kept / sum(m[0].size for m in weight_masks)
+
+
+def input_connections(first_layer_mask: np.ndarray) -> np.ndarray:
+    """(N, n_inputs) surviving first-layer weights of each input (first layer's mask `(N, in, out)`)."""
+    return first_layer_mask.sum(axis=2).astype(np.int32)
+
+
+def input_connection_fractions(first_layer_mask: np.ndarray) -> np.ndarray:
+    """(N, n_inputs) fraction of each input's first-layer weights that survive."""
+    return input_connections(first_layer_mask) / first_layer_mask.shape[2]
+
+
 def level_structure(weights: list[np.ndarray], weight_masks: list[np.ndarray],
                     bias_masks: list[np.ndarray], edges: list[np.ndarray]) -> LevelStructure:
     """Statistics of one level: per layer `weights (N, in, out)`, masks the same, `bias_masks (N, out)`."""
     n_nets = weights[0].shape[0]
-    remaining = np.stack([m.reshape(n_nets, -1).mean(axis=1) for m in weight_masks], axis=1)
+    remaining = remaining_fractions(weight_masks)
     ghosts = np.array([ghost_units([m[n] for m in weight_masks], [b[n] for b in bias_masks])
                        for n in range(n_nets)], dtype=np.int32).reshape(n_nets, len(weights) - 1)
-    input_connections = weight_masks[0].sum(axis=2).astype(np.int32)
+    connections = input_connections(weight_masks[0])
     hist, quantiles, moments = [], [], []
     for w, m, e in zip(weights, weight_masks, edges):
         alive = w[m].astype(np.float64)
@@ -61,4 +84,4 @@ def level_structure(weights: list[np.ndarray], weight_masks: list[np.ndarray],
         else:
             quantiles.append(np.full(len(QUANTILES), np.nan))
             moments.append((0, np.nan, np.nan))
-    return LevelStructure(remaining, ghosts, input_connections, hist, np.array(quantiles), np.array(moments))
+    return LevelStructure(remaining, ghosts, connections, hist, np.array(quantiles), np.array(moments))

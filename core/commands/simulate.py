@@ -21,10 +21,11 @@ def progress_bar(total: int, description: str = "simulating"):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
+    from core.formatting import fmt_rate
+
     class RateColumn(TextColumn):
-        def render(self, task):  # samples per second, not Rich's bytes/s
-            speed = task.finished_speed or task.speed
-            return f"{speed:,.0f} samples/s" if speed else "- samples/s"
+        def render(self, task):  # samples per second (core.formatting, as everywhere), not Rich's bytes/s
+            return fmt_rate(task.finished_speed or task.speed or None)
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), MofNCompleteColumn(),
                    RateColumn(""), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),

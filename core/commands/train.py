@@ -148,7 +148,7 @@ def execute(run_store: Run, engine, *, quiet: bool, stop, sync: LevelSync,
     sinks = []
     display = None
     if not quiet and sync.is_main:
-        from core.engine.display import RichDisplay
+        from core.commands.display import RichDisplay
 
         display = RichDisplay(engine.config.levels)
         sinks.append(display)

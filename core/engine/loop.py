@@ -6,10 +6,10 @@ run store and only then is `levels_complete` advanced. Because a level's start d
 the previous level's stored float32 arrays, and batches and initialisation only on (seed,
 network, level, step), a run resumed after SIGKILL is bit-identical to an uninterrupted one.
 
-Progress goes to a list of sinks (callables taking an event record): the run's events.jsonl
-writer, and in the CLI a Rich display. Cancellation is a `threading.Event` checked between
-compiled chunks (SIGTERM/SIGINT set it): the level in progress is abandoned, the run is marked
-`cancelled`, and `Cancelled` is raised.
+Progress goes to a list of sinks (callables taking a typed `core.events` record): the run's
+events.jsonl writer, and in the CLI the console display (`core.commands.display`). Cancellation
+is a `threading.Event` checked between compiled chunks (SIGTERM/SIGINT set it): the level in
+progress is abandoned, the run is marked `cancelled`, and `Cancelled` is raised.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from core.engine import evaluate, model, prune, train
 from core.engine.model import Layer, Params
 from core.engine.sharding import NetSlice, Placement, make_mesh, process_slice
 from core.errors import Cancelled, StoreError
-from core.events import EventWriter
+from core.events import Event, EventWriter
 from core.runstore import SPLITS, Run
 
-Sink = Callable[[dict[str, Any]], None]
+#: Where events go besides events.jsonl (the CLI's console display): a callable taking each typed record.
+Sink = Callable[[Event], None]
 #: Bytes of training data we are willing to keep on each device; above it, batches come from the host.
 DEVICE_DATA_BUDGET = int(os.environ.get("MOTHTUI_DEVICE_DATA_BYTES", 2 << 30))
 #: Minimum seconds between two progress events (a fast small run must not flood the UI).
@@ -152,7 +153,7 @@ def load_level_start(run: Run, engine: Engine, level: int) -> tuple[Params, Para
     return params, masks, run.diverged(level - 1, nets)
 
 
-class _Progress:
+class _ProgressEmitter:
     """Turns per-chunk losses into throttled `progress` events with a rate and an ETA."""
 
     def __init__(self, emit: Callable[..., None], engine: Engine, level: int, levels_left: int,
@@ -218,7 +219,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
             if level > 0:
                 params, masks = engine.prune_for(level, params, masks)
             emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.max_steps)
-            progress = _Progress(emit, engine, level, cfg.levels - level - 1, level_seconds)
+            progress = _ProgressEmitter(emit, engine, level, cfg.levels - level - 1, level_seconds)
             result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop)
             t_eval = time.perf_counter()
             result.losses = engine.evaluate(result.params)

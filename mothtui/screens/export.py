@@ -1,7 +1,8 @@
 """The export dialog: where to write, what will be written, then `core.export.export_run`.
 
-Writing runs in a thread worker (a 400-network export reads hundreds of MB), and any
-`MothError` (a non-empty directory, nothing passing) is shown in the dialog, one line.
+Writing runs in a thread worker (a 400-network export reads hundreds of MB) that posts how it
+went as a message: `Written` with the manifest, or `Failed` with a `MothError` (a non-empty
+directory, nothing passing), shown in the dialog, one line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -29,6 +31,20 @@ class ExportDialog(ModalScreen[dict | None]):
     """Type or accept a directory, `enter` writes; dismisses with the manifest (None if cancelled)."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel", id="export.cancel")]
+
+    class Written(Message):
+        """The export is on disk: its directory and manifest."""
+
+        def __init__(self, out: Path, manifest: dict) -> None:
+            super().__init__()
+            self.out, self.manifest = out, manifest
+
+    class Failed(Message):
+        """The export was refused or failed, with the one-line reason; `--out` is left as it was."""
+
+        def __init__(self, error: MothError) -> None:
+            super().__init__()
+            self.error = error
 
     def __init__(self, run_id: str, threshold: float, split: str, overrides: dict[int, int],
                  nets: list[int] | None, summary: str):
@@ -63,13 +79,16 @@ class ExportDialog(ModalScreen[dict | None]):
             manifest = export_run(run, out, threshold=self.threshold, split=self.split,
                                   nets=self.nets, overrides=self.overrides)
         except MothError as err:
-            self.app.call_from_thread(self.query_one("#export-result", Static).update, f"⚠ {err}")
+            self.post_message(self.Failed(err))
             return
-        self.app.call_from_thread(self._done, out, manifest)
+        self.post_message(self.Written(out, manifest))
 
-    def _done(self, out: Path, manifest: dict) -> None:
-        self.app.notify(f"exported {len(manifest['networks'])} networks to {out}", title="export")
-        self.dismiss(manifest)
+    def on_export_dialog_failed(self, message: Failed) -> None:
+        self.query_one("#export-result", Static).update(f"⚠ {message.error}")
+
+    def on_export_dialog_written(self, message: Written) -> None:
+        self.app.notify(f"exported {len(message.manifest['networks'])} networks to {message.out}", title="export")
+        self.dismiss(message.manifest)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -2,7 +2,9 @@
 
 The rule is `core.select.select` (the same as `mothtui select`), so what the picker shows is what
 the command line would pick; overrides (left/right on a network) are passed to it and to the
-export, marked `*` in the table and in the network's own plot.
+export, marked `*` in the table and in the network's own plot. The losses come in a
+`mothtui.model.PickerView`, loaded by a thread worker and posted as `PickerScreen.Loaded` (on
+opening, and again whenever a level completes).
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from core.errors import MothError
-from core.runstore import open_run, summarize
+from core.runstore import run_path, summarize
 from core.select import SPLITS, Selection, check_threshold, select
 from mothtui.fmt import fmt_loss, fmt_threshold
+from mothtui.model import PickerView, load_picker_view
 from mothtui.screens.export import ExportDialog
 from mothtui.widgets.plots import NetworkPlot
 
@@ -50,6 +55,13 @@ class ChoiceTable(DataTable):
 
 class PickerScreen(Screen):
     """Pick the sparse network of each member of run `run_id`."""
+
+    class Loaded(Message):
+        """A worker read the run's losses: a `PickerView`."""
+
+        def __init__(self, view: PickerView) -> None:
+            super().__init__()
+            self.view = view
 
     BINDINGS = [
         Binding("plus,equals_sign", "threshold(1)", "threshold", key_display="+/-", id="picker.threshold_up"),
@@ -87,31 +99,36 @@ class PickerScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._load()
-        self.query_one("#picker-threshold", Input).value = fmt_threshold(self.threshold)
         self.query_one(ChoiceTable).focus()
+        self.load()
         self.set_interval(STORE_POLL_S, self._poll)
-        if self.open_export:
+
+    @work(thread=True, exclusive=True, group="picker-load", exit_on_error=False)
+    def load(self) -> None:
+        self.post_message(self.Loaded(load_picker_view(self.app.runs_dir, self.run_id)))
+
+    def on_picker_screen_loaded(self, message: Loaded) -> None:
+        view, first = message.view, self.state is None
+        if first:
+            self.set_threshold(view.threshold, update=False)
+        self.state = (view.status, view.levels_complete)
+        self.sparsity = view.sparsity
+        self.losses = view.losses
+        self.nets = view.nets
+        self.overrides = {n: lv for n, lv in self.overrides.items() if lv < view.levels_complete}
+        self.update_selection()
+        if first and self.open_export:
             self.call_after_refresh(self.action_export)
 
-    def _load(self) -> None:
-        run = open_run(self.app.runs_dir, self.run_id)
-        if self.state is None:
-            self.threshold = float(run.config.threshold)
-        self.state = (run.status, run.levels_complete)
-        self.sparsity = run.sparsity
-        self.losses = {s: run.losses(s) for s in SPLITS}
-        self.nets = run.nets
-        self.overrides = {n: lv for n, lv in self.overrides.items() if lv < run.levels_complete}
-        self.update_selection()
-
     def _poll(self) -> None:
-        s = summarize(self.app.runs_dir / self.run_id)
-        if (s.status, s.levels_complete) != self.state and not s.damaged:
-            self._load()
+        s = summarize(run_path(self.app.runs_dir, self.run_id))
+        if self.state is not None and (s.status, s.levels_complete) != self.state and not s.damaged:
+            self.load()
 
     # ---- selection ----------------------------------------------------------------------------
     def update_selection(self) -> None:
+        if not self.losses:  # not loaded yet
+            return
         self.selection = select(self.losses[self.split], self.sparsity, self.threshold, self.overrides,
                                 split=self.split, run=self.run_id)
         table = self.query_one(ChoiceTable)
@@ -163,16 +180,19 @@ class PickerScreen(Screen):
                                              c.manual, self.threshold)
 
     def export_nets(self) -> list[int]:
+        if self.selection is None:
+            return []
         return [c.network for c in self.selection.chosen if c.network not in self.excluded]
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._plot_network()
 
     # ---- keys ------------------------------------------------------------------------------------
-    def set_threshold(self, value: float) -> None:
+    def set_threshold(self, value: float, *, update: bool = True) -> None:
         self.threshold = value
         self.query_one("#picker-threshold", Input).value = fmt_threshold(value)
-        self.update_selection()
+        if update:
+            self.update_selection()
 
     def action_threshold(self, direction: int) -> None:
         self.set_threshold(step_threshold(self.threshold, direction))
@@ -195,7 +215,7 @@ class PickerScreen(Screen):
     def action_level(self, step: int) -> None:
         """Override the highlighted network's level (from its current pick, or its best level)."""
         net = self.highlighted()
-        if net is None:
+        if net is None or self.selection is None:
             return
         levels = self.losses[self.split].shape[0]
         c = self.selection.choices[net]

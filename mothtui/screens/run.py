@@ -1,8 +1,10 @@
 """One run: live progress from its event stream, loss vs sparsity, layers, weights, analysis.
 
-Two timers keep it live without blocking: events are tailed at 4 Hz (reading new lines is
-cheap), the store's `zarr.json` is re-read once a second and, only when a level completes,
-the losses are reloaded in a thread worker. Plots redraw on their own throttled timers.
+Two timers keep it live without blocking: events are tailed at 4 Hz (reading the new lines is
+cheap) and folded into a `core.events.RunProgress` by the shared reducer; the store's `zarr.json`
+is re-read once a second and, only when a level completes, a thread worker loads a
+`mothtui.model.RunView` and posts it as a `RunScreen.Loaded` message (the weights histogram the
+same way, `WeightsLoaded`). Plots redraw on their own throttled timers.
 """
 
 from __future__ import annotations
@@ -12,25 +14,38 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from core.events import EventTail
-from core.runstore import open_run, summarize
-from mothtui.fmt import fmt_duration, fmt_loss, fmt_rate, fmt_threshold, status_label
-from mothtui.model import Progress, analysis_table, input_connections
+from core.events import EventTail, RunProgress, fold
+from core.formatting import fmt_duration, fmt_rate
+from core.runstore import run_path, summarize
+from mothtui.fmt import fmt_loss, fmt_threshold, status_label
+from mothtui.model import LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view
 from mothtui.widgets.plots import LossPlot, WeightHistogram
 
 EVENT_POLL_S = 0.25
 STORE_POLL_S = 1.0
-#: Networks read for the layer and weight views: enough for fractions and histograms, and a
-#: 400-network paper run stays a quick read.
-SAMPLE_NETS = 16
 TABS = ("progress", "layers", "weights", "analysis")
 
 
 class RunScreen(Screen):
     """The run `run_id`; `p` opens the picker on it."""
+
+    class Loaded(Message):
+        """A worker read the run's view from the store (after a level completed, or on opening)."""
+
+        def __init__(self, view: RunView) -> None:
+            super().__init__()
+            self.view = view
+
+    class WeightsLoaded(Message):
+        """A worker read one level's weights for the histogram."""
+
+        def __init__(self, view: WeightsView) -> None:
+            super().__init__()
+            self.view = view
 
     BINDINGS = [
         Binding("p", "pick", "pick", id="run.pick"),
@@ -51,7 +66,8 @@ class RunScreen(Screen):
         self.run_id = run_id
         self.path = None  # set on mount, when the app (and its run store) is known
         self.config = None
-        self.progress = Progress()
+        self.view: RunView | None = None
+        self.progress = RunProgress()
         self.tail: EventTail | None = None
         self.state: tuple | None = None  # (status, levels_complete) last seen
         self.status = "?"
@@ -81,7 +97,7 @@ class RunScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.path = self.app.runs_dir / self.run_id
+        self.path = run_path(self.app.runs_dir, self.run_id)
         self.tail = EventTail(self.path)
         self.poll_events()
         self.poll_store()
@@ -90,7 +106,9 @@ class RunScreen(Screen):
 
     # ---- live data ------------------------------------------------------------------------
     def poll_events(self) -> None:
-        if self.tail is not None and self.progress.feed(self.tail.read()):
+        events = self.tail.read() if self.tail is not None else []
+        if events:
+            self.progress = fold(events, self.progress)
             self._show_progress()
 
     def poll_store(self) -> None:
@@ -105,24 +123,20 @@ class RunScreen(Screen):
 
     @work(thread=True, exclusive=True, group="run-load", exit_on_error=False)
     def load_run(self) -> None:
-        run = open_run(self.app.runs_dir, self.run_id)
-        data = dict(config=run.config, sparsity=run.sparsity, losses=run.losses("val"),
-                    levels_complete=run.levels_complete, attrs=run.attrs,
-                    layers=self._layer_fractions(run), analysis=self._analysis(run))
-        self.app.call_from_thread(self._loaded, data)
+        self.post_message(self.Loaded(load_run_view(self.app.runs_dir, self.run_id)))
 
-    def _loaded(self, data: dict) -> None:
-        cfg = data["config"]
-        self.config = cfg
-        self.threshold = float(cfg.threshold)
-        self.sparsity, self.losses = data["sparsity"], data["losses"]
-        self.levels_complete = data["levels_complete"]
+    def on_run_screen_loaded(self, message: Loaded) -> None:
+        view = self.view = message.view
+        self.config = view.config
+        self.threshold = view.threshold
+        self.sparsity, self.losses = view.sparsity, view.losses
+        self.levels_complete = view.levels_complete
         self._show_header(summarize(self.path))
         self.refresh_bindings()  # pick/export apply once a level is complete
         self._plot()
         self._show_progress()
-        self._show_layers(data["layers"])
-        self._show_analysis(data["analysis"])
+        self._show_layers(view.layers)
+        self._show_analysis(view.analysis)
         if self.weights_level is None or self.weights_level >= self.levels_complete:
             self.weights_level = max(0, self.levels_complete - 1)
         if self.levels_complete:
@@ -162,16 +176,15 @@ class RunScreen(Screen):
             if p.samples_per_s is not None:
                 eta = f" · ETA {fmt_duration(p.eta_s)}" if p.eta_s is not None else ""
                 lines.append(f"{fmt_rate(p.samples_per_s)}{eta}")
-        if self.levels_complete:
-            last = self.losses[self.levels_complete - 1] if self.losses.size else np.zeros(0)
-            finite = last[np.isfinite(last)]
+        view = self.view
+        if view is not None and view.levels_complete:
             lines.append("")
-            lines.append(f"[b]completed {self.levels_complete} levels[/b]")
-            if finite.size:
-                lines.append(f"val loss at {self.sparsity[self.levels_complete - 1]:.2f}: "
-                             f"median {fmt_loss(float(np.median(finite)))}")
-            passing = int((np.nan_to_num(self.losses, nan=np.inf) <= self.threshold).any(axis=0).sum())
-            lines.append(f"{passing}/{self.losses.shape[1]} nets pass {fmt_threshold(self.threshold)}")
+            lines.append(f"[b]completed {view.levels_complete} levels[/b]")
+            median = view.last_level_median()
+            if median is not None:
+                lines.append(f"val loss at {view.sparsity[view.levels_complete - 1]:.2f}: median {fmt_loss(median)}")
+            lines.append(f"{view.selection.passing}/{len(view.selection.choices)} nets pass "
+                         f"{fmt_threshold(view.selection.threshold)}")
         if p.status and p.status != "running":
             lines.append(f"{status_label(p.status)}" + (f": {p.message}" if p.message else ""))
         if not lines:
@@ -181,34 +194,14 @@ class RunScreen(Screen):
             self._plot()
 
     # ---- layers, weights, analysis --------------------------------------------------------
-    @staticmethod
-    def _layer_fractions(run) -> dict:
-        """Remaining weight fraction per (level, layer) over the first SAMPLE_NETS networks."""
-        nets = slice(0, min(SAMPLE_NETS, run.nets))
-        rows = []
-        first_masks = None
-        for level in range(run.levels_complete):
-            fractions = []
-            kept = total = 0
-            for k in range(run.n_layers):
-                mask = np.asarray(run.group[f"layer_{k}/weight_mask"][level, nets])
-                fractions.append(float(mask.mean()))
-                kept, total = kept + int(mask.sum()), total + mask.size
-                if k == 0 and level == run.levels_complete - 1:
-                    first_masks = mask
-            rows.append((level, float(run.sparsity[level]), fractions, kept / max(1, total)))
-        inputs = input_connections(first_masks, list(run.attrs.get("input_names", []))) \
-            if first_masks is not None else []
-        return {"rows": rows, "layers": run.n_layers, "inputs": inputs, "sampled": nets.stop}
-
-    def _show_layers(self, data: dict) -> None:
+    def _show_layers(self, layers: LayersView) -> None:
         table = self.query_one("#run-layers", DataTable)
         table.clear(columns=True)
-        table.add_columns("level", "target", *(f"layer {k}" for k in range(data["layers"])), "all")
-        for level, target, fractions, overall in data["rows"]:
-            table.add_row(str(level), f"{target:.2f}", *(f"{1 - f:.3f}" for f in fractions), f"{1 - overall:.3f}")
-        inputs = data["inputs"]
-        text = [f"pruned fraction per layer, {data['sampled']} networks sampled"]
+        table.add_columns("level", "target", *(f"layer {k}" for k in range(layers.layers)), "all")
+        for level, target, remaining, overall in layers.rows:
+            table.add_row(str(level), f"{target:.2f}", *(f"{1 - f:.3f}" for f in remaining), f"{1 - overall:.3f}")
+        inputs = layers.inputs
+        text = [f"pruned fraction per layer, {layers.sampled} networks sampled"]
         if inputs:
             text.append("first-layer connections kept per input at the last level: " +
                         "  ".join(f"{name} {kept:.0%}" for name, kept in inputs))
@@ -216,21 +209,11 @@ class RunScreen(Screen):
 
     @work(thread=True, exclusive=True, group="run-weights", exit_on_error=False)
     def load_weights(self, level: int) -> None:
-        run = open_run(self.app.runs_dir, self.run_id)
-        nets = slice(0, min(SAMPLE_NETS, run.nets))
-        weights = np.concatenate([np.asarray(run.group[f"layer_{k}/weight"][level, nets]).ravel()
-                                  for k in range(run.n_layers)])
-        caption = (f"level {level} · target {run.sparsity[level]:.2f} · |w| of remaining weights, "
-                   f"{nets.stop} nets · [ ] change level")
-        self.app.call_from_thread(self.query_one(WeightHistogram).set_data, weights, caption)
+        self.post_message(self.WeightsLoaded(load_weights_view(self.app.runs_dir, self.run_id, level)))
 
-    @staticmethod
-    def _analysis(run) -> dict | None:
-        """The stored analysis summary (core.analysis), or None when absent or half-written."""
-        from core.analysis.store import load_analysis  # numpy + zarr only
-
-        found = load_analysis(run)
-        return None if found is None else found["summary"]
+    def on_run_screen_weights_loaded(self, message: WeightsLoaded) -> None:
+        if message.view.level == self.weights_level:  # not a level the user has already left
+            self.query_one(WeightHistogram).set_data(message.view.weights, message.view.caption)
 
     def _show_analysis(self, summary: dict | None) -> None:
         table = self.query_one("#run-analysis-table", DataTable)

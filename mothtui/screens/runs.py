@@ -1,16 +1,21 @@
-"""The home screen: every run of the store, live status, and the keys to open, start, resume, cancel."""
+"""The home screen: every run of the store, live status, and the keys to open, start, resume, cancel.
+
+The first paint comes straight from `core.runlist` (plain JSON); then, once a second, a thread
+worker loads a `mothtui.model.RunsView` (rows with the chosen-sparsity and duration columns, and
+the running runs' progress lines from their events) and posts it as `RunsScreen.RowsLoaded`.
+"""
 
 from __future__ import annotations
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.events import EventTail
-from mothtui.fmt import fmt_created, status_label
 from core.runlist import list_runs
+from mothtui.fmt import fmt_created, status_label
 
 # mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
 # paint's critical path: the first paint uses core.runlist (plain JSON, standard library only).
@@ -40,6 +45,13 @@ class RunsTable(DataTable):
 class RunsScreen(Screen):
     """A table of runs; `enter` opens one. Damaged runs are rows that say why, never a crash."""
 
+    class RowsLoaded(Message):
+        """A worker read the store: a `mothtui.model.RunsView`."""
+
+        def __init__(self, view) -> None:
+            super().__init__()
+            self.view = view
+
     BINDINGS = [
         Binding("enter", "open", "open", id="runs.open"),
         Binding("n", "new", "new", id="runs.new"),
@@ -57,8 +69,7 @@ class RunsScreen(Screen):
         self.rows: list = []  # RunRow (or a first-paint stand-in with the same fields)
         self.filter_text = ""
         self.sort_key = "created"
-        self._tails: dict[str, EventTail] = {}
-        self.progress: dict = {}  # run id -> mothtui.model.Progress
+        self.live: tuple[str, ...] = ()  # progress lines of the running runs, from the last RunsView
         self._loader = None
 
     @property
@@ -93,16 +104,20 @@ class RunsScreen(Screen):
     @work(thread=True, group="runs-poll", exit_on_error=False)
     def load_rows(self) -> None:
         """Re-read the store off the UI thread (zarr reads of a big run take a moment)."""
-        rows = self.model.rows(now=self.app.clock())
-        self.app.call_from_thread(self._show, rows)
+        self.post_message(self.RowsLoaded(self.model.view(now=self.app.clock())))
+
+    def on_runs_screen_rows_loaded(self, message: RowsLoaded) -> None:
+        self.live = message.view.live
+        self._show(list(message.view.rows))
 
     def refresh_runs(self) -> None:
-        self._show(self.model.rows(now=self.app.clock()))
+        """Re-read now (after a delete), without waiting for the next poll."""
+        self._loader = self.load_rows()
 
     def _show(self, rows: list) -> None:
         starting = [rid for rid in self.app.jobs.running() if rid not in {r.run_id for r in rows}]
         self.rows = rows
-        self._update_progress(rows)
+        self.query_one("#runs-progress", Static).update("\n".join(self.live[:2]) or " ")
         table = self.query_one(RunsTable)
         current = self.selected_id()
         table.clear()
@@ -125,21 +140,6 @@ class RunsScreen(Screen):
         self.query_one("#runs-header", Static).update(
             f"[b]mothtui[/b]  {self.app.runs_dir}   {shown}sort {self.sort_key}   {tally}")
         self.refresh_bindings()
-
-    def _update_progress(self, rows: list) -> None:
-        running = [r for r in rows if r.summary.status == "running" and not isinstance(r, FirstPaintRow)]
-        if not running:
-            self.query_one("#runs-progress", Static).update(" ")
-            return
-        from mothtui.model import Progress  # loaded by the first worker already
-
-        lines = []
-        for r in running:
-            tail = self._tails.setdefault(r.run_id, EventTail(r.summary.path))
-            progress = self.progress.setdefault(r.run_id, Progress())
-            progress.feed(tail.read())
-            lines.append(f"{r.run_id}: {progress.line()}")
-        self.query_one("#runs-progress", Static).update("\n".join(lines[:2]) or " ")
 
     def _matches(self, run_id: str, status: str) -> bool:
         text = self.filter_text.lower()

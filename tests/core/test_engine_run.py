@@ -154,7 +154,7 @@ def test_cancel_and_resume_equals_an_uninterrupted_run(setup, reference):
     stop = threading.Event()
 
     def cancel_after_level_1(record):
-        if record["event"] == "level_end" and record["level"] == 1:
+        if record.event == "level_end" and record.level == 1:
             stop.set()
 
     with pytest.raises(Cancelled):

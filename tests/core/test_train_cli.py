@@ -55,9 +55,9 @@ def dataset(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("cli") / "dataset", n=4000, seed=2)
 
 
-def _start(runs, dataset, run_id):
+def _start(runs, dataset, run_id, *extra):
     return subprocess.Popen([sys.executable, "-m", "core", "train", *TRAIN_SETTINGS, "--set",
-                             f"dataset={dataset}", "--runs", str(runs), "--id", run_id, "--quiet"],
+                             f"dataset={dataset}", "--runs", str(runs), "--id", run_id, "--quiet", *extra],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, env=ENV)
 
@@ -65,7 +65,7 @@ def _start(runs, dataset, run_id):
 def _wait_for_level_end(run_dir, level, proc, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any(e["event"] == "level_end" and e["level"] == level for e in read_events(run_dir)):
+        if any(e.event == "level_end" and e.level == level for e in read_events(run_dir)):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
@@ -102,7 +102,7 @@ def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset):
     assert proc.returncode == 130, err
     assert out.strip().splitlines()[-1] == "cancelled"
     assert open_run(runs_dir, "cancelled").status == "cancelled"
-    assert read_events(runs_dir / "cancelled")[-1]["status"] == "cancelled"
+    assert read_events(runs_dir / "cancelled")[-1].status == "cancelled"
 
     for run_id in ("killed", "cancelled"):
         proc = _cli("resume", run_id, "--quiet", runs=runs_dir, timeout=300)
@@ -196,7 +196,7 @@ def test_one_owner_two_trains_of_one_id_and_analyze_during_training(runs_dir, da
     assert loser.count("\n") == 0 and loser.startswith(f"mothtui: run 'same' already exists in {runs_dir}"), loser
     assert open_run(runs_dir, "same").status == "done"
 
-    proc = _start(runs_dir, dataset, "busy")
+    proc = _start(runs_dir, dataset, "busy", "--set", "epochs_per_level=3000")  # still training throughout
     try:
         _wait_for_level_end(runs_dir / "busy", 0, proc)
         before = sorted(p.name for p in (runs_dir / "busy").iterdir())

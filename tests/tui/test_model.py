@@ -9,12 +9,13 @@ import pytest
 from core.analysis import AnalysisParams, analyze_run
 from core.analysis.store import load_analysis
 from core.config import ConfigError, resolve
-from core.events import EventWriter
+from core.events import EventTail, EventWriter, event_span, fold
+from core.formatting import fmt_duration
 from core.runstore import open_run
-from mothtui.fmt import fmt_duration, fmt_loss, fmt_threshold
+from mothtui.fmt import fmt_loss, fmt_threshold
 from core.runlist import new_run_id
 from mothtui.jobs import resume_command, train_command
-from mothtui.model import Progress, RunsModel, analysis_table, event_span
+from mothtui.model import RunsModel, analysis_table, progress_line
 from mothtui.screens.new_run import form_overrides
 from mothtui.screens.picker import step_threshold
 
@@ -38,7 +39,7 @@ def test_rows_chosen_sparsity_and_duration(store):
     first = events.emit("run_start", run="alpha", nets=4, levels=5, pid=1, resumed_from=None)
     last = events.emit("run_end", status="done", message="")
     rows = {r.run_id: r for r in RunsModel(store).rows(now=0.0)}
-    assert rows["alpha"].duration == fmt_duration(last["t"] - first["t"])
+    assert rows["alpha"].duration == fmt_duration(last.t - first.t)
     assert rows["beta"].duration == "–"  # no events: made elsewhere
     assert rows["alpha"].chosen.endswith("@1e-3")
     assert event_span(store / "alpha")[2] is True
@@ -46,27 +47,26 @@ def test_rows_chosen_sparsity_and_duration(store):
 
 def test_progress_follows_the_event_schema(tmp_path):
     events = EventWriter(tmp_path)
-    p = Progress()
-    from core.events import EventTail
-
     tail = EventTail(tmp_path)
     events.emit("run_start", run="r", nets=3, levels=4, pid=1, resumed_from=None)
     events.emit("level_start", level=1, sparsity=0.5, max_steps=800)
     events.emit("progress", level=1, step=200, max_steps=800, active=2, loss=[1e-3, 3e-3, None],
                 samples_per_s=2.5e6, eta_s=90.0)
-    assert p.feed(tail.read())
+    new = tail.read()
+    assert new
+    p = fold(new)
     assert (p.level, p.step, p.active, p.nets) == (1, 200, 2, 3)
     med, p10, p90 = p.loss_stats()
     assert med == pytest.approx(2e-3) and p10 < med < p90
-    assert p.line() == "level 1/4 · 50 % · step 200 / ≤ 800 · 2.5M samples/s · ETA 1m30s"
+    assert progress_line(p) == "level 1/4 · 50 % · step 200 / ≤ 800 · 2.5M samples/s · ETA 1m30s"
     events.emit("level_end", level=1, sparsity=0.5, steps=[200, 200, 100], stopped_early=1, diverged=1,
                 loss={"train": [0.1] * 3, "val": [0.1] * 3, "test": [0.1] * 3}, seconds=3.0)
     events.emit("run_end", status="cancelled", message="SIGTERM")
-    p.feed(tail.read())
+    p = fold(tail.read(), p)
     assert (p.stopped_early, p.diverged, p.status, p.message) == (1, 1, "cancelled", "SIGTERM")
     assert (p.active, p.samples_per_s, p.eta_s) == (None, None, None)  # nothing trains once it ended
-    assert p.line() == "level 1/4 · 50 % · step 200 / ≤ 800 · cancelled"
-    assert not p.feed(tail.read())
+    assert progress_line(p) == "level 1/4 · 50 % · step 200 / ≤ 800 · cancelled"
+    assert not tail.read()
 
 
 def test_new_run_form_overrides_only_what_changed():

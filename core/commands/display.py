@@ -1,0 +1,66 @@
+"""The console progress display of `train` and `resume`: a Rich progress bar fed by the engine's events.
+
+A sink (callable taking one `core.events.Event`) like the events.jsonl writer. It keeps the run's
+`RunProgress` with the same reducer the app uses, so the terminal shows what the run screen would:
+level, step, median network loss, rate and ETA (formatted by `core.formatting`, as in the app).
+Draws on stderr so stdout keeps only the run id. Part of the commands layer: the engine only emits.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from core.events import Event, LevelEnd, LevelStart, RunEnd, RunProgress, StepProgress, reduce
+from core.formatting import fmt_duration, fmt_rate
+
+
+def _loss(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2e}"
+
+
+class RichDisplay:
+    """Consumes events; use as a context manager around the run."""
+
+    def __init__(self, levels: int, console: Console | None = None):
+        self.console = console or Console(file=sys.stderr)
+        self.bar = Progress(
+            TextColumn("[bold]level {task.fields[level]}/{task.fields[levels]}[/] {task.fields[sparsity]}"),
+            BarColumn(bar_width=12), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            console=self.console, transient=False,
+            disable=not self.console.is_terminal,  # in a log file: the level lines only
+        )
+        self.levels = levels
+        self.state = RunProgress()
+        self.task = None
+
+    def __enter__(self) -> "RichDisplay":
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=1, level=0, levels=self.levels,
+                                      sparsity="", info="starting (compiling)…")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def __call__(self, event: Event) -> None:
+        self.state = s = reduce(self.state, event)
+        if isinstance(event, LevelStart):
+            self.bar.update(self.task, completed=0, total=event.max_steps, level=event.level,
+                            sparsity=f"{event.sparsity:.0%}", info="")
+        elif isinstance(event, StepProgress):
+            self.bar.update(
+                self.task, completed=s.step,
+                info=f"step {s.step:,}/{s.max_steps:,} · loss {_loss(s.loss_stats()[0])} · "
+                     f"{s.active} active · {fmt_rate(s.samples_per_s)} · ETA {fmt_duration(s.eta_s)}")
+        elif isinstance(event, LevelEnd):
+            self.bar.update(self.task, completed=self.bar.tasks[0].total)
+            self.console.print(
+                f"level {event.level:>2} · {event.sparsity:>4.0%} pruned · val median "
+                f"{_loss(event.median_loss('val'))} · early stop {event.stopped_early} · "
+                f"diverged {event.diverged} · {event.seconds:.1f} s",
+                soft_wrap=True)
+        elif isinstance(event, RunEnd):
+            self.console.print(f"run {s.status}: {s.message or ''}", soft_wrap=True)
