@@ -21,6 +21,9 @@ SEED_SCHEDULE = (0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.90,
                  0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
 
 PRUNING_MODES = ("layer", "global")
+INITS = ("normal", "lecun")
+PRUNE_COUNTS = ("round", "seed")  # see core.engine.prune.prune_count
+OPTIMIZER_STATES = ("fresh", "carried")
 PRECISIONS = ("float32", "tf32", "bf16")
 
 
@@ -45,25 +48,38 @@ class Config:
     hidden: tuple[int, ...] = (400, 400, 400, 16)
     """Hidden layer widths; the network is 10-hidden...-7 with tanh hidden units."""
     init_std: float = 0.2
-    """Standard deviation of the initial weights (the seed's N(0,1)/5); biases start at 0."""
+    """Standard deviation of the initial weights with `init = "normal"` (the seed's N(0,1)/5); biases start at 0."""
+    init: str = "normal"
+    """"normal": N(0, init_std²) in every layer (the seed); "lecun": N(0, 1/fan_in) per layer."""
     batch: int = 128
     """Minibatch size."""
     learning_rate: float = 5e-4
     """Adam learning rate."""
     epochs_per_level: float = 1.0
     """Training budget of each level in passes over the training split (the seed: one pass)."""
+    level0_epochs: float = 0.0
+    """Training budget of level 0 (the dense networks) in passes; 0: `epochs_per_level`."""
     max_steps: int = 0
     """Hard cap on steps per level; 0 means one budget of `epochs_per_level` passes."""
+    optimizer_state: str = "fresh"
+    """Adam's state at each new level: "fresh" (new moments, step count 0) or "carried" (moments and step
+    count go on from the previous level, as the seed's single optimizer did)."""
     early_stop_window: int = 500
     """Early stopping compares the mean loss of the last window of batches with the one before."""
     early_stop_every: int = 100
     """Check early stopping every this many batches (once two windows have run)."""
     early_stop_ratio: float = 1.01
     """Stop a network when mean(previous window) / mean(last window) < this ratio."""
+    early_stop_below: float = 0.0
+    """Stop early only a network whose mean loss over the last window is at most this (0: any loss),
+    so a network on a plateau far above the selection threshold keeps its whole budget."""
     schedule: tuple[float, ...] = SEED_SCHEDULE
     """Target sparsities (fraction of weights pruned) of levels 1, 2, ...; level 0 is unpruned."""
     pruning: str = "layer"
     """"layer": each layer pruned to the target (the seed); "global": one cutoff over all weights."""
+    prune_count: str = "round"
+    """How many weights a target fraction c of n prunes: "round" (round(c·n), so exactly the target) or
+    "seed" (floor(c·n) + 1, as the seed's code did: one more in every layer at every level)."""
     prune_biases: bool = False
     """Also prune biases by magnitude, with their own schedule."""
     bias_schedule: tuple[float, ...] = ()
@@ -124,6 +140,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # eval_batch: evaluation holds (nets, rows, 400) float32 activations, 42 GB each at 65,536 rows
     # and 400 networks (OOM on an 80 GB GPU); 8,192 rows keep them at 5 GB (docs/cluster.md).
     "paper": dict(eval_batch=8_192),
+    # The paper's network (10-400-400-400-16-7) and schedule at a size a 2-core CPU finishes (docs/science.md):
+    # 4 networks on 1M strokes. Level 0 trains up to 10 passes (50,000 steps, as the seed's level 0 did)
+    # from N(0, 0.05²), about Glorot's scale for 400-wide layers, so full-size networks train without the
+    # seed init's long plateaus; each retraining level up to one pass. A network stops early only once
+    # its loss is at most 2e-4, the accuracy the science needs (stopping at the 1e-3 threshold left dense
+    # networks at 6e-4 to 1.6e-3: docs/science.md). Evaluation in 2,048-row blocks (cache-sized on a CPU).
+    "study": dict(samples=1_000_000, nets=4, init_std=0.05, level0_epochs=10.0, epochs_per_level=1.0,
+                  early_stop_below=2e-4, eval_batch=2_048),
 }
 DEFAULT_PRESET = "quick"
 
@@ -223,6 +247,12 @@ def validate(cfg: Config) -> Config:
         raise bad("hidden", f"must be a non-empty list of positive widths, got {list(cfg.hidden)}")
     if cfg.init_std <= 0:
         raise bad("init_std", "must be positive")
+    if cfg.init not in INITS:
+        raise bad("init", f"must be one of {', '.join(INITS)}, got {cfg.init!r}")
+    if cfg.level0_epochs < 0:
+        raise bad("level0_epochs", "must be 0 (as epochs_per_level) or positive")
+    if cfg.early_stop_below < 0:
+        raise bad("early_stop_below", "must be 0 (any loss) or positive")
     if cfg.batch < 1:
         raise bad("batch", f"must be at least 1, got {cfg.batch}")
     if cfg.batch > cfg.samples * cfg.splits[0]:
@@ -240,6 +270,10 @@ def validate(cfg: Config) -> Config:
     _check_schedule("schedule", cfg.schedule)
     if cfg.pruning not in PRUNING_MODES:
         raise bad("pruning", f"must be one of {', '.join(PRUNING_MODES)}, got {cfg.pruning!r}")
+    if cfg.optimizer_state not in OPTIMIZER_STATES:
+        raise bad("optimizer_state", f"must be one of {', '.join(OPTIMIZER_STATES)}, got {cfg.optimizer_state!r}")
+    if cfg.prune_count not in PRUNE_COUNTS:
+        raise bad("prune_count", f"must be one of {', '.join(PRUNE_COUNTS)}, got {cfg.prune_count!r}")
     if cfg.bias_schedule:
         _check_schedule("bias_schedule", cfg.bias_schedule)
         if len(cfg.bias_schedule) != len(cfg.schedule):

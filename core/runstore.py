@@ -104,6 +104,8 @@ class Run:
             record.create_array(name, shape=(levels, nets), dtype=dtype, chunks=(1, cn), fill_value=fill)
         record.create_array("seconds", shape=(levels,), dtype="float64", chunks=(levels,),
                             fill_value=float("nan"))
+        if config.optimizer_state == "carried":  # Adam's state at the end of the last two levels
+            _create_moments(group, sizes, nets, cn)
         group.attrs.update({
             "kind": KIND,
             "schema_version": SCHEMA_VERSION,
@@ -330,6 +332,34 @@ class Run:
             raise StoreError(f"run {self.run_id!r}: level {level} is not complete "
                              f"({self.levels_complete} levels are)")
 
+    # ---- the carried optimizer state (config optimizer_state = "carried") -----------------
+    def write_moments(self, level: int, nets: slice, count: int | None, mu, nu) -> None:
+        """Adam's state at the end of `level` for a slice of networks (mu, nu: per layer (weight, bias));
+        `count` by one process only (it is the ensemble's). Written before the level completes."""
+        slot = level % MOMENT_SLOTS
+        for name, moment in (("mu", mu), ("nu", nu)):
+            for k, (w, b) in enumerate(moment):
+                self.group[f"optimizer/{name}/layer_{k}/weight"][slot, nets] = np.asarray(w, np.float32)
+                self.group[f"optimizer/{name}/layer_{k}/bias"][slot, nets] = np.asarray(b, np.float32)
+        if count is not None:
+            self.group["optimizer/count"][slot] = count
+
+    def moments(self, level: int, nets: slice = slice(None)):
+        """(count, mu, nu) at the end of a completed `level`; StoreError if the run does not keep them."""
+        self._check_level(level)
+        if "optimizer" not in self.group:
+            raise StoreError(f"run {self.run_id!r} keeps no optimizer state (config optimizer_state is fresh)")
+        slot = level % MOMENT_SLOTS
+        count = int(self._read("optimizer/count", lambda: self.group["optimizer/count"][slot]))
+        if count < 0:
+            raise StoreError(f"run {self.run_id!r} is damaged: no optimizer state for level {level}")
+        out = []
+        for name in ("mu", "nu"):
+            out.append([tuple(self._read(f"optimizer/{name}/layer_{k}/{part}",
+                                         lambda: self.group[f"optimizer/{name}/layer_{k}/{part}"][slot, nets])
+                              for part in ("weight", "bias")) for k in range(self.n_layers)])
+        return count, out[0], out[1]
+
     # ---- the owner (core.owner) ---------------------------------------------------------
     def owner(self) -> Liveness:
         """Who holds the run, and whether it is alive."""
@@ -350,6 +380,24 @@ class Run:
                              f"({self.levels_complete} levels are)")
         return [self._read(f"layer_{k}/weight_mask", lambda k=k: self.group[f"layer_{k}/weight_mask"][level, nets])
                 for k in range(self.n_layers)]
+
+
+#: Slots of the carried optimizer state: level l writes slot l % 2, so the slot of the last complete
+#: level survives a crash in the middle of writing the next one.
+MOMENT_SLOTS = 2
+
+
+def _create_moments(group: zarr.Group, sizes, nets: int, cn: int) -> None:
+    """`optimizer/count (2,)` and `optimizer/{mu,nu}/layer_{k}/{weight,bias} (2, N, ...)`."""
+    opt = group.require_group("optimizer")
+    opt.create_array("count", shape=(MOMENT_SLOTS,), dtype="int32", chunks=(MOMENT_SLOTS,), fill_value=-1)
+    for moment in ("mu", "nu"):
+        for k, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+            layer = opt.require_group(f"{moment}/layer_{k}")
+            layer.create_array("weight", shape=(MOMENT_SLOTS, nets, fan_in, fan_out), dtype="float32",
+                               chunks=(1, cn, fan_in, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
+            layer.create_array("bias", shape=(MOMENT_SLOTS, nets, fan_out), dtype="float32",
+                               chunks=(1, cn, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
 
 
 def open_run(runs_dir: Path | str, run_id: str, mode: str = "r") -> Run:

@@ -1,7 +1,8 @@
 """The level loop: train, evaluate, write, prune, level after level, resumable at any level.
 
 Level 0 trains the unpruned networks; level l >= 1 starts from level l-1's trained weights
-pruned to the level's target, with fresh Adam moments. Each level's arrays are written to the
+pruned to the level's target, with fresh Adam moments (or, with `optimizer_state = "carried"`, the
+moments and step count the previous level ended with, stored in the run). Each level's arrays are written to the
 run store and only then is `levels_complete` advanced. Because a level's start depends only on
 the previous level's stored float32 arrays, and batches and initialisation only on (seed,
 network, level, step), a run resumed after SIGKILL is bit-identical to an uninterrupted one.
@@ -54,6 +55,8 @@ class LevelResult:
     diverged: np.ndarray
     losses: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
+    moments: train.Moments | None = None
+    """Adam's state at the end of the level, kept when the optimizer state carries across levels."""
 
 
 class Engine:
@@ -67,8 +70,11 @@ class Engine:
         self.place = Placement(make_mesh(self.nets.count, devices))
         self.step_config = train.StepConfig.from_config(config)
         self.plan = BatchPlan(data.splits["train"].n, config.batch, config.seed)
-        self.max_steps = config.max_steps or max(1, math.ceil(config.epochs_per_level * self.plan.steps_per_epoch))
-        self.chunk = min(config.steps_per_call, self.max_steps)
+        self.max_steps = self._budget(config.epochs_per_level)
+        """Step cap of a retraining level (1, 2, ...)."""
+        self.level0_steps = self._budget(config.level0_epochs or config.epochs_per_level)
+        """Step cap of level 0 (the dense networks may get a longer budget)."""
+        self.chunk = min(config.steps_per_call, self.max_steps, self.level0_steps)
         tr = data.splits["train"]
         if host_batches is None:
             host_batches = tr.x.nbytes + tr.y.nbytes > DEVICE_DATA_BUDGET
@@ -79,28 +85,45 @@ class Engine:
         self.eval_rows = evaluate.block_rows(config.eval_batch, max(s.n for s in data.splits.values()),
                                              config.nets, max(config.layer_sizes))
 
+    def _budget(self, epochs: float) -> int:
+        return self.config.max_steps or max(1, math.ceil(epochs * self.plan.steps_per_epoch))
+
+    def steps_for(self, level: int) -> int:
+        """The step cap of `level`."""
+        return self.level0_steps if level == 0 else self.max_steps
+
     # ---- the pieces of a level -------------------------------------------------------
     def initial(self) -> tuple[Params, Params, np.ndarray]:
         """Level 0's starting point: initial params, full masks, nobody diverged."""
-        params = model.init_params(self.config.layer_sizes, self.config.init_std, self.config.seed, self.nets.range)
+        params = model.init_params(self.config.layer_sizes, self.config.init_std, self.config.seed, self.nets.range,
+                                   self.config.init)
         return params, model.full_masks(params), np.zeros(self.nets.count, bool)
 
     def prune_for(self, level: int, params: Params, masks: Params) -> tuple[Params, Params]:
         cfg = self.config
-        return prune.prune(params, masks, cfg.sparsities[level], cfg.bias_sparsities[level], cfg.pruning)
+        return prune.prune(params, masks, cfg.sparsities[level], cfg.bias_sparsities[level], cfg.pruning,
+                           cfg.prune_count)
+
+    @property
+    def carries_moments(self) -> bool:
+        return self.config.optimizer_state == "carried"
 
     def train_level(self, level: int, params: Params, masks: Params, diverged: np.ndarray,
                     on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
-                    stop: threading.Event | None = None) -> LevelResult:
-        """Train one level to early stop or the step cap; `on_chunk(step, losses (K, N), active)`."""
+                    stop: threading.Event | None = None, moments: train.Moments | None = None) -> LevelResult:
+        """Train one level to early stop or the step cap; `on_chunk(step, losses (K, N), active)`.
+
+        `moments`: Adam's state to continue from (carried optimizer state); None: fresh moments.
+        """
         t0 = time.perf_counter()
         sc, place = self.step_config, self.place
         params, masks = place.nets(params), place.nets(masks)
-        state = place.state(train.init_state(params, jnp.asarray(diverged), sc))
-        max_steps = jnp.int32(self.max_steps)
+        state = place.state(train.init_state(params, jnp.asarray(diverged), sc, moments))
+        cap = self.steps_for(level)
+        max_steps = jnp.int32(cap)
         step = 0
         pending = self._batches(level, step)
-        while step < self.max_steps:
+        while step < cap:
             if stop is not None and stop.is_set():
                 raise Cancelled(f"cancelled during level {level}")
             if self.host_batches:
@@ -109,17 +132,21 @@ class Engine:
                 state, losses = train.chunk_on_device(sc, state, masks, self.x_train, self.y_train,
                                                       pending, jnp.int32(step), max_steps)
             step += self.chunk
-            if step < self.max_steps:  # prepare the next batches while the device works
+            if step < cap:  # prepare the next batches while the device works
                 pending = self._batches(level, step)
             losses, active = np.asarray(losses), np.asarray(state.active)  # one pull per chunk
             if on_chunk is not None:
-                on_chunk(min(step, self.max_steps), losses, active)
+                on_chunk(min(step, cap), losses, active)
             if not active.any():
                 break
         host = jax.device_get(state)
+        carried = None
+        if self.carries_moments:
+            m = train.moments_of(host.opt_state)
+            carried = train.Moments(np.asarray(m.count), _to_host(m.mu), _to_host(m.nu))
         return LevelResult(params=_to_host(host.params), masks=_to_host(masks), steps=np.asarray(host.steps),
                            stopped=np.asarray(host.stopped), diverged=np.asarray(host.diverged),
-                           seconds=time.perf_counter() - t0)
+                           seconds=time.perf_counter() - t0, moments=carried)
 
     def _batches(self, level: int, step: int):
         rows = self.plan.indices(level, step, self.chunk)
@@ -142,15 +169,20 @@ def _to_host(tree: Params) -> Params:
 
 # ---- the run ------------------------------------------------------------------------------
 
-def load_level_start(run: Run, engine: Engine, level: int) -> tuple[Params, Params, np.ndarray]:
-    """The starting point of `level` from the run store (level 0: fresh initialisation)."""
+def load_level_start(run: Run, engine: Engine, level: int):
+    """The starting point of `level` from the run store (level 0: fresh initialisation):
+    params, masks, diverged flags, and Adam's carried state (None unless it carries over)."""
     if level == 0:
-        return engine.initial()
+        return (*engine.initial(), None)
     nets = engine.nets.slice
     stored = run.level(level - 1, nets)
     params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight"], stored["bias"])]
     masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight_mask"], stored["bias_mask"])]
-    return params, masks, run.diverged(level - 1, nets)
+    moments = None
+    if engine.carries_moments:
+        count, mu, nu = run.moments(level - 1, nets)
+        moments = train.Moments(count, [Layer(*layer) for layer in mu], [Layer(*layer) for layer in nu])
+    return params, masks, run.diverged(level - 1, nets), moments
 
 
 class _ProgressEmitter:
@@ -171,15 +203,16 @@ class _ProgressEmitter:
         self.count += finite.sum(axis=0)
         self.steps_done = step
         now = time.perf_counter()
-        if now - self.last < PROGRESS_EVERY_S and step < self.engine.max_steps and active.any():
+        cap = self.engine.steps_for(self.level)
+        if now - self.last < PROGRESS_EVERY_S and step < cap and active.any():
             return
         elapsed = now - self.t0
         rate = step * self.engine.config.batch * self.engine.nets.count / max(elapsed, 1e-9)
         step_rate = step / max(elapsed, 1e-9)
-        this_left = (self.engine.max_steps - step) / step_rate if active.any() else 0.0
+        this_left = (cap - step) / step_rate if active.any() else 0.0
         per_level = np.mean(self.level_seconds) if self.level_seconds else self.engine.max_steps / step_rate
         loss = [float(s / c) if c else None for s, c in zip(self.sum, self.count)]
-        self.emit("progress", level=self.level, step=step, max_steps=self.engine.max_steps,
+        self.emit("progress", level=self.level, step=step, max_steps=cap,
                   active=int(active.sum()), loss=loss, samples_per_s=round(rate, 1),
                   eta_s=round(this_left + per_level * self.levels_left, 1))
         self.sum[:] = 0.0
@@ -214,13 +247,14 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
          resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices)
     level_seconds: list[float] = []
     try:
-        params, masks, diverged = load_level_start(run, engine, start)
+        params, masks, diverged, moments = load_level_start(run, engine, start)
         for level in range(start, cfg.levels):
             if level > 0:
                 params, masks = engine.prune_for(level, params, masks)
-            emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.max_steps)
+            emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.steps_for(level))
             progress = _ProgressEmitter(emit, engine, level, cfg.levels - level - 1, level_seconds)
-            result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop)
+            result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop,
+                                        moments=moments)
             t_eval = time.perf_counter()
             result.losses = engine.evaluate(result.params)
             result.seconds += time.perf_counter() - t_eval
@@ -229,7 +263,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
             emit("level_end", level=level, sparsity=cfg.sparsities[level], steps=result.steps.tolist(),
                  stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),
                  loss={k: v.tolist() for k, v in result.losses.items()}, seconds=round(result.seconds, 3))
-            params, masks, diverged = result.params, result.masks, result.diverged
+            params, masks, diverged, moments = result.params, result.masks, result.diverged, result.moments
         sync.wait_for_all(run, stop)  # the run is done when every process's slices are written
     except Cancelled as err:
         _end(run, sync, "cancelled", str(err))
@@ -274,4 +308,8 @@ def write_level(run: Run, nets: NetSlice, level: int, result: LevelResult, sync:
                     [x.bias for x in m], {k: result.losses[k] for k in SPLITS}, nets=nets.slice,
                     extra={"train/steps": result.steps, "train/stopped_early": result.stopped,
                            "train/diverged": result.diverged})
+    if result.moments is not None:  # before the level completes, so a complete level has its moments
+        m = result.moments
+        run.write_moments(level, nets.slice, int(m.count) if sync.is_main else None,
+                          [(x.weight, x.bias) for x in m.mu], [(x.weight, x.bias) for x in m.nu])
     sync.slice_written(run, level, nets, result.seconds)

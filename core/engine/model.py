@@ -32,10 +32,12 @@ Params = list  # list[Layer]: the whole ensemble as plain arrays
 class MLP(nnx.Module):
     """One network: dense layers, tanh between them, linear output (the seed's architecture)."""
 
-    def __init__(self, sizes: Sequence[int], init_std: float, rngs: nnx.Rngs):
-        init = nnx.initializers.normal(init_std)
+    def __init__(self, sizes: Sequence[int], init_std: float, rngs: nnx.Rngs, init: str = "normal"):
+        def kernel_init(fan_in: int):  # "lecun": N(0, 1/fan_in), so every layer's pre-activations are O(1)
+            return nnx.initializers.normal(init_std if init == "normal" else fan_in ** -0.5)
+
         self.layers = nnx.List([
-            nnx.Linear(a, b, kernel_init=init, bias_init=nnx.initializers.zeros, rngs=rngs)
+            nnx.Linear(a, b, kernel_init=kernel_init(a), bias_init=nnx.initializers.zeros, rngs=rngs)
             for a, b in zip(sizes, sizes[1:])
         ])
 
@@ -48,22 +50,22 @@ class MLP(nnx.Module):
 
 
 @functools.lru_cache(maxsize=16)
-def _initializer(sizes: tuple[int, ...], init_std: float):
+def _initializer(sizes: tuple[int, ...], init_std: float, init: str = "normal"):
     """One compiled initializer per architecture: (seed, network indices) -> nnx state as a dict."""
     def one(key):
-        _, state = nnx.split(MLP(sizes, init_std, nnx.Rngs(params=key)))
+        _, state = nnx.split(MLP(sizes, init_std, nnx.Rngs(params=key), init))
         return nnx.to_pure_dict(state)
 
-    def init(seed, indices):
+    def stacked(seed, indices):
         base = jax.random.key(seed)
         return jax.vmap(lambda i: one(jax.random.fold_in(base, i)))(indices)
 
-    return jax.jit(init)
+    return jax.jit(stacked)
 
 
-def init_params(sizes: Sequence[int], init_std: float, seed: int, nets: range) -> Params:
+def init_params(sizes: Sequence[int], init_std: float, seed: int, nets: range, init: str = "normal") -> Params:
     """Stacked initial parameters of networks `nets` (a range of global network indices)."""
-    state = _initializer(tuple(sizes), float(init_std))(seed, jnp.arange(nets.start, nets.stop))
+    state = _initializer(tuple(sizes), float(init_std), init)(seed, jnp.arange(nets.start, nets.stop))
     return [Layer(state["layers"][k]["kernel"], state["layers"][k]["bias"])
             for k in range(len(sizes) - 1)]
 

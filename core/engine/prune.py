@@ -24,8 +24,17 @@ _BISECTION_STEPS = 32
 _KEY_MAX = np.uint32(0x80000000)
 
 
-def prune_count(fraction: float, size: int) -> int:
-    """How many of `size` entries a target `fraction` prunes (round half up)."""
+def prune_count(fraction: float, size: int, rule: str = "round") -> int:
+    """How many of `size` entries a target `fraction` prunes under `rule` (none for fraction 0).
+
+    "round" (mothtui): the nearest count, round half up, so a layer is pruned to its target.
+    "seed" (the seed's code, config key `prune_count`): it keeps |w| above the int(c·n)-th
+    smallest, so floor(c·n) + 1 entries go: one more in every layer at every level.
+    """
+    if fraction <= 0:
+        return 0
+    if rule == "seed":
+        return min(size, int(np.floor(fraction * size)) + 1)
     return int(np.floor(fraction * size + 0.5))
 
 
@@ -86,19 +95,19 @@ def _prune(params: Params, masks: Params, weight_k: jax.Array, bias_k: jax.Array
 
 
 def prune(params: Params, masks: Params, weight_fraction: float, bias_fraction: float = 0.0,
-          mode: str = "layer") -> tuple[Params, Params]:
+          mode: str = "layer", count: str = "round") -> tuple[Params, Params]:
     """Prune every network to the target fractions; returns (params with zeros, masks).
 
-    mode "layer": each layer of each network loses `prune_count(fraction, layer size)` weights.
+    mode "layer": each layer of each network loses `prune_count(fraction, layer size, count)` weights.
     mode "global": each network loses that many of all its weights, with one cutoff.
     Biases follow the same mode with their own fraction (0: biases untouched).
     """
     w_sizes = [int(np.prod(p.weight.shape[1:])) for p in params]
     b_sizes = [int(np.prod(p.bias.shape[1:])) for p in params]
     if mode == "global":
-        weight_k = [prune_count(weight_fraction, sum(w_sizes))]
-        bias_k = [prune_count(bias_fraction, sum(b_sizes))]
+        weight_k = [prune_count(weight_fraction, sum(w_sizes), count)]
+        bias_k = [prune_count(bias_fraction, sum(b_sizes), count)]
     else:
-        weight_k = [prune_count(weight_fraction, s) for s in w_sizes]
-        bias_k = [prune_count(bias_fraction, s) for s in b_sizes]
+        weight_k = [prune_count(weight_fraction, s, count) for s in w_sizes]
+        bias_k = [prune_count(bias_fraction, s, count) for s in b_sizes]
     return _prune(params, masks, jnp.asarray(weight_k, jnp.int32), jnp.asarray(bias_k, jnp.int32), mode)

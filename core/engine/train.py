@@ -6,7 +6,9 @@ flag. A pruned weight therefore stays exactly 0.0 and a stopped or diverged netw
 parameters stay exactly as they were. Everything per network is decided inside the scan:
 
 - early stopping (the seed's 1 % rule, on each network alone): every `every` steps, once
-  `2 * window` steps ran, stop if mean(loss of the window before) / mean(last window) < ratio;
+  `2 * window` steps ran, stop if mean(loss of the window before) / mean(last window) < ratio
+  and (with `stop_below`) the last window's mean is at most `stop_below`: a network on a slow
+  plateau far above the selection threshold keeps its whole budget;
 - divergence: a non-finite batch loss flags the network `diverged` and freezes it before the
   update of that step is applied, while the others go on;
 - the step cap: step numbers at or beyond `max_steps` do nothing.
@@ -49,19 +51,39 @@ class StepConfig:
     every: int
     ratio: float
     precision: str = "float32"
+    stop_below: float = 0.0
+    """Early stopping applies only once the last window's mean loss is at most this (0: always)."""
+    carried: bool = False
+    """Adam's state outlives the level: steps past the cap must leave it exactly as it was."""
 
     @classmethod
     def from_config(cls, cfg) -> "StepConfig":
         return cls(cfg.learning_rate, cfg.early_stop_window, cfg.early_stop_every,
-                   cfg.early_stop_ratio, cfg.precision)
+                   cfg.early_stop_ratio, cfg.precision, cfg.early_stop_below,
+                   cfg.optimizer_state == "carried")
 
     @property
     def optimizer(self) -> optax.GradientTransformation:
         return optax.adam(self.learning_rate)
 
 
-def init_state(params: Params, diverged: jax.Array, sc: StepConfig) -> TrainState:
-    """A level's starting state: fresh Adam moments, every non-diverged network active.
+class Moments(NamedTuple):
+    """Adam's state outside the compiled step: the step count and the moments (Params-shaped)."""
+
+    count: jax.Array  # () int32: steps taken so far (shared by the ensemble)
+    mu: Params
+    nu: Params
+
+
+def moments_of(opt_state: optax.OptState) -> Moments:
+    """The Adam state of `optax.adam` (a chain of scale_by_adam and the learning rate) as Moments."""
+    adam = opt_state[0]
+    return Moments(adam.count, adam.mu, adam.nu)
+
+
+def init_state(params: Params, diverged: jax.Array, sc: StepConfig, moments: Moments | None = None) -> TrainState:
+    """A level's starting state: every non-diverged network active; fresh Adam moments, or `moments`
+    carried over from the previous level (config `optimizer_state = "carried"`, as the seed did).
 
     The parameters are copied: the chunk functions donate the state, and the caller's arrays
     must survive that.
@@ -69,9 +91,15 @@ def init_state(params: Params, diverged: jax.Array, sc: StepConfig) -> TrainStat
     n = params[0].weight.shape[0]
     params = jax.tree.map(jnp.copy, params)
     diverged = jnp.asarray(diverged, bool)
+    opt_state = sc.optimizer.init(params)
+    if moments is not None:
+        adam = opt_state[0]._replace(count=jnp.asarray(moments.count, jnp.int32),
+                                     mu=jax.tree.map(jnp.asarray, moments.mu),
+                                     nu=jax.tree.map(jnp.asarray, moments.nu))
+        opt_state = (adam, *opt_state[1:])
     return TrainState(
         params=params,
-        opt_state=sc.optimizer.init(params),
+        opt_state=opt_state,
         active=~diverged,
         stopped=jnp.zeros((n,), bool),
         diverged=diverged,
@@ -105,6 +133,8 @@ def _step(sc: StepConfig, state: TrainState, masks: Params, x: jax.Array, y: jax
     grads = _gate(grads, masks, ok)
     updates, opt_state = sc.optimizer.update(grads, state.opt_state, state.params)
     updates = _gate(updates, masks, ok)
+    if sc.carried:  # a step past the cap (padding of the last chunk) is no step for the carried state
+        opt_state = jax.tree.map(lambda new, old: jnp.where(step < max_steps, new, old), opt_state, state.opt_state)
     params = optax.apply_updates(state.params, updates)
 
     span = 2 * sc.window
@@ -112,7 +142,8 @@ def _step(sc: StepConfig, state: TrainState, masks: Params, x: jax.Array, y: jax
     newer = jnp.mean(history[:, (step - jnp.arange(sc.window)) % span], axis=1)
     older = jnp.mean(history[:, (step - sc.window - jnp.arange(sc.window)) % span], axis=1)
     check = ((step + 1) % sc.every == 0) & (step + 1 >= span)
-    stop = ok & check & (older < sc.ratio * newer)
+    low_enough = (newer <= sc.stop_below) if sc.stop_below > 0 else True
+    stop = ok & check & (older < sc.ratio * newer) & low_enough
     diverged = state.diverged | (running & ~finite)
     new_state = TrainState(
         params=params, opt_state=opt_state,

@@ -83,3 +83,20 @@ def test_biases_pruned_with_their_own_cutoff(ensemble):
             assert (~bm[n]).sum() == prune.prune_count(0.25, bm[n].size)
             assert (~wm[n]).sum() == prune.prune_count(0.9, wm[n].size)
             assert np.all(b[n][~bm[n]] == 0.0)
+
+
+def test_the_seeds_count_prunes_one_more_than_round_in_every_layer():
+    """`prune_count = "seed"`: floor(c·n) + 1 per layer (model.md section 5), against round(c·n)."""
+    # the paper's 16x7 output layer: the seed keeps 7 / 6 / 5 weights at 93 / 94 / 95 %, round 8 / 7 / 6
+    assert [112 - prune.prune_count(c, 112, "seed") for c in (0.93, 0.94, 0.95)] == [7, 6, 5]
+    assert [112 - prune.prune_count(c, 112) for c in (0.93, 0.94, 0.95)] == [8, 7, 6]
+    assert prune.prune_count(0.0, 112, "seed") == 0 and prune.prune_count(1.0, 112, "seed") == 112
+    params = model.init_params((10, 40, 16, 7), 0.2, seed=1, nets=range(2))
+    masks = model.full_masks(params)
+    for fraction in (0.15, 0.5, 0.93, 0.95):
+        params, masks = prune.prune(params, masks, fraction, count="seed")
+        for (w, _), (wm, _) in zip(_np(params), _np(masks)):
+            size = w[0].size
+            for n in range(w.shape[0]):
+                assert (~wm[n]).sum() == int(np.floor(fraction * size)) + 1  # exact, per layer
+                assert np.all(w[n][~wm[n]] == 0.0)
