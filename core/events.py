@@ -3,7 +3,8 @@
 One event per line, each a JSON object with at least `t` (unix seconds) and `event`:
 
 - `run_start`   : `run`, `nets`, `levels`, `pid`, `resumed_from` (level or null)
-                  (the engine adds `max_steps`: the step cap of every level, and `devices`)
+                  (the engine adds `max_steps`: the step cap of every level, `devices`: how many,
+                  and `device_kind`: "cpu" or the accelerator's name)
 - `level_start` : `level`, `sparsity`, `max_steps`
 - `progress`    : `level`, `step`, `max_steps`, `active` (networks still training), `loss`
                   (per-network mean training loss since the last event; null for a network that did

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from core.events import EVENTS_FILE
-from core.runstore import RunSummary, list_runs, open_run
+from core.runstore import RunSummary, disk_usage, list_runs, open_run
 from core.select import select
 from mothtui.fmt import fmt_duration, fmt_loss, fmt_rate, fmt_threshold
 
@@ -46,6 +47,7 @@ class RunRow:
     summary: RunSummary
     chosen: str = "–"
     duration: str = "–"
+    disk_bytes: int | None = None  # bytes of the run directory (core.runlist.disk_usage)
 
     @property
     def run_id(self) -> str:
@@ -92,6 +94,7 @@ class RunsModel:
     def __init__(self, runs_dir: Path):
         self.runs_dir = Path(runs_dir)
         self._chosen: dict[tuple, str] = {}
+        self._disk: dict[str, tuple[tuple, int]] = {}  # run id -> (state it was measured in, bytes)
 
     def rows(self, now: float | None = None, *, quick: bool = False) -> list[RunRow]:
         """Every run's row. `quick`: only what zarr.json tells (the first paint), `…` for the rest."""
@@ -100,8 +103,19 @@ class RunsModel:
     def row(self, summary: RunSummary, now: float | None = None, *, quick: bool = False) -> RunRow:
         if summary.damaged:
             reason = summary.damaged.replace("store unreadable: ", "unreadable ")
-            return RunRow(summary, chosen=_clip(reason, DAMAGED_WIDTH))
-        return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now))
+            return RunRow(summary, chosen=_clip(reason, DAMAGED_WIDTH), disk_bytes=self._disk_bytes(summary, quick))
+        return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now),
+                      self._disk_bytes(summary, quick))
+
+    def _disk_bytes(self, s: RunSummary, quick: bool = False) -> int | None:
+        """Disk use, re-measured when the run's state changes and every minute while it runs."""
+        key = (s.levels_complete, s.status, s.status == "running" and int(time.time() // 60))
+        cached = self._disk.get(s.run_id)
+        if cached is None or cached[0] != key:
+            if quick:
+                return None
+            cached = self._disk[s.run_id] = (key, disk_usage(s.path))
+        return cached[1]
 
     def _chosen_text(self, s: RunSummary, quick: bool = False) -> str:
         key = (s.run_id, s.levels_complete, s.status)
@@ -150,6 +164,8 @@ class Progress:
     message: str | None = None
     last_t: float | None = None
     events: int = 0
+    devices: int | None = None       # devices the engine uses (run_start)
+    device_kind: str | None = None   # their kind, e.g. "cpu", "NVIDIA H200" (run_start, newer engines)
 
     def feed(self, events: list[dict[str, Any]]) -> bool:
         """Apply new events; True if anything changed."""
@@ -160,6 +176,7 @@ class Progress:
             if kind == "run_start":
                 self.nets, self.levels = ev.get("nets", self.nets), ev.get("levels", self.levels)
                 self.status, self.message = "running", None
+                self.devices, self.device_kind = ev.get("devices", self.devices), ev.get("device_kind")
             elif kind == "level_start":
                 self.level, self.sparsity = ev.get("level"), ev.get("sparsity")
                 self.step, self.max_steps = 0, ev.get("max_steps")

@@ -1,0 +1,205 @@
+"""A run's engine log (`l`): the whole file, followed as it grows, searchable; running or ended runs.
+
+The log is `<run>/engine.log` (core/runlog.py: every run keeps its engine's output, wherever it
+was started); for a run without one (made by an older mothtui) the app's launch log
+`<runs>/.logs/<run_id>.log`. The file is read from where the last read stopped, four times a
+second, complete lines only; a file that shrank (replaced) is read again from the start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.highlighter import Highlighter
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Log, Static
+
+from core.runlist import LOGS_DIR
+from core.runlog import LOG_FILE
+
+POLL_S = 0.25
+#: A log bigger than this opens at its last part (the screen says so).
+MAX_INITIAL_BYTES = 4_000_000
+
+
+def log_file(runs_dir: Path, run_id: str) -> Path:
+    """The file the log screen shows for a run."""
+    own = Path(runs_dir) / run_id / LOG_FILE
+    launched = Path(runs_dir) / LOGS_DIR / f"{run_id}.log"
+    return own if own.exists() or not launched.exists() else launched
+
+
+class TermHighlighter(Highlighter):
+    """Highlights every occurrence of the search term (case-insensitive)."""
+
+    def __init__(self) -> None:
+        self.term = ""
+
+    def highlight(self, text: Text) -> None:
+        if self.term:
+            text.highlight_words([self.term], "reverse bold", case_sensitive=False)
+
+
+class SearchLog(Log):
+    """Textual's Log with the search term highlighted."""
+
+    def set_term(self, term: str) -> None:
+        self.highlighter.term = term
+        self._render_line_cache.clear()  # rendered lines carry the old highlight
+        self.refresh()
+
+
+class LogScreen(Screen):
+    """The log of `run_id`: `f` follow, `/` search, `n`/`N` next/previous match, `g`/`G` top/end."""
+
+    BINDINGS = [
+        Binding("slash", "search", "search", id="log.search"),
+        Binding("n", "match(1)", "next", id="log.next"),
+        Binding("N", "match(-1)", "previous", id="log.previous"),
+        Binding("f", "follow", "follow", id="log.follow"),
+        Binding("g", "top", "top", show=False, id="log.top"),
+        Binding("G", "end", "end", show=False, id="log.end"),
+        Binding("escape", "back", "back", id="log.back"),
+    ]
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+        self.path: Path | None = None
+        self.offset = 0
+        self.partial = b""
+        self.following = True
+        self.term = ""
+        self.matches: list[int] = []
+        self.match_index = -1
+        self.note = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="log-header", classes="screen-header")
+        yield Input(placeholder="search the log; enter finds, esc closes", id="log-search")
+        log = SearchLog(id="log-text", highlight=True, auto_scroll=True)
+        log.highlighter = TermHighlighter()
+        yield log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#log-search").display = False
+        self.path = log_file(self.app.runs_dir, self.run_id)
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = 0
+        if size > MAX_INITIAL_BYTES:
+            self.offset = size - MAX_INITIAL_BYTES
+            self.note = f" · last {MAX_INITIAL_BYTES // 1_000_000} MB of {size / 1e6:.0f} MB"
+        self.poll()
+        self.set_interval(POLL_S, self.poll)
+        self.query_one(SearchLog).focus()
+
+    @property
+    def log(self) -> SearchLog:
+        return self.query_one(SearchLog)
+
+    # ---- following the file ------------------------------------------------------------------
+    def poll(self) -> None:
+        """Append the lines written since the last read."""
+        try:
+            size = self.path.stat().st_size
+            if size < self.offset:  # replaced or truncated: start again
+                self.offset, self.partial = 0, b""
+                self.log.clear()
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            data = b""
+        if data:
+            self.offset += len(data)
+            data = self.partial + data
+            end = data.rfind(b"\n")
+            self.partial = data[end + 1:]
+            if end >= 0:
+                lines = data[: end + 1].decode("utf-8", errors="replace").splitlines()
+                self.log.auto_scroll = self.following
+                self.log.write_lines(lines)
+                if self.term:
+                    self._find_matches()
+        self._show_header()
+
+    def _show_header(self) -> None:
+        exists = self.path is not None and self.path.exists()
+        where = str(self.path) if exists else f"no log yet ({self.path})"
+        state = "following" if self.following else "paused (f follows)"
+        found = ""
+        if self.term:
+            found = (f" · '{self.term}' {self.match_index + 1}/{len(self.matches)}" if self.matches
+                     else f" · '{self.term}' not found")
+        self.query_one("#log-header", Static).update(
+            f"[b]{self.run_id}[/b] log · {self.log.line_count} lines · {state}{found}{self.note}\n{where}")
+
+    # ---- search --------------------------------------------------------------------------------
+    def _find_matches(self) -> None:
+        term = self.term.lower()
+        self.matches = [i for i, line in enumerate(self.log.lines) if term in line.lower()]
+
+    def action_search(self) -> None:
+        field = self.query_one("#log-search", Input)
+        field.display = True
+        field.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.term = event.value.strip()
+        self.log.set_term(self.term)
+        event.input.display = False
+        self.log.focus()
+        self.match_index = -1
+        if self.term:
+            self._find_matches()
+            self.following = False
+            top = int(self.log.scroll_y)
+            after = [i for i, line in enumerate(self.matches) if line >= top]
+            self.match_index = (after[0] if after else 0) - 1
+            self.action_match(1)
+        self._show_header()
+
+    def action_match(self, step: int) -> None:
+        if not self.matches:
+            self._show_header()
+            return
+        self.following = False
+        self.log.auto_scroll = False
+        self.match_index = (self.match_index + step) % len(self.matches)
+        line = self.matches[self.match_index]
+        self.log.scroll_to(y=max(0, line - self.log.size.height // 2), animate=False)
+        self._show_header()
+
+    # ---- moving ----------------------------------------------------------------------------------
+    def action_follow(self) -> None:
+        self.following = not self.following
+        self.log.auto_scroll = self.following
+        if self.following:
+            self.log.scroll_end(animate=False)
+        self._show_header()
+
+    def action_top(self) -> None:
+        self.following = False
+        self.log.auto_scroll = False
+        self.log.scroll_home(animate=False)
+        self._show_header()
+
+    def action_end(self) -> None:
+        self.following = True
+        self.log.auto_scroll = True
+        self.log.scroll_end(animate=False)
+        self._show_header()
+
+    def action_back(self) -> None:
+        field = self.query_one("#log-search", Input)
+        if field.display:
+            field.display = False
+            self.log.focus()
+            return
+        self.app.pop_screen()
