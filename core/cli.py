@@ -67,7 +67,8 @@ class _VersionAction(argparse.Action):
     """`--version`, with the text looked up only when asked for (every other command skips the metadata)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        parser.exit(0, version_text() + "\n")
+        print(version_text())
+        parser.exit(0)
 
 
 def _run_id_argument(parser: argparse.ArgumentParser, **kwargs) -> None:
