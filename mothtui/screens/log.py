@@ -68,13 +68,13 @@ class LogScreen(Screen):
     def __init__(self, run_id: str):
         super().__init__()
         self.run_id = run_id
-        self.path: Path | None = None
-        self.offset = 0
+        self.log_path: Path | None = None
+        self.read_offset = 0
         self.partial = b""
         self.following = True
         self.term = ""
-        self.matches: list[int] = []
-        self.match_index = -1
+        self.hits: list[int] = []
+        self.hit_index = -1
         self.note = ""
 
     def compose(self) -> ComposeResult:
@@ -87,63 +87,63 @@ class LogScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#log-search").display = False
-        self.path = log_file(self.app.runs_dir, self.run_id)
+        self.log_path = log_file(self.app.runs_dir, self.run_id)
         try:
-            size = self.path.stat().st_size
+            size = self.log_path.stat().st_size
         except OSError:
             size = 0
         if size > MAX_INITIAL_BYTES:
-            self.offset = size - MAX_INITIAL_BYTES
+            self.read_offset = size - MAX_INITIAL_BYTES
             self.note = f" · last {MAX_INITIAL_BYTES // 1_000_000} MB of {size / 1e6:.0f} MB"
         self.poll()
         self.set_interval(POLL_S, self.poll)
         self.query_one(SearchLog).focus()
 
     @property
-    def log(self) -> SearchLog:
+    def text_log(self) -> SearchLog:
         return self.query_one(SearchLog)
 
     # ---- following the file ------------------------------------------------------------------
     def poll(self) -> None:
         """Append the lines written since the last read."""
         try:
-            size = self.path.stat().st_size
-            if size < self.offset:  # replaced or truncated: start again
-                self.offset, self.partial = 0, b""
-                self.log.clear()
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
+            size = self.log_path.stat().st_size
+            if size < self.read_offset:  # replaced or truncated: start again
+                self.read_offset, self.partial = 0, b""
+                self.text_log.clear()
+            with open(self.log_path, "rb") as f:
+                f.seek(self.read_offset)
                 data = f.read()
         except OSError:
             data = b""
         if data:
-            self.offset += len(data)
+            self.read_offset += len(data)
             data = self.partial + data
             end = data.rfind(b"\n")
             self.partial = data[end + 1:]
             if end >= 0:
                 lines = data[: end + 1].decode("utf-8", errors="replace").splitlines()
-                self.log.auto_scroll = self.following
-                self.log.write_lines(lines)
+                self.text_log.auto_scroll = self.following
+                self.text_log.write_lines(lines)
                 if self.term:
                     self._find_matches()
         self._show_header()
 
     def _show_header(self) -> None:
-        exists = self.path is not None and self.path.exists()
-        where = str(self.path) if exists else f"no log yet ({self.path})"
+        exists = self.log_path is not None and self.log_path.exists()
+        where = str(self.log_path) if exists else f"no log yet ({self.log_path})"
         state = "following" if self.following else "paused (f follows)"
         found = ""
         if self.term:
-            found = (f" · '{self.term}' {self.match_index + 1}/{len(self.matches)}" if self.matches
+            found = (f" · '{self.term}' {self.hit_index + 1}/{len(self.hits)}" if self.hits
                      else f" · '{self.term}' not found")
         self.query_one("#log-header", Static).update(
-            f"[b]{self.run_id}[/b] log · {self.log.line_count} lines · {state}{found}{self.note}\n{where}")
+            f"[b]{self.run_id}[/b] log · {self.text_log.line_count} lines · {state}{found}{self.note}\n{where}")
 
     # ---- search --------------------------------------------------------------------------------
     def _find_matches(self) -> None:
         term = self.term.lower()
-        self.matches = [i for i, line in enumerate(self.log.lines) if term in line.lower()]
+        self.hits = [i for i, line in enumerate(self.text_log.lines) if term in line.lower()]
 
     def action_search(self) -> None:
         field = self.query_one("#log-search", Input)
@@ -152,54 +152,55 @@ class LogScreen(Screen):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.term = event.value.strip()
-        self.log.set_term(self.term)
+        self.text_log.set_term(self.term)
         event.input.display = False
-        self.log.focus()
-        self.match_index = -1
+        self.text_log.focus()
+        self.hit_index = -1
         if self.term:
             self._find_matches()
             self.following = False
-            top = int(self.log.scroll_y)
-            after = [i for i, line in enumerate(self.matches) if line >= top]
-            self.match_index = (after[0] if after else 0) - 1
+            top = int(self.text_log.scroll_y)
+            after = [i for i, line in enumerate(self.hits) if line >= top]
+            self.hit_index = (after[0] if after else 0) - 1
             self.action_match(1)
         self._show_header()
 
     def action_match(self, step: int) -> None:
-        if not self.matches:
+        if not self.hits:
             self._show_header()
             return
         self.following = False
-        self.log.auto_scroll = False
-        self.match_index = (self.match_index + step) % len(self.matches)
-        line = self.matches[self.match_index]
-        self.log.scroll_to(y=max(0, line - self.log.size.height // 2), animate=False)
+        self.text_log.auto_scroll = False
+        self.hit_index = (self.hit_index + step) % len(self.hits)
+        line = self.hits[self.hit_index]
+        self.text_log.scroll_to(y=max(0, line - self.text_log.size.height // 2), animate=False)
         self._show_header()
 
     # ---- moving ----------------------------------------------------------------------------------
     def action_follow(self) -> None:
         self.following = not self.following
-        self.log.auto_scroll = self.following
+        self.text_log.auto_scroll = self.following
         if self.following:
-            self.log.scroll_end(animate=False)
+            self.text_log.scroll_end(animate=False)
         self._show_header()
 
     def action_top(self) -> None:
+        self.hit_index = -1  # `n` then finds the first match
         self.following = False
-        self.log.auto_scroll = False
-        self.log.scroll_home(animate=False)
+        self.text_log.auto_scroll = False
+        self.text_log.scroll_home(animate=False)
         self._show_header()
 
     def action_end(self) -> None:
         self.following = True
-        self.log.auto_scroll = True
-        self.log.scroll_end(animate=False)
+        self.text_log.auto_scroll = True
+        self.text_log.scroll_end(animate=False)
         self._show_header()
 
     def action_back(self) -> None:
         field = self.query_one("#log-search", Input)
         if field.display:
             field.display = False
-            self.log.focus()
+            self.text_log.focus()
             return
         self.app.pop_screen()
