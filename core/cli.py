@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(handler="bench_engine")
 
     p = sub.add_parser("tag", help="add (+name or name) or remove (-name) tags of a run; none: print them")
+    _runs_option(p)
     _run_id_argument(p)
     p.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG",
                    help="tags to add (+name) or remove (-name); --runs DIR may follow")

@@ -177,7 +177,8 @@ class MothApp(App):
                 self.notify(f"{job.run_id}: cancelled", title=job.kind, severity="warning")
         else:
             self.push_screen(MessageDialog(f"{job.run_id}: engine exited with code {code}",
-                                           f"{self.jobs.log_tail(job.run_id, 6)}\n\nlog: {job.log}"))
+                                           f"{self.jobs.log_tail(job.run_id, 6)}\n\nlog: {job.log}"
+                                           f"\n(l on the run shows its whole engine log)"))
 
     def cancel_run(self, run_id: str) -> None:
         def answer(yes: bool | None) -> None:
