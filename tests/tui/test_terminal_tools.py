@@ -73,6 +73,11 @@ async def test_a_remapped_key_applies(store):
         await pilot.press("f")
         assert field.display and app.focused is field
         assert [n.message for n in app._notifications] == []  # a known binding id: no complaint
+        await pilot.press("escape", "question_mark")
+        from mothtui.screens.dialogs import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        assert ("f", "filter", True) in app.screen.entries  # the help tells the key in effect
 
 
 # ---- notifications --------------------------------------------------------------------------------
