@@ -77,6 +77,7 @@ class MothApp(App):
             self.notify(line, title="settings", severity="warning", timeout=15)
         self.theme_changed_signal.subscribe(self, self._save_theme)
         self.push_screen(RunsScreen())
+        self._poll_run_ends()  # the first look learns what is running
         self.set_interval(RUN_END_POLL_S, self._poll_run_ends)
 
     # ---- settings and notifications -------------------------------------------------------

@@ -21,13 +21,13 @@ def run(args) -> int:
     if not summaries:
         print(f"no runs in {runs_dir}")
         return 0
-    print(f"{'run':<28} {'status':<12} {'nets':>5} {'levels':>7} {'disk':>8}  created")
+    print(f"{'run':<28} {'status':<12} {'nets':>5} {'levels':>7}  {'created':<25} {'disk':>8}")
     for s in summaries:
         levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
         nets = "–" if s.nets is None else str(s.nets)
         note = f"  ({s.damaged})" if s.damaged else ""
         tags = ("  " + " ".join(f"#{t}" for t in s.tags)) if s.tags else ""
-        print(f"{s.run_id:<28} {s.status:<12} {nets:>5} {levels:>7} {fmt_bytes(sizes[s.run_id]):>8}  "
-              f"{s.created or '–'}{tags}{note}")
+        print(f"{s.run_id:<28} {s.status:<12} {nets:>5} {levels:>7}  {s.created or '–':<25} "
+              f"{fmt_bytes(sizes[s.run_id]):>8}{tags}{note}")
     print(f"{len(summaries)} runs, {fmt_bytes(total)} on disk")
     return 0

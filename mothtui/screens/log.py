@@ -76,6 +76,7 @@ class LogScreen(Screen):
         self.hits: list[int] = []
         self.hit_index = -1
         self.note = ""
+        self.skip_partial = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-header", classes="screen-header")
@@ -95,6 +96,7 @@ class LogScreen(Screen):
         if size > MAX_INITIAL_BYTES:
             self.read_offset = size - MAX_INITIAL_BYTES
             self.note = f" · last {MAX_INITIAL_BYTES // 1_000_000} MB of {size / 1e6:.0f} MB"
+            self.skip_partial = True  # the first line read is the tail of a line: dropped
         self.poll()
         self.set_interval(POLL_S, self.poll)
         self.query_one(SearchLog).focus()
@@ -123,6 +125,8 @@ class LogScreen(Screen):
             self.partial = data[end + 1:]
             if end >= 0:
                 lines = data[: end + 1].decode("utf-8", errors="replace").splitlines()
+                if self.skip_partial:
+                    lines, self.skip_partial = lines[1:], False
                 self.text_log.auto_scroll = self.following
                 self.text_log.write_lines(lines)
                 if self.term:
