@@ -236,3 +236,7 @@ def test_a_run_started_from_a_terminal_keeps_its_log(runs_dir):
     log = (runs_dir / "shell-run" / LOG_FILE).read_text()
     assert log.startswith("--- ") and "\x1b" not in log
     assert "level  2" in log and "run done" in log and log.rstrip().endswith("shell-run")
+    from core.events import read_events
+
+    start = next(e for e in read_events(runs_dir / "shell-run") if e["event"] == "run_start")
+    assert start["device_kind"] == "cpu" and start["devices"] >= 1  # what the run header shows

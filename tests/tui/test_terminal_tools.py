@@ -229,3 +229,18 @@ async def test_disk_column_and_total(store):
         from core.runlist import fmt_bytes
 
         assert fmt_bytes(total) in str(screen.query_one("#runs-header").render())
+
+
+async def test_run_header_names_the_devices(store):
+    from core.events import EventWriter
+    from mothtui.screens.run import RunScreen
+
+    EventWriter(store / "alpha").emit("run_start", run="alpha", nets=4, levels=5, pid=1, resumed_from=None,
+                                      max_steps=10, devices=4, device_kind="cpu")
+    app = app_with(store)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunScreen)
+        assert "4 × cpu" in str(app.screen.query_one("#run-header").render())
