@@ -76,11 +76,7 @@ def test_bash_completes_run_ids_presets_and_commands(runs_dir, tmp_path, capsys)
     make_fixture_run(runs_dir, "other")
     main(["completion", "bash"])
     (tmp_path / "c.bash").write_text(capsys.readouterr().out)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "mothtui"  # `mothtui` on PATH, as an install gives it
-    shim.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m mothtui "$@"\n')
-    shim.chmod(0o755)
+    bin_dir = _shim(tmp_path)
 
     def complete(*words: str) -> list[str]:
         line = " ".join(f"'{w}'" for w in words)
@@ -95,6 +91,39 @@ def test_bash_completes_run_ids_presets_and_commands(runs_dir, tmp_path, capsys)
     assert sorted(complete("mothtui", "tag", "")) == ["2026-11-24_101500_smoke", "other"]
     assert complete("mothtui", "train", "--preset", "q") == ["quick"]
     assert sorted(complete("mothtui", "t")) == ["tag", "train"]
+
+
+def _shim(tmp_path: Path) -> Path:
+    """A directory with `mothtui` on it, as an install gives it (this checkout's code)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "mothtui"
+    shim.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m mothtui "$@"\n')
+    shim.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="no fish shell here")
+def test_fish_completes_run_ids_and_presets(runs_dir, tmp_path, capsys):
+    make_fixture_run(runs_dir, "2026-11-24_101500_smoke")
+    main(["completion", "fish"])
+    (tmp_path / "c.fish").write_text(capsys.readouterr().out)
+    env = {**os.environ, "PATH": f"{_shim(tmp_path)}:{os.environ['PATH']}", "MOTHTUI_RUNS": str(runs_dir)}
+
+    def complete(line: str) -> list[str]:
+        out = subprocess.run(["fish", "--no-config", "-c", f"source {tmp_path / 'c.fish'}; complete -C '{line}'"],
+                             capture_output=True, text=True, check=True, env=env)
+        return [row.split("\t")[0] for row in out.stdout.splitlines()]
+
+    assert complete("mothtui resume 2026") == ["2026-11-24_101500_smoke"]
+    assert complete("mothtui train --preset p") == ["paper"]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="no zsh here")
+def test_zsh_script_parses(tmp_path, capsys):
+    main(["completion", "zsh"])
+    (tmp_path / "_mothtui").write_text(capsys.readouterr().out)
+    subprocess.run(["zsh", "-n", str(tmp_path / "_mothtui")], check=True)
 
 
 # ---- settings ------------------------------------------------------------------------------------
