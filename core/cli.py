@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from core.config import DEFAULT_PRESET, PRESETS
 from core.errors import MothError
 
 DEFAULT_RUNS = "runs"
@@ -26,8 +27,54 @@ class _Parser(argparse.ArgumentParser):
 
 
 def default_runs_dir() -> Path:
-    """The run store: `$MOTHTUI_RUNS` if set, else `./runs`."""
-    return Path(os.environ.get("MOTHTUI_RUNS") or DEFAULT_RUNS)
+    """The run store: `$MOTHTUI_RUNS` if set, else the settings file's `runs`, else `./runs`."""
+    if os.environ.get("MOTHTUI_RUNS"):
+        return Path(os.environ["MOTHTUI_RUNS"])
+    from core.settings import load_settings  # stdlib + platformdirs
+
+    runs = load_settings().runs
+    return Path(runs).expanduser() if runs else Path(DEFAULT_RUNS)
+
+
+def version_text() -> str:
+    """`mothtui --version`: this package's version and its main dependencies', from the package
+    metadata alone (nothing is imported, so it answers in milliseconds and without a GPU)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    deps = ", ".join(f"{name} {of(name)}" for name in ("jax", "jaxlib", "textual", "zarr", "numpy"))
+    return f"mothtui {of('mothtui')} (Python {platform.python_version()}; {deps})"
+
+
+#: Shell completion of arguments (shtab): run ids are listed by `mothtui completion --list runs`
+#: (the run store of $MOTHTUI_RUNS or the settings), presets are fixed.
+RUN_ID_COMPLETION = {"bash": "_mothtui_run_ids", "zsh": "($(mothtui completion --list runs 2>/dev/null))",
+                     "tcsh": "`mothtui completion --list runs`",
+                     "fish": "(mothtui completion --list runs 2>/dev/null)",
+                     "preamble": {"bash": "_mothtui_run_ids() {\n"
+                                          "  compgen -W \"$(mothtui completion --list runs 2>/dev/null)\" -- \"$1\"\n}\n"}}
+_PRESETS = " ".join(PRESETS)  # core.config's own list (pure Python, no JAX)
+PRESET_COMPLETION = {"bash": "_mothtui_presets", "zsh": f"({_PRESETS})", "tcsh": f"({_PRESETS})",
+                     "fish": f"(printf '%s\\n' {_PRESETS})",
+                     "preamble": {"bash": f"_mothtui_presets() {{\n  compgen -W \"{_PRESETS}\" -- \"$1\"\n}}\n"}}
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, with the text looked up only when asked for (every other command skips the metadata)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit(0)
+
+
+def _run_id_argument(parser: argparse.ArgumentParser, **kwargs) -> None:
+    parser.add_argument("run_id", **kwargs).complete = RUN_ID_COMPLETION
 
 
 def _runs_option(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +98,8 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default=None, help="smoke | quick | paper (default: quick)")
+    parser.add_argument("--preset", default=None,
+                        help=f"{' | '.join(PRESETS)} (default: {DEFAULT_PRESET})").complete = PRESET_COMPLETION
     parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
                         help="TOML file of config keys (applied over the preset)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -75,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sparse, bio-inspired controllers for hawkmoth flight. "
                     "Without a command, opens the terminal UI on the run store.",
     )
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="print the version of mothtui and its main dependencies, and exit")
     _runs_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -102,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="train")
 
     p = sub.add_parser("resume", help="continue an interrupted run from its last completed level")
-    p.add_argument("run_id")
+    _run_id_argument(p)
     _runs_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress display (events still written)")
     p.add_argument("--distributed", action="store_true", help="resume a distributed run")
@@ -131,14 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="trash", action="purge")
 
     p = sub.add_parser("select", help="per network, the most-pruned level with loss <= threshold")
-    p.add_argument("run_id")
+    _run_id_argument(p)
     _runs_option(p)
     _selection_options(p)
     _json_option(p)
     p.set_defaults(handler="select")
 
     p = sub.add_parser("export", help="write the selected sparse networks as numpy files")
-    p.add_argument("run_id")
+    _run_id_argument(p)
     _runs_option(p)
     p.add_argument("--out", type=Path, required=True, help="output directory (new or empty)")
     _selection_options(p)
@@ -147,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="export")
 
     p = sub.add_parser("analyze", help="per-level analysis of a run, stored in the run")
-    p.add_argument("run_id")
+    _run_id_argument(p)
     _runs_option(p)
     p.add_argument("--noise", type=float, default=None, help="input noise std (scaled units)")
     p.add_argument("--force", action="store_true", help="recompute even if stored")
@@ -176,6 +226,29 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--precision", default="float32", help="float32 | tf32 | bf16")
     _json_option(b)
     b.set_defaults(handler="bench_engine")
+
+    p = sub.add_parser("tag", help="add (+name or name) or remove (-name) tags of a run; none: print them")
+    _runs_option(p)
+    _run_id_argument(p)
+    p.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG",
+                   help="tags to add (+name) or remove (-name); --runs DIR may follow")
+    p.set_defaults(handler="tag")
+
+    p = sub.add_parser("note", help="set the note of a run ('' clears it); no text: print it")
+    _run_id_argument(p)
+    p.add_argument("text", nargs="*", help="the note (words are joined with spaces)")
+    _runs_option(p)
+    p.set_defaults(handler="note")
+
+    p = sub.add_parser("settings", help="where the settings file is, and what it sets")
+    p.add_argument("what", choices=("path", "show"), help="path: print its path; show: the settings in effect")
+    _json_option(p)
+    p.set_defaults(handler="settings")
+
+    p = sub.add_parser("completion", help="print the shell completion script (bash, zsh, fish, tcsh)")
+    p.add_argument("shell", nargs="?", choices=("bash", "zsh", "fish", "tcsh"), help="the shell")
+    p.add_argument("--list", choices=("runs",), default=None, help=argparse.SUPPRESS)  # used by the scripts
+    p.set_defaults(handler="completion")
     return parser
 
 

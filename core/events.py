@@ -5,7 +5,8 @@ of its kind. Each kind is one frozen record type here, and every reader and writ
 them, so the file format has one owner:
 
 - `RunStart`      `run_start`   : `run`, `nets`, `levels`, `pid`, `resumed_from` (level or null)
-                                  (the engine adds `max_steps`: the step cap of every level, and `devices`)
+                                  (the engine adds `max_steps`: the step cap of every level, `devices`: how many,
+                                  and `device_kind`: "cpu" or the accelerator's name)
 - `LevelStart`    `level_start` : `level`, `sparsity`, `max_steps`
 - `StepProgress`  `progress`    : `level`, `step`, `max_steps`, `active` (networks still training), `loss`
                                   (per-network mean training loss since the last event; null for a network
@@ -91,6 +92,7 @@ class RunStart(Event):
     resumed_from: int | None
     max_steps: int | None = None
     devices: int | None = None
+    device_kind: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -372,6 +374,9 @@ class RunProgress:
     started_t: float | None = None
     last_t: float | None = None
     events: int = 0
+    devices: int | None = None
+    """Devices the engine uses, and their kind ("cpu", "NVIDIA H200"), as `run_start` says."""
+    device_kind: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -399,7 +404,8 @@ def reduce(state: RunProgress, event: Event) -> RunProgress:
             tuple(e for e in state.finished if e.level < event.resumed_from)
         return new(state, run=event.run, nets=event.nets, levels=event.levels,
                    max_steps=event.max_steps if event.max_steps is not None else state.max_steps,
-                   finished=kept, status="running", message=None)
+                   finished=kept, status="running", message=None, devices=event.devices,
+                   device_kind=event.device_kind)
     if isinstance(event, LevelStart):
         return new(state, level=event.level, sparsity=event.sparsity, step=0, max_steps=event.max_steps,
                    active=state.nets, losses=())

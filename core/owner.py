@@ -195,9 +195,14 @@ class Claim:
     run_dir: Path
     fd: int
     record: OwnerRecord
+    depth: int = 1
+    """How many claims of this process share it (a command, then a part of it that claims too)."""
 
     def release(self) -> None:
         """Remove the record and drop the lock (also done by the kernel when the process ends)."""
+        self.depth -= 1
+        if self.depth > 0:  # an inner claim ends; the outer one still holds the run
+            return
         if _held.get(self.run_dir) is self:
             del _held[self.run_dir]
         try:
@@ -233,12 +238,13 @@ def command_line() -> str:
 def claim(run_dir: Path | str, command: str | None = None, *, run_id: str | None = None) -> Claim:
     """Take the run exclusively, now or never; StoreError naming the owner if it is taken.
 
-    Claiming a run this process already holds returns the same claim (a command that calls
-    another part that claims, e.g. train then its level loop).
+    Claiming a run this process already holds returns the same claim, counted: the run is let go
+    when the outermost claim is released (a command that calls a part that claims too).
     """
     run_dir = Path(run_dir)
     name = run_id or run_dir.name
     if run_dir in _held:
+        _held[run_dir].depth += 1
         return _held[run_dir]
     try:
         fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ class RunSummary:
     @property
     def host(self) -> str | None:
         return self.owner.record.host if self.owner and self.owner.record else None
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    config: dict[str, Any] | None = None  # the resolved config (the runs filter matches its values)
 
     def to_dict(self) -> dict[str, Any]:
         owner = self.owner
@@ -53,7 +57,8 @@ class RunSummary:
                 "created": self.created, "damaged": self.damaged, "path": str(self.path),
                 "owner": None if owner is None or owner.record is None else {
                     "host": owner.record.host, "pid": owner.record.pid, "command": owner.record.command,
-                    "since": owner.record.since, "last_heard_s": None if owner.age_s is None else round(owner.age_s, 1)}}
+                    "since": owner.record.since, "last_heard_s": None if owner.age_s is None else round(owner.age_s, 1)},
+                "tags": list(self.tags), "note": self.note}
 
 
 def read_engine_pid(run_dir: Path) -> int | None:
@@ -121,9 +126,48 @@ def summarize(path: Path) -> RunSummary:
     owner = live_owner(path)
     if status == "running" and owner is None:
         status = "interrupted"  # the engine died without recording why: resumable
+    tags = attrs.get("tags")
+    tags = tuple(str(t) for t in tags) if isinstance(tags, list) else ()
+    note = attrs.get("note") if isinstance(attrs.get("note"), str) else ""
     return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
                       attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
-                      preset=attrs.get("preset"), owner=owner)
+                      preset=attrs.get("preset"), owner=owner, tags=tags, note=note,
+                      config=config if isinstance(config, dict) else None)
+
+
+def fmt_bytes(size: int | None) -> str:
+    """`812 B`, `4.0 kB`, `12.3 MB`, `1.2 GB` (powers of 1000, as df -H); `–` when unknown."""
+    if size is None:
+        return "–"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return "–"
+
+
+def disk_usage(path: Path | str) -> int:
+    """Bytes of all files under `path` (their sizes, as `du --apparent-size` counts them); 0 if absent.
+
+    Walks the directory (a `paper` run holds a few thousand chunk files): callers cache it per run state.
+    """
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:  # removed while we walk
+                    continue
+    return total
 
 
 def _layout_problem(path: Path, attrs: dict[str, Any]) -> str | None:

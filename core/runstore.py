@@ -12,7 +12,8 @@ Pure numpy + zarr (no JAX): the UI, selection and export read runs through this 
 from __future__ import annotations
 
 import datetime as _dt
-import os
+import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,9 +24,9 @@ from zarr.codecs import BloscCodec
 from core.config import Config, from_dict
 from core.errors import StoreError
 from core.events import EVENTS_FILE
-from core.owner import OWNER_FILES, Liveness, liveness
-from core.runlist import (KIND, RunSummary, _short, list_runs, read_engine_pid, run_path,  # noqa: F401
-                          summarize)
+from core.owner import OWNER_FILES, Liveness, claim, liveness
+from core.runlist import (KIND, RunSummary, _short, disk_usage, list_runs, read_engine_pid,  # noqa: F401
+                          run_path, summarize)
 from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
@@ -231,8 +232,43 @@ class Run:
         return self.path / EVENTS_FILE
 
     def set_attrs(self, **values: Any) -> None:
-        """Update attributes (one atomic rewrite of zarr.json)."""
-        self.group.attrs.update(values)
+        """Update attributes (one atomic rewrite of zarr.json).
+
+        The labels (`tags`, `note`) may have been changed on disk by `set_labels` from another process
+        since this handle was opened: they are carried over from the file, not from this handle's copy.
+        """
+        on_disk = _labels_on_disk(self.path)
+        self.group.attrs.update({**{k: v for k, v in on_disk.items() if k not in values}, **values})
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.attrs.get("tags") or [])
+
+    @property
+    def note(self) -> str:
+        return str(self.attrs.get("note") or "")
+
+    def set_labels(self, *, tags: Iterable[str] | None = None, note: str | None = None) -> None:
+        """Set the run's tags (a list; duplicates dropped, order kept) and/or its note ("" clears it).
+
+        The one writer of the `tags` and `note` attributes (CLI `tag`/`note` and the app). Like every
+        writer it claims the run first (core.owner), so it is refused, naming the owner, while an
+        engine trains the run. StoreError names a bad tag.
+        """
+        values: dict[str, Any] = {}
+        if tags is not None:
+            values["tags"] = list(dict.fromkeys(check_tag(t) for t in tags))
+        if note is not None:
+            values["note"] = str(note).strip()
+        if not values:
+            return
+        with claim(self.path, run_id=self.run_id):
+            try:
+                fresh = zarr.open_group(self.path, mode="r+", zarr_format=3)
+                fresh.attrs.update(values)
+            except OSError as err:
+                raise StoreError(f"cannot write the labels of run {self.run_id!r}: {err.strerror or err}") from None
+        self.group = fresh
 
     def set_status(self, status: str, **extra: Any) -> None:
         if status not in STATUSES:
@@ -398,6 +434,27 @@ def _create_moments(group: zarr.Group, sizes, nets: int, cn: int) -> None:
                                chunks=(1, cn, fan_in, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
             layer.create_array("bias", shape=(MOMENT_SLOTS, nets, fan_out), dtype="float32",
                                chunks=(1, cn, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
+
+
+TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}")
+
+
+def check_tag(tag: str) -> str:
+    """A valid tag (letters, digits, `_`, `.`, `-`; up to 40; starts with a letter or digit) or StoreError."""
+    tag = str(tag).strip()
+    if not TAG_PATTERN.fullmatch(tag):
+        raise StoreError(f"bad tag {tag!r}: use letters, digits, '_', '.', '-' (up to 40, "
+                         "starting with a letter or digit)")
+    return tag
+
+
+def _labels_on_disk(path: Path) -> dict[str, Any]:
+    """The `tags` and `note` attributes as the run's zarr.json has them now (plain JSON read)."""
+    try:
+        attrs = json.loads((Path(path) / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return {}
+    return {k: attrs[k] for k in ("tags", "note") if k in attrs}
 
 
 def open_run(runs_dir: Path | str, run_id: str, mode: str = "r") -> Run:

@@ -18,13 +18,19 @@ from textual.worker import Worker, WorkerState
 
 from core.errors import MothError
 from core.runlist import new_run_id
+from core.settings import load_settings, save_theme
 from mothtui.jobs import JobSupervisor
+from mothtui.notify import Notifier, RunEndWatcher
+from mothtui.settings import apply_theme, unknown_keys
 from mothtui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from mothtui.screens.runs import RunsScreen
 
 # The run, picker and new-run screens (plotext, selection, config) and everything that imports
 # zarr or numpy are imported when first needed: the runs list must be on screen within a second
 # of starting (core.runlist paints it from plain JSON first).
+
+#: Seconds between looks for runs that ended (core.runlist: one zarr.json per run).
+RUN_END_POLL_S = 2.0
 
 
 class MothApp(App):
@@ -38,14 +44,18 @@ class MothApp(App):
         Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
     ]
 
-    def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time):
-        """`clock` gives "now" for durations of running runs (tests pin it for stable snapshots)."""
+    def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time, settings=None):
+        """`clock` gives "now" for durations of running runs (tests pin it for stable snapshots);
+        `settings` (core.settings.Settings) default to the user's settings file."""
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.clock = clock
         self.jobs = JobSupervisor(self.runs_dir)
         self._runs_model = None
         self.deleted: list[str] = []  # runs moved to the trash in this session, last one last (undo)
+        self.settings = settings if settings is not None else load_settings()
+        self.run_ends = RunEndWatcher(self.runs_dir, started=time.time())
+        self.notifier = Notifier(self.settings, toast=self.notify, bell=self.bell, write=self.write_terminal)
 
     @property
     def runs_model(self):
@@ -57,7 +67,49 @@ class MothApp(App):
         return self._runs_model
 
     def on_mount(self) -> None:
+        problems = list(self.settings.problems)
+        problem = apply_theme(self, self.settings)
+        if problem:
+            problems.append(problem)
+        if self.settings.keys:
+            self.set_keymap(self.settings.keys)
+            self.run_worker(self._check_keymap, thread=True, group="settings", exit_on_error=False)
+        for line in problems:
+            self.notify(line, title="settings", severity="warning", timeout=15)
+        self.theme_changed_signal.subscribe(self, self._save_theme)
         self.push_screen(RunsScreen())
+        self._poll_run_ends()  # the first look learns what is running
+        self.set_interval(RUN_END_POLL_S, self._poll_run_ends)
+
+    # ---- settings and notifications -------------------------------------------------------
+    def _check_keymap(self) -> None:
+        for line in unknown_keys(self.settings.keys, self.settings.path):
+            self.call_from_thread(self.notify, line, title="settings", severity="warning", timeout=15)
+
+    def _save_theme(self, theme) -> None:
+        """The theme chosen in the command palette is kept in the settings file for the next start."""
+        if theme.name == (self.settings.theme or "textual-dark"):
+            return
+        self.settings.theme = theme.name
+        try:
+            save_theme(theme.name, self.settings.path)
+        except OSError as err:
+            self.notify(f"theme not saved to {self.settings.path}: {err.strerror or err}",
+                        title="settings", severity="warning")
+
+    def _poll_run_ends(self) -> None:
+        if self.notifier.enabled:
+            self.run_worker(self._look_for_run_ends, thread=True, group="run-ends", exclusive=True,
+                            exit_on_error=False)
+
+    def _look_for_run_ends(self) -> None:
+        for ended in self.run_ends.poll():
+            self.call_from_thread(self.notifier.announce, ended)
+
+    def write_terminal(self, text: str) -> None:
+        """Raw bytes to the terminal (a desktop notification's escape sequence); nothing when headless."""
+        if not self.is_headless and self._driver is not None:
+            self._driver.write(text)
 
     # ---- navigation ---------------------------------------------------------------------
     def open_run(self, run_id: str) -> None:
@@ -69,6 +121,17 @@ class MothApp(App):
         from mothtui.screens.picker import PickerScreen
 
         self.push_screen(PickerScreen(run_id, export=export))
+
+    def open_log(self, run_id: str) -> None:
+        from mothtui.screens.log import LogScreen
+
+        self.push_screen(LogScreen(run_id))
+
+    def edit_labels(self, run_id: str) -> None:
+        """The tags-and-note dialog of a run; saved through core.runstore.Run.set_labels."""
+        from mothtui.screens.labels import LabelsDialog
+
+        self.push_screen(LabelsDialog(self.runs_dir, run_id))
 
     def new_run(self) -> None:
         from mothtui.screens.new_run import NewRunScreen
@@ -109,12 +172,15 @@ class MothApp(App):
         job = await starting
         code = await job.process.wait()
         if code == 0:
-            self.notify(f"{job.run_id}: engine finished", title=job.kind)
+            if not self.notifier.enabled:  # otherwise the run-end notification says it (mothtui/notify.py)
+                self.notify(f"{job.run_id}: engine finished", title=job.kind)
         elif code in (-15, 130, 143):
-            self.notify(f"{job.run_id}: cancelled", title=job.kind, severity="warning")
+            if not self.notifier.enabled:
+                self.notify(f"{job.run_id}: cancelled", title=job.kind, severity="warning")
         else:
             self.push_screen(MessageDialog(f"{job.run_id}: engine exited with code {code}",
-                                           f"{self.jobs.log_tail(job.run_id, 6)}\n\nlog: {job.log}"))
+                                           f"{self.jobs.log_tail(job.run_id, 6)}\n\nlog: {job.log}"
+                                           f"\n(l on the run shows its whole engine log)"))
 
     def cancel_run(self, run_id: str) -> None:
         def answer(yes: bool | None) -> None:
@@ -188,7 +254,7 @@ class MothApp(App):
                                                str(err)))
 
 
-def run_app(runs_dir: Path) -> int:
+def run_app(runs_dir: Path, settings=None) -> int:
     """Run the UI on `runs_dir` until the user quits; the exit code of `mothtui`."""
-    MothApp(Path(runs_dir)).run()
+    MothApp(Path(runs_dir), settings=settings).run()
     return 0

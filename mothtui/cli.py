@@ -16,7 +16,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(args)
     from core.errors import MothError
     from core.runlist import check_runs_dir
+    from core.settings import load_settings
 
+    settings = load_settings()
+    for problem in settings.problems:  # one line each; the app starts with those keys' defaults
+        print(f"mothtui: {problem}", file=sys.stderr)
     try:
         runs_dir = check_runs_dir(resolve_runs(args))
     except MothError as err:
@@ -24,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     from mothtui.app import run_app  # textual only now
 
-    return run_app(runs_dir)
+    return run_app(runs_dir, settings)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ layer fractions are `core.analysis.structure`, live progress is `core.events`' r
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from core.analysis import structure
 from core.config import Config
 from core.events import EventTail, RunProgress, event_span, fold
 from core.formatting import fmt_duration, fmt_rate
-from core.runstore import SPLITS, Run, RunSummary, list_runs, open_run
+from core.runstore import SPLITS, Run, RunSummary, disk_usage, list_runs, open_run
 from core.select import Selection, select
 from mothtui.fmt import fmt_loss, fmt_threshold
 
@@ -53,6 +54,7 @@ class RunRow:
     summary: RunSummary
     chosen: str = "–"
     duration: str = "–"
+    disk_bytes: int | None = None  # bytes of the run directory (core.runlist.disk_usage)
 
     @property
     def run_id(self) -> str:
@@ -78,6 +80,7 @@ class RunsModel:
         self._chosen: dict[tuple, str] = {}
         self._live: dict[str, tuple[EventTail, RunProgress]] = {}
         self._lock = threading.Lock()
+        self._disk: dict[str, tuple[tuple, int]] = {}  # run id -> (state it was measured in, bytes)
 
     def view(self, now: float | None = None) -> RunsView:
         """Rows and the live progress lines of the running runs (the runs screen's worker calls this)."""
@@ -91,8 +94,19 @@ class RunsModel:
     def row(self, summary: RunSummary, now: float | None = None, *, quick: bool = False) -> RunRow:
         if summary.damaged:
             reason = summary.damaged.replace("store unreadable: ", "unreadable ")
-            return RunRow(summary, chosen=_clip(reason, DAMAGED_WIDTH))
-        return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now))
+            return RunRow(summary, chosen=_clip(reason, DAMAGED_WIDTH), disk_bytes=self._disk_bytes(summary, quick))
+        return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now),
+                      self._disk_bytes(summary, quick))
+
+    def _disk_bytes(self, s: RunSummary, quick: bool = False) -> int | None:
+        """Disk use, re-measured when the run's state changes and every minute while it runs."""
+        key = (s.levels_complete, s.status, s.status == "running" and int(time.time() // 60))
+        cached = self._disk.get(s.run_id)
+        if cached is None or cached[0] != key:
+            if quick:
+                return None
+            cached = self._disk[s.run_id] = (key, disk_usage(s.path))
+        return cached[1]
 
     def live_lines(self, rows) -> list[str]:
         """`<run>: level 11/18 · …` for each running run, its events tailed since the last call."""

@@ -19,3 +19,9 @@ def runs_dir(tmp_path):
     path = tmp_path / "runs"
     path.mkdir()
     return path
+
+
+@pytest.fixture(autouse=True)
+def _own_settings_file(tmp_path, monkeypatch):
+    """Each test has its own settings file (absent until written): never the user's, never shared."""
+    monkeypatch.setenv("MOTHTUI_SETTINGS", str(tmp_path / "settings" / "settings.toml"))

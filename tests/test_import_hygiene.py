@@ -45,7 +45,8 @@ def test_ui_never_imports_jax():
 
 
 CORE_USED_BY_UI = ("core.cli", "core.config", "core.errors", "core.events", "core.runlist", "core.runstore", "core.select",
-                   "core.export", "core.analysis.store", "core.schema")
+                   "core.export", "core.analysis.store", "core.schema", "core.settings", "core.runlog",
+                   "core.owner", "core.trash")
 
 
 def test_core_used_by_ui_never_imports_textual():

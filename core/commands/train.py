@@ -143,6 +143,13 @@ def prepare_engine(config: Config, dataset: str, nets=None, scaler=None):
 def execute(run_store: Run, engine, *, quiet: bool, stop, sync: LevelSync,
             resumed_from: int | None = None) -> int:
     """Run the level loop with the display; print the run id last (also when cancelled)."""
+    from core.runlog import keep_output  # the run keeps its engine's output: <run>/engine.log
+
+    with keep_output(run_store.path):
+        return _execute(run_store, engine, quiet=quiet, stop=stop, resumed_from=resumed_from, sync=sync)
+
+
+def _execute(run_store: Run, engine, *, quiet: bool, stop, sync: LevelSync, resumed_from: int | None = None) -> int:
     from core.engine.loop import run_levels
 
     sinks = []

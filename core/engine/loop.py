@@ -244,7 +244,8 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
         run.set_status("running")
     sync.start(run)
     emit("run_start", run=run.run_id, nets=cfg.nets, levels=cfg.levels, pid=os.getpid(),
-         resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices)
+         resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices,
+         device_kind=engine.place.device_kind)
     level_seconds: list[float] = []
     try:
         params, masks, diverged, moments = load_level_start(run, engine, start)

@@ -76,6 +76,12 @@ class Placement:
     def devices(self) -> int:
         return self.mesh.devices.size
 
+    @property
+    def device_kind(self) -> str:
+        """What the devices are: "cpu", or the accelerator's name ("NVIDIA H200")."""
+        device = self.mesh.devices.flat[0]
+        return "cpu" if device.platform == "cpu" else str(device.device_kind)
+
     def nets(self, tree):
         """Arrays whose leading axis is the network axis (params, masks, flags)."""
         return jax.device_put(tree, self.by_network)

@@ -56,6 +56,7 @@ def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
         node = node.parent
     nodes.append(screen.app)
     entries: dict[str, list] = {}
+    keymap = getattr(screen.app, "_keymap", {})  # Textual's keymap (App.set_keymap): the settings' [keys]
     # mothtui's own keys first (screen, focused widget, app), then Textual's built-in ones
     ours = [(node, cls) for node in nodes for cls in type(node).__mro__ if cls.__module__.startswith("mothtui")]
     builtin = [(node, cls) for node in nodes for cls in type(node).__mro__
@@ -65,11 +66,12 @@ def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
             text = binding.description
             if not text or text.lower() in GENERIC or text.startswith(("Scroll", "Page", "Cursor")):
                 continue  # movement keys every list has: summarised by GENERAL_KEYS
-            keys = binding.key_display or "/".join(_key_label(k) for k in binding.key.split(","))
+            key = keymap.get(binding.id, binding.key) if binding.id else binding.key  # remapped in the settings
+            keys = binding.key_display or "/".join(_key_label(k) for k in key.split(","))
             entry = entries.setdefault(text, [keys, False])
             if keys not in entry[0].split("/") and keys != entry[0]:
                 entry[0] = f"{entry[0]}/{keys}"
-            entry[1] = entry[1] or any(k in active for k in binding.key.split(","))
+            entry[1] = entry[1] or any(k in active for k in key.split(","))
     out = [(keys, text, available) for text, (keys, available) in entries.items()]
     return out + [(keys, text, True) for keys, text in GENERAL_KEYS]
 

@@ -52,6 +52,7 @@ class RunScreen(Screen):
         Binding("e", "export", "export", id="run.export"),
         Binding("c", "cancel", "cancel", id="run.cancel"),
         Binding("r", "resume", "resume", id="run.resume"),
+        Binding("l", "log", "log", id="run.log"),
         Binding("1", "tab('progress')", "progress", show=False, id="run.tab1"),
         Binding("2", "tab('layers')", "layers", show=False, id="run.tab2"),
         Binding("3", "tab('weights')", "weights", show=False, id="run.tab3"),
@@ -156,7 +157,15 @@ class RunScreen(Screen):
         nets = summary.nets if summary.nets is not None else "?"
         self.query_one("#run-header", Static).update(
             f"[b]{self.run_id}[/b] · {status_label(summary.status)} · {nets} nets · {arch} · {pruning} · "
-            f"threshold {fmt_threshold(self.threshold)} (val) · levels {summary.levels_complete}/{summary.levels}")
+            f"threshold {fmt_threshold(self.threshold)} (val) · levels {summary.levels_complete}/{summary.levels}"
+            f"{self._devices_text()}")
+
+    def _devices_text(self) -> str:
+        """` · 4 × cpu`: the devices the engine uses, as its run_start event says (none: a run made elsewhere)."""
+        p = self.progress
+        if not p.devices:
+            return ""
+        return f" · {p.devices} × {p.device_kind}" if p.device_kind else f" · {p.devices} devices"
 
     def _show_progress(self) -> None:
         p = self.progress
@@ -258,4 +267,7 @@ class RunScreen(Screen):
 
     def action_resume(self) -> None:
         self.app.resume_run(self.run_id)
+
+    def action_log(self) -> None:
+        self.app.open_log(self.run_id)
 

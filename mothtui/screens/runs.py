@@ -14,14 +14,15 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.runlist import list_runs
+from core.runlist import fmt_bytes, list_runs
 from mothtui.fmt import fmt_created, status_label
+from mothtui.runfilter import matches
 
 # mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
 # paint's critical path: the first paint uses core.runlist (plain JSON, standard library only).
 
 #: Most useful first: at 80 columns the last ones may need a horizontal scroll.
-COLUMNS = ("run", "status", "nets", "levels", "chosen sparsity", "duration", "created")
+COLUMNS = ("run", "status", "nets", "levels", "chosen sparsity", "duration", "created", "disk", "tags")
 SORT_KEYS = ("created", "run", "status", "nets")
 #: Seconds between re-reading the store (cheap: one zarr.json per run, cached loss medians).
 POLL_S = 1.0
@@ -32,6 +33,7 @@ class FirstPaintRow:
 
     chosen = "…"
     duration = "…"
+    disk_bytes = None
 
     def __init__(self, summary):
         self.summary = summary
@@ -61,6 +63,8 @@ class RunsScreen(Screen):
         Binding("u", "undo_delete", "undo delete", show=False, id="runs.undo_delete"),
         Binding("slash", "filter", "filter", id="runs.filter"),
         Binding("s", "sort", "sort", id="runs.sort"),
+        Binding("l", "log", "log", id="runs.log"),
+        Binding("t", "labels", "tags", id="runs.labels"),
         Binding("escape", "clear_filter", "clear filter", show=False, id="runs.clear_filter"),
     ]
 
@@ -79,7 +83,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-header", classes="screen-header")
-        yield Input(placeholder="filter runs (id or status); enter keeps, esc clears", id="runs-filter")
+        yield Input(placeholder="filter: words, #tag, key=value, nets>100; enter keeps, esc clears", id="runs-filter")
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
@@ -125,28 +129,34 @@ class RunsScreen(Screen):
             s = row.summary
             levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
             table.add_row(s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets),
-                          levels, row.chosen, row.duration, fmt_created(s.created), key=s.run_id)
+                          levels, row.chosen, row.duration, fmt_created(s.created),
+                          fmt_bytes(row.disk_bytes) if row.disk_bytes is not None else "…",
+                          " ".join(s.tags), key=s.run_id)
         for rid in starting:
-            if self._matches(rid, "starting"):
+            if matches(self.filter_text, run_id=rid, status="starting"):
                 table.add_row(rid, status_label("starting"), "", "", "simulating data / compiling",
-                              "", "", key=rid)
+                              "", "", "", "", key=rid)
         if current is not None and current in table.rows:
             table.move_cursor(row=table.get_row_index(current))
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.summary.status] = counts.get(r.summary.status, 0) + 1
         tally = " · ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs yet: n starts one"
+        sizes = [r.disk_bytes for r in rows if r.disk_bytes is not None]
+        if sizes:
+            tally += f" · {fmt_bytes(sum(sizes))}"
         shown = f"filter '{self.filter_text}' · " if self.filter_text else ""
         self.query_one("#runs-header", Static).update(
             f"[b]mothtui[/b]  {self.app.runs_dir}   {shown}sort {self.sort_key}   {tally}")
         self.refresh_bindings()
 
-    def _matches(self, run_id: str, status: str) -> bool:
-        text = self.filter_text.lower()
-        return not text or text in run_id.lower() or text in status.lower()
+    def _matches(self, summary) -> bool:
+        """The filter (mothtui/runfilter.py): words, #tags, the note, config values (nets>100)."""
+        return matches(self.filter_text, run_id=summary.run_id, status=summary.status, tags=summary.tags,
+                       note=summary.note, config=summary.config)
 
     def _visible(self, rows: list) -> list:
-        shown = [r for r in rows if self._matches(r.run_id, r.summary.status)]
+        shown = [r for r in rows if self._matches(r.summary)]
         key = {"created": lambda r: (r.summary.created or "", r.run_id),
                "run": lambda r: r.run_id, "status": lambda r: (r.summary.status, r.run_id),
                "nets": lambda r: (r.summary.nets or 0, r.run_id)}[self.sort_key]
@@ -178,6 +188,8 @@ class RunsScreen(Screen):
             return status == "running"
         if action == "delete":
             return row is not None and status != "running"
+        if action in ("log", "labels"):
+            return row is not None and not (action == "labels" and row.summary.damaged)
         return True
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -215,6 +227,16 @@ class RunsScreen(Screen):
 
     def action_undo_delete(self) -> None:
         self.app.undo_delete()
+
+    def action_log(self) -> None:
+        row = self.selected_row()
+        if row is not None:
+            self.app.open_log(row.run_id)
+
+    def action_labels(self) -> None:
+        row = self.selected_row()
+        if row is not None and not row.summary.damaged:
+            self.app.edit_labels(row.run_id)
 
     def action_sort(self) -> None:
         self.sort_key = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]

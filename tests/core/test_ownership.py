@@ -148,3 +148,18 @@ def test_delete_is_refused_while_another_process_owns_the_run(runs_dir, capsys):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_tags_and_notes_are_refused_while_another_process_owns_the_run(runs_dir, capsys):
+    run = make_fixture_run(runs_dir, "r", status="running", levels_complete=2)
+    proc = _holder(run.path)
+    try:
+        assert main(["tag", "r", "+keep", "--runs", str(runs_dir)]) == 2
+        assert main(["note", "r", "later", "--runs", str(runs_dir)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 2 and all("run 'r' is in use by mothtui train --id x" in line for line in lines)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert main(["tag", "r", "+keep", "--runs", str(runs_dir)]) == 0
+    assert summarize(run.path).tags == ("keep",) and not (run.path / "owner.json").exists()

@@ -73,3 +73,15 @@ def test_new_run_form_with_error(snap_compare, app):
         pilot.app.screen.query_one("#field-nets").value = "0"
         await still(pilot)
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_log_screen_with_search(snap_compare, app):
+    lines = [f"level {i:>2} · {i * 3}% pruned · val median 4.2e-0{i % 3 + 2}" for i in range(30)]
+    Path("runs/alpha/engine.log").write_text("--- 2026-11-24T10:15:00+00:00 pid 4242: train --preset smoke\n"
+                                             + "\n".join(lines) + "\nrun done: 30 levels complete\n")
+
+    async def run_before(pilot) -> None:
+        await steps("l")(pilot)
+        await pilot.press("slash", *"median 4.2e-03", "enter")
+        await still(pilot)
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
