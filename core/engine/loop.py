@@ -82,6 +82,10 @@ class Engine:
         if not host_batches:
             self.x_train = self.place.data(tr.x)
             self.y_train = self.place.data(tr.y)
+        self.val = None  # the validation split on the device, for the seed's early-stopping signal only
+        if config.early_stop_signal == "seed":
+            val = data.splits["val"]
+            self.val = (self.place.data(val.x), self.place.data(val.y))
         self.eval_rows = evaluate.block_rows(config.eval_batch, max(s.n for s in data.splits.values()),
                                              config.nets, max(config.layer_sizes))
 
@@ -127,10 +131,11 @@ class Engine:
             if stop is not None and stop.is_set():
                 raise Cancelled(f"cancelled during level {level}")
             if self.host_batches:
-                state, losses = train.chunk_from_host(sc, state, masks, *pending, jnp.int32(step), max_steps)
+                state, losses = train.chunk_from_host(sc, state, masks, *pending, jnp.int32(step), max_steps,
+                                                      self.val)
             else:
                 state, losses = train.chunk_on_device(sc, state, masks, self.x_train, self.y_train,
-                                                      pending, jnp.int32(step), max_steps)
+                                                      pending, jnp.int32(step), max_steps, self.val)
             step += self.chunk
             if step < cap:  # prepare the next batches while the device works
                 pending = self._batches(level, step)

@@ -55,12 +55,15 @@ class StepConfig:
     """Early stopping applies only once the last window's mean loss is at most this (0: always)."""
     carried: bool = False
     """Adam's state outlives the level: steps past the cap must leave it exactly as it was."""
+    signal: str = "train"
+    """What early stopping watches: "train" (each network's batch losses, stopping it alone) or
+    "seed" (the seed's: the ensemble's mean loss on consecutive validation batches, stopping all)."""
 
     @classmethod
     def from_config(cls, cfg) -> "StepConfig":
         return cls(cfg.learning_rate, cfg.early_stop_window, cfg.early_stop_every,
                    cfg.early_stop_ratio, cfg.precision, cfg.early_stop_below,
-                   cfg.optimizer_state == "carried")
+                   cfg.optimizer_state == "carried", cfg.early_stop_signal)
 
     @property
     def optimizer(self) -> optax.GradientTransformation:
@@ -119,9 +122,25 @@ def _gate(tree, masks, ok):
     return jax.tree.map(one, tree, masks)
 
 
+def _seed_signal(sc: StepConfig, params: Params, val, step: jax.Array, batch: int) -> jax.Array:
+    """The seed's early-stopping signal: the ensemble's mean loss on validation batch `step` (rows
+    step·B to (step+1)·B of the split, restarting each level); NaN once the split is used up, as the
+    seed's empty slices were, so it never stops after that (model.md section 5)."""
+    x_val, y_val = val
+    n = x_val.shape[0]
+    start = jnp.minimum(step * batch, max(n - batch, 0))
+    xb = jax.lax.dynamic_slice_in_dim(x_val, start, batch)
+    yb = jax.lax.dynamic_slice_in_dim(y_val, start, batch)
+    mean = jnp.mean(per_network_mse(params, xb, yb, sc.precision))
+    return jnp.where((step + 1) * batch <= n, mean, jnp.nan)
+
+
 def _step(sc: StepConfig, state: TrainState, masks: Params, x: jax.Array, y: jax.Array,
-          step: jax.Array, max_steps: jax.Array) -> tuple[TrainState, jax.Array]:
-    """One Adam step of every network on batch (x (B, 10), y (B, 7)) at level step number `step`."""
+          step: jax.Array, max_steps: jax.Array, val=None) -> tuple[TrainState, jax.Array]:
+    """One Adam step of every network on batch (x (B, 10), y (B, 7)) at level step number `step`.
+
+    `val`: the device-resident validation split `(x, y)`, needed by the seed's stopping signal only.
+    """
     def total(params):
         losses = per_network_mse(params, x, y, sc.precision)
         return jnp.sum(losses), losses
@@ -138,10 +157,15 @@ def _step(sc: StepConfig, state: TrainState, masks: Params, x: jax.Array, y: jax
     params = optax.apply_updates(state.params, updates)
 
     span = 2 * sc.window
-    history = state.history.at[:, step % span].set(jnp.where(ok, loss, 0.0))
+    if sc.signal == "seed":  # one ensemble value for every network; the first check after 2 windows + 1
+        signal = jnp.broadcast_to(_seed_signal(sc, params, val, step, x.shape[0]), loss.shape)
+        history = state.history.at[:, step % span].set(signal)
+        check = ((step + 1) % sc.every == 0) & (step + 1 > span)
+    else:
+        history = state.history.at[:, step % span].set(jnp.where(ok, loss, 0.0))
+        check = ((step + 1) % sc.every == 0) & (step + 1 >= span)
     newer = jnp.mean(history[:, (step - jnp.arange(sc.window)) % span], axis=1)
     older = jnp.mean(history[:, (step - sc.window - jnp.arange(sc.window)) % span], axis=1)
-    check = ((step + 1) % sc.every == 0) & (step + 1 >= span)
     low_enough = (newer <= sc.stop_below) if sc.stop_below > 0 else True
     stop = ok & check & (older < sc.ratio * newer) & low_enough
     diverged = state.diverged | (running & ~finite)
@@ -158,23 +182,23 @@ def _step(sc: StepConfig, state: TrainState, masks: Params, x: jax.Array, y: jax
 
 @partial(jax.jit, static_argnums=(0,), donate_argnums=(1,))
 def chunk_on_device(sc: StepConfig, state: TrainState, masks: Params, x_train: jax.Array,
-                    y_train: jax.Array, rows: jax.Array, step0: jax.Array, max_steps: jax.Array):
+                    y_train: jax.Array, rows: jax.Array, step0: jax.Array, max_steps: jax.Array, val=None):
     """K steps; batch i is rows[i] `(K, B)` gathered from the device-resident training split.
 
     Returns the new state and the per-step, per-network batch losses `(K, N)` (NaN where a
     network did not train).
     """
     def body(carry, i):
-        return _step(sc, carry, masks, x_train[rows[i]], y_train[rows[i]], step0 + i, max_steps)
+        return _step(sc, carry, masks, x_train[rows[i]], y_train[rows[i]], step0 + i, max_steps, val)
     return jax.lax.scan(body, state, jnp.arange(rows.shape[0]))
 
 
 @partial(jax.jit, static_argnums=(0,), donate_argnums=(1,))
 def chunk_from_host(sc: StepConfig, state: TrainState, masks: Params, x_batches: jax.Array,
-                    y_batches: jax.Array, step0: jax.Array, max_steps: jax.Array):
+                    y_batches: jax.Array, step0: jax.Array, max_steps: jax.Array, val=None):
     """K steps on batches gathered on the host: x `(K, B, 10)`, y `(K, B, 7)` (data too big for the device)."""
     def body(carry, i):
-        return _step(sc, carry, masks, x_batches[i], y_batches[i], step0 + i, max_steps)
+        return _step(sc, carry, masks, x_batches[i], y_batches[i], step0 + i, max_steps, val)
     return jax.lax.scan(body, state, jnp.arange(x_batches.shape[0]))
 
 

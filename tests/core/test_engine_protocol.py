@@ -121,3 +121,47 @@ def test_initialisations_have_the_scale_they_name():
         assert np.asarray(normal[k].weight).std() == pytest.approx(0.05, rel=0.1)
         assert np.asarray(lecun[k].weight).std() == pytest.approx(fan_in ** -0.5, rel=0.1)
         assert not np.asarray(normal[k].bias).any()
+
+
+def _replay_seed_signal(config, prepared, steps):
+    """Independent replay of level 0 with optax in a Python loop: the ensemble's mean loss on
+    validation batch s after step s, and the step at which the seed's rule stops everyone."""
+    engine = Engine(config, prepared, devices=jax.devices()[:1])
+    params, masks, _ = engine.initial()
+    optimizer = optax.adam(config.learning_rate)
+    opt_state = optimizer.init(params)
+    x, y = prepared.splits["train"].x, prepared.splits["train"].y
+    xv, yv = prepared.splits["val"].x, prepared.splits["val"].y
+    grad = jax.jit(jax.grad(lambda p, xb, yb: jnp.sum(model.per_network_mse(p, xb, yb, "float32"))))
+    rows = np.concatenate([engine.plan.indices(0, s, engine.chunk) for s in range(0, steps, engine.chunk)])
+    b, w, signal = config.batch, config.early_stop_window, []
+    for s in range(steps):
+        updates, opt_state = optimizer.update(grad(params, x[rows[s]], y[rows[s]]), opt_state, params)
+        params = optax.apply_updates(params, updates)
+        batch = slice(s * b, (s + 1) * b)
+        signal.append(float(np.mean(model.per_network_mse(params, xv[batch], yv[batch], "float32")))
+                      if (s + 1) * b <= len(xv) else float("nan"))
+        if (s + 1) % config.early_stop_every == 0 and s + 1 > 2 * w:
+            older, newer = np.mean(signal[-2 * w:-w]), np.mean(signal[-w:])
+            if older < config.early_stop_ratio * newer:
+                return s + 1
+    return steps
+
+
+def test_the_seeds_signal_stops_the_whole_ensemble_on_validation_batches(data):
+    path, prepared = data
+    seed_like = dict(dataset=str(path), early_stop_signal="seed", early_stop_window=4, early_stop_every=2,
+                     early_stop_ratio=1.05, max_steps=48, batch=8)
+    config = from_dict({**BASE, **seed_like})
+    engine = Engine(config, prepared, devices=jax.devices()[:1])
+    params, masks, diverged = engine.initial()
+    result = engine.train_level(0, params, masks, diverged)
+    expected = _replay_seed_signal(config, prepared, 48)
+    assert 10 <= expected < 48, "the rule should fire inside the budget on this data"
+    assert list(result.steps) == [expected, expected]  # every network stops at the ensemble's step
+    # a validation split used up before the first check (the seed at 12,500 batches): never stops
+    short = from_dict({**BASE, **seed_like, "batch": 64, "early_stop_window": 3, "early_stop_every": 1})
+    assert 7 * 64 > prepared.splits["val"].n  # the first check (step 7) is past the split's end
+    engine = Engine(short, prepared, devices=jax.devices()[:1])
+    result = engine.train_level(0, *engine.initial())
+    assert list(result.steps) == [48, 48] and not result.stopped.any()
