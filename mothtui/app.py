@@ -70,6 +70,11 @@ class MothApp(App):
 
         self.push_screen(PickerScreen(run_id, export=export))
 
+    def open_compare(self, run_ids: list[str]) -> None:
+        from mothtui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(run_ids))
+
     def new_run(self) -> None:
         from mothtui.screens.new_run import NewRunScreen
 
@@ -104,12 +109,22 @@ class MothApp(App):
                         group="jobs", exit_on_error=False)
         self.notify(f"resuming {run_id}", title="resume")
 
+    def start_step(self, run_id: str, kind: str, scales: str = "0.5,2") -> None:
+        """Start `analyze` or `evaluate --scale scales` on a run as a supervised job (mothtui.jobs)."""
+        async def starting():
+            job = await (self.jobs.analyze(run_id) if kind == "analyze" else self.jobs.evaluate(run_id, scales))
+            self.notify(f"{kind} {run_id} started: c cancels", title=kind)
+            return job
+
+        self.run_worker(self._supervise(starting()), name=f"job:{run_id}", group="jobs", exit_on_error=False)
+
     async def _supervise(self, starting) -> None:
         """Start a job, wait for it (so it is reaped), and report how it ended."""
         job = await starting
         code = await job.process.wait()
         if code == 0:
-            self.notify(f"{job.run_id}: engine finished", title=job.kind)
+            done = "engine finished" if job.kind in ("train", "resume") else f"{job.kind} finished"
+            self.notify(f"{job.run_id}: {done}", title=job.kind)
         elif code in (-15, 130, 143):
             self.notify(f"{job.run_id}: cancelled", title=job.kind, severity="warning")
         else:

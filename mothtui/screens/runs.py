@@ -59,6 +59,8 @@ class RunsScreen(Screen):
         Binding("c", "cancel", "cancel", id="runs.cancel"),
         Binding("d", "delete", "delete", id="runs.delete"),
         Binding("u", "undo_delete", "undo delete", show=False, id="runs.undo_delete"),
+        Binding("space", "mark", "mark", id="runs.mark"),
+        Binding("C", "compare", "compare", id="runs.compare"),
         Binding("slash", "filter", "filter", id="runs.filter"),
         Binding("s", "sort", "sort", id="runs.sort"),
         Binding("escape", "clear_filter", "clear filter", show=False, id="runs.clear_filter"),
@@ -71,6 +73,7 @@ class RunsScreen(Screen):
         self.sort_key = "created"
         self.live: tuple[str, ...] = ()  # progress lines of the running runs, from the last RunsView
         self._loader = None
+        self.marked: list[str] = []  # runs marked with space for the comparison, in marking order
 
     @property
     def model(self):
@@ -124,7 +127,7 @@ class RunsScreen(Screen):
         for row in self._visible(rows):
             s = row.summary
             levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
-            table.add_row(s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets),
+            table.add_row(("● " if s.run_id in self.marked else "") + s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets),
                           levels, row.chosen, row.duration, fmt_created(s.created), key=s.run_id)
         for rid in starting:
             if self._matches(rid, "starting"):
@@ -137,6 +140,8 @@ class RunsScreen(Screen):
             counts[r.summary.status] = counts.get(r.summary.status, 0) + 1
         tally = " · ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs yet: n starts one"
         shown = f"filter '{self.filter_text}' · " if self.filter_text else ""
+        if self.marked:
+            shown += f"{len(self.marked)} marked (C compares) · "
         self.query_one("#runs-header", Static).update(
             f"[b]mothtui[/b]  {self.app.runs_dir}   {shown}sort {self.sort_key}   {tally}")
         self.refresh_bindings()
@@ -178,6 +183,8 @@ class RunsScreen(Screen):
             return status == "running"
         if action == "delete":
             return row is not None and status != "running"
+        if action == "compare":
+            return bool(self.marked)
         return True
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -212,6 +219,29 @@ class RunsScreen(Screen):
         row = self.selected_row()
         if row is not None:
             self.app.delete_run(row.run_id)
+
+    def action_mark(self) -> None:
+        """Mark or unmark the selected run for the comparison (`C`), and move down as lazygit does."""
+        row = self.selected_row()
+        if row is None or row.summary.damaged:
+            return
+        if row.run_id in self.marked:
+            self.marked.remove(row.run_id)
+        else:
+            self.marked.append(row.run_id)
+        self._show(self.rows)
+        self.query_one(RunsTable).action_cursor_down()
+
+    def action_compare(self) -> None:
+        """Compare the marked runs (with the selected one when only one is marked)."""
+        ids = list(self.marked)
+        current = self.selected_id()
+        if len(ids) == 1 and current and current not in ids:
+            ids.append(current)
+        if len(ids) < 2:
+            self.notify("mark two or more runs with space, then C compares them", severity="warning")
+            return
+        self.app.open_compare(ids)
 
     def action_undo_delete(self) -> None:
         self.app.undo_delete()
