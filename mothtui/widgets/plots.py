@@ -234,7 +234,7 @@ class CurvesPlot(ThrottledPlot):
         self.series: list[Series] = []
         self.xticks: tuple[list[float], list[str]] | None = None
         self.hline: float | None = None
-        self.log = True
+        self.ylog = True
         self.xlabel = ""
         self.empty = "no data"
 
@@ -242,14 +242,16 @@ class CurvesPlot(ThrottledPlot):
                  log: bool = True, xlabel: str = "", empty: str = "no data") -> None:
         """`hline` in data units (a threshold); `xticks` (positions, labels) or None for plotext's own."""
         self.title, self.series, self.xticks = title, [s for s in series if s.x], xticks
-        self.hline, self.log, self.xlabel, self.empty = hline, log, xlabel, empty
+        self.hline, self.ylog, self.xlabel, self.empty = hline, log, xlabel, empty
         self.mark_dirty()
 
     def draw(self) -> None:
         plt = self.plt
         plt.title(self.title)
         if not self.series:
-            plt.text(self.empty, x=0, y=0)
+            plt.text(self.empty, x=0, y=0, alignment="center")
+            plt.xticks([], [])
+            plt.yticks([], [])
             return
         for s in self.series:
             if s.label:
@@ -257,15 +259,29 @@ class CurvesPlot(ThrottledPlot):
             else:
                 plt.plot(s.x, s.y, marker=s.marker, color=s.color)
         extra = []
-        if self.hline is not None and (not self.log or self.hline > 0):
-            line = math.log10(self.hline) if self.log else self.hline
+        if self.hline is not None and (not self.ylog or self.hline > 0):
+            line = math.log10(self.hline) if self.ylog else self.hline
             plt.hline(line, "red")
             extra = [line]
-        if self.log:
+        if self.ylog:
             _log_ticks(plt, *(s.y for s in self.series), extra)
+        self._legend_room(plt, extra)
         if self.xticks is not None:
             positions, labels = self.xticks
             every = max(1, math.ceil(len(positions) * 5 / max(10, self.size.width - 10)))
             plt.xticks(positions[::every], labels[::every])
         if self.xlabel:
             plt.xlabel(self.xlabel)
+
+    def _legend_room(self, plt, extra: list[float]) -> None:
+        """Raise the top of the y range so plotext's legend (top left, one row per label) sits
+        above the data instead of hiding it."""
+        labels = sum(1 for s in self.series if s.label)
+        ys = [y for s in self.series for y in s.y] + list(extra)
+        if not labels or not ys:
+            return
+        low, high = min(ys), max(ys)
+        span = (high - low) or 1.0
+        rows = max(4, self.size.height - 5)              # plot rows inside the frame
+        room = span * (labels + 0.5) / max(1, rows - labels - 1)
+        plt.ylim(low - 0.02 * span, high + room)
