@@ -16,7 +16,7 @@ import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
@@ -61,7 +61,7 @@ class RunScreen(Screen):
         Binding("c", "cancel", "cancel", id="run.cancel"),
         Binding("r", "resume", "resume", id="run.resume"),
         Binding("a", "analyze", "analyze", id="run.analyze"),
-        Binding("s", "evaluate", f"scales {EVALUATE_SCALES}", id="run.evaluate"),
+        Binding("s", "evaluate", "scales", id="run.evaluate"),
         Binding("1", "tab('progress')", "progress", show=False, id="run.tab1"),
         Binding("2", "tab('layers')", "layers", show=False, id="run.tab2"),
         Binding("3", "tab('weights')", "weights", show=False, id="run.tab3"),
@@ -105,7 +105,7 @@ class RunScreen(Screen):
             with TabPane("3 weights", id="weights"):
                 yield WeightHistogram(id="run-weights")
             with TabPane("4 analysis", id="analysis"):
-                with Vertical():
+                with VerticalScroll(id="run-analysis-scroll"):
                     yield Static(id="run-step", markup=False)
                     with Horizontal(id="run-analysis-plots"):
                         yield CurvesPlot(id="run-noise")
