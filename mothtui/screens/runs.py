@@ -14,14 +14,16 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.runlist import list_runs
+from core.runlist import list_runs, setup_labels
 from mothtui.fmt import fmt_created, status_label
 
 # mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
 # paint's critical path: the first paint uses core.runlist (plain JSON, standard library only).
 
 #: Most useful first: at 80 columns the last ones may need a horizontal scroll.
-COLUMNS = ("run", "status", "nets", "levels", "chosen sparsity", "duration", "created")
+COLUMNS = ("run", "status", "nets", "setup", "levels", "chosen sparsity", "duration", "created")
+#: Characters of the setup column (what differs between runs: core.runlist.setup_labels).
+SETUP_WIDTH = 18
 SORT_KEYS = ("created", "run", "status", "nets")
 #: Seconds between re-reading the store (cheap: one zarr.json per run, cached loss medians).
 POLL_S = 1.0
@@ -123,15 +125,18 @@ class RunsScreen(Screen):
         self.query_one("#runs-progress", Static).update("\n".join(self.live[:2]) or " ")
         table = self.query_one(RunsTable)
         current = self.selected_id()
+        setups = setup_labels([r.summary for r in rows])
         table.clear()
         for row in self._visible(rows):
             s = row.summary
             levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
-            table.add_row(("● " if s.run_id in self.marked else "") + s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets),
-                          levels, row.chosen, row.duration, fmt_created(s.created), key=s.run_id)
+            setup = setups.get(s.run_id, "")
+            setup = setup if len(setup) <= SETUP_WIDTH else setup[: SETUP_WIDTH - 1] + "…"
+            table.add_row(("● " if s.run_id in self.marked else "") + s.run_id, status_label(s.status),
+                          "–" if s.nets is None else str(s.nets), setup, levels, row.chosen, row.duration, fmt_created(s.created), key=s.run_id)
         for rid in starting:
             if self._matches(rid, "starting"):
-                table.add_row(rid, status_label("starting"), "", "", "simulating data / compiling",
+                table.add_row(rid, status_label("starting"), "", "", "", "simulating data / compiling",
                               "", "", key=rid)
         if current is not None and current in table.rows:
             table.move_cursor(row=table.get_row_index(current))

@@ -158,3 +158,17 @@ def test_compare_text_on_fixture_runs(runs_dir, capsys):
     out = capsys.readouterr().out
     assert "config: only what differs" in out and "nets" in out and "chosen sparsity" in out
     assert "first-layer connections kept" in out
+
+
+def test_the_runs_lists_setup_column_names_only_what_differs(runs_dir):
+    from core.runlist import list_runs, setup_labels
+
+    make_fixture_run(runs_dir, "a", nets=2)
+    make_fixture_run(runs_dir, "b", nets=3, seed=1)
+    assert setup_labels(list_runs(runs_dir)) == {"a": "", "b": ""}   # nets has its own column
+    c = make_fixture_run(runs_dir, "c", nets=2)
+    c.set_attrs(config={**c.attrs["config"], "pruning": "global", "scale": 2.0, "hidden": [16, 16]})
+    (runs_dir / "broken").mkdir()
+    (runs_dir / "broken" / "zarr.json").write_text("{")
+    labels = setup_labels(list_runs(runs_dir))
+    assert labels == {"a": "8-8 layer s=1", "b": "8-8 layer s=1", "c": "16-16 global s=2"}

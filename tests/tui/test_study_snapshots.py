@@ -17,6 +17,7 @@ from core.analysis.store import EXTRAPOLATION, AnalysisWriter
 from core.events import EVENTS_FILE, make
 from core.runstore import open_run
 
+from fixture_runs import make_fixture_run
 from tui.conftest import build_store
 from tui.helpers import make_app
 from tui.test_snapshots import steps
@@ -57,11 +58,18 @@ def add_results(runs_dir: Path) -> None:
     (run.path / EVENTS_FILE).write_text("".join(r.to_json() + "\n" for r in records))
 
 
+def add_global_run(runs_dir: Path) -> None:
+    """`gamma`: an older run pruned globally at body scale 2 (the runs list's setup column tells it apart)."""
+    run = make_fixture_run(runs_dir, "gamma", nets=3, seed=2, created="2026-11-20T08:00:00+00:00")
+    run.set_attrs(config={**run.attrs["config"], "pruning": "global", "scale": 2.0})
+
+
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     (tmp_path / "runs").mkdir()
     build_store(tmp_path / "runs")
     add_results(tmp_path / "runs")
+    add_global_run(tmp_path / "runs")
     monkeypatch.chdir(tmp_path)
     return make_app(Path("runs"))
 
