@@ -285,7 +285,8 @@ class RunScreen(Screen):
         if summary.get("eval_loss_median"):
             x, labels = self._level_axis(summary)
             series = [Series(x, _log10(np.asarray(summary["eval_loss_median"], float)), "no noise", PALETTE[0])]
-            for i, (sigma, row) in enumerate(zip(summary.get("noise_sigma") or [], summary.get("noise_loss_median") or [])):
+            noise = zip(summary.get("noise_sigma") or [], summary.get("noise_loss_median") or [])
+            for i, (sigma, row) in enumerate(noise):
                 values = np.asarray([np.nan if v is None else v for v in row], float)
                 series.append(Series(x, _log10(values), f"σ {sigma:g}", PALETTE[(i + 1) % len(PALETTE)]))
             self.query_one("#run-noise", CurvesPlot).set_data(

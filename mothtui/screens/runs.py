@@ -133,7 +133,8 @@ class RunsScreen(Screen):
             setup = setups.get(s.run_id, "")
             setup = setup if len(setup) <= SETUP_WIDTH else setup[: SETUP_WIDTH - 1] + "…"
             table.add_row(("● " if s.run_id in self.marked else "") + s.run_id, status_label(s.status),
-                          "–" if s.nets is None else str(s.nets), setup, levels, row.chosen, row.duration, fmt_created(s.created), key=s.run_id)
+                          "–" if s.nets is None else str(s.nets), setup, levels, row.chosen, row.duration,
+                          fmt_created(s.created), key=s.run_id)
         for rid in starting:
             if self._matches(rid, "starting"):
                 table.add_row(rid, status_label("starting"), "", "", "", "simulating data / compiling",
