@@ -176,3 +176,33 @@ async def test_an_analysis_started_from_the_app_survives_it_and_can_be_cancelled
     assert await asyncio.wait_for(job.process.wait(), 20) == -signal.SIGTERM
     assert not (runs_dir / "withdata" / "analysis" / "zarr.json").exists() or \
         '"complete": true' not in (runs_dir / "withdata" / "analysis" / "zarr.json").read_text()
+
+
+async def test_the_run_screen_shows_the_training_curve_of_the_level_in_training(runs_dir):
+    from core.events import EventWriter
+
+    run = make_fixture_run(runs_dir, "curve", nets=3, levels_complete=2)
+    events = EventWriter(run.path)
+    events.emit("run_start", run="curve", nets=3, levels=5, pid=None, resumed_from=None)
+    events.emit("level_start", level=2, sparsity=0.8, max_steps=1000)
+    app = make_app(runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        curve = screen.query_one("#run-curve")
+        assert curve.display is False                         # no progress yet: the loss plot keeps the room
+        for step, losses in ((100, [0.3, 0.2, 0.1]), (200, [0.2, 0.1, None]), (300, [0.05, 0.04, 0.03])):
+            events.emit("progress", level=2, step=step, max_steps=1000, active=3, loss=losses,
+                        samples_per_s=None, eta_s=None)
+        await pilot.pause(0.5)                                # tailed at 4 Hz
+        await settle(pilot)
+        assert curve.display is True
+        median = next(s for s in curve.series if s.label == "median")
+        assert median.x == [100, 200, 300]
+        np.testing.assert_allclose(10 ** np.asarray(median.y), [0.2, 0.15, 0.04])
+        assert "level 2 (0.80)" in curve.title
+        events.emit("level_start", level=3, sparsity=0.9, max_steps=1000)   # a new level starts afresh
+        await pilot.pause(0.5)
+        assert curve.display is False
