@@ -284,4 +284,7 @@ class CurvesPlot(ThrottledPlot):
         span = (high - low) or 1.0
         rows = max(4, self.size.height - 5)              # plot rows inside the frame
         room = span * (labels + 0.5) / max(1, rows - labels - 1)
-        plt.ylim(low - 0.02 * span, high + room)
+        top = high + room
+        if self.ylog and high - low >= 2:  # whole-decade ticks: the top one must be inside the frame
+            top = max(top, math.ceil(high))
+        plt.ylim(low - 0.02 * span, top)
