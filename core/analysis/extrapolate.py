@@ -94,15 +94,17 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def level_losses(run, x_s: np.ndarray, y_s: np.ndarray, levels: int) -> np.ndarray:
-    """`(levels, N)` MSE of every network at every level on scaled rows (engine's forward pass)."""
+def level_losses(run, held_out: Sequence[tuple[np.ndarray, np.ndarray]], levels: int) -> np.ndarray:
+    """`(S, levels, N)` MSE of every network at every level on each set of scaled rows `(x_s, y_s)`,
+    with the engine's forward pass. Each level's weights are read once for all the sets."""
     from core.analysis.performance import ensemble_forward
 
-    out = np.empty((levels, run.nets), np.float64)
+    out = np.empty((len(held_out), levels, run.nets), np.float64)
     for level in range(levels):
         arrays = run.level(level)
-        pred = ensemble_forward(x_s, arrays["weight"], arrays["bias"]).astype(np.float64)
-        out[level] = np.mean(np.square(pred - y_s[None].astype(np.float64)), axis=(1, 2))
+        for i, (x_s, y_s) in enumerate(held_out):
+            pred = ensemble_forward(x_s, arrays["weight"], arrays["bias"]).astype(np.float64)
+            out[i, level] = np.mean(np.square(pred - y_s[None].astype(np.float64)), axis=(1, 2))
     return out
 
 
@@ -124,7 +126,7 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
         raise MothError(f"run {run.run_id!r} has no completed level to evaluate")
     seed = int(run.config.data_seed) + HELD_OUT_SEED_OFFSET
     scaler = Scaler.from_dict(run.attrs["scaler"])
-    losses, rows, valid, datasets = [], [], [], []
+    held_out, rows, valid, datasets = [], [], [], []
     for scale in scales:
         path = Path(runs_dir) / DATASETS_DIR / held_out_name(samples, seed, scale)
         say(f"s = {scale:g}: {samples:,} held-out strokes ({path.name})")
@@ -132,17 +134,15 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
         found = open_dataset(path).usable_rows(0, samples)
         if len(found) == 0:
             raise MothError(f"no valid stroke among {samples:,} simulated at s = {scale:g}")
-        x_s = scaler.scale_x(found.x).astype(np.float32)
-        y_s = scaler.scale_y(found.y).astype(np.float32)
-        loss = level_losses(run, x_s, y_s, levels)
-        losses.append(loss)
+        held_out.append((scaler.scale_x(found.x).astype(np.float32), scaler.scale_y(found.y).astype(np.float32)))
         rows.append(len(found))
         valid.append(len(found) / samples)
         datasets.append(str(path))
-        say(f"s = {scale:g}: level 0 median loss {np.nanmedian(loss[0]):.3g}, "
-            f"{len(found) / samples:.0%} of strokes valid")
-    loss_a = np.stack(losses)                                       # (S, L, N)
+    say(f"evaluating {levels} levels of {run.nets} networks at s = {', '.join(f'{s:g}' for s in scales)}")
+    loss_a = level_losses(run, held_out, levels)                    # (S, L, N)
     p10, med, p90 = bands(loss_a)
+    for scale, m, v in zip(scales, med, valid):
+        say(f"s = {scale:g}: level 0 median loss {m[0]:.3g}, {v:.0%} of strokes valid")
     test = run.losses("test")[:levels]
     own = float(np.nanmedian(test[0])) if np.isfinite(test[0]).any() else None
     summary = {
