@@ -144,8 +144,12 @@ class MothApp(App):
                 else:
                     self.notify(f"{run_id} has no engine running", severity="warning")
 
-        self.push_screen(ConfirmDialog(f"Cancel run {run_id}?\nThe engine stops after a checkpoint; "
-                                       f"r resumes it later."), answer)
+        job = self.jobs.job(run_id)
+        if job is not None and job.kind in ("analyze", "evaluate"):  # an analysis step, not the training
+            question = f"Cancel the {job.kind} of run {run_id}?\nWhat it computed so far is dropped; the run and its stored results stay."
+        else:
+            question = f"Cancel run {run_id}?\nThe engine stops after a checkpoint; r resumes it later."
+        self.push_screen(ConfirmDialog(question), answer)
 
     def delete_run(self, run_id: str) -> None:
         """Move a run to the trash after a confirmation; `u` brings it back (core.trash)."""
