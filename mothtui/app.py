@@ -146,7 +146,8 @@ class MothApp(App):
 
         job = self.jobs.job(run_id)
         if job is not None and job.kind in ("analyze", "evaluate"):  # an analysis step, not the training
-            question = f"Cancel the {job.kind} of run {run_id}?\nWhat it computed so far is dropped; the run and its stored results stay."
+            question = (f"Cancel the {job.kind} of run {run_id}?\n"
+                        f"What it computed so far is dropped; the run and its stored results stay.")
         else:
             question = f"Cancel run {run_id}?\nThe engine stops after a checkpoint; r resumes it later."
         self.push_screen(ConfirmDialog(question), answer)
