@@ -212,6 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
     p.set_defaults(handler="analyze")
 
+    p = sub.add_parser("compare", help="runs side by side: config diff, losses, chosen sparsities")
+    p.add_argument("run_ids", nargs="+", metavar="RUN")
+    _runs_option(p)
+    p.add_argument("--threshold", type=float, default=None,
+                   help="one loss threshold for every run (default: each run's own)")
+    p.add_argument("--split", default="val", help="train | val | test (default val)")
+    _json_option(p)
+    p.set_defaults(handler="compare")
+
+    p = sub.add_parser("evaluate", help="every level of every network at other body scales, stored in the run")
+    p.add_argument("run_id")
+    _runs_option(p)
+    p.add_argument("--scale", required=True, metavar="S[,S...]", help="body scales, e.g. 0.5,2")
+    p.add_argument("--samples", type=int, default=20_000, metavar="N",
+                   help="held-out strokes simulated per scale (default 20000; cached)")
+    _json_option(p)
+    p.set_defaults(handler="evaluate")
+
     p = sub.add_parser("bench", help="benchmarks")
     bench = p.add_subparsers(dest="bench", metavar="WHAT", required=True)
     b = bench.add_parser("sim", help="trajectories per second of the simulator")

@@ -22,7 +22,8 @@ wrong type) and never trust a final line without its newline; fields they do not
 `extra` and written back in place, so `parse_line(record.to_json())` round-trips.
 
 `RunProgress` and `reduce` turn the events into the state of a run's progress (level, step,
-active networks, rate, ETA, each finished level's losses, ended or not): the one reducer that the
+active networks, rate, ETA, the training curve of the level in training, each finished level's
+losses, ended or not): the one reducer that the
 CLI's console display, the app and the tests share.
 
 Standard library only: the app's runs list imports this module for its first paint.
@@ -367,6 +368,9 @@ class RunProgress:
     stopped_early: int | None = None
     """Of the last finished level (as `diverged`)."""
     diverged: int | None = None
+    curve: tuple[tuple[int, float, float, float], ...] = ()
+    """The level in training's curve: `(step, median, p10, p90)` of the per-network training losses
+    of each progress event (networks with no loss left out), thinned to at most CURVE_POINTS."""
     finished: tuple[LevelEnd, ...] = ()
     """Each finished level's `level_end` (losses per split and network), by level."""
     status: str | None = None
@@ -387,10 +391,8 @@ class RunProgress:
 
     def loss_stats(self) -> tuple[float | None, float | None, float | None]:
         """(median, p10, p90) of the per-network training losses of the latest progress event."""
-        values = sorted(v for v in self.losses if v is not None and math.isfinite(v))
-        if not values:
-            return None, None, None
-        return percentile(values, 50), percentile(values, 10), percentile(values, 90)
+        stats = _stats(self.losses)
+        return (None, None, None) if stats is None else stats
 
 
 def reduce(state: RunProgress, event: Event) -> RunProgress:
@@ -408,10 +410,14 @@ def reduce(state: RunProgress, event: Event) -> RunProgress:
                    device_kind=event.device_kind)
     if isinstance(event, LevelStart):
         return new(state, level=event.level, sparsity=event.sparsity, step=0, max_steps=event.max_steps,
-                   active=state.nets, losses=())
+                   active=state.nets, losses=(), curve=())
     if isinstance(event, StepProgress):
+        curve = state.curve if event.level == state.level else ()
+        stats = _stats(event.loss)
+        if stats is not None:
+            curve = _thin((*curve, (event.step, *stats)))
         return new(state, level=event.level, step=event.step, max_steps=event.max_steps, active=event.active,
-                   losses=event.loss, samples_per_s=event.samples_per_s, eta_s=event.eta_s)
+                   losses=event.loss, samples_per_s=event.samples_per_s, eta_s=event.eta_s, curve=curve)
     if isinstance(event, LevelEnd):
         finished = tuple(sorted((*(e for e in state.finished if e.level != event.level), event),
                                 key=lambda e: e.level))
@@ -421,6 +427,27 @@ def reduce(state: RunProgress, event: Event) -> RunProgress:
         return new(state, status=event.status, message=event.message, active=None, samples_per_s=None,
                    eta_s=None)
     return state
+
+
+#: Points of a level's training curve kept in `RunProgress.curve` (older halves are thinned).
+CURVE_POINTS = 400
+
+
+def _stats(losses: Iterable[float | None]) -> tuple[float, float, float] | None:
+    """(median, p10, p90) of the finite values, or None."""
+    values = sorted(v for v in losses if v is not None and math.isfinite(v))
+    if not values:
+        return None
+    return percentile(values, 50), percentile(values, 10), percentile(values, 90)
+
+
+def _thin(curve: tuple) -> tuple:
+    """At most CURVE_POINTS points: past the cap, every other point of the older half is dropped
+    (the newest points stay dense, the start of the level stays visible)."""
+    if len(curve) <= CURVE_POINTS:
+        return curve
+    half = len(curve) // 2
+    return curve[:half:2] + curve[half:]
 
 
 def fold(events: Iterable[Event], state: RunProgress | None = None) -> RunProgress:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ class RunSummary:
     damaged: str | None = None
     owner: Liveness | None = None
     """Who holds the run while it is written (None: nobody alive)."""
+    tags: tuple[str, ...] = ()
+    note: str = ""
+    config: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    """The run's config as stored (the runs filter matches its values; the setup column); None if damaged."""
 
     @property
     def pid(self) -> int | None:
@@ -46,9 +50,6 @@ class RunSummary:
     @property
     def host(self) -> str | None:
         return self.owner.record.host if self.owner and self.owner.record else None
-    tags: tuple[str, ...] = ()
-    note: str = ""
-    config: dict[str, Any] | None = None  # the resolved config (the runs filter matches its values)
 
     def to_dict(self) -> dict[str, Any]:
         owner = self.owner
@@ -168,6 +169,33 @@ def disk_usage(path: Path | str) -> int:
                 except OSError:  # removed while we walk
                     continue
     return total
+
+
+#: What tells runs of a study apart at a glance (the runs list's setup column), in display order.
+SETUP_KEYS = ("preset", "hidden", "pruning", "scale", "samples", "schedule")
+
+
+def _setup(summary: RunSummary) -> dict[str, Any]:
+    return {**(summary.config or {}), "preset": summary.preset}
+
+
+def setup_labels(summaries: list[RunSummary], keys: tuple[str, ...] = SETUP_KEYS) -> dict[str, str]:
+    """Per run id, the values of those `keys` that differ between the (readable) runs, compactly:
+    `quick 128-128-16 global s=2`. Empty texts when every run has the same setup."""
+    readable = [s for s in summaries if s.config]
+    setups = [_setup(s) for s in readable]
+    differ = [k for k in keys if any(c.get(k) != setups[0].get(k) for c in setups[1:])]
+
+    def text(key: str, value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return ("sched" + str(len(value))) if key == "schedule" else "-".join(str(v) for v in value)
+        if key == "scale":
+            return f"s={value:g}" if isinstance(value, (int, float)) else f"s={value}"
+        if key == "samples" and isinstance(value, int):
+            return f"n={value:,}"
+        return "–" if value is None else str(value)
+
+    return {s.run_id: " ".join(text(k, c.get(k)) for k in differ) for s, c in zip(readable, setups)}
 
 
 def _layout_problem(path: Path, attrs: dict[str, Any]) -> str | None:

@@ -406,16 +406,21 @@ class Run:
         return read_engine_pid(self.path)
 
     # ---- accessors for the app's screens (reads the screens need; nothing else indexes the group) ----
-    def weight_masks(self, level: int, nets: slice = slice(None)) -> list[np.ndarray]:
-        """One completed level's weight masks, per layer `(n, in, out)` bool, for a slice of networks.
+    def weight_masks(self, level: int, nets: slice | list[int] = slice(None)) -> list[np.ndarray]:
+        """One completed level's weight masks, per layer `(n, in, out)` bool, for a slice (or a list) of networks.
 
         The layers view reads these for every level: no weights, a fifth of `level()`'s bytes.
+        The comparison reads a list: the networks chosen at that level.
         """
         if not 0 <= level < self.levels_complete:
             raise StoreError(f"run {self.run_id!r}: level {level} is not complete "
                              f"({self.levels_complete} levels are)")
-        return [self._read(f"layer_{k}/weight_mask", lambda k=k: self.group[f"layer_{k}/weight_mask"][level, nets])
-                for k in range(self.n_layers)]
+
+        def read(k: int):
+            array = self.group[f"layer_{k}/weight_mask"]
+            return array.oindex[level, nets] if isinstance(nets, list) else array[level, nets]
+
+        return [self._read(f"layer_{k}/weight_mask", lambda k=k: read(k)) for k in range(self.n_layers)]
 
 
 #: Slots of the carried optimizer state: level l writes slot l % 2, so the slot of the last complete

@@ -133,6 +133,11 @@ class MothApp(App):
 
         self.push_screen(LabelsDialog(self.runs_dir, run_id))
 
+    def open_compare(self, run_ids: list[str]) -> None:
+        from mothtui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(run_ids))
+
     def new_run(self) -> None:
         from mothtui.screens.new_run import NewRunScreen
 
@@ -167,13 +172,23 @@ class MothApp(App):
                         group="jobs", exit_on_error=False)
         self.notify(f"resuming {run_id}", title="resume")
 
+    def start_step(self, run_id: str, kind: str, scales: str = "0.5,2") -> None:
+        """Start `analyze` or `evaluate --scale scales` on a run as a supervised job (mothtui.jobs)."""
+        async def starting():
+            job = await (self.jobs.analyze(run_id) if kind == "analyze" else self.jobs.evaluate(run_id, scales))
+            self.notify(f"{kind} {run_id} started: c cancels", title=kind)
+            return job
+
+        self.run_worker(self._supervise(starting()), name=f"job:{run_id}", group="jobs", exit_on_error=False)
+
     async def _supervise(self, starting) -> None:
         """Start a job, wait for it (so it is reaped), and report how it ended."""
         job = await starting
         code = await job.process.wait()
         if code == 0:
             if not self.notifier.enabled:  # otherwise the run-end notification says it (mothtui/notify.py)
-                self.notify(f"{job.run_id}: engine finished", title=job.kind)
+                done = "engine finished" if job.kind in ("train", "resume") else f"{job.kind} finished"
+                self.notify(f"{job.run_id}: {done}", title=job.kind)
         elif code in (-15, 130, 143):
             if not self.notifier.enabled:
                 self.notify(f"{job.run_id}: cancelled", title=job.kind, severity="warning")
@@ -195,8 +210,13 @@ class MothApp(App):
                 else:
                     self.notify(f"{run_id} has no engine running", severity="warning")
 
-        self.push_screen(ConfirmDialog(f"Cancel run {run_id}?\nThe engine stops after a checkpoint; "
-                                       f"r resumes it later."), answer)
+        job = self.jobs.job(run_id)
+        if job is not None and job.kind in ("analyze", "evaluate"):  # an analysis step, not the training
+            question = (f"Cancel the {job.kind} of run {run_id}?\n"
+                        f"What it computed so far is dropped; the run and its stored results stay.")
+        else:
+            question = f"Cancel run {run_id}?\nThe engine stops after a checkpoint; r resumes it later."
+        self.push_screen(ConfirmDialog(question), answer)
 
     def delete_run(self, run_id: str) -> None:
         """Move a run to the trash after a confirmation; `u` brings it back (core.trash)."""

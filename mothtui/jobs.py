@@ -1,6 +1,7 @@
 """Engine processes launched from the app: start, watch, cancel. Pure asyncio + os (no textual, no jax).
 
-The engine runs as `python -m core train|resume ... --quiet` in its own session with stdin closed
+The engine runs as `python -m core train|resume ... --quiet` (and the analysis steps as
+`python -m core analyze|evaluate ...`) in its own session with stdin closed
 (so it neither steals keystrokes nor dies with the app or the SSH session) and its output in
 `<runs>/.logs/<run_id>.log`. Runs started elsewhere, or before the app was reopened, are found
 through their owner record (core.owner), so cancelling works the same for both.
@@ -25,7 +26,7 @@ class Job:
     """An engine process this app started."""
 
     run_id: str
-    kind: str  # "train" | "resume"
+    kind: str  # "train" | "resume" | "analyze" | "evaluate"
     process: asyncio.subprocess.Process
     log: Path
 
@@ -40,6 +41,17 @@ def train_command(runs_dir: Path, run_id: str, preset: str, overrides: list[str]
 
 def resume_command(runs_dir: Path, run_id: str) -> list[str]:
     return [sys.executable, "-m", "core", "resume", run_id, "--runs", str(runs_dir), "--quiet"]
+
+
+def analyze_command(runs_dir: Path, run_id: str) -> list[str]:
+    """`mothtui analyze`: the per-level analysis, stored in the run (its progress lines go to the log)."""
+    return [sys.executable, "-m", "core", "analyze", run_id, "--runs", str(runs_dir)]
+
+
+def evaluate_command(runs_dir: Path, run_id: str, scales: str, samples: int | None = None) -> list[str]:
+    """`mothtui evaluate`: every level at other body scales, stored in the run."""
+    cmd = [sys.executable, "-m", "core", "evaluate", run_id, "--runs", str(runs_dir), "--scale", scales]
+    return cmd + (["--samples", str(samples)] if samples else [])
 
 
 class JobSupervisor:
@@ -78,6 +90,26 @@ class JobSupervisor:
         if owner is not None:
             raise MothError(f"run {run_id!r} is still running ({owner.where()})")
         return await self.start(run_id, resume_command(self.runs_dir, run_id), "resume")
+
+    async def _step(self, run_id: str, command: list[str], kind: str) -> Job:
+        """An analysis step: refused while anything holds the run (the command would refuse too)."""
+        from core.runlist import live_owner
+
+        owner = live_owner(run_path(self.runs_dir, run_id))
+        if owner is not None:
+            raise MothError(f"run {run_id!r} is in use ({owner.where()}): {kind} it once that has finished")
+        return await self.start(run_id, command, kind)
+
+    async def analyze(self, run_id: str) -> Job:
+        return await self._step(run_id, analyze_command(self.runs_dir, run_id), "analyze")
+
+    async def evaluate(self, run_id: str, scales: str, samples: int | None = None) -> Job:
+        return await self._step(run_id, evaluate_command(self.runs_dir, run_id, scales, samples), "evaluate")
+
+    def job(self, run_id: str) -> Job | None:
+        """This app's job of a run while it runs, else None."""
+        job = self.jobs.get(run_id)
+        return job if job is not None and job.process.returncode is None else None
 
     def running(self) -> list[str]:
         """Ids of runs whose engine this app started and that have not exited."""

@@ -196,6 +196,8 @@ class RunView:
     layers: LayersView
     analysis: dict[str, Any] | None
     """The stored analysis summary (core.analysis), None when absent or half-written."""
+    extrapolation: dict[str, Any] | None = None
+    """`mothtui evaluate`'s stored summary (core.analysis.extrapolate), None when absent."""
 
     @property
     def threshold(self) -> float:
@@ -229,16 +231,18 @@ def layers_view(run: Run, sparsity: np.ndarray, sample_nets: int = SAMPLE_NETS) 
 
 def load_run_view(runs_dir: Path, run_id: str, sample_nets: int = SAMPLE_NETS) -> RunView:
     """The run screen's view of `<runs_dir>/<run_id>` (reads the store: call from a worker)."""
-    from core.analysis.store import load_analysis  # numpy + zarr only
+    from core.analysis.store import EXTRAPOLATION, load_analysis  # numpy + zarr only
 
     run = open_run(runs_dir, run_id)
     config, sparsity, losses = run.config, run.sparsity, run.losses("val")
     found = load_analysis(run)
+    scales = load_analysis(run, EXTRAPOLATION)
     return RunView(run_id=run_id, config=config, sparsity=sparsity, losses=losses,
                    levels_complete=losses.shape[0],
                    selection=select(losses, sparsity, config.threshold, split="val", run=run_id),
                    layers=layers_view(run, sparsity, sample_nets),
-                   analysis=None if found is None else found["summary"])
+                   analysis=None if found is None else found["summary"],
+                   extrapolation=None if scales is None else scales["summary"])
 
 
 @dataclass(frozen=True)

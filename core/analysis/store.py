@@ -1,4 +1,5 @@
-"""Where the analysis lives in a run: the zarr group `<run>/analysis/`, its own subtree.
+"""Where the analysis lives in a run: the zarr group `<run>/analysis/`, its own subtree (and the
+extrapolation to other body scales, `<run>/extrapolation/`, written the same way).
 
 Written only by `core.analysis.analyze_run`, never touching the run's own arrays or its root
 attributes (a resumed engine rewrites those). Protocol: the old group is removed, a new one is
@@ -26,13 +27,17 @@ import numpy as np
 import zarr
 
 GROUP = "analysis"
+#: `mothtui evaluate`'s results (core.analysis.extrapolate): the same protocol, its own group.
+EXTRAPOLATION = "extrapolation"
+#: Every group of derived results; `stored_stamp` watches them.
+GROUPS = (GROUP, EXTRAPOLATION)
 
 
 class AnalysisWriter:
-    """A fresh, not-yet-complete analysis group of a run."""
+    """A fresh, not-yet-complete analysis group of a run (`group`: GROUP or EXTRAPOLATION)."""
 
-    def __init__(self, run_path: Path):
-        path = Path(run_path) / GROUP
+    def __init__(self, run_path: Path, group: str = GROUP):
+        path = Path(run_path) / group
         if path.exists():
             shutil.rmtree(path)
         self.group = zarr.open_group(path, mode="w", zarr_format=3)
@@ -48,8 +53,8 @@ class AnalysisWriter:
         self.group.attrs.update({**attrs, "complete": True})
 
 
-def analysis_group(run) -> zarr.Group | None:
-    path = Path(run.path) / GROUP
+def analysis_group(run, group: str = GROUP) -> zarr.Group | None:
+    path = Path(run.path) / group
     if not (path / "zarr.json").exists():
         return None
     try:
@@ -58,10 +63,11 @@ def analysis_group(run) -> zarr.Group | None:
         return None
 
 
-def load_analysis(run) -> dict[str, Any] | None:
+def load_analysis(run, group: str = GROUP) -> dict[str, Any] | None:
     """The stored analysis of a run: `{"summary", "params", "levels", "group"}`, or None if absent
-    or half-written. `group` is the zarr group, for arrays (e.g. `group["noise/loss"][:]`)."""
-    group = analysis_group(run)
+    or half-written. `group` is the zarr group, for arrays (e.g. `group["noise/loss"][:]`).
+    `load_analysis(run, EXTRAPOLATION)` reads `mothtui evaluate`'s results the same way."""
+    group = analysis_group(run, group)
     if group is None:
         return None
     attrs = group.attrs.asdict()
@@ -71,9 +77,21 @@ def load_analysis(run) -> dict[str, Any] | None:
             "levels": attrs.get("levels"), "group": group}
 
 
-def read_array(run, name: str) -> np.ndarray | None:
+def stored_stamp(run_path: Path) -> tuple[float | None, ...]:
+    """The modification time of each derived group's metadata (None: absent): changes when an
+    analysis or an extrapolation is started or completed, so a screen knows to re-read (one stat each)."""
+    stamps = []
+    for group in GROUPS:
+        try:
+            stamps.append((Path(run_path) / group / "zarr.json").stat().st_mtime)
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+def read_array(run, name: str, group: str = GROUP) -> np.ndarray | None:
     """One stored analysis array, or None if there is no complete analysis or no such array."""
-    found = load_analysis(run)
+    found = load_analysis(run, group)
     if found is None or name not in found["group"]:
         return None
     return np.asarray(found["group"][name][...])

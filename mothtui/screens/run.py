@@ -1,10 +1,13 @@
-"""One run: live progress from its event stream, loss vs sparsity, layers, weights, analysis.
+"""One run: live progress from its event stream, loss vs sparsity, the training curve of the level
+in training, layers, weights, analysis (started here with `a`), other body scales (`s`).
 
 Two timers keep it live without blocking: events are tailed at 4 Hz (reading the new lines is
 cheap) and folded into a `core.events.RunProgress` by the shared reducer; the store's `zarr.json`
 is re-read once a second and, only when a level completes, a thread worker loads a
 `mothtui.model.RunView` and posts it as a `RunScreen.Loaded` message (the weights histogram the
-same way, `WeightsLoaded`). Plots redraw on their own throttled timers.
+same way, `WeightsLoaded`). Plots redraw on their own throttled timers. The analysis steps run as
+supervised jobs (mothtui.jobs, like training); the view is reloaded when their stored results
+change (`core.analysis.store.stored_stamp`), so a tab fills in when its step ends.
 """
 
 from __future__ import annotations
@@ -13,21 +16,26 @@ import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
+from core.analysis.store import stored_stamp
 from core.events import EventTail, RunProgress, fold
 from core.formatting import fmt_duration, fmt_rate
 from core.runstore import run_path, summarize
 from mothtui.fmt import fmt_loss, fmt_threshold, status_label
 from mothtui.model import LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view
-from mothtui.widgets.plots import LossPlot, WeightHistogram
+from mothtui.widgets.plots import PALETTE, CurvesPlot, LossPlot, Series, WeightHistogram, _log10
 
 EVENT_POLL_S = 0.25
 STORE_POLL_S = 1.0
-TABS = ("progress", "layers", "weights", "analysis")
+TABS = ("progress", "layers", "weights", "analysis", "scales")
+#: The body scales `s` evaluates the run at (the seed's extrapolation question, model.md §5).
+EVALUATE_SCALES = "0.5,2"
+#: The analysis steps the run screen starts (jobs of these kinds show their progress line).
+STEPS = ("analyze", "evaluate")
 
 
 class RunScreen(Screen):
@@ -53,10 +61,13 @@ class RunScreen(Screen):
         Binding("c", "cancel", "cancel", id="run.cancel"),
         Binding("r", "resume", "resume", id="run.resume"),
         Binding("l", "log", "log", id="run.log"),
+        Binding("a", "analyze", "analyze", id="run.analyze"),
+        Binding("s", "evaluate", "scales", id="run.evaluate"),
         Binding("1", "tab('progress')", "progress", show=False, id="run.tab1"),
         Binding("2", "tab('layers')", "layers", show=False, id="run.tab2"),
         Binding("3", "tab('weights')", "weights", show=False, id="run.tab3"),
         Binding("4", "tab('analysis')", "analysis", show=False, id="run.tab4"),
+        Binding("5", "tab('scales')", "scales", show=False, id="run.tab5"),
         Binding("left_square_bracket", "weights_level(-1)", "level -", show=False, id="run.level_down"),
         Binding("right_square_bracket", "weights_level(1)", "level +", show=False, id="run.level_up"),
         Binding("escape", "app.pop_screen", "back", id="run.back"),
@@ -77,13 +88,16 @@ class RunScreen(Screen):
         self.losses = np.zeros((0, 0))
         self.threshold = 1e-3
         self.weights_level: int | None = None
+        self.held: str | None = None  # what holds the run (an analysis, a training), None: nobody
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header", classes="screen-header")
         with TabbedContent(id="run-tabs"):
             with TabPane("1 progress", id="progress"):
                 with Horizontal():
-                    yield LossPlot(id="run-loss-plot")
+                    with Vertical(id="run-plots"):
+                        yield LossPlot(id="run-loss-plot")
+                        yield CurvesPlot(id="run-curve")
                     yield Static(id="run-progress", classes="side-panel")
             with TabPane("2 layers", id="layers"):
                 with Vertical():
@@ -92,9 +106,17 @@ class RunScreen(Screen):
             with TabPane("3 weights", id="weights"):
                 yield WeightHistogram(id="run-weights")
             with TabPane("4 analysis", id="analysis"):
-                with Vertical():
+                with VerticalScroll(id="run-analysis-scroll"):
+                    yield Static(id="run-step", markup=False)
+                    with Horizontal(id="run-analysis-plots"):
+                        yield CurvesPlot(id="run-noise")
+                        yield CurvesPlot(id="run-flight")
                     yield DataTable(id="run-analysis-table", cursor_type="row", zebra_stripes=True)
                     yield Static(id="run-analysis", markup=False)
+            with TabPane("5 scales", id="scales"):
+                with Vertical():
+                    yield CurvesPlot(id="run-scales")
+                    yield Static(id="run-scales-note", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -115,11 +137,14 @@ class RunScreen(Screen):
     def poll_store(self) -> None:
         summary = summarize(self.path)
         self.status = summary.status
-        state = (summary.status, summary.levels_complete)
+        owner = summary.owner
+        self.held = None if owner is None else ((owner.record.command if owner.record else None) or "a process")
+        state = (summary.status, summary.levels_complete, stored_stamp(self.path))
         if state != self.state:
             self.state = state
             self.load_run()
         self._show_header(summary)
+        self._show_step()
         self.refresh_bindings()
 
     @work(thread=True, exclusive=True, group="run-load", exit_on_error=False)
@@ -138,6 +163,7 @@ class RunScreen(Screen):
         self._show_progress()
         self._show_layers(view.layers)
         self._show_analysis(view.analysis)
+        self._show_scales(view.extrapolation)
         if self.weights_level is None or self.weights_level >= self.levels_complete:
             self.weights_level = max(0, self.levels_complete - 1)
         if self.levels_complete:
@@ -196,11 +222,26 @@ class RunScreen(Screen):
                          f"{fmt_threshold(view.selection.threshold)}")
         if p.status and p.status != "running":
             lines.append(f"{status_label(p.status)}" + (f": {p.message}" if p.message else ""))
+        self._show_curve()
         if not lines:
             lines = ["no progress events", "(a run made elsewhere, or not started yet)"]
         self.query_one("#run-progress", Static).update("\n".join(lines))
         if self.status == "running":
             self._plot()
+
+    def _show_curve(self) -> None:
+        """Training loss vs step of the level in training (median, p10 and p90 over networks)."""
+        p, plot = self.progress, self.query_one("#run-curve", CurvesPlot)
+        curve = p.curve
+        plot.display = bool(curve)  # only while a level's curve is known: a finished run keeps its plot big
+        if not curve:
+            return
+        steps = [c[0] for c in curve]
+        series = [Series(steps, _log10([c[2] for c in curve]), None, "gray", "dot"),
+                  Series(steps, _log10([c[3] for c in curve]), None, "gray", "dot"),
+                  Series(steps, _log10([c[1] for c in curve]), "median", "cyan", "braille")]
+        sparsity = f" ({p.sparsity:.2f})" if p.sparsity is not None else ""
+        plot.set_data(f"level {p.level}{sparsity}: training loss vs step (log), p10–p90 dotted", series)
 
     # ---- layers, weights, analysis --------------------------------------------------------
     def _show_layers(self, layers: LayersView) -> None:
@@ -224,26 +265,80 @@ class RunScreen(Screen):
         if message.view.level == self.weights_level:  # not a level the user has already left
             self.query_one(WeightHistogram).set_data(message.view.weights, message.view.caption)
 
+    def _show_step(self) -> None:
+        """The analysis step this run is busy with (this app's job, or one found through the run's
+        owner record, e.g. started before the app was reopened), and its last progress line."""
+        job = self.app.jobs.job(self.run_id)
+        step = job.kind if job is not None and job.kind in STEPS else \
+            next((k for k in STEPS if self.held and f" {k} " in f" {self.held} "), None)
+        text = ""
+        if step is not None:
+            last = self.app.jobs.log_tail(self.run_id, 1).strip()
+            text = f"{step} running · {last or 'starting…'} · c cancels"
+        self.query_one("#run-step", Static).update(text)
+        self.query_one("#run-step").display = bool(text)
+
+    def _level_axis(self, summary: dict):
+        sparsity = summary.get("sparsity") or []
+        return list(range(len(sparsity))), [f"{s:.2f}" for s in sparsity]
+
     def _show_analysis(self, summary: dict | None) -> None:
         table = self.query_one("#run-analysis-table", DataTable)
         table.clear(columns=True)
         table.display = summary is not None
+        self.query_one("#run-analysis-plots").display = bool(summary and summary.get("eval_loss_median"))
         if summary is None:
             self.query_one("#run-analysis", Static).update(
-                f"no analysis stored yet: run  mothtui analyze {self.run_id}")
+                f"no analysis stored yet: a analyses (or mothtui analyze {self.run_id})")
             return
+        if summary.get("eval_loss_median"):
+            x, labels = self._level_axis(summary)
+            series = [Series(x, _log10(np.asarray(summary["eval_loss_median"], float)), "no noise", PALETTE[0])]
+            noise = zip(summary.get("noise_sigma") or [], summary.get("noise_loss_median") or [])
+            for i, (sigma, row) in enumerate(noise):
+                values = np.asarray([np.nan if v is None else v for v in row], float)
+                series.append(Series(x, _log10(values), f"σ {sigma:g}", PALETTE[(i + 1) % len(PALETTE)]))
+            self.query_one("#run-noise", CurvesPlot).set_data(
+                "loss vs sparsity with input noise (log)", series, xticks=(x, labels))
+            flight = np.asarray([np.nan if v is None else v for v in summary["flight_position_cm_median"]], float)
+            replay = summary.get("replay_position_cm_median")
+            self.query_one("#run-flight", CurvesPlot).set_data(
+                "closed-loop flight error, cm (log)", [Series(x, _log10(flight), "median", PALETTE[0])],
+                xticks=(x, labels), hline=replay if replay else None)
         columns, rows, notes = analysis_table(summary)
         table.add_columns(*columns)
         for row in rows:
             table.add_row(*row)
         self.query_one("#run-analysis", Static).update(notes)
 
+    def _show_scales(self, summary: dict | None) -> None:
+        plot, note = self.query_one("#run-scales", CurvesPlot), self.query_one("#run-scales-note", Static)
+        if not summary:
+            plot.set_data("test loss vs sparsity at other body scales", [],
+                          empty=f"not evaluated: s evaluates at s = {EVALUATE_SCALES}")
+            note.update(f"s simulates held-out strokes at body scales {EVALUATE_SCALES} and evaluates every level "
+                        f"(or: mothtui evaluate {self.run_id} --scale 0.5,2)")
+            return
+        x, labels = self._level_axis(summary)
+        series = [Series(x, _log10(np.asarray(summary["test_loss_median"], float)),
+                         f"own (s={self.config.scale:g})" if self.config else "own", PALETTE[0])]
+        for i, (scale, row) in enumerate(zip(summary["scales"], summary["loss_median"])):
+            values = np.asarray([np.nan if v is None else v for v in row], float)
+            series.append(Series(x, _log10(values), f"s={scale:g}", PALETTE[(i + 1) % len(PALETTE)]))
+        plot.set_data("median test loss vs sparsity per body scale (log)", series, xticks=(x, labels))
+        note.update("  ".join(
+            f"s={s:g}: level 0 {fmt_loss(m[0])} ({'–' if q is None else f'{q:.0f}×'} own) · {v:.0%} valid"
+            for s, m, q, v in zip(summary["scales"], summary["loss_median"], summary["ratio_to_level0"],
+                                  summary["valid_fraction"])))
+
     # ---- keys -------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in ("pick", "export"):
             return self.levels_complete > 0
+        if action in ("analyze", "evaluate"):
+            return self.levels_complete > 0 and self.status != "running" and not self.held
         if action == "cancel":
-            return self.status == "running"
+            return self.status == "running" or bool(self.held) or self.app.jobs.job(self.run_id) is not None
         if action == "resume":
             return self.status in ("interrupted", "cancelled", "failed")
         return True
@@ -270,4 +365,12 @@ class RunScreen(Screen):
 
     def action_log(self) -> None:
         self.app.open_log(self.run_id)
+
+    def action_analyze(self) -> None:
+        self.app.start_step(self.run_id, "analyze")
+        self.action_tab("analysis")
+
+    def action_evaluate(self) -> None:
+        self.app.start_step(self.run_id, "evaluate", EVALUATE_SCALES)
+        self.action_tab("scales")
 

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.runlist import fmt_bytes, list_runs
+from core.runlist import fmt_bytes, list_runs, setup_labels
 from mothtui.fmt import fmt_created, status_label
 from mothtui.runfilter import matches
 
@@ -22,7 +22,9 @@ from mothtui.runfilter import matches
 # paint's critical path: the first paint uses core.runlist (plain JSON, standard library only).
 
 #: Most useful first: at 80 columns the last ones may need a horizontal scroll.
-COLUMNS = ("run", "status", "nets", "levels", "chosen sparsity", "duration", "created", "disk", "tags")
+COLUMNS = ("run", "status", "nets", "setup", "levels", "chosen sparsity", "duration", "created", "disk", "tags")
+#: Characters of the setup column (what differs between runs: core.runlist.setup_labels).
+SETUP_WIDTH = 18
 SORT_KEYS = ("created", "run", "status", "nets")
 #: Seconds between re-reading the store (cheap: one zarr.json per run, cached loss medians).
 POLL_S = 1.0
@@ -61,10 +63,12 @@ class RunsScreen(Screen):
         Binding("c", "cancel", "cancel", id="runs.cancel"),
         Binding("d", "delete", "delete", id="runs.delete"),
         Binding("u", "undo_delete", "undo delete", show=False, id="runs.undo_delete"),
+        Binding("space", "mark", "mark", id="runs.mark"),
+        Binding("C", "compare", "compare", id="runs.compare"),
         Binding("slash", "filter", "filter", id="runs.filter"),
-        Binding("s", "sort", "sort", id="runs.sort"),
+        Binding("s", "sort", "sort", show=False, id="runs.sort"),  # in ? help: the footer fits 80 columns
         Binding("l", "log", "log", id="runs.log"),
-        Binding("t", "labels", "tags", id="runs.labels"),
+        Binding("t", "labels", "tags", show=False, id="runs.labels"),
         Binding("escape", "clear_filter", "clear filter", show=False, id="runs.clear_filter"),
     ]
 
@@ -75,6 +79,7 @@ class RunsScreen(Screen):
         self.sort_key = "created"
         self.live: tuple[str, ...] = ()  # progress lines of the running runs, from the last RunsView
         self._loader = None
+        self.marked: list[str] = []  # runs marked with space for the comparison, in marking order
 
     @property
     def model(self):
@@ -124,17 +129,21 @@ class RunsScreen(Screen):
         self.query_one("#runs-progress", Static).update("\n".join(self.live[:2]) or " ")
         table = self.query_one(RunsTable)
         current = self.selected_id()
+        setups = setup_labels([r.summary for r in rows])
         table.clear()
         for row in self._visible(rows):
             s = row.summary
             levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
-            table.add_row(s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets),
-                          levels, row.chosen, row.duration, fmt_created(s.created),
+            setup = setups.get(s.run_id, "")
+            setup = setup if len(setup) <= SETUP_WIDTH else setup[: SETUP_WIDTH - 1] + "…"
+            table.add_row(("● " if s.run_id in self.marked else "") + s.run_id, status_label(s.status),
+                          "–" if s.nets is None else str(s.nets), setup, levels, row.chosen, row.duration,
+                          fmt_created(s.created),
                           fmt_bytes(row.disk_bytes) if row.disk_bytes is not None else "…",
                           " ".join(s.tags), key=s.run_id)
         for rid in starting:
             if matches(self.filter_text, run_id=rid, status="starting"):
-                table.add_row(rid, status_label("starting"), "", "", "simulating data / compiling",
+                table.add_row(rid, status_label("starting"), "", "", "", "simulating data / compiling",
                               "", "", "", "", key=rid)
         if current is not None and current in table.rows:
             table.move_cursor(row=table.get_row_index(current))
@@ -146,6 +155,8 @@ class RunsScreen(Screen):
         if sizes:
             tally += f" · {fmt_bytes(sum(sizes))}"
         shown = f"filter '{self.filter_text}' · " if self.filter_text else ""
+        if self.marked:
+            shown += f"{len(self.marked)} marked (C compares) · "
         self.query_one("#runs-header", Static).update(
             f"[b]mothtui[/b]  {self.app.runs_dir}   {shown}sort {self.sort_key}   {tally}")
         self.refresh_bindings()
@@ -190,6 +201,8 @@ class RunsScreen(Screen):
             return row is not None and status != "running"
         if action in ("log", "labels"):
             return row is not None and not (action == "labels" and row.summary.damaged)
+        if action == "compare":
+            return bool(self.marked)
         return True
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -224,6 +237,29 @@ class RunsScreen(Screen):
         row = self.selected_row()
         if row is not None:
             self.app.delete_run(row.run_id)
+
+    def action_mark(self) -> None:
+        """Mark or unmark the selected run for the comparison (`C`), and move down as lazygit does."""
+        row = self.selected_row()
+        if row is None or row.summary.damaged:
+            return
+        if row.run_id in self.marked:
+            self.marked.remove(row.run_id)
+        else:
+            self.marked.append(row.run_id)
+        self._show(self.rows)
+        self.query_one(RunsTable).action_cursor_down()
+
+    def action_compare(self) -> None:
+        """Compare the marked runs (with the selected one when only one is marked)."""
+        ids = list(self.marked)
+        current = self.selected_id()
+        if len(ids) == 1 and current and current not in ids:
+            ids.append(current)
+        if len(ids) < 2:
+            self.notify("mark two or more runs with space, then C compares them", severity="warning")
+            return
+        self.app.open_compare(ids)
 
     def action_undo_delete(self) -> None:
         self.app.undo_delete()

@@ -208,3 +208,83 @@ class WeightHistogram(ThrottledPlot):
             centres = ((self.edges[:-1] + self.edges[1:]) / 2).round(2).tolist()
             plt.bar(centres, self.counts.tolist(), width=0.9 * float(self.edges[1] - self.edges[0]))
             plt.xlabel("log10 |w| of remaining weights")
+
+
+class Series:
+    """One line of a `CurvesPlot`: x and y values (y already log10 when the plot is logarithmic)."""
+
+    def __init__(self, x, y, label: str | None = None, color: str = "cyan", marker: str = "braille"):
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        keep = np.isfinite(x) & np.isfinite(y)
+        self.x, self.y = x[keep].tolist(), y[keep].tolist()
+        self.label, self.color, self.marker = label, color, marker
+
+
+#: Colours of the runs of a comparison (and the scales of an extrapolation), in order.
+PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "red", "white")
+
+
+class CurvesPlot(ThrottledPlot):
+    """Several labelled lines over one x axis (log10 y with decade labels, or linear): comparison
+    overlays, extrapolation per scale, noise and flight vs sparsity, the training curve."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = ""
+        self.series: list[Series] = []
+        self.xticks: tuple[list[float], list[str]] | None = None
+        self.hline: float | None = None
+        self.ylog = True
+        self.xlabel = ""
+        self.empty = "no data"
+
+    def set_data(self, title: str, series: list[Series], *, xticks=None, hline: float | None = None,
+                 log: bool = True, xlabel: str = "", empty: str = "no data") -> None:
+        """`hline` in data units (a threshold); `xticks` (positions, labels) or None for plotext's own."""
+        self.title, self.series, self.xticks = title, [s for s in series if s.x], xticks
+        self.hline, self.ylog, self.xlabel, self.empty = hline, log, xlabel, empty
+        self.mark_dirty()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.title(self.title)
+        if not self.series:
+            plt.text(self.empty, x=0, y=0, alignment="center")
+            plt.xticks([], [])
+            plt.yticks([], [])
+            return
+        for s in self.series:
+            if s.label:
+                plt.plot(s.x, s.y, label=s.label, marker=s.marker, color=s.color)
+            else:
+                plt.plot(s.x, s.y, marker=s.marker, color=s.color)
+        extra = []
+        if self.hline is not None and (not self.ylog or self.hline > 0):
+            line = math.log10(self.hline) if self.ylog else self.hline
+            plt.hline(line, "red")
+            extra = [line]
+        if self.ylog:
+            _log_ticks(plt, *(s.y for s in self.series), extra)
+        self._legend_room(plt, extra)
+        if self.xticks is not None:
+            positions, labels = self.xticks
+            every = max(1, math.ceil(len(positions) * 5 / max(10, self.size.width - 10)))
+            plt.xticks(positions[::every], labels[::every])
+        if self.xlabel:
+            plt.xlabel(self.xlabel)
+
+    def _legend_room(self, plt, extra: list[float]) -> None:
+        """Raise the top of the y range so plotext's legend (top left, one row per label) sits
+        above the data instead of hiding it."""
+        labels = sum(1 for s in self.series if s.label)
+        ys = [y for s in self.series for y in s.y] + list(extra)
+        if not labels or not ys:
+            return
+        low, high = min(ys), max(ys)
+        span = (high - low) or 1.0
+        rows = max(4, self.size.height - 5)              # plot rows inside the frame
+        room = span * (labels + 0.5) / max(1, rows - labels - 1)
+        top = high + room
+        if self.ylog and high - low >= 2:  # whole-decade ticks: the top one must be inside the frame
+            top = max(top, math.ceil(high))
+        plt.ylim(low - 0.02 * span, top)

@@ -200,3 +200,36 @@ def test_array_values_from_the_engine_are_written_as_plain_json(tmp_path):
     assert record == read_events(tmp_path)[0]
     assert record.level == 2 and type(record.level) is int and record.steps == (3, 4)
     assert record.loss["val"] == (0.25, None)
+
+
+def test_the_training_curve_is_the_last_levels_progress_on_a_real_run(smoke_run):
+    """`RunProgress.curve`: one (step, median, p10, p90) per progress event of the level in training."""
+    import statistics
+
+    run, got, _, _ = smoke_run
+    state = fold(read_events(run.path))
+    last_level = [e for e in got if isinstance(e, StepProgress) and e.level == state.level]
+    assert [c[0] for c in state.curve] == [e.step for e in last_level]
+    for (step, med, p10, p90), event in zip(state.curve, last_level):
+        finite = [v for v in event.loss if v is not None]
+        assert med == pytest.approx(statistics.median(finite))
+        np.testing.assert_allclose((p10, p90), np.percentile(finite, [10, 90]))
+
+
+def test_the_curve_starts_again_at_each_level_and_stays_bounded():
+    from core.events import CURVE_POINTS
+
+    state = fold([make("run_start", 0.0, run="r", nets=2, levels=3, pid=None, resumed_from=None),
+                  make("level_start", 1.0, level=0, sparsity=0.0, max_steps=10**6)])
+    for step in range(1, 3 * CURVE_POINTS):
+        state = reduce(state, make("progress", 1.0 + step, level=0, step=step, max_steps=10**6, active=2,
+                                   loss=[1.0 / step, None], samples_per_s=None, eta_s=None))
+    steps = [c[0] for c in state.curve]
+    assert len(steps) <= CURVE_POINTS and steps[0] == 1 and steps[-1] == 3 * CURVE_POINTS - 1
+    assert steps == sorted(steps) and steps[-50:] == list(range(3 * CURVE_POINTS - 50, 3 * CURVE_POINTS))
+    assert state.curve[-1][1] == pytest.approx(1.0 / steps[-1])    # None (a stopped network) left out
+    state = reduce(state, make("level_start", 9e3, level=1, sparsity=0.5, max_steps=10))
+    assert state.curve == ()
+    state = reduce(state, make("progress", 9e3 + 1, level=1, step=5, max_steps=10, active=0,
+                               loss=[None, None], samples_per_s=None, eta_s=None))
+    assert state.curve == ()                                        # nothing trains: no point

@@ -1,0 +1,74 @@
+"""`mothtui compare RUN RUN ... [--threshold T] [--split val] [--json]`: runs side by side.
+
+Read-only (claims nothing): the config keys that differ, the loss per level (median and p10-p90
+over networks), the chosen-sparsity histograms, the structure at the chosen levels and the
+stored extrapolation to other body scales. The numbers are `core.study`'s, as in the app.
+"""
+
+from __future__ import annotations
+
+import json
+
+from core.cli import resolve_runs
+from core.study import Comparison, compare_ids, short_value
+
+
+def _loss(value) -> str:
+    return "–" if value is None or value != value else f"{value:.2e}"
+
+
+def run(args) -> int:
+    comparison = compare_ids(resolve_runs(args), args.run_ids, args.threshold, args.split)
+    if args.json:
+        print(json.dumps(comparison.to_dict()))
+        return 0
+    _print(comparison)
+    return 0
+
+
+def _print(c: Comparison) -> None:
+    ids = c.run_ids
+    width = max(12, *(len(i) for i in ids)) + 2
+    at = "each run's own threshold" if c.threshold is None else f"threshold {c.threshold:g}"
+    print(f"compare · {len(ids)} runs · {at} ({c.split})")
+    print("config: only what differs" if c.diff else "config: identical")
+    if c.diff:
+        print(f"  {'key':<18}" + "".join(f"{i:<{width}}" for i in ids))
+        for key, values in c.diff.items():
+            print(f"  {key:<18}" + "".join(f"{short_value(v):<{width}}" for v in values))
+    print(f"median {c.split} loss per level [p10–p90]")
+    levels = max(len(r.sparsity) for r in c.runs)
+    cell = max(width, 35)
+    print(f"  {'level':<6}" + "".join(f"{i:<{cell}}" for i in ids))
+    for level in range(levels):
+        cells = []
+        for r in c.runs:
+            if level < len(r.sparsity):
+                cells.append(f"{r.sparsity[level]:.2f} {_loss(r.loss_median[level])} "
+                             f"[{_loss(r.loss_p10[level])}–{_loss(r.loss_p90[level])}]")
+            else:
+                cells.append("")
+        print(f"  {level:<6}" + "".join(f"{text:<{cell}}" for text in cells))
+    print("chosen sparsity, networks per level")
+    print(f"  {'sparsity':<9}" + "".join(f"{i:<{width}}" for i in ids))
+    for s in c.sparsities:
+        print(f"  {s:<9.2f}" + "".join(f"{'#' * min(r.histogram.get(s, 0), width - 5):<{width - 4}}"
+                                        f"{r.histogram.get(s, 0):>3} " for r in c.runs))
+    print(f"  {'none':<9}" + "".join(f"{'':<{width - 4}}{r.nets - r.chosen:>3} " for r in c.runs))
+    print("at the chosen levels (median over chosen networks)")
+    for r in c.runs:
+        if r.remaining is None:
+            print(f"  {r.run_id}: no network chosen")
+            continue
+        layers = " ".join(f"{f:.3f}" for f in r.remaining)
+        print(f"  {r.run_id}: median sparsity {r.chosen_median:.2f} · kept per layer {layers}")
+        print("    first-layer connections kept: " +
+              ", ".join(f"{name} {kept:.2f}" for name, kept in r.inputs.items()))
+    for r in c.runs:
+        e = r.extrapolation
+        if not e:
+            continue
+        parts = [f"s={s:g}: level 0 {_loss(m[0])} ({'–' if q is None else f'{q:.0f}'}× own test), "
+                 f"{v:.0%} valid" for s, m, q, v in zip(e["scales"], e["loss_median"], e["ratio_to_level0"],
+                                                         e["valid_fraction"])]
+        print(f"extrapolation {r.run_id} (level 0 test {_loss(e['level0_test_median'])}): " + "; ".join(parts))
