@@ -128,10 +128,11 @@ def steps_for_scale(scale: float) -> int:
 #: Geometric start (first step h0 * s^5, growth ratio): resolves the initial relaxation of the
 #: damper mode (time constant 1/(c gamma), 15-40 us at s = 1, scaling as s^5), which uniform
 #: steps many times longer than it integrate with order reduction (docs/sim.md).
-DEFAULT_GRADING = (1e-6, 1.5)
-#: Samples per vectorised block on a CPU device (measured: 2,048 -> 70, 8,192 -> 53, 16,384 -> 49,
-#: 65,536 -> 85 us per trajectory on one core; 8,192 wastes less padding on small batches).
-DEFAULT_BLOCK = 8192
+DEFAULT_GRADING = (1e-6, 2.0)
+#: Samples per vectorised block on a CPU device (measured on the 2-core CPU, docs/sim.md:
+#: 1,024 and 2,048 -> 17.8, 4,096 -> 18.8, 8,192 -> 24 us of CPU per trajectory: a block's
+#: intermediates then stay in the core's caches).
+DEFAULT_BLOCK = 2048
 #: Error scale of each state component for the validity check at s = 1: about its range over
 #: random strokes (positions cm, velocities cm/s, angles rad, rates rad/s). `error_scale(s)`.
 ERROR_SCALE = (65.0, 3600.0, 64.0, 3500.0, 12.0, 640.0, 11.0, 650.0)
@@ -242,6 +243,9 @@ def step_sizes(steps: int, *, t_end: float = T_END, scale: float = 1.0, grading=
 
 _TWO_PI = 2 * np.pi
 ANGLES = (4, 6)   # theta, phi in the state
+#: State components updated by compensated sums: the angles and rates, whose rounding the
+#: trajectory amplifies (positions and velocities plain: compensating them measured no better).
+COMPENSATED = (4, 5, 6, 7)
 
 
 def _accumulate(y, increment, lost):
@@ -267,8 +271,8 @@ def integrate_block(p: BodyParams, state, controls, *, steps: int = DEFAULT_STEP
 
     `compensated` (default; the ARK methods): the two angles are carried reduced to [-pi, pi]
     with their whole turns apart (sin, cos and the stage values then round at 2 pi, not at
-    hundreds of radians; the spring sees the turns of phi - theta), and every state update is a
-    compensated sum. Off: the plain update, kept to measure what rounding costs (docs/sim.md).
+    hundreds of radians; the spring sees the turns of phi - theta), and the updates of angles and
+    rates are compensated sums. Off: the plain update, kept to measure what rounding costs (docs/sim.md).
     """
     dtype = state.dtype
     if method == "rk4":
@@ -289,7 +293,8 @@ def integrate_block(p: BodyParams, state, controls, *, steps: int = DEFAULT_STEP
         else:
             increment, local = _imex_step(p, tab, h, st, ctl, turns[1] - turns[0] if compensated else 0.0)
         if compensated:
-            new, lost = zip(*(_accumulate(st[k], increment[k], lost[k]) for k in range(8)))
+            new, lost = zip(*(_accumulate(st[k], increment[k], lost[k]) if k in COMPENSATED
+                              else (st[k] + increment[k], lost[k]) for k in range(8)))
             new, lost, turns = list(new), list(lost), list(turns)
             for j, k in enumerate(ANGLES):
                 # Reduce by whole turns; |angle| < 4 pi, so angle - n 2pi is exact (Sterbenz) and
