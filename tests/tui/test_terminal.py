@@ -28,7 +28,8 @@ def test_real_terminal_session(terminal):
     assert "n new" in screen and "q quit" in screen  # the footer says what applies
     terminal.press("enter")
     terminal.wait_for("layer-wise")
-    assert "loss vs sparsity" in terminal.text()
+    # The plot is drawn after its first refresh, a frame or two after the header (~0.05 s).
+    terminal.wait_for("loss vs sparsity", timeout=2)
     terminal.press("p")
     terminal.wait_for("networks chosen")
     terminal.press("escape")
