@@ -29,7 +29,7 @@ def test_real_terminal_session(terminal):
     terminal.press("enter")
     terminal.wait_for("layer-wise")
     # The plot is drawn after its first refresh, a frame or two after the header (~0.05 s).
-    terminal.wait_for("loss vs sparsity", timeout=2)
+    terminal.wait_for("loss vs sparsity")
     terminal.press("p")
     terminal.wait_for("networks chosen")
     terminal.press("escape")
