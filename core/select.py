@@ -39,6 +39,39 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class LevelLoss:
+    """The spread of one level's loss over the ensemble: median, 10th and 90th percentiles.
+
+    Over the networks whose loss at this level is finite (`finite` of them; a diverged network
+    is left out rather than dragging the figures to NaN). None when no network is finite.
+    """
+
+    level: int
+    sparsity: float
+    median: float | None
+    p10: float | None
+    p90: float | None
+    finite: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "sparsity": self.sparsity, "median": self.median,
+                "p10": self.p10, "p90": self.p90, "finite": self.finite}
+
+
+def level_losses(losses: np.ndarray, sparsity: np.ndarray) -> tuple[LevelLoss, ...]:
+    """Median / p10 / p90 of `losses (L, N)` per level (numpy's linear percentiles), finite only."""
+    rows = []
+    for level in range(losses.shape[0]):
+        values = losses[level][np.isfinite(losses[level])]
+        if values.size:
+            p10, median, p90 = (float(v) for v in np.percentile(values, [10, 50, 90]))
+        else:
+            p10 = median = p90 = None
+        rows.append(LevelLoss(level, float(sparsity[level]), median, p10, p90, int(values.size)))
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
 class Selection:
     """The picks of every network of a run at one threshold on one split."""
 
@@ -46,6 +79,10 @@ class Selection:
     split: str
     choices: tuple[Choice, ...]
     run: str | None = None
+    level_sparsity: tuple[float, ...] = ()
+    """Target sparsity of every completed level (the histogram's bins)."""
+    loss_by_level: tuple[LevelLoss, ...] = ()
+    """Median / p10 / p90 loss of every completed level on `split`."""
 
     @property
     def chosen(self) -> tuple[Choice, ...]:
@@ -66,10 +103,26 @@ class Selection:
         values = [c.sparsity for c in self.chosen]
         return float(np.median(values)) if values else None
 
+    def histogram(self) -> dict[str, Any]:
+        """The paper's main figure: how many networks were chosen at each level, and with none.
+
+        `{"bins": [{"level": l, "sparsity": s, "count": n}, ...], "none": k}` with one bin per
+        completed level (zero counts included, so the bins are the run's schedule), a network
+        forced by hand counted at its forced level; the counts and `none` add up to the ensemble.
+        """
+        counts = [0] * len(self.level_sparsity)
+        for c in self.chosen:
+            counts[c.level] += 1
+        return {"bins": [{"level": level, "sparsity": sparsity, "count": count}
+                         for level, (sparsity, count) in enumerate(zip(self.level_sparsity, counts))],
+                "none": len(self.choices) - self.passing}
+
     def to_dict(self) -> dict[str, Any]:
-        """The contract's `select --json` document (plus `manual` and `best_loss` per network)."""
+        """The contract's `select --json` document (plus `manual` and `best_loss` per network,
+        the `histogram` of chosen sparsity and the per-level loss spread `loss_by_level`)."""
         return {"run": self.run, "threshold": self.threshold, "split": self.split,
-                "networks": [c.to_dict() for c in self.choices]}
+                "networks": [c.to_dict() for c in self.choices], "histogram": self.histogram(),
+                "loss_by_level": [row.to_dict() for row in self.loss_by_level]}
 
 
 def check_threshold(threshold: Any) -> float:
@@ -125,7 +178,8 @@ def select(losses: np.ndarray, sparsity: np.ndarray, threshold: float,
             loss = float(column[level])
             choices.append(Choice(net, level, float(sparsity[level]),
                                   loss if math.isfinite(loss) else None, manual, best))
-    return Selection(threshold, split, tuple(choices), run)
+    return Selection(threshold, split, tuple(choices), run, tuple(float(v) for v in sparsity),
+                     level_losses(losses, sparsity))
 
 
 def select_run(run, threshold: float | None = None, split: str = "val",
@@ -161,3 +215,25 @@ def parse_overrides(items: Sequence[str]) -> dict[int, int]:
         except ValueError:
             raise MothError(f"bad --override {item!r}: expected NET=LEVEL, e.g. 3=12") from None
     return overrides
+
+
+def histogram_lines(histogram: Mapping[str, Any], width: int = 40, *, skip_empty: bool = False) -> list[str]:
+    """The chosen-sparsity histogram as text bars, one line per level and one for "none".
+
+    `histogram` is `Selection.histogram()`; `width` the longest bar in characters (the largest
+    count). `skip_empty` leaves out levels nobody was chosen at (the picker's narrow panel).
+    The same drawing in `mothtui select` and in the app's picker.
+    """
+    bins = [(f"{b['sparsity']:.3f} L{b['level']}", b["count"]) for b in histogram["bins"]]
+    rows = [(label, count) for label, count in bins if count or not skip_empty]
+    if histogram["none"] or not skip_empty:
+        rows.append(("none", histogram["none"]))
+    largest = max((count for _, count in rows), default=0)
+    label_width = max((len(label) for label, _ in rows), default=0)
+    lines = []
+    for label, count in rows:
+        bar = "█" * (round(width * count / largest) if largest else 0)
+        if count and not bar:
+            bar = "▏"  # a non-zero count never looks like zero
+        lines.append(f"{label:>{label_width}} {bar} {count}")
+    return lines

@@ -1,6 +1,8 @@
 """`mothtui select RUN_ID [--threshold T] [--split val] [--override NET=LEVEL ...] [--json]`: the sparse pick of every network.
 
-Prints a table (or, with --json, the contract's document). Exits non-zero with one line on stderr
+Prints a table of the picks, the histogram of chosen sparsity over the ensemble (the paper's main
+figure) and the median / p10 / p90 loss per level (or, with --json, the contract's document, which
+carries the same under "histogram" and "loss_by_level"). Exits non-zero with one line on stderr
 when no network passes, so scripts notice an empty selection (with --json, after printing the
 document, whose networks then all have `"level": null`).
 """
@@ -12,7 +14,7 @@ import json
 from core.cli import resolve_runs
 from core.runstore import open_run
 from core.schema import check_split
-from core.select import check_threshold, parse_overrides, require_any, select_run
+from core.select import Selection, check_threshold, histogram_lines, parse_overrides, require_any, select_run
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -40,4 +42,19 @@ def run(args) -> int:
     print(f"{selection.passing}/{len(selection.choices)} networks pass · "
           f"median sparsity {selection.median_sparsity:.3f}"
           + (" · * chosen by hand" if any(c.manual for c in selection.choices) else ""))
+    print()
+    print(f"chosen sparsity over {len(selection.choices)} networks (sparsity, level, count):")
+    for line in histogram_lines(selection.histogram()):
+        print(f"  {line}")
+    print()
+    _print_loss_by_level(selection)
     return 0
+
+
+def _print_loss_by_level(selection: Selection) -> None:
+    """Median, 10th and 90th percentile loss of each level over the ensemble's finite losses."""
+    print(f"{selection.split} loss per level over the ensemble:")
+    print(f"{'level':>5} {'sparsity':>8} {'p10':>10} {'median':>10} {'p90':>10} {'nets':>5}")
+    for row in selection.loss_by_level:
+        print(f"{row.level:>5} {row.sparsity:>8.3f} {_fmt(row.p10, '.3g'):>10} {_fmt(row.median, '.3g'):>10} "
+              f"{_fmt(row.p90, '.3g'):>10} {row.finite:>5}")

@@ -1,7 +1,8 @@
 """Public simulator entry points: numpy in, numpy out, sharded over all local JAX devices.
 
 `simulate_checked` returns the final states and a per-sample validity flag (finite and the
-integrator's accumulated error estimate under tolerance); `simulate` returns the final states
+integrator's accumulated error estimate, as a fraction of each component's range at the body
+scale, under tolerance); `simulate` returns the final states
 with failed samples set to NaN, so that a failure can never pass for a good result.
 """
 
@@ -26,6 +27,7 @@ INTEGRATOR = {
     "grading": list(integrate.DEFAULT_GRADING),
     "error_scale": list(integrate.ERROR_SCALE),
     "error_tolerance": integrate.ERROR_TOLERANCE,
+    "rounding": "angles reduced to [-pi, pi] with their turns apart; compensated state updates",
     "t_end": model.T_END,
 }
 
@@ -34,7 +36,8 @@ def integrator_settings(scale: float = 1.0, dtype=np.float32) -> dict:
     """What a dataset records about how it was integrated (JSON-serialisable)."""
     steps = integrate.steps_for_scale(scale)
     total = len(integrate.step_sizes(steps, scale=scale, grading=integrate.DEFAULT_GRADING))
-    return {**INTEGRATOR, "steps": steps, "total_steps": total, "dtype": np.dtype(dtype).name}
+    return {**INTEGRATOR, "steps": steps, "total_steps": total, "dtype": np.dtype(dtype).name,
+            "error_scale": list(integrate.error_scale(scale))}
 
 
 def _default_block(devices) -> int:

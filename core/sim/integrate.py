@@ -15,10 +15,12 @@ versus steps that picked it and DEFAULT_STEPS.
 
 Validity ("integrator accepted"): the embedded pair gives a local error estimate every step;
 a sample is accepted when its state is finite and the sum over steps of the largest local
-error estimate, each component divided by `ERROR_SCALE + |y|` (absolute near the typical range,
-relative for violent trajectories), stays below `ERROR_TOLERANCE`.
-The estimate is that of the order-3 companion, so it over-states the error of the order-4
-result that is stored: a conservative check at the cost of one extra weighted sum per step.
+error estimate, each component divided by its range at the body scale (`error_scale(s)`: the
+ranges grow ~60x from s = 1 to s = 0.3), stays below `ERROR_TOLERANCE`. The estimate is that of
+the order-3 companion, so it over-states the error of the order-4 result that is stored: a
+conservative check at the cost of one extra weighted sum per step. It sees truncation, not
+rounding, so rounding is kept out of float32 results instead (compensated sums, reduced angles:
+`integrate_block`), and what the check accepts is within 1e-4 of range from s = 0.3 to 3.
 
 Layout: state (8, B) and controls (3, B) per block, one array per component (structure of
 arrays), a `lax.scan` over steps, and `lax.map` over cache-sized blocks of samples.
@@ -111,10 +113,11 @@ TABLEAUX = {"ark4": ARK4, "ark3": ARK3}
 DEFAULT_METHOD = "ark4"
 #: Equal steps per wing stroke of the default method (docs/sim.md: error vs steps on the reference).
 DEFAULT_STEPS = 80
-#: Smaller bodies fly faster strokes under the same sampled forces (rates ~3,000 rad/s at
-#: s = 0.5 against ~500 at s = 1), so below s = 1 the equal steps grow as s^-2.5, capped.
-SMALL_BODY_EXPONENT = 2.5
-MAX_STEPS = 2000
+#: Smaller bodies fly faster strokes under the same sampled forces (rates up to ~9,000 rad/s at
+#: s = 0.5 and ~60,000 at s = 0.3 against ~640 at s = 1), so below s = 1 the equal steps grow as
+#: s^-3 (s^-2.5 left 8 % of strokes at s = 0.3 over 1e-4 of range: docs/sim.md), capped.
+SMALL_BODY_EXPONENT = 3.0
+MAX_STEPS = 4000
 
 
 def steps_for_scale(scale: float) -> int:
@@ -125,20 +128,50 @@ def steps_for_scale(scale: float) -> int:
 #: Geometric start (first step h0 * s^5, growth ratio): resolves the initial relaxation of the
 #: damper mode (time constant 1/(c gamma), 15-40 us at s = 1, scaling as s^5), which uniform
 #: steps many times longer than it integrate with order reduction (docs/sim.md).
-DEFAULT_GRADING = (1e-6, 1.5)
-#: Samples per vectorised block on a CPU device (measured: 2,048 -> 70, 8,192 -> 53, 16,384 -> 49,
-#: 65,536 -> 85 us per trajectory on one core; 8,192 wastes less padding on small batches).
-DEFAULT_BLOCK = 8192
-#: Error scale of each state component for the validity check: about the range of each
-#: component over a dataset at s = 1 (positions cm, velocities cm/s, angles rad, rates rad/s).
-ERROR_SCALE = (60.0, 3000.0, 60.0, 3000.0, 10.0, 500.0, 10.0, 500.0)
-#: Largest accepted accumulated local-error estimate, as a fraction of ERROR_SCALE. The estimate
-#: (order-3 companion, summed over steps) over-states the true error ~100x on the reference.
-ERROR_TOLERANCE = 5e-3
+DEFAULT_GRADING = (1e-6, 2.0)
+#: Samples per vectorised block on a CPU device (measured on the 2-core CPU, docs/sim.md:
+#: 1,024 and 2,048 -> 17.8, 4,096 -> 18.8, 8,192 -> 24 us of CPU per trajectory: a block's
+#: intermediates then stay in the core's caches).
+DEFAULT_BLOCK = 2048
+#: Error scale of each state component for the validity check at s = 1: about its range over
+#: random strokes (positions cm, velocities cm/s, angles rad, rates rad/s). `error_scale(s)`.
+ERROR_SCALE = (65.0, 3600.0, 64.0, 3500.0, 12.0, 640.0, 11.0, 650.0)
+#: The range of each state component over random strokes (model.md sampling) at body scale s:
+#: smaller bodies turn much faster under the same forces (angles of ~670 rad and rates of
+#: ~6e4 rad/s at s = 0.3), so the validity check judges each stroke against the ranges of its
+#: own scale. Measured (docs/sim.md: 1,024 strokes per scale, float64), two significant digits.
+RANGE_BY_SCALE = {
+    0.3: (150.0, 25000.0, 130.0, 25000.0, 670.0, 59000.0, 670.0, 59000.0),
+    0.5: (80.0, 9300.0, 80.0, 7700.0, 97.0, 9200.0, 99.0, 9200.0),
+    0.7: (72.0, 4500.0, 70.0, 4600.0, 29.0, 2500.0, 29.0, 2500.0),
+    1.0: ERROR_SCALE,
+    1.5: (61.0, 3100.0, 61.0, 3100.0, 7.8, 160.0, 7.3, 170.0),
+    2.0: (60.0, 3100.0, 60.0, 3000.0, 7.2, 81.0, 6.9, 85.0),
+    3.0: (60.0, 3000.0, 60.0, 3000.0, 6.8, 79.0, 6.9, 60.0),
+}
+#: Largest accepted accumulated local-error estimate, as a fraction of `error_scale(s)`. The
+#: estimate (order-3 companion, summed over steps) over-states the true error of the stored
+#: order-4 result 2-200x where that error is above 1e-5 of range (docs/sim.md), so 3e-3 keeps
+#: every accepted stroke within 1e-4 of range at s = 0.3 to 3 while rejecting none at s >= 0.5.
+ERROR_TOLERANCE = 3e-3
 
 
-def _imex_step(p: BodyParams, tab: Tableau, h, state, ctl: model.Controls):
-    """One ARK step of size h for a block: returns (new state tuple, local error tuple)."""
+def error_scale(scale: float) -> tuple[float, ...]:
+    """Each state component's range at body scale `scale`: RANGE_BY_SCALE interpolated in log-log
+    (held at the end values outside 0.3..3, where the steps resolve less or far more than needed)."""
+    table = sorted(RANGE_BY_SCALE)
+    s = min(max(float(scale), table[0]), table[-1])
+    x = np.log(table)
+    values = np.log(np.asarray([RANGE_BY_SCALE[t] for t in table]))
+    return tuple(float(np.exp(np.interp(np.log(s), x, values[:, k]))) for k in range(8))
+
+
+def _imex_step(p: BodyParams, tab: Tableau, h, state, ctl: model.Controls, twist_turns=0.0):
+    """One ARK step of size h for a block: returns (increment tuple, local error tuple).
+
+    The caller adds the increment to the state (compensated, `_accumulate`); `twist_turns` are
+    the whole turns of phi - theta that the reduced angles of `state` leave out.
+    """
     stages = len(tab.b)
     x0, xd0, y0, yd0, t0, td0, p0, pd0 = state
     pos0, vel0 = (x0, y0, t0, p0), (xd0, yd0, td0, pd0)
@@ -161,7 +194,7 @@ def _imex_step(p: BodyParams, tab: Tableau, h, state, ctl: model.Controls):
             w = vel[3] - vel[2]
         damp = -DAMPER_C * w
         acc_i.append((damp * fr.vx, damp * fr.vy, damp * fr.vtheta, damp * fr.vphi))
-        acc_e.append(model.accelerations(p, fr, ctl, pos[2], pos[3], *vel))
+        acc_e.append(model.accelerations(p, fr, ctl, pos[2], pos[3], *vel, twist_turns=twist_turns))
         vels.append(vel)
 
     def combine(weights, base):
@@ -171,7 +204,7 @@ def _imex_step(p: BodyParams, tab: Tableau, h, state, ctl: model.Controls):
                         for j in range(stages) if weights[j]) for k in range(4))
         return new_pos, new_vel
 
-    (x, y, t, ph), (xd, yd, td, pd) = combine(tab.b, (pos0, vel0))
+    (x, y, t, ph), (xd, yd, td, pd) = combine(tab.b, None)
     (ex, ey, et, ep), (exd, eyd, etd, epd) = combine(tab.b_error, None)
     return (x, xd, y, yd, t, td, ph, pd), (ex, exd, ey, eyd, et, etd, ep, epd)
 
@@ -184,8 +217,8 @@ def _rk4_step(p: BodyParams, h, state, controls):
     k2 = f(y + 0.5 * h * k1)
     k3 = f(y + 0.5 * h * k2)
     k4 = f(y + h * k3)
-    new = y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
-    return tuple(new), tuple(jnp.zeros_like(new))
+    increment = (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+    return tuple(increment), tuple(jnp.zeros_like(increment))
 
 
 def step_sizes(steps: int, *, t_end: float = T_END, scale: float = 1.0, grading=None) -> np.ndarray:
@@ -208,34 +241,88 @@ def step_sizes(steps: int, *, t_end: float = T_END, scale: float = 1.0, grading=
     return np.asarray(hs + [rest / n] * n)
 
 
+_TWO_PI = 2 * np.pi
+ANGLES = (4, 6)   # theta, phi in the state
+#: State components updated by compensated sums: the angles and rates, whose rounding the
+#: trajectory amplifies (positions and velocities plain: compensating them measured no better).
+COMPENSATED = (4, 5, 6, 7)
+
+
+def _accumulate(y, increment, lost):
+    """Compensated (Kahan) y + increment: returns (sum, what the sum's rounding lost, negated).
+
+    Hundreds to thousands of small steps added to a large state (angles of hundreds of radians,
+    rates of 1e4 rad/s at s = 0.3) lose a rounding error per step in float32; carrying the lost
+    low part into the next step keeps the sum as accurate as one rounding.
+    """
+    corrected = increment - lost
+    total = y + corrected
+    return total, (total - y) - corrected
+
+
 def integrate_block(p: BodyParams, state, controls, *, steps: int = DEFAULT_STEPS,
-                    method: str = DEFAULT_METHOD, t_end: float = T_END, grading=DEFAULT_GRADING):
+                    method: str = DEFAULT_METHOD, t_end: float = T_END, grading=DEFAULT_GRADING,
+                    compensated: bool = True):
     """Integrate one block: state (8, B), controls (3, B) -> (final (8, B), error estimate (B,)).
 
-    The error estimate is the sum over steps of max_k |local error_k| / (ERROR_SCALE_k + |y_k|)
-    (zero for "rk4", which has no embedded pair).
+    The error estimate is the sum over steps of max_k |local error_k| / error_scale(s)_k, the
+    accumulated local error as a fraction of each component's range at this body scale (zero for
+    "rk4", which has no embedded pair).
+
+    `compensated` (default; the ARK methods): the two angles are carried reduced to [-pi, pi]
+    with their whole turns apart (sin, cos and the stage values then round at 2 pi, not at
+    hundreds of radians; the spring sees the turns of phi - theta), and the updates of angles and
+    rates are compensated sums. Off: the plain update, kept to measure what rounding costs (docs/sim.md).
     """
     dtype = state.dtype
     if method == "rk4":
         grading = None  # the explicit baseline as measured in docs/sim.md: equal steps
+        compensated = False
     hs = jnp.asarray(step_sizes(steps, t_end=t_end, scale=p.scale, grading=grading), dtype)
-    scale = [jnp.asarray(s, dtype) for s in ERROR_SCALE]
+    weight = [jnp.asarray(1.0 / w, dtype) for w in error_scale(p.scale)]
     tab = TABLEAUX.get(method)
     ctl = model.controls(p, *controls)
+    two_pi = jnp.asarray(_TWO_PI, dtype)
+    # What `two_pi` leaves out of 2 pi (in this dtype): a reduction by one turn owes it back.
+    two_pi_rest = jnp.asarray(_TWO_PI - float(np.asarray(_TWO_PI, dtype)), dtype)
 
     def body(carry, h):
-        st, err = carry
+        st, lost, turns, err = carry
         if method == "rk4":
-            new, local = _rk4_step(p, h, st, controls)
+            increment, local = _rk4_step(p, h, st, controls)
         else:
-            new, local = _imex_step(p, tab, h, st, ctl)
-        # Mixed absolute/relative weight: ERROR_SCALE_k + |y_k| (a violent trajectory is judged
-        # relative to its own size, a calm one relative to the dataset's typical range).
-        worst = jnp.abs(local[0]) / (scale[0] + jnp.abs(new[0]))
+            increment, local = _imex_step(p, tab, h, st, ctl, turns[1] - turns[0] if compensated else 0.0)
+        if compensated:
+            new, lost = zip(*(_accumulate(st[k], increment[k], lost[k]) if k in COMPENSATED
+                              else (st[k] + increment[k], lost[k]) for k in range(8)))
+            new, lost, turns = list(new), list(lost), list(turns)
+            for j, k in enumerate(ANGLES):
+                # Reduce by whole turns; |angle| < 4 pi, so angle - n 2pi is exact (Sterbenz) and
+                # only 2 pi's own rounding is owed, carried as a compensation.
+                n = jnp.round(new[k] / two_pi)
+                new[k] = new[k] - n * two_pi
+                lost[k] = lost[k] + n * two_pi_rest
+                turns[j] = turns[j] + n
+            new, lost, turns = tuple(new), tuple(lost), tuple(turns)
+        else:
+            new = tuple(st[k] + increment[k] for k in range(8))
+        worst = jnp.abs(local[0]) * weight[0]
         for k in range(1, 8):
-            worst = jnp.maximum(worst, jnp.abs(local[k]) / (scale[k] + jnp.abs(new[k])))
-        return (new, err + worst), None
+            worst = jnp.maximum(worst, jnp.abs(local[k]) * weight[k])
+        return (new, lost, turns, err + worst), None
 
-    init = (tuple(state[k] for k in range(8)), jnp.zeros_like(state[0]))
-    (final, err), _ = jax.lax.scan(body, init, hs)
+    zero = jnp.zeros_like(state[0])
+    start, lost = [state[k] for k in range(8)], [zero] * 8
+    turns = (zero, zero)
+    if compensated:
+        turns = tuple(jnp.round(state[k] / two_pi) for k in ANGLES)
+        for j, k in enumerate(ANGLES):
+            start[k] = state[k] - turns[j] * two_pi
+            lost[k] = turns[j] * two_pi_rest   # the reduction took 2 pi's rounding too much
+    init = (tuple(start), tuple(lost), turns, zero)
+    (final, lost, turns, err), _ = jax.lax.scan(body, init, hs)
+    final = list(final)
+    for j, k in enumerate(ANGLES):
+        # Turns back on: the one rounding of the stored angle (plus what the compensation still owes).
+        final[k] = (final[k] - lost[k]) + turns[j] * two_pi + turns[j] * two_pi_rest
     return jnp.stack(final), err

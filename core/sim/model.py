@@ -179,11 +179,15 @@ def controls(p: BodyParams, force, alpha, tau) -> Controls:
     return Controls(f_cos, f_sin, tau + p.L3 * f_sin, tau)
 
 
-def accelerations(p: BodyParams, fr: Frame, ctl: Controls, theta, phi, xd, yd, thetad, phid):
-    """M(q)^-1 g(q, qd): accelerations from every force but the damper, (ax, ay, atheta, aphi)."""
+def accelerations(p: BodyParams, fr: Frame, ctl: Controls, theta, phi, xd, yd, thetad, phid, twist_turns=0.0):
+    """M(q)^-1 g(q, qd): accelerations from every force but the damper, (ax, ay, atheta, aphi).
+
+    `twist_turns`: whole turns of phi - theta not included in `phi` and `theta` (the integrator
+    carries the angles reduced to [-pi, pi] and their turns apart; only the spring sees turns).
+    """
     m = p.m1 + p.m2
     inv_m = 1.0 / m
-    spring = SPRING_K * (phi - theta - math.pi - REST_ANGLE)
+    spring = SPRING_K * (phi - theta + twist_turns * (2 * math.pi) - math.pi - REST_ANGLE)
     # F cos(alpha + theta) and F sin(alpha + theta) by the angle-sum identities.
     f_x = ctl.f_cos * fr.cos_t - ctl.f_sin * fr.sin_t
     f_y = ctl.f_sin * fr.cos_t + ctl.f_cos * fr.sin_t

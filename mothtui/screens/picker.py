@@ -2,7 +2,9 @@
 
 The rule is `core.select.select` (the same as `mothtui select`), so what the picker shows is what
 the command line would pick; overrides (left/right on a network) are passed to it and to the
-export, marked `*` in the table and in the network's own plot. The losses come in a
+export, marked `*` in the table and in the network's own plot. Under the plot, the histogram of
+chosen sparsity over the ensemble (the paper's main figure, `core.select.histogram_lines`, the
+same drawing as `mothtui select`) follows the threshold, the split and the overrides. The losses come in a
 `mothtui.model.PickerView`, loaded by a thread worker and posted as `PickerScreen.Loaded` (on
 opening, and again whenever a level completes).
 """
@@ -15,14 +17,14 @@ import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from core.errors import MothError
 from core.runstore import run_path, summarize
-from core.select import SPLITS, Selection, check_threshold, select
+from core.select import SPLITS, Selection, check_threshold, histogram_lines, select
 from mothtui.fmt import fmt_loss, fmt_threshold
 from mothtui.model import PickerView, load_picker_view
 from mothtui.screens.export import ExportDialog
@@ -31,6 +33,8 @@ from mothtui.widgets.plots import NetworkPlot
 #: Threshold steps with +/-: 1, 2, 5 per decade, the values people actually try.
 LADDER = (1.0, 2.0, 5.0)
 STORE_POLL_S = 1.0
+#: Longest bar of the picker's chosen-sparsity histogram (characters).
+HISTOGRAM_WIDTH = 10
 
 
 def step_threshold(value: float, direction: int) -> float:
@@ -95,7 +99,9 @@ class PickerScreen(Screen):
             yield Static(id="picker-summary")
         with Horizontal(id="picker-main"):
             yield ChoiceTable(id="picker-table", cursor_type="row", zebra_stripes=True)
-            yield NetworkPlot(id="picker-plot")
+            with Vertical(id="picker-side"):
+                yield NetworkPlot(id="picker-plot")
+                yield Static(id="picker-histogram")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -148,6 +154,7 @@ class PickerScreen(Screen):
         if table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1))
         self._summary()
+        self._histogram()
         self._plot_network()
 
     def _best_level(self, network: int) -> int | None:
@@ -164,6 +171,12 @@ class PickerScreen(Screen):
                 f" · median sparsity {'–' if median is None else f'{median:.2f}'}"
                 f" · {manual} by hand · {exported} to export · {self.run_id}")
         self.query_one("#picker-summary", Static).update(text)
+
+    def _histogram(self) -> None:
+        """Chosen sparsity over the ensemble: one bar per level someone was chosen at, and none."""
+        lines = histogram_lines(self.selection.histogram(), HISTOGRAM_WIDTH, skip_empty=True)
+        self.query_one("#picker-histogram", Static).update(
+            "[b]chosen sparsity[/b]\n" + "\n".join(lines), layout=True)
 
     def highlighted(self) -> int | None:
         table = self.query_one(ChoiceTable)

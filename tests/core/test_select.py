@@ -173,3 +173,80 @@ def test_select_json_of_an_empty_selection_is_printed_then_fails(runs_dir, capsy
     document = json.loads(out)
     assert [n["level"] for n in document["networks"]] == [None, None, None]
 
+
+
+def _histogram_by_hand(raw, split: str, threshold: float) -> tuple[dict[float, int], int]:
+    """Counts per chosen sparsity straight from the store's arrays, with the slow rule above."""
+    done = raw.attrs["levels_complete"]
+    losses = np.asarray(raw[f"loss/{split}"][:done], dtype=np.float64)
+    sparsity = np.asarray(raw["sparsity"][:done], dtype=np.float64)
+    counts = {float(s): 0 for s in sparsity}
+    none = 0
+    for level in _rule_by_hand(losses, threshold):
+        if level is None:
+            none += 1
+        else:
+            counts[float(sparsity[level])] += 1
+    return counts, none
+
+
+@pytest.mark.parametrize("threshold", [1e-4, 3e-4, 1e-3])
+def test_select_json_histogram_and_loss_by_level_match_the_store(shared_run, capsys, threshold):
+    raw = zarr.open_group(shared_run / "r", mode="r")
+    code, out, _ = _cli(capsys, "select", "r", "--runs", str(shared_run), "--json", "--threshold", str(threshold))
+    doc = json.loads(out)
+    counts, none = _histogram_by_hand(raw, "val", threshold)
+    hist = doc["histogram"]
+    assert {b["sparsity"]: b["count"] for b in hist["bins"]} == pytest.approx(counts)
+    assert [b["level"] for b in hist["bins"]] == list(range(len(counts)))
+    assert hist["none"] == none and sum(counts.values()) + none == len(doc["networks"])
+    assert code == (0 if none < len(doc["networks"]) else 1)
+    # Median / p10 / p90 per level, recomputed by sorting (numpy's linear interpolation by hand).
+    losses = np.asarray(raw["loss/val"][:raw.attrs["levels_complete"]], dtype=np.float64)
+    for row, values in zip(doc["loss_by_level"], losses):
+        ordered = np.sort(values)
+
+        def quantile(q):
+            pos = q * (ordered.size - 1)
+            low = int(math.floor(pos))
+            high = min(low + 1, ordered.size - 1)
+            return ordered[low] + (pos - low) * (ordered[high] - ordered[low])
+        assert row["median"] == pytest.approx(quantile(0.5), rel=1e-12)
+        assert row["p10"] == pytest.approx(quantile(0.1), rel=1e-12)
+        assert row["p90"] == pytest.approx(quantile(0.9), rel=1e-12)
+        assert row["finite"] == values.size
+    assert len(doc["loss_by_level"]) == losses.shape[0]
+
+
+def test_select_text_shows_the_histogram_and_the_loss_table(shared_run, capsys):
+    raw = zarr.open_group(shared_run / "r", mode="r")
+    code, out, _ = _cli(capsys, "select", "r", "--runs", str(shared_run), "--threshold", "3e-4")
+    assert code == 0
+    counts, none = _histogram_by_hand(raw, "val", 3e-4)
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("chosen sparsity over 6 networks"))
+    bars = lines[start + 1:start + 2 + len(counts)]
+    for line, (sparsity, count) in zip(bars, list(counts.items()) + [("none", none)]):
+        label = "none" if sparsity == "none" else f"{sparsity:.3f}"
+        assert line.split()[0] == label and int(line.split()[-1]) == count
+        assert (line.count("█") > 0) == (count > 0)
+    table = lines[lines.index("val loss per level over the ensemble:") + 2:]
+    losses = np.asarray(raw["loss/val"][:raw.attrs["levels_complete"]], dtype=np.float64)
+    assert len(table) == losses.shape[0]
+    for line, values in zip(table, losses):
+        level, _, p10, median, p90, nets = line.split()
+        assert float(median) == pytest.approx(np.median(values), rel=5e-3)  # printed to 3 significant digits
+        assert float(p10) == pytest.approx(np.percentile(values, 10), rel=5e-3)  # printed to 3 significant digits
+        assert float(p90) == pytest.approx(np.percentile(values, 90), rel=5e-3)  # printed to 3 significant digits
+        assert int(nets) == values.size
+
+
+def test_histogram_counts_overrides_and_leaves_out_diverged_losses():
+    losses = np.array([[1e-4, 2e-4, np.nan, 5e-4], [5e-4, 3e-3, np.nan, 2e-3], [2e-3, 1e-2, np.nan, 1e-1]])
+    selection = select(losses, np.array([0.0, 0.5, 0.9]), 1e-3, overrides={3: 2})
+    hist = selection.histogram()
+    assert [b["count"] for b in hist["bins"]] == [1, 1, 1] and hist["none"] == 1
+    assert [row.finite for row in selection.loss_by_level] == [3, 3, 3]
+    assert selection.loss_by_level[0].median == pytest.approx(2e-4)
+    empty = select(np.full((2, 2), np.nan), np.array([0.0, 0.5]), 1e-3)
+    assert empty.histogram()["none"] == 2 and empty.loss_by_level[0].median is None

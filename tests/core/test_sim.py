@@ -28,12 +28,12 @@ def _relative_error(final, expected):
     return np.abs(final - expected) / state_range
 
 
-def test_float32_agrees_with_radau_reference_within_2e5_of_range():
+def test_float32_agrees_with_radau_reference_within_1e5_of_range():
     ref = _reference()
     final, valid = simulate_checked(ref["initial"], ref["controls"], scale=float(ref["scale"]), block=BLOCK)
     assert final.dtype == np.float32
     assert valid.all()
-    assert _relative_error(final, ref["final"]).max() < 2e-5
+    assert _relative_error(final, ref["final"]).max() < 1e-5
 
 
 def test_float64_on_request_agrees_with_reference():
@@ -63,7 +63,7 @@ def test_body_scale_1_3_agrees_with_scipy_radau():
     expected = _radau(initial, controls, 1.3)
     final, valid = simulate_checked(initial, controls, scale=1.3, block=BLOCK)
     assert valid.all()
-    assert _relative_error(final, expected).max() < 2e-5
+    assert _relative_error(final, expected).max() < 1e-5
 
 
 def test_four_devices_give_the_same_result_as_one():
@@ -147,10 +147,72 @@ def test_rows_do_not_depend_on_how_they_are_split():
     assert not np.array_equal(sample_rows(5, 0, 10)[0], whole[0][:10])
 
 
-def test_small_bodies_get_more_steps_and_stay_mostly_valid():
+def _float32_inputs(seed: int, n: int):
+    """Random strokes as a float32 dataset stores them (the reference must fly the same inputs)."""
+    return tuple(a.astype(np.float32).astype(np.float64) for a in sample_inputs(seed, n))
+
+
+@pytest.fixture(scope="module")
+def tight_reference():
+    """256 strokes and their float64 solution at 6x the steps, per body scale (computed once)."""
+    from core.sim.integrate import steps_for_scale
+    initial, controls = _float32_inputs(31, 256)
+    cache = {}
+
+    def reference(scale):
+        if scale not in cache:
+            cache[scale] = simulate_checked(initial, controls, scale=scale, dtype=np.float64,
+                                            steps=6 * steps_for_scale(scale), block=BLOCK)[0]
+        return initial, controls, cache[scale]
+    return reference
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_validity_follows_the_true_error_at_small_and_large_bodies(scale, tight_reference):
+    from core.sim.integrate import error_scale
+    # Tight reference: the float64 path at 6x the steps (checked against scipy Radau below).
+    initial, controls, expected = tight_reference(scale)
+    final, valid = simulate_checked(initial, controls, scale=scale, block=BLOCK)
+    error = np.nan_to_num(_relative_error(final, expected), nan=np.inf).max(axis=1)
+    assert valid.mean() >= 0.99
+    assert error[valid].max() < 1e-4
+    # A rejection must be a real inaccuracy, never a good stroke thrown away.
+    assert (error[~valid] > 1e-5).all()
+    # The check judges each component against its range at this body scale (the table's claim).
+    measured = expected.max(axis=0) - expected.min(axis=0)
+    assert np.all((0.7 < measured / error_scale(scale)) & (measured / error_scale(scale) < 1.4))
+
+
+def test_float64_reference_at_small_bodies_agrees_with_scipy_radau(tight_reference):
+    initial, controls, reference = tight_reference(0.5)
+    # The strongest strokes (fastest final rates: the ones the old check threw away).
+    strongest = np.argsort(-np.abs(reference[:, [5, 7]]).max(axis=1))[:3]
+    radau = _radau(initial[strongest], controls[strongest], 0.5)
+    state_range = reference.max(axis=0) - reference.min(axis=0)
+    assert (np.abs(reference[strongest] - radau) / state_range).max() < 1e-6
+    final, valid = simulate_checked(initial[strongest], controls[strongest], scale=0.5, block=BLOCK)
+    assert valid.all() and (np.abs(final - radau) / state_range).max() < 1e-4
+
+
+def test_compensated_sums_keep_float32_rounding_out_of_small_bodies():
+    import jax.numpy as jnp
+    from core.sim import integrate
+    initial, controls = _float32_inputs(32, 128)
+    params, steps = body_params(0.5), integrate.steps_for_scale(0.5)
+
+    def run(dtype, compensated):
+        fn = jax.jit(lambda st, ct: integrate.integrate_block(params, st, ct, steps=steps, compensated=compensated))
+        with jax.enable_x64(dtype == jnp.float64):
+            return np.asarray(fn(jnp.asarray(initial.T, dtype), jnp.asarray(controls.T, dtype))[0]).T.astype(np.float64)
+
+    exact = run(jnp.float64, True)   # same scheme and steps: what is left is float32 rounding
+    compensated = _relative_error(run(jnp.float32, True), exact).max()
+    plain = _relative_error(run(jnp.float32, False), exact).max()
+    # Measured: 1.0e-5 against 3.6e-5 without (and 6.5e-3 against 1.9e-4 at s = 0.3, docs/sim.md).
+    assert compensated < 2e-5 and plain > 2.5 * compensated, (compensated, plain)
+
+
+def test_small_bodies_get_more_steps():
     from core.sim.integrate import DEFAULT_STEPS, steps_for_scale
     assert steps_for_scale(1.3) == DEFAULT_STEPS and steps_for_scale(0.5) > 4 * DEFAULT_STEPS
-    initial, controls = sample_inputs(8, 256)
-    final, valid = simulate_checked(initial, controls, scale=0.5, block=BLOCK)
-    assert valid.mean() > 0.8
-    assert np.isfinite(final[valid]).all()
+    assert steps_for_scale(0.3) > steps_for_scale(0.5)

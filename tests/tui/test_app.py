@@ -171,6 +171,49 @@ async def test_split_toggle_and_undo_override(store):
         assert isinstance(app.screen, RunsScreen)
 
 
+def _histogram_shown(picker) -> dict[str, int]:
+    """The picker's histogram panel as {label: count}, read from what it renders."""
+    text = str(picker.query_one("#picker-histogram").render())
+    lines = text.splitlines()
+    assert lines[0] == "chosen sparsity"
+    return {line.split()[0]: int(line.split()[-1]) for line in lines[1:]}
+
+
+def _histogram_by_hand(store, run_id: str, threshold: float, overrides=None) -> dict[str, int]:
+    """Chosen sparsity counts from the store's own arrays: the most-pruned passing level per network."""
+    import zarr
+    raw = zarr.open_group(store / run_id, mode="r")
+    done = raw.attrs["levels_complete"]
+    losses = np.asarray(raw["loss/val"][:done], dtype=np.float64)
+    sparsity = np.asarray(raw["sparsity"][:done])
+    counts: dict[str, int] = {}
+    for net in range(losses.shape[1]):
+        passing = [lv for lv in range(done) if losses[lv, net] <= threshold]
+        level = (overrides or {}).get(net, passing[-1] if passing else None)
+        label = "none" if level is None else f"{sparsity[level]:.3f}"
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+async def test_picker_shows_the_chosen_sparsity_histogram(store):
+    app = make_app(store)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        app.open_picker("alpha")
+        await settle(pilot)
+        picker = app.screen
+        assert _histogram_shown(picker) == _histogram_by_hand(store, "alpha", 1e-3)
+        # it follows the threshold and the overrides
+        await pilot.press("minus")
+        await settle(pilot)
+        assert picker.threshold == pytest.approx(5e-4)
+        assert _histogram_shown(picker) == _histogram_by_hand(store, "alpha", 5e-4)
+        await pilot.press("left")
+        await settle(pilot)
+        assert _histogram_shown(picker) == _histogram_by_hand(store, "alpha", 5e-4, picker.overrides)
+        assert sum(_histogram_shown(picker).values()) == 4
+
+
 async def test_delete_asks_first(store):
     app = make_app(store)
     async with app.run_test(size=(100, 32)) as pilot:
