@@ -19,6 +19,8 @@ features). Opening a store is pure zarr/numpy; creating one imports JAX on deman
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -339,6 +341,19 @@ def _write_rows(group, start, stop, initial, controls, final, valid) -> None:
         group["valid"][start:stop] = valid
     except OSError as err:
         raise StoreError(f"cannot write the dataset: {err.strerror or err}") from None
+
+
+def cache_name(kind: str, samples: int, seed: int, scale: float) -> str:
+    """The name of a cached simulated dataset (`sim_n…_seed…_s…_<integrator>`): what it holds and a
+    short hash of the integrator settings that made it.
+
+    So a cache made by an older simulator is never reused for new runs, and never replaced under
+    the runs that still read it (a resumed run must see the rows it was trained on).
+    """
+    from core.sim import api  # JAX: callers are about to simulate or train anyway
+
+    settings = json.dumps(api.integrator_settings(validate_scale(scale), np.float32), sort_keys=True)
+    return f"{kind}_n{samples}_seed{seed}_s{scale:g}_{hashlib.sha1(settings.encode()).hexdigest()[:8]}"
 
 
 def ensure_dataset(path: Path | str, samples: int, seed: int, scale: float = 1.0,

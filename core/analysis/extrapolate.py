@@ -69,7 +69,9 @@ def check_architecture(run) -> None:
 
 
 def held_out_name(samples: int, seed: int, scale: float) -> str:
-    return f"heldout_n{samples}_seed{seed}_s{scale:g}"
+    from core.dataset import cache_name
+
+    return cache_name("heldout", samples, seed, scale)
 
 
 def bands(loss: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -78,10 +78,10 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
 
         return cluster.on_main("train/dataset", check)
     try:
-        from core.dataset import ensure_dataset
+        from core.dataset import cache_name, ensure_dataset
     except ImportError:
         raise MothError("the simulator (core.dataset) is not available: set config key 'dataset'") from None
-    name = f"sim_n{config.samples}_seed{config.data_seed}_s{config.scale:g}"
+    name = cache_name("sim", config.samples, config.data_seed, config.scale)
     line = {"open": False}  # a progress line on stderr not yet ended
 
     def progress(done, total):

@@ -234,3 +234,16 @@ def test_another_tools_store_is_read_but_never_replaced(tmp_path):
     with pytest.raises(StoreError, match="not a readable dataset store"):
         ensure_dataset(tmp_path / "theirs", 200, 5, 1.0)
     assert _snapshot(tmp_path / "theirs") == before
+
+
+def test_cached_datasets_are_named_by_the_integrator_that_made_them(monkeypatch):
+    """A cache made by an older simulator is never reused for new runs (nor replaced under old ones)."""
+    from core.dataset import cache_name
+    from core.sim import api
+
+    name = cache_name("sim", 1000, 0, 1.0)
+    assert name.startswith("sim_n1000_seed0_s1_") and name == cache_name("sim", 1000, 0, 1.0)
+    assert cache_name("sim", 1000, 0, 0.5) != name.replace("_s1_", "_s0.5_")  # settings differ per scale
+    settings = api.integrator_settings
+    monkeypatch.setattr(api, "integrator_settings", lambda *a: {**settings(*a), "tolerance": 1.0})
+    assert cache_name("sim", 1000, 0, 1.0) != name

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import zarr
 
+from core.analysis.extrapolate import held_out_name
+
 from core.cli import main
 from core.runstore import open_run
 from fixture_runs import make_fixture_run
@@ -90,7 +92,7 @@ def test_evaluate_equals_an_independent_forward_pass(study, capsys):
     scaler = {k: np.asarray(v) for k, v in run.attrs["scaler"].items()}
     loss = np.asarray(stored["loss"][...])
     for i, scale in enumerate((0.5, 2.0)):
-        data = zarr.open_group(study / ".datasets" / f"heldout_n400_seed1_s{scale:g}", mode="r")
+        data = zarr.open_group(study / ".datasets" / held_out_name(400, 1, scale), mode="r")
         assert data.attrs["scale"] == scale and data.attrs["seed"] == 1      # not the training rows (seed 0)
         valid = np.asarray(data["valid"][:])
         x, y = features(*(np.asarray(data[a][:], np.float64)[valid] for a in ("initial", "controls", "final")))
