@@ -256,7 +256,7 @@ def claim(run_dir: Path | str, command: str | None = None, *, run_id: str | None
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        holder = read_record(run_dir)
+        holder = _live_record(run_dir)
         owner = holder.describe() if holder else "another process (its record is not written yet)"
         raise StoreError(f"run {name!r} is in use by {owner}") from None
     except OSError as err:  # a file system without locks
@@ -271,6 +271,21 @@ def claim(run_dir: Path | str, command: str | None = None, *, run_id: str | None
     held = Claim(run_dir, fd, record)
     _held[run_dir] = held
     return held
+
+
+#: How long a refused claimer waits for the winner's record (written just after it takes the lock).
+_RECORD_WAIT_S = 2.0
+
+
+def _live_record(run_dir: Path) -> OwnerRecord | None:
+    """The record of whoever holds the lock: the winner writes it a moment after locking, so a record
+    left by a dead earlier owner is waited out briefly rather than named."""
+    deadline = time.monotonic() + _RECORD_WAIT_S
+    while True:
+        owner = liveness(run_dir)
+        if owner.alive or time.monotonic() > deadline:
+            return owner.record if owner.alive else None
+        time.sleep(0.02)
 
 
 def claim_new(run_dir: Path | str, command: str | None = None) -> Claim:
