@@ -68,6 +68,11 @@ class ThrottledPlot(PlotextPlot):
         self.set_interval(REDRAW_INTERVAL_S, self._maybe_redraw)
         self.call_after_refresh(self._maybe_redraw)
 
+    def on_resize(self, _event) -> None:
+        """A new size: drawn again, since the y range left for the legend depends on the height."""
+        self._dirty = True
+        self.call_after_refresh(self._maybe_redraw)
+
     def mark_dirty(self) -> None:
         """New data: drawn now if the last draw is old enough, else by the timer."""
         self._dirty = True
