@@ -215,7 +215,7 @@ class Claim:
     def moved_to(self, run_dir: Path) -> None:
         """The run directory was renamed (delete, restore): the open lock moved with it."""
         _held.pop(self.run_dir, None)
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).absolute()
         _held[self.run_dir] = self
 
     def __enter__(self) -> "Claim":
@@ -241,7 +241,7 @@ def claim(run_dir: Path | str, command: str | None = None, *, run_id: str | None
     Claiming a run this process already holds returns the same claim, counted: the run is let go
     when the outermost claim is released (a command that calls a part that claims too).
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).absolute()  # one key per run, however the caller spelled its path
     name = run_id or run_dir.name
     if run_dir in _held:
         _held[run_dir].depth += 1
@@ -262,6 +262,10 @@ def claim(run_dir: Path | str, command: str | None = None, *, run_id: str | None
     except OSError as err:  # a file system without locks
         os.close(fd)
         raise StoreError(f"cannot lock run {name!r}: {err.strerror or err}") from None
+    previous = liveness(run_dir)
+    if previous.alive and previous.elsewhere:  # another host's lock may not reach this one: its record does
+        os.close(fd)
+        raise StoreError(f"run {name!r} is running on {previous.where()}")
     record = OwnerRecord.of_process(os.getpid(), command or command_line())
     try:
         write_record(run_dir, record)
@@ -305,7 +309,7 @@ def claim_new(run_dir: Path | str, command: str | None = None) -> Claim:
 
 def held(run_dir: Path | str) -> Claim | None:
     """This process's claim on a run, if it holds one."""
-    return _held.get(Path(run_dir))
+    return _held.get(Path(run_dir).absolute())
 
 
 def write_record(run_dir: Path | str, record: OwnerRecord) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from core.errors import MothError, StoreError
 from core.owner import claim
-from core.runlist import live_owner, run_path
+from core.runlist import run_path
 
 TRASH_DIR = ".trash"
 DELETED_FILE = "deleted.json"
@@ -48,10 +48,7 @@ def delete_run(runs_dir: Path | str, run_id: str) -> Path:
     path = run_path(runs_dir, run_id)
     if not path.is_dir():
         raise StoreError(f"no run {run_id!r} in {runs_dir}")
-    owner = live_owner(path)
-    if owner is not None and owner.elsewhere:  # its lock may not reach us over the network
-        raise StoreError(f"run {run_id!r} is running on {owner.where()}: cancel it there first")
-    with claim(path, run_id=run_id) as held:
+    with claim(path, run_id=run_id) as held:  # refused while another process, here or elsewhere, writes it
         target = _free_name(trash_dir(runs_dir), run_id)
         target.parent.mkdir(exist_ok=True)
         (path / DELETED_FILE).write_text(json.dumps({"run": run_id, "deleted": time.time()}))

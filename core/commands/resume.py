@@ -21,7 +21,7 @@ from core.commands.train import execute, prepare_engine
 from core.distributed import LevelSync, advance, check_alignment, from_args
 from core.errors import StoreError
 from core.owner import claim, held
-from core.runlist import live_owner, run_path
+from core.runlist import run_path
 from core.runstore import open_run
 
 
@@ -33,10 +33,7 @@ def run(args) -> int:
             path = run_path(runs_dir, args.run_id)
             if not path.is_dir():
                 raise StoreError(f"no run {args.run_id!r} in {runs_dir}")
-            owner = live_owner(path)
-            if owner is not None and owner.elsewhere:  # its lock may not reach this host
-                raise StoreError(f"run {args.run_id!r} is running on {owner.where()}")
-            claim(path)  # before anything else: a second resume is refused here, naming this one
+            claim(path)  # before anything else: a second resume (here or elsewhere) is refused, named
             run_store = open_run(runs_dir, args.run_id, mode="r+")
             check_alignment(run_store, cluster)
             start = advance(run_store)

@@ -163,3 +163,15 @@ def test_tags_and_notes_are_refused_while_another_process_owns_the_run(runs_dir,
         proc.wait()
     assert main(["tag", "r", "+keep", "--runs", str(runs_dir)]) == 0
     assert summarize(run.path).tags == ("keep",) and not (run.path / "owner.json").exists()
+
+
+def test_every_writer_refuses_a_run_alive_on_another_host(runs_dir, capsys):
+    """The check lives in claim(): analyze, delete and tag refuse like resume, naming the host."""
+    run = make_fixture_run(runs_dir, "r", status="running", levels_complete=2)
+    write_record(run.path, _record(host="gpu7", pid=4242))
+    (run.path / "events.jsonl").write_text('{"event": "progress"}\n')
+    for argv in (["analyze", "r", "--structure-only"], ["delete", "r"], ["tag", "r", "+x"]):
+        assert main([*argv, "--runs", str(runs_dir)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("mothtui: run 'r' is running on gpu7") and "\n" not in err, err
+    assert (run.path / "zarr.json").exists() and not (run.path / "analysis").exists()
