@@ -85,6 +85,10 @@ class Config:
     prune_count: str = "round"
     """How many weights a target fraction c of n prunes: "round" (round(c·n), so exactly the target) or
     "seed" (floor(c·n) + 1, as the seed's code did: one more in every layer at every level)."""
+    keep_per_output: int = 0
+    """Weights each output keeps at least in the output layer while its count leaves room: that many
+    largest per output are pruned last, so no output goes dead before the layer's count forces it
+    (0: pure magnitude, as the seed; docs/science.md shows dead outputs make the cliff)."""
     prune_biases: bool = False
     """Also prune biases by magnitude, with their own schedule."""
     bias_schedule: tuple[float, ...] = ()
@@ -292,6 +296,10 @@ def validate(cfg: Config) -> Config:
         raise bad("optimizer_state", f"must be one of {', '.join(OPTIMIZER_STATES)}, got {cfg.optimizer_state!r}")
     if cfg.prune_count not in PRUNE_COUNTS:
         raise bad("prune_count", f"must be one of {', '.join(PRUNE_COUNTS)}, got {cfg.prune_count!r}")
+    if cfg.keep_per_output < 0:
+        raise bad("keep_per_output", f"must be 0 (pure magnitude) or positive, got {cfg.keep_per_output}")
+    if cfg.hidden and cfg.keep_per_output > cfg.hidden[-1]:
+        raise bad("keep_per_output", f"must be at most the last hidden width {cfg.hidden[-1]}")
     if cfg.bias_schedule:
         _check_schedule("bias_schedule", cfg.bias_schedule)
         if len(cfg.bias_schedule) != len(cfg.schedule):

@@ -106,7 +106,7 @@ class Engine:
     def prune_for(self, level: int, params: Params, masks: Params) -> tuple[Params, Params]:
         cfg = self.config
         return prune.prune(params, masks, cfg.sparsities[level], cfg.bias_sparsities[level], cfg.pruning,
-                           cfg.prune_count)
+                           cfg.prune_count, cfg.keep_per_output)
 
     @property
     def carries_moments(self) -> bool:

@@ -36,7 +36,8 @@ def test_toml_then_set_override_in_that_order(tmp_path):
     (["schedule=[0.9, 0.5]"], "schedule"), (["schedule=[1.5]"], "schedule"), (["pruning=random"], "pruning"),
     (["learning_rate=2"], "learning_rate"), (["bogus=1"], "bogus"), (["precision=fp8"], "precision"),
     (["bias_schedule=[0.1]", "schedule=[0.2, 0.3]"], "bias_schedule"), (["batch=100000"], "batch"),
-    (["prune_biases=maybe"], "prune_biases"),
+    (["prune_biases=maybe"], "prune_biases"), (["keep_per_output=-1"], "keep_per_output"),
+    (["keep_per_output=17"], "keep_per_output"),
 ])
 def test_bad_values_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):

@@ -100,3 +100,58 @@ def test_the_seeds_count_prunes_one_more_than_round_in_every_layer():
             for n in range(w.shape[0]):
                 assert (~wm[n]).sum() == int(np.floor(fraction * size)) + 1  # exact, per layer
                 assert np.all(w[n][~wm[n]] == 0.0)
+
+
+def _expected_keep_per_output(w: np.ndarray, kept: np.ndarray, count: int, keep: int) -> np.ndarray:
+    """Independent numpy rule: protect each column's `keep` largest kept |w|, prune `count` smallest others."""
+    fan_in, fan_out = w.shape
+    protected = np.zeros_like(kept)
+    for j in range(fan_out):
+        rows = [i for i in np.argsort(-np.abs(w[:, j]), kind="stable") if kept[i, j]]
+        protected[rows[:keep], j] = True
+    order = sorted(np.flatnonzero(kept.ravel()),
+                   key=lambda f: (protected.ravel()[f], np.abs(w.ravel()[f])))
+    new_kept = kept.copy().ravel()
+    already = (~kept).sum()
+    new_kept[order[:count - already]] = False
+    return new_kept.reshape(w.shape)
+
+
+@pytest.mark.parametrize("mode", ["layer", "global"])
+def test_keep_per_output_prunes_each_outputs_largest_weights_last(mode):
+    """`keep_per_output`: no output goes dead while the count leaves room; the counts stay exact."""
+    sizes, nets = (10, 24, 12, 7), 3
+    params = model.init_params(sizes, 0.2, seed=5, nets=range(nets))
+    # two small outputs, like the angular rates of docs/science.md, so pure magnitude kills them
+    last = params[-1]
+    params = [*params[:-1], last._replace(weight=last.weight.at[:, :, 5:].multiply(0.05))]
+    masks = model.full_masks(params)
+    w0 = np.asarray(params[-1].weight)  # pruning only zeroes, so kept weights keep these values
+    plain_params, plain_masks, dead_without = params, masks, 0
+    for fraction in (0.5, 0.8, 0.9, 0.91):  # 0.91 of 84 keeps 8: room for one weight per output
+        before = np.asarray(masks[-1].weight)
+        params, masks = prune.prune(params, masks, fraction, mode=mode, keep_per_output=1)
+        plain_params, plain_masks = prune.prune(plain_params, plain_masks, fraction, mode=mode)
+        out_m = np.asarray(masks[-1].weight)
+        pruned = [(~np.asarray(m.weight).reshape(nets, -1)).sum(1) for m in masks]
+        if mode == "layer":
+            for layer, p in zip(masks, pruned):
+                assert np.all(p == prune.prune_count(fraction, np.asarray(layer.weight)[0].size))
+            count = prune.prune_count(fraction, w0[0].size)
+            for n in range(nets):
+                assert np.array_equal(out_m[n], _expected_keep_per_output(w0[n], before[n], count, 1))
+        else:
+            total = sum(np.asarray(m.weight)[0].size for m in masks)
+            assert np.all(sum(pruned) == prune.prune_count(fraction, total))
+        assert out_m.any(axis=1).all(), f"an output lost all its weights at {fraction}"
+        dead_without += int((~np.asarray(plain_masks[-1].weight).any(axis=1)).sum())
+    assert dead_without > 0, "the test needs a case where pure magnitude kills an output"
+
+
+def test_keep_per_output_gives_way_to_the_count_when_it_leaves_no_room():
+    """At 98 % of a 12x7 layer only 2 weights stay: the count wins, and the 2 are protected ones."""
+    params = model.init_params((10, 24, 12, 7), 0.2, seed=5, nets=range(2))
+    params, masks = prune.prune(params, model.full_masks(params), 0.98, keep_per_output=1)
+    out_m = np.asarray(masks[-1].weight)
+    assert np.all(out_m.reshape(2, -1).sum(1) == 84 - prune.prune_count(0.98, 84))
+    assert np.all(out_m.any(axis=1).sum(1) == 2)  # two outputs, one weight each
