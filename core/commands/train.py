@@ -27,8 +27,6 @@ from core.owner import claim_new, held
 from core.runlist import new_run_id
 from core.runstore import Run, chunk_nets_for, run_path
 
-DATASETS_DIR = ".datasets"
-
 
 def claim_new_run(runs_dir: Path, run_id: str | None, preset: str) -> Path:
     """Create and claim the new run's directory (`core.owner`): `--id` if given, else a fresh default id.
@@ -78,10 +76,10 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
 
         return cluster.on_main("train/dataset", check)
     try:
-        from core.dataset import cache_name, ensure_dataset
+        from core.dataset import cached_path, ensure_dataset
     except ImportError:
         raise MothError("the simulator (core.dataset) is not available: set config key 'dataset'") from None
-    name = cache_name("sim", config.samples, config.data_seed, config.scale)
+    path = cached_path(runs_dir, config.samples, config.data_seed, config.scale)
     line = {"open": False}  # a progress line on stderr not yet ended
 
     def progress(done, total):
@@ -92,7 +90,7 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
             line["open"] = True
 
     try:
-        return str(ensure_dataset(runs_dir / DATASETS_DIR / name, config.samples, config.data_seed,
+        return str(ensure_dataset(path, config.samples, config.data_seed,
                                   config.scale, progress=progress, cluster=cluster))
     finally:  # end the progress line, so what follows (an error too) starts on its own line
         if line["open"]:
