@@ -143,7 +143,8 @@ class Plan:
     here: dict[str, Any]
     """Seconds: `compile_s`, `simulate_s`, `run_s` (the levels: what the run's `train/seconds` sum to),
     `total_s` (simulation and levels), and the calibration's `step_s`, `eval_block_s`, `sample_s`,
-    `calibration_s` (seconds it took), `load` (os.getloadavg at the start)."""
+    `timed_s` (seconds of timed calls: within the budget, plus the one call that crosses it),
+    `calibration_s` (all of it, with the random arrays it made), `load` (os.getloadavg at the start)."""
     gpus: dict[str, dict[str, Any]]
     notes: list[str]
 
@@ -181,15 +182,21 @@ def param_count(config: Config) -> int:
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
+#: Bytes per simulated row the analytic model allows the simulator (states, controls, results, padding
+#: and the integrator's temporaries; XLA's analysis of the CPU compile says about 480).
+SIM_ROW_BYTES = 640
+
+
 def analytic_memory(config: Config, nets: int, *, train_rows: int, on_device: bool, chunk: int,
-                    eval_rows: int, val_rows: int = 0) -> dict[str, int]:
+                    eval_rows: int, val_rows: int = 0, simulate_rows: int = 0) -> dict[str, int]:
     """Bytes one device holds for `nets` networks, from the array sizes alone (docs/cluster.md's table).
 
     Training: parameters, two Adam moments, bool masks, gradients and updates (transient), the
     level's starting copy, the loss history, a step's activations (kept for the backward pass),
     the data on the device (the training split, or one chunk's batches) and the batch indices.
     Evaluation: parameters and masks, the data still on the device, three `(nets, rows, widest)`
-    activations alive at once, and the block itself.
+    activations alive at once, and the block itself. Simulation (when `simulate_rows`, the rows of
+    one chunk of the dataset writer): SIM_ROW_BYTES a row.
     """
     p = 4 * param_count(config) * nets
     masks = param_count(config) * nets
@@ -199,7 +206,10 @@ def analytic_memory(config: Config, nets: int, *, train_rows: int, on_device: bo
     history = 4 * nets * 2 * config.early_stop_window
     train = p + 2 * p + masks + 2 * p + p + history + activations + data + 4 * chunk * config.batch
     evaluate = p + masks + p + data + 3 * 4 * nets * eval_rows * max(config.layer_sizes) + 72 * eval_rows
-    return {"train": train, "evaluate": evaluate}
+    phases = {"train": train, "evaluate": evaluate}
+    if simulate_rows:
+        phases["simulate"] = SIM_ROW_BYTES * simulate_rows
+    return phases
 
 
 def parse_bytes(text: str) -> int:
@@ -232,11 +242,13 @@ def fit_problem(memory: Memory, eval_rows: int, nets: int) -> str | None:
     over = memory.peak - memory.limit
     phase = memory.phase
     advice = []
-    if phase == "evaluate" and memory.eval_activations > over and eval_rows > 1:
+    if phase == "simulate":
+        advice.append("simulating the dataset where it fits (`mothtui simulate`) and --set dataset=PATH")
+    elif phase == "evaluate" and memory.eval_activations > over and eval_rows > 1:
         rows = max(1, int(eval_rows * (memory.eval_activations - over) / memory.eval_activations * 0.9))
         advice.append(f"--set eval_batch={_round_down(rows)}")
     smaller = max(1, int(nets * memory.limit / memory.peak * 0.9))
-    if smaller < nets:
+    if smaller < nets and phase != "simulate":
         advice.append(f"--set nets={smaller}")
     if memory.device_data > over and phase != "simulate":
         advice.append("fewer samples")
@@ -296,16 +308,27 @@ def require_fit(config: Config, nets: int | None = None, runs_dir: Path | None =
     split_rows, data = data_plan(config, runs_dir)
     setup = measure.Setup.of(config, split_rows, nets)
     place = measure.placement(setup.nets)
-    per_device = setup.nets // place.devices
-    analytic = analytic_memory(config, per_device, train_rows=split_rows["train"], on_device=setup.on_device,
-                               chunk=setup.budget.chunk, eval_rows=setup.eval_rows, val_rows=split_rows["val"])
+    analytic = _analytic(setup, place, data)
     limit, _ = _limit(place, data)
     if max(analytic.values()) <= COMPILE_CHECK_FRACTION * limit:
         return
-    memory, *_ = _compiled_memory(setup, place, data, analytic)
+    memory, *_ = _compiled_memory(setup, place, data, analytic,
+                                  compile_sim=analytic.get("simulate", 0) > COMPILE_CHECK_FRACTION * limit)
     problem = fit_problem(memory, setup.eval_rows, setup.nets)
     if problem:
         raise DoesNotFit(problem)
+
+
+def _analytic(setup, place, data: dict[str, Any], one_device: bool = False) -> dict[str, int]:
+    """The analytic model for this process's share of each device (or, `one_device`, all its networks on one)."""
+    from core.engine import measure
+
+    _, _, platform = measure.devices_kind(place)
+    rows = setup.split_rows
+    return analytic_memory(setup.config, setup.nets if one_device else setup.nets // place.devices,
+                           train_rows=rows["train"], on_device=setup.on_device, chunk=setup.budget.chunk,
+                           eval_rows=setup.eval_rows, val_rows=rows["val"],
+                           simulate_rows=sim_chunk(platform, data["samples"]) if data["simulate"] else 0)
 
 
 def _limit(place, data: dict[str, Any]) -> tuple[int, str]:
@@ -318,8 +341,16 @@ def _limit(place, data: dict[str, Any]) -> tuple[int, str]:
     return memory_limit(platform, measure.device_memory_limit(place), len(jax.local_devices()), host)
 
 
-def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int]):
-    """Memory from the compiled chunk, evaluation block (and simulator); returns it and the programs."""
+def sim_chunk(platform: str, samples: int) -> int:
+    """Rows the dataset writer simulates per call (core.dataset's chunk)."""
+    from core.dataset import ACCELERATOR_CHUNK, CPU_CHUNK
+
+    return min(samples, CPU_CHUNK if platform == "cpu" else ACCELERATOR_CHUNK)
+
+
+def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int], compile_sim: bool = True):
+    """Memory from the compiled chunk, evaluation block (and simulator, unless `compile_sim` is False:
+    then the analytic estimate); returns it and the programs."""
     from core.engine import measure
 
     cfg = setup.config
@@ -341,13 +372,12 @@ def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int
         "evaluate": block.memory["peak"] + on_device_data + val + params + masks,
     }
     sim = None
-    if data["simulate"]:
-        sim, n_pad, sharding = measure.compile_sim(data["samples"], cfg.scale)
-        from core.dataset import ACCELERATOR_CHUNK, CPU_CHUNK
-
-        dataset_chunk = min(data["samples"], CPU_CHUNK if platform == "cpu" else ACCELERATOR_CHUNK)
-        scale_to_chunk = max(1.0, dataset_chunk / n_pad)
-        phases["simulate"] = int(sim.memory["peak"] * scale_to_chunk)
+    if data["simulate"] and compile_sim:
+        sim = measure.compile_sim(data["samples"], cfg.scale)
+        program, n_pad, _ = sim
+        phases["simulate"] = int(program.memory["peak"] * max(1.0, sim_chunk(platform, data["samples"]) / n_pad))
+    elif data["simulate"]:
+        phases["simulate"] = analytic["simulate"]
     device_data = (on_device_data or cfg.batch * setup.budget.chunk * 68) + val
     limit, source = _limit(place, data)
     memory = Memory(parameters=params, optimizer_state=2 * params + 4, masks=masks, device_data=device_data,
@@ -367,9 +397,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     setup = measure.Setup.of(config, split_rows)
     place = measure.placement(setup.nets)
     devices, kind, platform = measure.devices_kind(place)
-    analytic = analytic_memory(config, setup.nets // devices, train_rows=split_rows["train"],
-                               on_device=setup.on_device, chunk=setup.budget.chunk, eval_rows=setup.eval_rows,
-                               val_rows=split_rows["val"])
+    analytic = _analytic(setup, place, data)
     memory, chunk, block, sim, steps = _compiled_memory(setup, place, data, analytic)
     problem = fit_problem(memory, setup.eval_rows, setup.nets)
     if problem:
@@ -396,6 +424,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
         sample_s = sim_t.values["sample_s"]
         sim_s = sim_program.seconds + data["samples"] * sample_s
     calibration_spent = time.perf_counter() - t0
+    timed_s = train_t.values["timed_s"] + eval_t.values["timed_s"] + (sim_t.values["timed_s"] if sim else 0.0)
     if rows != setup.eval_rows:
         notes.append(f"evaluation timed on {rows:,}-row blocks and scaled to {setup.eval_rows:,} rows "
                      f"(a CPU can be slower per row in larger blocks: then this is low)")
@@ -416,13 +445,11 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
         levels.append(Level(level, config.sparsities[level], setup.budget.steps_for(level), computed, blocks,
                             computed * cost["step"]["flops"] + blocks * cost["eval_block"]["flops"],
                             computed * cost["step"]["bytes"] + blocks * cost["eval_block"]["bytes"], seconds))
-    gpus = _roofline(config, levels, cost, analytic_memory(
-        config, setup.nets, train_rows=split_rows["train"], on_device=setup.on_device, chunk=setup.budget.chunk,
-        eval_rows=setup.eval_rows, val_rows=split_rows["val"]))
+    gpus = _roofline(config, levels, cost, _analytic(setup, place, data, one_device=True))
     run_s = sum(level.seconds_here for level in levels)
     here = {"compile_s": compile_s, "simulate_s": sim_s, "run_s": run_s, "total_s": sim_s + run_s,
             "step_s": step_s, "eval_block_s": block_s, "sample_s": sample_s, "steps_per_timed_call": steps,
-            "calibration_s": calibration_spent, "load": [round(x, 2) for x in load]}
+            "calibration_s": calibration_spent, "timed_s": timed_s, "load": [round(x, 2) for x in load]}
     notes.append("the full budget of every level: early stopping can only make the run shorter")
     notes.append("not counted here: reading the dataset, pruning, writing the levels")
     if platform == "cpu":
