@@ -3,7 +3,8 @@
 Resolves the config, finds or simulates the dataset, prepares the data, creates the run store
 and runs the level loop with a progress display (or none with --quiet; events.jsonl is always
 written). The last line of stdout is the run id, also when the run is cancelled (exit 130).
-Nothing is created until the config and the dataset are known to be good.
+Nothing is created until the config and the dataset are known to be good, and the config is known
+to fit the device's memory (`core.plan.require_fit`, the check of `mothtui plan`).
 
 One flow for one process and for many (`--distributed`): process 0 takes every decision once
 (run id, dataset, "does it exist"), through `core.distributed.Cluster`, and hands it to all;
@@ -24,6 +25,7 @@ from core.config import DEFAULT_PRESET, Config, resolve
 from core.distributed import Cluster, LevelSync, from_args
 from core.errors import Cancelled, MothError, StoreError
 from core.owner import claim_new, held
+from core.plan import require_fit
 from core.runlist import new_run_id
 from core.runstore import Run, chunk_nets_for, run_path
 
@@ -103,6 +105,7 @@ def run(args) -> int:
         config = resolve(preset, args.config, args.overrides)
         runs_dir = resolve_runs(args)
         nets = cluster.nets(config.nets)
+        require_fit(config, nets.count, runs_dir)  # the memory check of `mothtui plan`, before anything is written
         path = Path(cluster.on_main("train/path", lambda: str(claim_new_run(runs_dir, args.run_id, preset))))
         try:
             return _train(args, cluster, stop, preset, config, runs_dir, nets, path)
