@@ -21,9 +21,11 @@ Where each number comes from:
   a count of every step is divided back); a gather is charged its whole operand, so the data kept
   on the device are replaced by one batch's rows. Where the backend gives no cost analysis the
   analytic model FLOPs are used (`cost.source` says which).
-- **time here**: a calibration (at most `calibration_s`, 10 s at most) of the compiled programs on
-  random arrays of the config's shapes: seconds per step, per evaluation block, per simulated
-  stroke, and a level's set-up; the compile times as measured. A level runs ceil(cap / chunk)
+- **time here**: a calibration (timed calls within `calibration_s`, 10 s at most, and at least one
+  call) of the compiled programs on random arrays of the config's shapes: seconds per step, per
+  evaluation block, per simulated stroke, and a level's set-up; the compile times as measured. When
+  one step of the whole ensemble is long (more than `measure.CALL_FLOPS`), a share of the networks
+  is timed and scaled up; when one evaluation block is, a smaller block, scaled by its rows. A level runs ceil(cap / chunk)
   calls of `chunk` steps (`loop.budget`), and evaluates every split in blocks. Early stopping can
   only end a level sooner, so the prediction is the full budget: an upper bound. Not counted:
   reading the dataset into memory, pruning and writing each level to the store.
@@ -39,6 +41,7 @@ a plan is built), so the UI's layer rules hold for whoever formats a plan's JSON
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -405,18 +408,28 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     notes: list[str] = []
     cost = _costs(setup, chunk, block, steps, devices, notes)
 
-    # -- calibration: training first; its measured rate sizes the evaluation block it times
+    # -- calibration: training first (of a share of the networks when one step of all would be long);
+    #    its measured rate sizes the evaluation block it times
     t0 = time.perf_counter()
-    train_t = measure.time_training(setup, place, chunk, steps, 0.45 * calibration_s)
-    step_s = train_t.values["step_s"]
+    timed, timed_place, timed_chunk, timed_steps = setup, place, chunk, steps
+    nets = measure.timing_nets(setup, platform, devices)
+    if nets < setup.nets:
+        timed, timed_place = dataclasses.replace(setup, nets=nets), measure.placement(nets)
+        timed_chunk, timed_steps = measure.compile_chunk(timed, timed_place, 1), 1
+        notes.append(f"timed on {nets} of the {setup.nets} networks, one step a call, and scaled up "
+                     f"(a step's time grows with the networks)")
+    share = setup.nets / nets
+    train_t = measure.time_training(timed, timed_place, timed_chunk, timed_steps, 0.45 * calibration_s)
+    scaled = {k: v * share for k, v in train_t.values.items() if k.endswith("_s") and k != "timed_s"}
+    step_s = scaled["step_s"]
     rate = cost["step"]["flops"] / max(step_s, 1e-12)
     eval_budget = 0.4 * calibration_s
-    rows, guess = setup.eval_rows, cost["eval_block"]["flops"] / rate
+    rows, guess = setup.eval_rows, cost["eval_block"]["flops"] / share / rate
     if guess > eval_budget / 2:  # too long to time twice: a smaller block, scaled by rows
         rows = max(8, int(setup.eval_rows * eval_budget / 2 / guess))
-    eval_t = measure.time_evaluation(setup, place, rows, eval_budget, params=train_t.params)
+    eval_t = measure.time_evaluation(timed, timed_place, rows, eval_budget, params=train_t.params)
     train_t.params = None
-    block_s = eval_t.values["block_s"] * setup.eval_rows / rows
+    block_s = eval_t.values["block_s"] * share * setup.eval_rows / rows
     sim_s = sample_s = 0.0
     if sim is not None:
         sim_program, n_pad, sharding = sim
@@ -428,27 +441,28 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     if rows != setup.eval_rows:
         notes.append(f"evaluation timed on {rows:,}-row blocks and scaled to {setup.eval_rows:,} rows "
                      f"(a CPU can be slower per row in larger blocks: then this is low)")
-    if steps != setup.budget.chunk:
-        notes.append(f"training timed with {steps} steps per call (the run makes {setup.budget.chunk})")
+    if timed_steps != setup.budget.chunk:
+        notes.append(f"training timed with {timed_steps} step{'s' if timed_steps > 1 else ''} per call "
+                     f"(the run makes {setup.budget.chunk})")
 
     # -- the levels, each with its full budget
     compile_s = chunk.seconds + block.seconds
-    per_level_overhead = (train_t.values["setup_s"] + train_t.values["finish_s"]
-                          + 2 * train_t.values["place_s"])
+    per_level_overhead = scaled["setup_s"] + scaled["finish_s"] + 2 * scaled["place_s"]
     blocks = sum(-(-n // setup.eval_rows) for n in split_rows.values())
     levels = []
     for level in range(config.levels):
         computed = setup.budget.calls_for(level) * setup.budget.chunk
         seconds = computed * step_s + blocks * block_s + per_level_overhead
         if level == 0:
-            seconds += compile_s + train_t.values["first_setup_s"] - train_t.values["setup_s"]
+            seconds += compile_s + scaled["first_setup_s"] - scaled["setup_s"]
         levels.append(Level(level, config.sparsities[level], setup.budget.steps_for(level), computed, blocks,
                             computed * cost["step"]["flops"] + blocks * cost["eval_block"]["flops"],
                             computed * cost["step"]["bytes"] + blocks * cost["eval_block"]["bytes"], seconds))
     gpus = _roofline(config, levels, cost, _analytic(setup, place, data, one_device=True))
     run_s = sum(level.seconds_here for level in levels)
     here = {"compile_s": compile_s, "simulate_s": sim_s, "run_s": run_s, "total_s": sim_s + run_s,
-            "step_s": step_s, "eval_block_s": block_s, "sample_s": sample_s, "steps_per_timed_call": steps,
+            "step_s": step_s, "eval_block_s": block_s, "sample_s": sample_s, "steps_per_timed_call": timed_steps,
+            "nets_timed": nets,
             "calibration_s": calibration_spent, "timed_s": timed_s, "load": [round(x, 2) for x in load]}
     notes.append("the full budget of every level: early stopping can only make the run shorter")
     notes.append("not counted here: reading the dataset, pruning, writing the levels")

@@ -16,9 +16,10 @@
 
 Why some programs are compiled smaller than the run's: a compiled call of 200 steps of 400
 full-size networks takes minutes on a CPU, so the chunk is compiled with fewer steps per call
-(`steps`) when one call would not fit the calibration budget; the memory of the run's chunk is
-then the compiled one plus the per-step arguments of the missing steps (batch indices in, losses
-out), which is all that depends on the scan's length. The simulator compiles once, for one block
+(`planned_chunk`, from the config's FLOPs alone) when one call would exceed CALL_FLOPS; the memory
+of the run's chunk is then the compiled one plus the per-step arguments of the missing steps
+(batch indices in, losses out), which is all that depends on the scan's length. When even one step
+of the ensemble exceeds it, a share of the networks is timed (`timing_nets`). The simulator compiles once, for one block
 per device (its compile is the slow one), and its memory is scaled to the dataset's chunk.
 """
 
@@ -408,15 +409,30 @@ def device_memory_limit(place: Placement) -> int | None:
     return int(limit) if limit else None
 
 
-#: Model FLOPs one timed call of the chunk may take: about a second or two of a CPU. An accelerator
-#: runs far more in that time.
-CALL_FLOPS = {"cpu": 1e11}
+#: Model FLOPs one timed call of the chunk may take: a fraction of a second of a CPU, about a second
+#: when it is loaded. An accelerator runs far more in that time.
+CALL_FLOPS = {"cpu": 3e10}
 ACCELERATOR_CALL_FLOPS = 1e14
+
+
+def _call_flops(platform: str) -> float:
+    return CALL_FLOPS.get(platform, ACCELERATOR_CALL_FLOPS)
 
 
 def planned_chunk(setup: Setup, platform: str) -> int:
     """Steps per call of the chunk the plan compiles: the run's own (`Budget.chunk`), unless one call
     would exceed CALL_FLOPS model FLOPs, then fewer (at least one). A function of the config and the
     platform only, so `plan` and `train`'s memory check compile the same program."""
-    limit = CALL_FLOPS.get(platform, ACCELERATOR_CALL_FLOPS)
-    return max(1, min(setup.budget.chunk, int(limit // model_flops_per_step(setup))))
+    return max(1, min(setup.budget.chunk, int(_call_flops(platform) // model_flops_per_step(setup))))
+
+
+def timing_nets(setup: Setup, platform: str, devices: int) -> int:
+    """Networks the calibration times: all of them, unless one step of all of them exceeds CALL_FLOPS;
+    then as many as fit it (a multiple of the devices, at least two on each). A step's time grows
+    in proportion to the networks once there are a few dozen (on a CPU within 10 % from 32 to 400
+    full-size networks: README, engine throughput), so their time is scaled up by the share."""
+    per_net = model_flops_per_step(setup) / setup.nets
+    if per_net * setup.nets <= _call_flops(platform):
+        return setup.nets
+    fit = int(_call_flops(platform) // per_net) // devices * devices
+    return min(setup.nets, max(2 * devices, fit))
