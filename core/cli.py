@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="memory, FLOPs and predicted time of a config, without training")
     _config_options(p)
     _runs_option(p)
-    p.add_argument("--calibration", type=float, default=4.0, metavar="S",
-                   help="seconds of timed calls on random arrays, at most 10 (default 4)")
+    p.add_argument("--calibration", type=float, default=None, metavar="S",
+                   help="seconds of timed calls on random arrays, at most 10 (default 6: core.plan)")
     _json_option(p)
     p.set_defaults(handler="plan")
 

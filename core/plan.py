@@ -62,7 +62,7 @@ GPU_PEAKS: dict[str, dict[str, Any]] = {
              "bandwidth": 4.8e12, "memory": 141e9},
 }
 #: Seconds the calibration may spend by default, and at most.
-DEFAULT_CALIBRATION_S = 4.0
+DEFAULT_CALIBRATION_S = 6.0
 MAX_CALIBRATION_S = 10.0
 #: `train` compiles for its memory check only when the analytic estimate exceeds this fraction of
 #: the limit: below it the compiled peak fits with room (tested: compiled <= analytic / this).
@@ -419,11 +419,11 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
         notes.append(f"timed on {nets} of the {setup.nets} networks, one step a call, and scaled up "
                      f"(a step's time grows with the networks)")
     share = setup.nets / nets
-    train_t = measure.time_training(timed, timed_place, timed_chunk, timed_steps, 0.45 * calibration_s)
+    train_t = measure.time_training(timed, timed_place, timed_chunk, timed_steps, 0.55 * calibration_s)
     scaled = {k: v * share for k, v in train_t.values.items() if k.endswith("_s") and k != "timed_s"}
     step_s = scaled["step_s"]
     rate = cost["step"]["flops"] / max(step_s, 1e-12)
-    eval_budget = 0.4 * calibration_s
+    eval_budget = 0.3 * calibration_s
     rows, guess = setup.eval_rows, cost["eval_block"]["flops"] / share / rate
     if guess > eval_budget / 2:  # too long to time twice: a smaller block, scaled by rows
         rows = max(8, int(setup.eval_rows * eval_budget / 2 / guess))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from core.config import DEFAULT_PRESET, resolve
-from core.plan import GPU_PEAKS, PHASES, build_plan
+from core.plan import DEFAULT_CALIBRATION_S, GPU_PEAKS, PHASES, build_plan
 from core.formatting import fmt_duration
 from core.runlist import fmt_bytes
 
@@ -22,7 +22,8 @@ def run(args) -> int:
 
     preset = args.preset or DEFAULT_PRESET
     config = resolve(preset, args.config, args.overrides)
-    plan = build_plan(config, preset, resolve_runs(args), calibration_s=args.calibration)
+    calibration = DEFAULT_CALIBRATION_S if args.calibration is None else args.calibration
+    plan = build_plan(config, preset, resolve_runs(args), calibration_s=calibration)
     if args.json:
         print(json.dumps(plan.to_json()))
     else:
