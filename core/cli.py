@@ -151,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     _distributed_options(p)
     p.set_defaults(handler="train")
 
+    p = sub.add_parser("plan", help="memory, FLOPs and predicted time of a config, without training")
+    _config_options(p)
+    _runs_option(p)
+    p.add_argument("--calibration", type=float, default=None, metavar="S",
+                   help="seconds of timed calls on random arrays, at most 10 (default 6: core.plan)")
+    _json_option(p)
+    p.set_defaults(handler="plan")
+
     p = sub.add_parser("resume", help="continue an interrupted run from its last completed level")
     _run_id_argument(p)
     _runs_option(p)

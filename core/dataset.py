@@ -356,6 +356,15 @@ def cache_name(kind: str, samples: int, seed: int, scale: float) -> str:
     return f"{kind}_n{samples}_seed{seed}_s{scale:g}_{hashlib.sha1(settings.encode()).hexdigest()[:8]}"
 
 
+#: Where a run store keeps the datasets its runs simulated (`<runs>/.datasets/<cache_name>`).
+DATASETS_DIR = ".datasets"
+
+
+def cached_path(runs_dir: Path | str, samples: int, seed: int, scale: float) -> Path:
+    """The cached simulated dataset of a config in a run store: what `mothtui train` reuses or writes."""
+    return Path(runs_dir) / DATASETS_DIR / cache_name("sim", samples, seed, scale)
+
+
 def ensure_dataset(path: Path | str, samples: int, seed: int, scale: float = 1.0,
                    progress: SamplesCallback | None = None, dtype=np.float32, cluster: Cluster | None = None) -> Path:
     """Reuse the complete store at `path` if it has these samples/seed/scale/dtype, else create it.

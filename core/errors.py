@@ -24,3 +24,7 @@ class Cancelled(MothError):
     """The work was asked to stop (SIGTERM, Ctrl-C or the UI's cancel)."""
 
     exit_code = 130
+
+
+class DoesNotFit(MothError):
+    """A config needs more device memory than there is (`mothtui plan` and `train` refuse it)."""

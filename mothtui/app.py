@@ -19,7 +19,7 @@ from textual.worker import Worker, WorkerState
 from core.errors import MothError
 from core.runlist import new_run_id
 from core.settings import load_settings, save_theme
-from mothtui.jobs import JobSupervisor
+from mothtui.jobs import JobSupervisor, plan_command
 from mothtui.notify import Notifier, RunEndWatcher
 from mothtui.settings import apply_theme, unknown_keys
 from mothtui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
@@ -44,12 +44,15 @@ class MothApp(App):
         Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
     ]
 
-    def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time, settings=None):
+    def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time, settings=None,
+                 plan_command: Callable[[Path, str, list[str]], list[str]] | None = plan_command):
         """`clock` gives "now" for durations of running runs (tests pin it for stable snapshots);
-        `settings` (core.settings.Settings) default to the user's settings file."""
+        `settings` (core.settings.Settings) default to the user's settings file; `plan_command` makes
+        the command line of the new-run form's plan (`mothtui plan --json`; None: no plan line)."""
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.clock = clock
+        self.plan_command = plan_command
         self.jobs = JobSupervisor(self.runs_dir)
         self._runs_model = None
         self.deleted: list[str] = []  # runs moved to the trash in this session, last one last (undo)

@@ -4,7 +4,8 @@ The engine runs as `python -m core train|resume ... --quiet` (and the analysis s
 `python -m core analyze|evaluate ...`) in its own session with stdin closed
 (so it neither steals keystrokes nor dies with the app or the SSH session) and its output in
 `<runs>/.logs/<run_id>.log`. Runs started elsewhere, or before the app was reopened, are found
-through their owner record (core.owner), so cancelling works the same for both.
+through their owner record (core.owner), so cancelling works the same for both. The new-run form's
+`mothtui plan --json` is a short command of the same kind, run to its end (`run_captured`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,39 @@ def evaluate_command(runs_dir: Path, run_id: str, scales: str, samples: int | No
     """`mothtui evaluate`: every level at other body scales, stored in the run."""
     cmd = [sys.executable, "-m", "core", "evaluate", run_id, "--runs", str(runs_dir), "--scale", scales]
     return cmd + (["--samples", str(samples)] if samples else [])
+
+
+def plan_command(runs_dir: Path, preset: str, overrides: list[str]) -> list[str]:
+    """`mothtui plan --json` of a config the new-run form holds (a short calibration: it runs as you type)."""
+    cmd = [sys.executable, "-m", "core", "plan", "--preset", preset]
+    for item in overrides:
+        cmd += ["--set", item]
+    return cmd + ["--runs", str(runs_dir), "--calibration", "2", "--json"]
+
+
+async def run_captured(command: list[str], grace_s: float = 2.0) -> tuple[int, str, str]:
+    """Run a short command to its end: (exit code, stdout, stderr). Its own session, stdin closed; if the
+    caller is cancelled (a newer request, the screen closed), the process group gets SIGTERM, then
+    SIGKILL after `grace_s`, and is reaped before the cancellation goes on."""
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, cwd=os.getcwd(),
+    )
+    try:
+        out, err = await process.communicate()
+    except asyncio.CancelledError:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                await asyncio.wait_for(process.wait(), grace_s)
+                break
+            except asyncio.TimeoutError:
+                continue
+        raise
+    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 class JobSupervisor:

@@ -3,7 +3,8 @@
 Resolves the config, finds or simulates the dataset, prepares the data, creates the run store
 and runs the level loop with a progress display (or none with --quiet; events.jsonl is always
 written). The last line of stdout is the run id, also when the run is cancelled (exit 130).
-Nothing is created until the config and the dataset are known to be good.
+Nothing is created until the config and the dataset are known to be good, and the config is known
+to fit the device's memory (`core.plan.require_fit`, the check of `mothtui plan`).
 
 One flow for one process and for many (`--distributed`): process 0 takes every decision once
 (run id, dataset, "does it exist"), through `core.distributed.Cluster`, and hands it to all;
@@ -24,10 +25,9 @@ from core.config import DEFAULT_PRESET, Config, resolve
 from core.distributed import Cluster, LevelSync, from_args
 from core.errors import Cancelled, MothError, StoreError
 from core.owner import claim_new, held
+from core.plan import require_fit
 from core.runlist import new_run_id
 from core.runstore import Run, chunk_nets_for, run_path
-
-DATASETS_DIR = ".datasets"
 
 
 def claim_new_run(runs_dir: Path, run_id: str | None, preset: str) -> Path:
@@ -78,10 +78,10 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
 
         return cluster.on_main("train/dataset", check)
     try:
-        from core.dataset import cache_name, ensure_dataset
+        from core.dataset import cached_path, ensure_dataset
     except ImportError:
         raise MothError("the simulator (core.dataset) is not available: set config key 'dataset'") from None
-    name = cache_name("sim", config.samples, config.data_seed, config.scale)
+    path = cached_path(runs_dir, config.samples, config.data_seed, config.scale)
     line = {"open": False}  # a progress line on stderr not yet ended
 
     def progress(done, total):
@@ -92,7 +92,7 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
             line["open"] = True
 
     try:
-        return str(ensure_dataset(runs_dir / DATASETS_DIR / name, config.samples, config.data_seed,
+        return str(ensure_dataset(path, config.samples, config.data_seed,
                                   config.scale, progress=progress, cluster=cluster))
     finally:  # end the progress line, so what follows (an error too) starts on its own line
         if line["open"]:
@@ -105,6 +105,7 @@ def run(args) -> int:
         config = resolve(preset, args.config, args.overrides)
         runs_dir = resolve_runs(args)
         nets = cluster.nets(config.nets)
+        require_fit(config, nets.count, runs_dir)  # the memory check of `mothtui plan`, before anything is written
         path = Path(cluster.on_main("train/path", lambda: str(claim_new_run(runs_dir, args.run_id, preset))))
         try:
             return _train(args, cluster, stop, preset, config, runs_dir, nets, path)

@@ -20,14 +20,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from core.config import Config
-from core.data import BatchPlan, Prepared
+from core.data import N_INPUTS, N_OUTPUTS, BatchPlan, Prepared
 from core.distributed import Cluster, LevelSync
 from core.engine import evaluate, model, prune, train
 from core.engine.model import Layer, Params
@@ -59,6 +59,45 @@ class LevelResult:
     """Adam's state at the end of the level, kept when the optimizer state carries across levels."""
 
 
+class Budget(NamedTuple):
+    """The step caps of a run's levels and the steps of one compiled call."""
+
+    level0_steps: int
+    """Step cap of level 0 (the dense networks may get a longer budget)."""
+    max_steps: int
+    """Step cap of a retraining level (1, 2, ...)."""
+    chunk: int
+    """Steps per compiled call; a level runs ceil(cap / chunk) calls (steps past the cap do nothing)."""
+
+    def steps_for(self, level: int) -> int:
+        return self.level0_steps if level == 0 else self.max_steps
+
+    def calls_for(self, level: int) -> int:
+        """Compiled calls a level makes when no network stops early."""
+        return -(-self.steps_for(level) // self.chunk)
+
+
+def budget(config: Config, steps_per_epoch: int) -> Budget:
+    """The training budget of every level (`epochs_per_level`, `level0_epochs`, `max_steps`) for a
+    training split of `steps_per_epoch` batches: what the engine runs, and what `mothtui plan` predicts."""
+    def cap(epochs: float) -> int:
+        return config.max_steps or max(1, math.ceil(epochs * steps_per_epoch))
+
+    level0, later = cap(config.level0_epochs or config.epochs_per_level), cap(config.epochs_per_level)
+    return Budget(level0, later, min(config.steps_per_call, later, level0))
+
+
+def train_split_on_device(rows: int) -> bool:
+    """Whether a training split of `rows` valid rows (float32 inputs and outputs) stays on the device;
+    above DEVICE_DATA_BUDGET each chunk's batches are gathered on the host (`train.chunk_from_host`)."""
+    return rows * (N_INPUTS + N_OUTPUTS) * 4 <= DEVICE_DATA_BUDGET
+
+
+def eval_block_rows(config: Config, largest_split: int) -> int:
+    """Rows of every evaluation block of a run (`evaluate.block_rows` of the whole ensemble)."""
+    return evaluate.block_rows(config.eval_batch, largest_split, config.nets, max(config.layer_sizes))
+
+
 class Engine:
     """A config, its prepared data and a placement of the networks on the local devices."""
 
@@ -70,14 +109,15 @@ class Engine:
         self.place = Placement(make_mesh(self.nets.count, devices))
         self.step_config = train.StepConfig.from_config(config)
         self.plan = BatchPlan(data.splits["train"].n, config.batch, config.seed)
-        self.max_steps = self._budget(config.epochs_per_level)
+        steps = budget(config, self.plan.steps_per_epoch)
+        self.max_steps = steps.max_steps
         """Step cap of a retraining level (1, 2, ...)."""
-        self.level0_steps = self._budget(config.level0_epochs or config.epochs_per_level)
+        self.level0_steps = steps.level0_steps
         """Step cap of level 0 (the dense networks may get a longer budget)."""
-        self.chunk = min(config.steps_per_call, self.max_steps, self.level0_steps)
+        self.chunk = steps.chunk
         tr = data.splits["train"]
         if host_batches is None:
-            host_batches = tr.x.nbytes + tr.y.nbytes > DEVICE_DATA_BUDGET
+            host_batches = not train_split_on_device(tr.n)
         self.host_batches = host_batches
         if not host_batches:
             self.x_train = self.place.data(tr.x)
@@ -86,11 +126,7 @@ class Engine:
         if config.early_stop_signal == "seed":
             val = data.splits["val"]
             self.val = (self.place.data(val.x), self.place.data(val.y))
-        self.eval_rows = evaluate.block_rows(config.eval_batch, max(s.n for s in data.splits.values()),
-                                             config.nets, max(config.layer_sizes))
-
-    def _budget(self, epochs: float) -> int:
-        return self.config.max_steps or max(1, math.ceil(epochs * self.plan.steps_per_epoch))
+        self.eval_rows = eval_block_rows(config, max(s.n for s in data.splits.values()))
 
     def steps_for(self, level: int) -> int:
         """The step cap of `level`."""

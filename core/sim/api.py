@@ -65,6 +65,23 @@ def _compiled(scale: float, dtype_name: str, steps: int, method: str, block: int
     return jax.jit(sharded), NamedSharding(mesh, P("samples"))
 
 
+def batch_function(n: int, *, scale: float = 1.0, dtype=np.float32, steps: int | None = None,
+                   method: str = integrate.DEFAULT_METHOD, block: int | None = None, devices=None):
+    """What `simulate_checked` runs for a batch of n samples: the jitted function
+    `(initial (n_pad, 8), controls (n_pad, 3)) -> (final, error)`, its input sharding, and n_pad
+    (n rounded up to whole blocks on every device). `mothtui plan` compiles and times the same.
+    """
+    steps = int(steps or integrate.steps_for_scale(scale))
+    devices = tuple(devices or jax.local_devices())
+    if not block:
+        # Small batches get a small block (a power of two, so few distinct compiled shapes).
+        per_device = -(-n // len(devices))
+        block = min(_default_block(devices), max(64, 1 << (per_device - 1).bit_length()))
+    per_call = block * len(devices)
+    fn, sharding = _compiled(scale, np.dtype(dtype).name, steps, method, block, devices)
+    return fn, sharding, -(-n // per_call) * per_call
+
+
 def _check_inputs(initial, controls) -> tuple[np.ndarray, np.ndarray]:
     initial, controls = np.asarray(initial), np.asarray(controls)
     if initial.ndim != 2 or initial.shape[1] != 8:
@@ -91,23 +108,16 @@ def simulate_checked(initial, controls, *, scale: float = 1.0, dtype=np.float32,
         raise MothError(f"dtype must be float32 or float64, got {dtype}")
     if method not in integrate.TABLEAUX and method != "rk4":
         raise MothError(f"unknown integration method {method!r}")
-    steps = int(steps or integrate.steps_for_scale(scale))
     n = initial.shape[0]
     if n == 0:
         return np.zeros((0, 8), dtype), np.zeros(0, bool)
-    devices = tuple(devices or jax.local_devices())
-    if not block:
-        # Small batches get a small block (a power of two, so few distinct compiled shapes).
-        per_device = -(-n // len(devices))
-        block = min(_default_block(devices), max(64, 1 << (per_device - 1).bit_length()))
-    per_call = block * len(devices)
-    n_pad = -(-n // per_call) * per_call
-    # Padding rows are the all-zero state and controls: harmless, and cut off below.
-    init_pad = np.zeros((n_pad, 8), dtype)
-    ctrl_pad = np.zeros((n_pad, 3), dtype)
-    init_pad[:n], ctrl_pad[:n] = initial, controls
     with jax.enable_x64(dtype == np.float64):
-        fn, sharding = _compiled(scale, dtype.name, int(steps), method, block, devices)
+        fn, sharding, n_pad = batch_function(n, scale=scale, dtype=dtype, steps=steps, method=method,
+                                             block=block, devices=devices)
+        # Padding rows are the all-zero state and controls: harmless, and cut off below.
+        init_pad = np.zeros((n_pad, 8), dtype)
+        ctrl_pad = np.zeros((n_pad, 3), dtype)
+        init_pad[:n], ctrl_pad[:n] = initial, controls
         final, err = fn(jax.device_put(init_pad, sharding), jax.device_put(ctrl_pad, sharding))
         final, err = np.array(final[:n]), np.asarray(err)[:n]
     valid = (np.isfinite(final).all(axis=1) & (err < integrate.ERROR_TOLERANCE)

@@ -4,10 +4,18 @@ Validation is `core.config.resolve` itself (pure Python, no jax), so the form ac
 `mothtui train` accepts; a `ConfigError` names its key and the message is shown under that field.
 Only fields that differ from the preset become `--set` overrides, so the launched command line
 stays short and says what the user changed.
+
+Under the command line, the plan of a valid form: memory against the device's, the predicted time
+here and on one H100 and one H200, from `mothtui plan --json` run as a process (the app never
+imports jax). It starts PLAN_DEBOUNCE_S after the last change, and a newer change (or leaving the
+form) cancels it and kills the process; "planning…" shows meanwhile, and the refusal's line when
+the config would not fit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from typing import Any
 
@@ -18,11 +26,37 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from core.config import PRESETS, ConfigError, key_help, resolve
+from core.formatting import fmt_duration
+from core.runlist import fmt_bytes
+from mothtui.jobs import run_captured
 
 #: The keys the form shows, in order; any other key goes in the free `--set` field.
 FORM_KEYS = ("nets", "samples", "hidden", "schedule", "epochs_per_level", "learning_rate", "batch",
              "pruning", "threshold", "seed")
 _KEY_IN_MESSAGE = re.compile(r"key '([a-z_]+)'")
+#: Seconds of no change before the plan of the form is asked for.
+PLAN_DEBOUNCE_S = 0.6
+PLANNING = "plan: planning…"
+
+
+def _about(seconds: float) -> str:
+    return "<1s" if seconds < 0.5 else fmt_duration(seconds)
+
+
+def plan_line(code: int, stdout: str, stderr: str) -> str:
+    """The form's plan line from `mothtui plan --json`'s exit code and output."""
+    if code == 0:
+        try:
+            plan = json.loads(stdout)
+            memory, times = plan["memory"], plan["time"]
+            gpus = times["gpus"]
+            return (f"plan: memory {fmt_bytes(memory['peak'])} of {fmt_bytes(memory['limit'])} · "
+                    f"about {_about(times['here']['total_s'])} here · "
+                    f"H100 {_about(gpus['H100']['run_s'])} · H200 {_about(gpus['H200']['run_s'])}")
+        except (ValueError, KeyError, TypeError):
+            return "plan: ⚠ unreadable answer from mothtui plan"
+    lines = stderr.strip().splitlines()
+    return "plan: ⚠ " + (lines[-1].removeprefix("mothtui: ") if lines else f"mothtui plan exited with code {code}")
 
 
 def _text(value: Any) -> str:
@@ -77,11 +111,13 @@ class NewRunScreen(Screen):
                 yield Input(placeholder="more keys: key=value; key=value", id="field-extra", compact=True)
             yield Static("", id="error-extra", classes="form-error")
             yield Static("", id="new-command", classes="form-command")
+            yield Static("", id="new-plan", classes="form-plan")
             yield Button("Launch (ctrl+s)", id="launch", variant="primary")
         yield Footer()
 
     def on_mount(self) -> None:
         self._filled: str | None = None
+        self._planned: tuple | None = None  # the (preset, overrides) the plan line is for
         self._fill("smoke")
         self.query_one("#field-nets", Input).focus()
 
@@ -113,11 +149,34 @@ class NewRunScreen(Screen):
             self._error(key, f"⚠ {err}")
             self.query_one("#launch", Button).disabled = True
             self.query_one("#new-command", Static).update("")
+            self._plan(None)
             return None
         self.query_one("#launch", Button).disabled = False
         sets = " ".join(f"--set {o}" for o in overrides)
         self.query_one("#new-command", Static).update(f"will run: mothtui train --preset {self.preset} {sets}")
+        self._plan(overrides)
         return overrides
+
+    # ---- the plan line ---------------------------------------------------------------------
+    def _plan(self, overrides: list[str] | None) -> None:
+        """Ask for the plan of a valid form (None: the form is not valid: no plan)."""
+        make = getattr(self.app, "plan_command", None)
+        want = None if overrides is None or make is None else (self.preset, tuple(overrides))
+        if want == getattr(self, "_planned", None):
+            return
+        self._planned = want
+        self.workers.cancel_group(self, "plan")
+        line = self.query_one("#new-plan", Static)
+        line.update("" if want is None else PLANNING)
+        line.display = want is not None
+        if want is not None:
+            command = make(self.app.runs_dir, self.preset, list(overrides))
+            self.run_worker(self._run_plan(command), group="plan", exclusive=True, exit_on_error=False)
+
+    async def _run_plan(self, command: list[str]) -> None:
+        await asyncio.sleep(PLAN_DEBOUNCE_S)
+        code, out, err = await run_captured(command)
+        self.query_one("#new-plan", Static).update(plan_line(code, out, err))
 
     def _error(self, key: str, text: str) -> None:
         """Show (or hide) the message under a field; hidden rows take no space at 80x24."""

@@ -50,7 +50,7 @@ def test_version_in_a_fresh_interpreter_imports_neither_jax_nor_textual():
 
 # ---- shell completion --------------------------------------------------------------------------------
 
-SUBCOMMANDS = ("simulate", "train", "resume", "runs", "select", "export", "analyze", "bench",
+SUBCOMMANDS = ("simulate", "train", "plan", "resume", "runs", "select", "export", "analyze", "bench",
                "tag", "note", "settings", "completion")
 
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 FROZEN_NOW = 1_800_000_000.0
+#: What the new-run form's plan line reads in the UI tests: a fixed `mothtui plan --json` answer.
+FIXED_PLAN = {"memory": {"peak": 389_100, "limit": 17_900_000_000},
+              "time": {"here": {"total_s": 9.4}, "gpus": {"H100": {"run_s": 0.021}, "H200": {"run_s": 0.015}}}}
 
 
-def make_app(runs_dir: Path):
+def fixed_plan_command(runs_dir: Path, preset: str, overrides: list[str]) -> list[str]:
+    """A stand-in for `mothtui plan --json` that prints FIXED_PLAN at once (snapshots stay the same)."""
+    return [sys.executable, "-c", f"print({json.dumps(json.dumps(FIXED_PLAN))})"]
+
+
+def make_app(runs_dir: Path, plan_command=fixed_plan_command):
     from mothtui.app import MothApp
 
-    return MothApp(runs_dir, clock=lambda: FROZEN_NOW)
+    return MothApp(runs_dir, clock=lambda: FROZEN_NOW, plan_command=plan_command)
 
 
 async def settle(pilot, seconds: float = 0.1) -> None:

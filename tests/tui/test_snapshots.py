@@ -75,6 +75,11 @@ def test_new_run_form_with_error(snap_compare, app):
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
+def test_new_run_form_with_plan(snap_compare, app):
+    """The plan line under the command, from the fixed `mothtui plan --json` of tui/helpers.py."""
+    assert snap_compare(app, terminal_size=SIZE, run_before=steps("n"))
+
+
 def test_log_screen_with_search(snap_compare, app):
     lines = [f"level {i:>2} · {i * 3}% pruned · val median 4.2e-0{i % 3 + 2}" for i in range(30)]
     Path("runs/alpha/engine.log").write_text("--- 2026-11-24T10:15:00+00:00 pid 4242: train --preset smoke\n"

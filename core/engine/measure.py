@@ -1,0 +1,447 @@
+"""The engine's own programs, compiled on shapes alone, read by XLA, and timed on random arrays.
+
+`mothtui plan` (core/plan.py) asks here what a config costs before anything is trained:
+
+- `compile_chunk`, `compile_eval`, `compile_sim` lower and compile, for this process's devices and
+  on `jax.ShapeDtypeStruct`s only (no data, nothing allocated), the very functions a run calls:
+  `train.chunk_on_device` (or `train.chunk_from_host` when the training split does not stay on
+  the device, `loop.train_split_on_device`), `evaluate._block_sse` at the run's block rows, and the
+  simulator's batch function (`core.sim.api.batch_function`). They go through the functions'
+  public signatures, so the plan follows whatever those compile to.
+- `Program.memory` is XLA's memory analysis (argument, output, alias and temp bytes, per device);
+  `Program.cost` its cost analysis (FLOPs and bytes accessed), or None where the backend gives none.
+- `time_training`, `time_evaluation`, `time_simulation` run the compiled programs on random arrays
+  of the config's shapes the way the level loop and the dataset writer do (host batches, pulls,
+  per-level set-up), within a time budget, so the prediction carries this machine's real overheads.
+
+Why some programs are compiled smaller than the run's: a compiled call of 200 steps of 400
+full-size networks takes minutes on a CPU, so the chunk is compiled with fewer steps per call
+(`planned_chunk`, from the config's FLOPs alone) when one call would exceed CALL_FLOPS; the memory
+of the run's chunk is then the compiled one plus the per-step arguments of the missing steps
+(batch indices in, losses out), which is all that depends on the scan's length. When even one step
+of the ensemble exceeds it, a share of the networks is timed (`timing_nets`). The simulator compiles once, for one block
+per device (its compile is the slow one), and its memory is scaled to the dataset's chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from core.config import Config
+from core.data import N_INPUTS, N_OUTPUTS, BatchPlan
+from core.engine import evaluate, loop, train
+from core.engine.model import Layer, weight_count
+from core.engine.sharding import Placement, make_mesh
+
+#: Bytes of one training row (inputs and outputs, float32).
+ROW_BYTES = 4 * (N_INPUTS + N_OUTPUTS)
+S = jax.ShapeDtypeStruct
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A run's shapes on this process's devices: what its level loop would compile."""
+
+    config: Config
+    nets: int
+    """Networks of this process (all of them, unless a distributed run gives it a slice)."""
+    split_rows: dict[str, int]
+    """Valid rows of each split (train, val, test)."""
+    budget: loop.Budget
+    on_device: bool
+    """The training split stays on the device (else each chunk's batches come from the host)."""
+    eval_rows: int
+
+    @classmethod
+    def of(cls, config: Config, split_rows: dict[str, int], nets: int | None = None) -> "Setup":
+        train_rows = split_rows["train"]
+        steps = loop.budget(config, BatchPlan(train_rows, config.batch, config.seed).steps_per_epoch)
+        return cls(config, nets or config.nets, dict(split_rows), steps, loop.train_split_on_device(train_rows),
+                   loop.eval_block_rows(config, max(split_rows.values())))
+
+    @property
+    def seed_signal(self) -> bool:
+        """The seed's early-stopping signal keeps the validation split on the device."""
+        return self.config.early_stop_signal == "seed"
+
+
+class Program(NamedTuple):
+    """One compiled program: the executable, the seconds it took (trace, lower, compile), XLA's analyses."""
+
+    compiled: Any
+    seconds: float
+    memory: dict[str, int]
+    """Per device: `argument`, `output`, `alias` (outputs that reuse donated arguments), `temp`, and
+    `peak` = argument + output - alias + temp (what the program holds while it runs)."""
+    cost: dict[str, float] | None
+    """Per device, as XLA counts them: `flops`, `bytes` (bytes accessed); None if not available."""
+
+
+def placement(nets: int) -> Placement:
+    """The engine's placement of `nets` networks on the local devices (`loop.Engine` makes the same)."""
+    return Placement(make_mesh(nets))
+
+
+def memory_of(compiled) -> dict[str, int]:
+    stats = compiled.memory_analysis()
+    parts = {name: int(getattr(stats, f"{name}_size_in_bytes", 0) or 0) for name in ("argument", "output", "alias", "temp")}
+    parts["peak"] = parts["argument"] + parts["output"] - parts["alias"] + parts["temp"]
+    return parts
+
+
+def cost_of(compiled) -> dict[str, float] | None:
+    """FLOPs and bytes accessed from XLA's cost analysis; it is a dict, a list of one dict per
+    program (older JAX), or missing on some backends: None then (the caller falls back)."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # not implemented on this backend
+        return None
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else None
+    if not isinstance(analysis, dict) or not analysis.get("flops"):
+        return None
+    return {"flops": float(analysis["flops"]), "bytes": float(analysis.get("bytes accessed", 0.0))}
+
+
+def _compile(fn, *args, **kwargs) -> Program:
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args, **kwargs).compile()
+    return Program(compiled, time.perf_counter() - t0, memory_of(compiled), cost_of(compiled))
+
+
+# ---- shapes --------------------------------------------------------------------------------------
+
+def param_shapes(config: Config, nets: int, dtype, sharding=None) -> list[Layer]:
+    sizes = config.layer_sizes
+    return [Layer(S((nets, a, b), dtype, sharding=sharding), S((nets, b), dtype, sharding=sharding))
+            for a, b in zip(sizes, sizes[1:])]
+
+
+def _state_shapes(setup: Setup, place: Placement, sc: train.StepConfig):
+    params = param_shapes(setup.config, setup.nets, jnp.float32, place.by_network)
+    state = jax.eval_shape(lambda p, d: train.init_state(p, d, sc), params, S((setup.nets,), jnp.bool_))
+    return jax.tree.map(lambda a: S(a.shape, a.dtype, sharding=place.by_network if a.ndim else place.replicated),
+                        state)
+
+
+def _data(rows: int, width: int, place: Placement) -> S:
+    return S((rows, width), jnp.float32, sharding=place.replicated)
+
+
+def compile_chunk(setup: Setup, place: Placement, steps: int) -> Program:
+    """The training chunk of `steps` steps, as `loop.Engine.train_level` calls it."""
+    cfg = setup.config
+    sc = train.StepConfig.from_config(cfg)
+    state = _state_shapes(setup, place, sc)
+    masks = param_shapes(cfg, setup.nets, jnp.bool_, place.by_network)
+    scalar = S((), jnp.int32)  # jnp.int32(step): uncommitted, as the loop passes it
+    val = None
+    if setup.seed_signal:
+        val = (_data(setup.split_rows["val"], N_INPUTS, place), _data(setup.split_rows["val"], N_OUTPUTS, place))
+    if setup.on_device:
+        rows = setup.split_rows["train"]
+        return _compile(train.chunk_on_device, sc, state, masks, _data(rows, N_INPUTS, place),
+                        _data(rows, N_OUTPUTS, place),
+                        S((steps, cfg.batch), jnp.int32, sharding=place.replicated), scalar, scalar, val)
+    batches = (S((steps, cfg.batch, N_INPUTS), jnp.float32, sharding=place.replicated),
+               S((steps, cfg.batch, N_OUTPUTS), jnp.float32, sharding=place.replicated))
+    return _compile(train.chunk_from_host, sc, state, masks, *batches, scalar, scalar, val)
+
+
+def per_step_of_chunk(setup: Setup, steps: int) -> dict[str, int]:
+    """Argument and output bytes one more step of a chunk adds (its batch in, its losses out)."""
+    batch_in = setup.config.batch * (4 if setup.on_device else ROW_BYTES)
+    return {"argument": batch_in, "output": 4 * setup.nets}
+
+
+def compile_eval(setup: Setup, place: Placement, rows: int) -> Program:
+    """One evaluation block of `rows` rows, as `evaluate.split_loss` calls it."""
+    params = param_shapes(setup.config, setup.nets, jnp.float32, place.by_network)
+    return _compile(evaluate._block_sse, params, _data(rows, N_INPUTS, place), _data(rows, N_OUTPUTS, place),
+                    S((rows,), jnp.float32, sharding=place.replicated), precision=setup.config.precision)
+
+
+def compile_sim(samples: int, scale: float) -> tuple[Program, int, Any]:
+    """The simulator's batch function for one block on every device (the smallest batch it runs);
+    returns the program, its padded row count and its input sharding."""
+    from core.sim import api
+
+    fn, sharding, n_pad = api.batch_function(min(samples, _sim_block_rows()), scale=scale)
+    program = _compile(fn, S((n_pad, 8), jnp.float32, sharding=sharding), S((n_pad, 3), jnp.float32, sharding=sharding))
+    return program, n_pad, sharding
+
+
+def _sim_block_rows() -> int:
+    """One full block of the simulator on every local device."""
+    from core.sim import api
+
+    devices = jax.local_devices()
+    return api._default_block(devices) * len(devices)
+
+
+# ---- timing ----------------------------------------------------------------------------------------
+
+@dataclass
+class Timing:
+    """What a calibration measured (seconds), and how much it ran."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    spent_s: float = 0.0
+    params: Any = None
+    """The random parameters it placed on the devices (the evaluation's timing reuses them)."""
+
+
+def _median_time(run, budget_s: float, at_most: int = 7) -> tuple[float, int]:
+    """Median seconds of `run()` after a first, warm-up call (allocations, thread pools: it can take
+    twice as long), over as many calls as fit `budget_s`. The first call alone is the answer only
+    when it took the whole budget; so the timed calls end within the budget plus one call."""
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < at_most:
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+        if len(times) == 1 and times[0] >= budget_s:
+            break
+        if len(times) >= 2 and time.perf_counter() - start + times[-1] > budget_s:
+            break
+    return float(np.median(times[1:] or times)), len(times)
+
+
+def _noise(shape, dtype, seed: int) -> np.ndarray:
+    """A host array: true booleans, or normal floats (std 0.05) from one block of at most a million
+    draws tiled over the shape (quick for the 132 M parameters of 400 full-size networks; timing
+    does not care that the values repeat)."""
+    if dtype == np.bool_:
+        return np.ones(shape, bool)
+    size = int(np.prod(shape))
+    block = 0.05 * np.random.default_rng(seed).standard_normal(min(size, 1 << 20), np.float32)
+    return np.resize(block, shape)
+
+
+def host_params(setup: Setup, dtype=np.float32, seed: int = 0) -> list[Layer]:
+    """Random parameters (or, with dtype bool, masks) of this process's networks, on the host."""
+    return [Layer(*(_noise(x.shape, dtype, seed + i) for x in layer))
+            for i, layer in enumerate(param_shapes(setup.config, setup.nets, dtype))]
+
+
+def random_params(setup: Setup, place: Placement, dtype=np.float32, seed: int = 0):
+    """`host_params` placed as the engine places them."""
+    return place.nets(host_params(setup, dtype, seed))
+
+
+#: Rows above which the stand-in data are zeros made on the device, not random rows copied from the
+#: host (a float's value does not change the time of the arithmetic; a copy of millions of rows to every
+#: device would take longer than the calls timed).
+RANDOM_ROWS = 1_000_000
+
+
+def _device_rows(rows: int, width: int, place: Placement, seed: int):
+    if rows <= RANDOM_ROWS:
+        return place.data(_host_rows(rows, width, seed))
+    return jnp.zeros((rows, width), jnp.float32, device=place.replicated)
+
+
+def _host_rows(rows: int, width: int, seed: int) -> np.ndarray:
+    """Random rows in [-0.5, 0.5) (scaled units); one block drawn and tiled, so it is quick for millions."""
+    block = np.random.default_rng(seed).uniform(-0.5, 0.5, (min(rows, 65_536), width)).astype(np.float32)
+    return np.resize(block, (rows, width))
+
+
+#: Parameters up to which a later level's set-up is timed on its own; above, copying the arrays is
+#: what takes the time and the first level's set-up (with its small compiles) stands for it.
+SECOND_SETUP_BYTES = 64 * 2 ** 20
+
+
+def param_bytes(setup: Setup) -> int:
+    sizes = setup.config.layer_sizes
+    return 4 * setup.nets * sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+def time_training(setup: Setup, place: Placement, program: Program, steps: int, budget_s: float) -> Timing:
+    """Seconds per step of the compiled chunk (`steps` steps per call), and a level's set-up.
+
+    As `loop.Engine.train_level` does: the level's state from `train.init_state`, one call per
+    chunk with the next chunk's batches prepared after it is dispatched, the losses and flags
+    pulled once per chunk, the state pulled at the end. `first_setup_s` is the first level's set-up
+    (it compiles the small eager operations), `setup_s` a later level's (the first one's for big
+    ensembles, SECOND_SETUP_BYTES: copies then dominate), `place_s` one copy of the parameters from the host (the
+    loop places a level's parameters for training and for evaluation), `finish_s` pulling the state
+    back, `timed_s` the timed calls.
+    """
+    cfg = setup.config
+    sc = train.StepConfig.from_config(cfg)
+    t_start = time.perf_counter()
+    timing = Timing()
+    host = host_params(setup)
+    t0 = time.perf_counter()
+    params = jax.block_until_ready(place.nets(host))
+    timing.values["place_s"] = time.perf_counter() - t0
+    del host
+    masks = jax.block_until_ready([Layer(*(jnp.ones(x.shape, bool, device=place.by_network) for x in layer))
+                                   for layer in param_shapes(cfg, setup.nets, jnp.bool_)])
+
+    def new_state():
+        state = place.state(train.init_state(params, jnp.zeros(setup.nets, bool), sc))
+        return jax.block_until_ready(state)
+
+    t0 = time.perf_counter()
+    state = new_state()
+    timing.values["first_setup_s"] = timing.values["setup_s"] = time.perf_counter() - t0
+    if param_bytes(setup) <= SECOND_SETUP_BYTES:  # a later level's set-up, without the first one's compiles
+        t0 = time.perf_counter()
+        state = new_state()
+        timing.values["setup_s"] = time.perf_counter() - t0
+
+    train_rows = setup.split_rows["train"]
+    plan = BatchPlan(train_rows, cfg.batch, cfg.seed)
+    val = None
+    if setup.seed_signal:
+        n_val = setup.split_rows["val"]
+        val = (_device_rows(n_val, N_INPUTS, place, 3), _device_rows(n_val, N_OUTPUTS, place, 4))
+    if setup.on_device:
+        x, y = _device_rows(train_rows, N_INPUTS, place, 5), _device_rows(train_rows, N_OUTPUTS, place, 6)
+    else:  # batches gathered on the host, from a smaller stand-in split (a gather's cost barely depends on it)
+        host_rows = min(train_rows, 1_000_000)
+        x_host, y_host = _host_rows(host_rows, N_INPUTS, 5), _host_rows(host_rows, N_OUTPUTS, 6)
+        plan = BatchPlan(host_rows, cfg.batch, cfg.seed)
+    never = jnp.int32(2 ** 30)
+    box = {"state": state, "step": 0}
+
+    def batches(step):
+        rows = plan.indices(0, step, steps)
+        if setup.on_device:
+            return (place.data(rows),)
+        return place.data(x_host[rows]), place.data(y_host[rows])
+
+    box["pending"] = batches(0)
+
+    def call():
+        if setup.on_device:
+            args = (x, y, *box["pending"])
+        else:
+            args = box["pending"]
+        box["state"], losses = program.compiled(box["state"], masks, *args, jnp.int32(box["step"]), never, val)
+        box["step"] += steps
+        box["pending"] = batches(box["step"])
+        np.asarray(losses), np.asarray(box["state"].active)
+
+    t0 = time.perf_counter()
+    seconds_per_call, calls = _median_time(call, budget_s)
+    timing.values["timed_s"] = time.perf_counter() - t0
+    timing.values["step_s"] = seconds_per_call / steps
+    timing.values["calls"] = calls
+    t0 = time.perf_counter()
+    jax.device_get(box["state"])
+    timing.values["finish_s"] = time.perf_counter() - t0
+    timing.spent_s = time.perf_counter() - t_start
+    timing.params = params
+    return timing
+
+
+def time_evaluation(setup: Setup, place: Placement, rows: int, budget_s: float, params=None) -> Timing:
+    """Seconds of one evaluation block of `rows` rows through `evaluate.split_loss`, as the loop calls it
+    (host slices placed on the device, the sums pulled)."""
+    cfg = setup.config
+    t_start = time.perf_counter()
+    timing = Timing()
+    params = random_params(setup, place) if params is None else params
+    x, y = _host_rows(rows, N_INPUTS, 7), _host_rows(rows, N_OUTPUTS, 8)
+
+    def block():
+        evaluate.split_loss(params, x, y, rows, cfg.precision, put=place.data)
+
+    t0 = time.perf_counter()
+    timing.values["block_s"], timing.values["blocks"] = _median_time(block, budget_s)
+    timing.values["timed_s"] = time.perf_counter() - t0
+    timing.spent_s = time.perf_counter() - t_start
+    return timing
+
+
+def time_simulation(program: Program, n_pad: int, sharding, scale: float, budget_s: float) -> Timing:
+    """Seconds per simulated stroke of the compiled simulator batch (sampling, padding, the call, the
+    pulls and the checks, as `core.dataset` does per chunk)."""
+    from core.sim.integrate import ERROR_TOLERANCE
+    from core.sim.sampling import sample_rows
+
+    t_start = time.perf_counter()
+    timing = Timing()
+
+    def batch():
+        initial, controls = sample_rows(0, 0, n_pad)
+        final, err = program.compiled(jax.device_put(initial.astype(np.float32), sharding),
+                                      jax.device_put(controls.astype(np.float32), sharding))
+        final, err = np.array(final), np.asarray(err)
+        return np.isfinite(final).all(axis=1) & (err < ERROR_TOLERANCE)
+
+    t0 = time.perf_counter()
+    seconds, calls = _median_time(batch, budget_s, at_most=4)
+    timing.values["timed_s"] = time.perf_counter() - t0
+    timing.values["sample_s"] = seconds / n_pad
+    timing.values["batches"] = calls
+    timing.spent_s = time.perf_counter() - t_start
+    return timing
+
+
+def model_flops_per_step(setup: Setup) -> float:
+    """The analytic model FLOPs of one training step of this process's networks: 6 x batch x weights
+    x networks (forward 2, backward 4), as `core.engine.bench` counts them."""
+    return 6.0 * setup.config.batch * weight_count(setup.config.layer_sizes) * setup.nets
+
+
+def model_flops_per_eval_row(setup: Setup) -> float:
+    """Analytic FLOPs of one evaluation row of this process's networks (the forward pass: 2 x weights)."""
+    return 2.0 * weight_count(setup.config.layer_sizes) * setup.nets
+
+
+def devices_kind(place: Placement) -> tuple[int, str, str]:
+    device = place.mesh.devices.flat[0]
+    return place.devices, place.device_kind, device.platform
+
+
+def device_memory_limit(place: Placement) -> int | None:
+    """The accelerator's memory per device (`bytes_limit` of its memory stats); None on a CPU."""
+    device = place.mesh.devices.flat[0]
+    if device.platform == "cpu":
+        return None
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:
+        stats = {}
+    limit = stats.get("bytes_limit")
+    return int(limit) if limit else None
+
+
+#: Model FLOPs one timed call of the chunk may take: a fraction of a second of a CPU, about a second
+#: when it is loaded. An accelerator runs far more in that time.
+CALL_FLOPS = {"cpu": 3e10}
+ACCELERATOR_CALL_FLOPS = 1e14
+
+
+def _call_flops(platform: str) -> float:
+    return CALL_FLOPS.get(platform, ACCELERATOR_CALL_FLOPS)
+
+
+def planned_chunk(setup: Setup, platform: str) -> int:
+    """Steps per call of the chunk the plan compiles: the run's own (`Budget.chunk`), unless one call
+    would exceed CALL_FLOPS model FLOPs, then fewer (at least one). A function of the config and the
+    platform only, so `plan` and `train`'s memory check compile the same program."""
+    return max(1, min(setup.budget.chunk, int(_call_flops(platform) // model_flops_per_step(setup))))
+
+
+def timing_nets(setup: Setup, platform: str, devices: int) -> int:
+    """Networks the calibration times: all of them, unless one step of all of them exceeds CALL_FLOPS;
+    then as many as fit it (a multiple of the devices, at least two on each). A step's time grows
+    in proportion to the networks once there are a few dozen (on a CPU within 10 % from 32 to 400
+    full-size networks: README, engine throughput), so their time is scaled up by the share."""
+    per_net = model_flops_per_step(setup) / setup.nets
+    if per_net * setup.nets <= _call_flops(platform):
+        return setup.nets
+    fit = int(_call_flops(platform) // per_net) // devices * devices
+    return min(setup.nets, max(2 * devices, fit))

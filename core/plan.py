@@ -1,0 +1,524 @@
+"""What a config costs before it runs: memory per device, FLOPs and bytes, and time here and on GPUs.
+
+`mothtui plan` builds a `Plan` (`build_plan`) and prints it or its `to_json()`; `mothtui train` runs
+`require_fit` before it writes anything. Both refuse a config that does not fit the device with
+the same one line (`DoesNotFit`, exit 2).
+
+Where each number comes from:
+
+- **memory**: XLA's memory analysis of the compiled programs (core/engine/measure.py), per
+  device: the training chunk (its arguments: state, masks, data kept on the device; its outputs;
+  its temporaries), an evaluation block, and the simulator when the dataset is still to be made.
+  Each phase adds what the level loop keeps alive beside the program (the level's starting
+  parameters; while evaluating, the training split still on the device). The peak is the largest
+  phase. The parts (parameters, Adam's state, masks, data) are exact sizes of the arrays; the
+  evaluation activations are the block's compiled temporaries.
+- **the limit**: `$MOTHTUI_DEVICE_MEMORY` if set (bytes, or with a unit: `512M`, `16G`; `16GiB` in
+  powers of 1024), else the accelerator's `bytes_limit`; on a CPU the machine's available RAM, less the host's
+  own copy of the data, shared by the local devices.
+- **FLOPs and bytes**: XLA's cost analysis of the same programs. It counts a scan's body once, so
+  the chunk's numbers are one step's (checked against the analytic 6 x batch x weights x networks;
+  a count of every step is divided back); a gather is charged its whole operand, so the data kept
+  on the device are replaced by one batch's rows. Where the backend gives no cost analysis the
+  analytic model FLOPs are used (`cost.source` says which).
+- **time here**: a calibration (timed calls within `calibration_s`, 10 s at most, and at least one
+  call) of the compiled programs on random arrays of the config's shapes: seconds per step, per
+  evaluation block, per simulated stroke, and a level's set-up; the compile times as measured. When
+  one step of the whole ensemble is long (more than `measure.CALL_FLOPS`), a share of the networks
+  is timed and scaled up; when one evaluation block is, a smaller block, scaled by its rows. A level runs ceil(cap / chunk)
+  calls of `chunk` steps (`loop.budget`), and evaluates every split in blocks. Early stopping can
+  only end a level sooner, so the prediction is the full budget: an upper bound. Not counted:
+  reading the dataset into memory, pruning and writing each level to the store.
+- **GPUs**: a roofline, per step and per evaluation block max(FLOPs / peak, bytes / bandwidth), with
+  the published peaks in `GPU_PEAKS` (the peak of the config's `precision`). The FLOPs and bytes are
+  the local compile's; on a CPU that is a fair proxy of the same program on a GPU (the same maths;
+  fusion differs). The GPU's memory need is the analytic model's (`analytic_memory`), since XLA on a
+  GPU materialises each evaluation activation whole, where a CPU compile tiles them.
+
+This module imports no JAX at import time (the JAX side is core/engine/measure.py, imported when
+a plan is built), so the UI's layer rules hold for whoever formats a plan's JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.config import Config
+from core.errors import DoesNotFit, MothError
+from core.runlist import fmt_bytes
+
+#: Published peaks (dense, no sparsity) of one GPU: FLOP/s per precision, HBM bandwidth (bytes/s),
+#: memory (bytes). H100 SXM5 and H200 SXM share the compute; the H200 has faster and more HBM.
+GPU_PEAKS: dict[str, dict[str, Any]] = {
+    "H100": {"name": "H100 SXM5", "flops": {"float32": 67e12, "tf32": 495e12, "bf16": 989e12},
+             "bandwidth": 3.35e12, "memory": 80e9},
+    "H200": {"name": "H200 SXM", "flops": {"float32": 67e12, "tf32": 495e12, "bf16": 989e12},
+             "bandwidth": 4.8e12, "memory": 141e9},
+}
+#: Seconds the calibration may spend by default, and at most.
+DEFAULT_CALIBRATION_S = 6.0
+MAX_CALIBRATION_S = 10.0
+#: `train` compiles for its memory check only when the analytic estimate exceeds this fraction of
+#: the limit: below it the compiled peak fits with room (tested: compiled <= analytic / this).
+COMPILE_CHECK_FRACTION = 0.5
+MEMORY_ENV = "MOTHTUI_DEVICE_MEMORY"
+#: The phases of a run whose memory is planned, as the text says them.
+PHASES = {"train": "training", "evaluate": "evaluating", "simulate": "simulating the dataset"}
+_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+# ---- the model ---------------------------------------------------------------------------------
+
+@dataclass
+class Memory:
+    """Bytes per device."""
+
+    parameters: int
+    optimizer_state: int
+    masks: int
+    device_data: int
+    """Data kept on the device while training: the training split (or one chunk's batches from the
+    host), and the validation split for the seed's early-stopping signal."""
+    eval_activations: int
+    phases: dict[str, int]
+    """Peak of each phase: `train`, `evaluate`, and `simulate` when the dataset is still to be made."""
+    limit: int
+    limit_source: str
+    analytic_peak: int
+    """The analytic model's peak (what `train` checks first, and the GPU estimate)."""
+
+    @property
+    def peak(self) -> int:
+        return max(self.phases.values())
+
+    @property
+    def phase(self) -> str:
+        return max(self.phases, key=self.phases.get)
+
+    @property
+    def fits(self) -> bool:
+        return self.peak <= self.limit
+
+
+@dataclass
+class Level:
+    """One level of the run, with the full budget (no early stop)."""
+
+    level: int
+    sparsity: float
+    steps: int
+    """The level's step cap."""
+    computed_steps: int
+    """Steps the compiled calls run: whole chunks (steps past the cap are computed and discarded)."""
+    eval_blocks: int
+    flops: float
+    bytes: float
+    seconds_here: float
+    seconds_gpu: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """What `mothtui plan` reports; `to_json()` is its `--json` document."""
+
+    preset: str
+    config: Config
+    nets: int
+    devices: int
+    device_kind: str
+    platform: str
+    split_rows: dict[str, int]
+    dataset: dict[str, Any]
+    """`path`, `simulate` (it must be simulated first), `samples`."""
+    budget: dict[str, int]
+    """`level0_steps`, `max_steps`, `chunk` (steps per compiled call)."""
+    memory: Memory
+    cost: dict[str, Any]
+    """`source` ("compiled" or "analytic"), `step` and `eval_block` ({flops, bytes}, the whole
+    ensemble on this process's devices), `eval_rows`."""
+    levels: list[Level]
+    here: dict[str, Any]
+    """Seconds: `compile_s`, `simulate_s`, `run_s` (the levels: what the run's `train/seconds` sum to),
+    `total_s` (simulation and levels), and the calibration's `step_s`, `eval_block_s`, `sample_s`,
+    `timed_s` (seconds of timed calls: within the budget, plus the one call that crosses it),
+    `calibration_s` (all of it, with the random arrays it made), `load` (os.getloadavg at the start)."""
+    gpus: dict[str, dict[str, Any]]
+    notes: list[str]
+
+    @property
+    def run_flops(self) -> float:
+        return sum(level.flops for level in self.levels)
+
+    @property
+    def run_bytes(self) -> float:
+        return sum(level.bytes for level in self.levels)
+
+    def to_json(self) -> dict[str, Any]:
+        memory = {**asdict(self.memory), "peak": self.memory.peak, "phase": self.memory.phase,
+                  "fits": self.memory.fits}
+        return {
+            "preset": self.preset,
+            "config": self.config.to_dict(),
+            "nets": self.nets, "levels_count": len(self.levels),
+            "devices": {"count": self.devices, "kind": self.device_kind, "platform": self.platform},
+            "split_rows": self.split_rows, "dataset": self.dataset, "budget": self.budget,
+            "memory": memory,
+            "cost": {**self.cost, "run": {"flops": self.run_flops, "bytes": self.run_bytes}},
+            "levels": [asdict(level) for level in self.levels],
+            "time": {"here": self.here, "gpus": self.gpus, "upper_bound": True},
+            "peaks": GPU_PEAKS,
+            "notes": self.notes,
+        }
+
+
+# ---- memory: the analytic model, the limit, the check ------------------------------------------
+
+def param_count(config: Config) -> int:
+    """Weights and biases of one network."""
+    sizes = config.layer_sizes
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+#: Bytes per simulated row the analytic model allows the simulator (states, controls, results, padding
+#: and the integrator's temporaries; XLA's analysis of the CPU compile says about 480).
+SIM_ROW_BYTES = 640
+
+
+def analytic_memory(config: Config, nets: int, *, train_rows: int, on_device: bool, chunk: int,
+                    eval_rows: int, val_rows: int = 0, simulate_rows: int = 0) -> dict[str, int]:
+    """Bytes one device holds for `nets` networks, from the array sizes alone (docs/cluster.md's table).
+
+    Training: parameters, two Adam moments, bool masks, gradients and updates (transient), the
+    level's starting copy, the loss history, a step's activations (kept for the backward pass),
+    the data on the device (the training split, or one chunk's batches) and the batch indices.
+    Evaluation: parameters and masks, the data still on the device, three `(nets, rows, widest)`
+    activations alive at once, and the block itself. Simulation (when `simulate_rows`, the rows of
+    one chunk of the dataset writer): SIM_ROW_BYTES a row.
+    """
+    p = 4 * param_count(config) * nets
+    masks = param_count(config) * nets
+    data = train_rows * 68 if on_device else chunk * config.batch * 68
+    data += val_rows * 68 if config.early_stop_signal == "seed" else 0
+    activations = 3 * 4 * nets * config.batch * sum(config.hidden)
+    history = 4 * nets * 2 * config.early_stop_window
+    train = p + 2 * p + masks + 2 * p + p + history + activations + data + 4 * chunk * config.batch
+    evaluate = p + masks + p + data + 3 * 4 * nets * eval_rows * max(config.layer_sizes) + 72 * eval_rows
+    phases = {"train": train, "evaluate": evaluate}
+    if simulate_rows:
+        phases["simulate"] = SIM_ROW_BYTES * simulate_rows
+    return phases
+
+
+def parse_bytes(text: str) -> int:
+    """`123456`, `512M`, `16G`, `80GB` (powers of 1000, as the sizes are printed), `16GiB` (of 1024) -> bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(?:([kKmMgGtT])(i?)[bB]?)?\s*", text)
+    if not match:
+        raise MothError(f"${MEMORY_ENV}={text!r}: expected bytes, e.g. 16G or 512M")
+    base = 1024 if match.group(3) else 1000
+    return int(float(match.group(1)) * base ** _POWERS[(match.group(2) or "").lower()])
+
+
+def memory_limit(platform: str, device_limit: int | None, local_devices: int, host_bytes: int) -> tuple[int, str]:
+    """The bytes one device may use, and where that number comes from."""
+    if os.environ.get(MEMORY_ENV):
+        return parse_bytes(os.environ[MEMORY_ENV]), f"${MEMORY_ENV}"
+    if device_limit:
+        return device_limit, "the device's bytes_limit"
+    import psutil
+
+    available = psutil.virtual_memory().available
+    share = max(0, available - host_bytes) // max(1, local_devices)
+    where = "available RAM" + (f" less {fmt_bytes(host_bytes)} of host data" if host_bytes else "")
+    return share, where + (f", shared by {local_devices} devices" if local_devices > 1 else "")
+
+
+def fit_problem(memory: Memory, eval_rows: int, nets: int) -> str | None:
+    """The one line that refuses a config that does not fit (None if it fits): what, by how much, what to change."""
+    if memory.fits:
+        return None
+    over = memory.peak - memory.limit
+    phase = memory.phase
+    advice = []
+    if phase == "simulate":
+        advice.append("simulating the dataset where it fits (`mothtui simulate`) and --set dataset=PATH")
+    elif phase == "evaluate" and memory.eval_activations > over and eval_rows > 1:
+        rows = max(1, int(eval_rows * (memory.eval_activations - over) / memory.eval_activations * 0.9))
+        advice.append(f"--set eval_batch={_round_down(rows)}")
+    smaller = max(1, int(nets * memory.limit / memory.peak * 0.9))
+    if smaller < nets and phase != "simulate":
+        advice.append(f"--set nets={smaller}")
+    if memory.device_data > over and phase != "simulate":
+        advice.append("fewer samples")
+    return (f"the config does not fit the device: it needs {fmt_bytes(memory.peak)} per device "
+            f"while {PHASES[phase]}, {fmt_bytes(over)} more than the {fmt_bytes(memory.limit)} there are "
+            f"({memory.limit_source}); try " + (" or ".join(advice) if advice else "a smaller config")
+            + " (`mothtui plan` shows the parts)")
+
+
+def _round_down(n: int) -> int:
+    """Down to a power of two (block sizes the user would type)."""
+    return 1 << (max(1, n).bit_length() - 1)
+
+
+# ---- the data a run will see ------------------------------------------------------------------
+
+def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], dict[str, Any]]:
+    """Valid rows per split and where the data come from, as `mothtui train` would find them: the
+    config's `dataset`, or the cached simulated one in the run store, or one still to simulate (its
+    rows then all counted valid: the simulator rejects very few)."""
+    from core.data import split_rows
+    from core.dataset import cached_path, open_dataset
+    from core.errors import StoreError
+
+    if config.dataset:
+        path = Path(config.dataset).expanduser()
+        if not path.exists():
+            raise StoreError(f"dataset {config.dataset!r} not found (config key 'dataset')")
+        dataset, simulate = open_dataset(path), False
+    else:
+        path = cached_path(runs_dir or Path("runs"), config.samples, config.data_seed, config.scale)
+        try:
+            dataset, simulate = open_dataset(path), False
+        except StoreError:
+            dataset, simulate = None, True
+    n = dataset.n if dataset is not None else config.samples
+    ranges = split_rows(n, config.splits)
+    if dataset is None:
+        rows = {name: b - a for name, (a, b) in ranges.items()}
+    else:  # the valid flags are small (1 byte a row): read them
+        rows = {name: int(sum(int(dataset.valid[s:min(b, s + 1_000_000)].sum()) for s in range(a, b, 1_000_000)))
+                for name, (a, b) in ranges.items()}
+    return rows, {"path": str(path), "simulate": simulate, "samples": n}
+
+
+# ---- building a plan ---------------------------------------------------------------------------
+
+def require_fit(config: Config, nets: int | None = None, runs_dir: Path | None = None) -> None:
+    """`mothtui train`'s check before it writes anything: DoesNotFit (one line, exit 2) if the config's
+    compiled peak exceeds the device's memory, as `mothtui plan` would say.
+
+    Compiling the chunk costs seconds on a CPU, so it is done only when the analytic estimate
+    comes within COMPILE_CHECK_FRACTION of the limit; well below it the config fits anyway.
+    """
+    from core.engine import measure
+
+    split_rows, data = data_plan(config, runs_dir)
+    setup = measure.Setup.of(config, split_rows, nets)
+    place = measure.placement(setup.nets)
+    analytic = _analytic(setup, place, data)
+    limit, _ = _limit(place, data)
+    if max(analytic.values()) <= COMPILE_CHECK_FRACTION * limit:
+        return
+    memory, *_ = _compiled_memory(setup, place, data, analytic,
+                                  compile_sim=analytic.get("simulate", 0) > COMPILE_CHECK_FRACTION * limit)
+    problem = fit_problem(memory, setup.eval_rows, setup.nets)
+    if problem:
+        raise DoesNotFit(problem)
+
+
+def _analytic(setup, place, data: dict[str, Any], one_device: bool = False) -> dict[str, int]:
+    """The analytic model for this process's share of each device (or, `one_device`, all its networks on one)."""
+    from core.engine import measure
+
+    _, _, platform = measure.devices_kind(place)
+    rows = setup.split_rows
+    return analytic_memory(setup.config, setup.nets if one_device else setup.nets // place.devices,
+                           train_rows=rows["train"], on_device=setup.on_device, chunk=setup.budget.chunk,
+                           eval_rows=setup.eval_rows, val_rows=rows["val"],
+                           simulate_rows=sim_chunk(platform, data["samples"]) if data["simulate"] else 0)
+
+
+def _limit(place, data: dict[str, Any]) -> tuple[int, str]:
+    import jax
+
+    from core.engine import measure
+
+    _, _, platform = measure.devices_kind(place)
+    host = data["samples"] * 68 if platform == "cpu" else 0  # core.data.prepare's float32 features
+    return memory_limit(platform, measure.device_memory_limit(place), len(jax.local_devices()), host)
+
+
+def sim_chunk(platform: str, samples: int) -> int:
+    """Rows the dataset writer simulates per call (core.dataset's chunk)."""
+    from core.dataset import ACCELERATOR_CHUNK, CPU_CHUNK
+
+    return min(samples, CPU_CHUNK if platform == "cpu" else ACCELERATOR_CHUNK)
+
+
+def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int], compile_sim: bool = True):
+    """Memory from the compiled chunk, evaluation block (and simulator, unless `compile_sim` is False:
+    then the analytic estimate); returns it and the programs."""
+    from core.engine import measure
+
+    cfg = setup.config
+    _, _, platform = measure.devices_kind(place)
+    per_device = setup.nets // place.devices
+    steps = measure.planned_chunk(setup, platform)
+    chunk = measure.compile_chunk(setup, place, steps)
+    block = measure.compile_eval(setup, place, setup.eval_rows)
+    extra = measure.per_step_of_chunk(setup, steps)
+    missing = setup.budget.chunk - steps  # the run's chunk has this many more steps per call
+    params = 4 * param_count(cfg) * per_device
+    masks = param_count(cfg) * per_device
+    on_device_data = 68 * setup.split_rows["train"] if setup.on_device else 0
+    val = 68 * setup.split_rows["val"] if setup.seed_signal else 0
+    phases = {
+        # the chunk, plus the level's starting parameters the loop keeps while the state trains
+        "train": chunk.memory["peak"] + missing * (extra["argument"] + extra["output"] // place.devices) + params,
+        # a block, plus the split still on the device and the level's starting parameters and masks
+        "evaluate": block.memory["peak"] + on_device_data + val + params + masks,
+    }
+    sim = None
+    if data["simulate"] and compile_sim:
+        sim = measure.compile_sim(data["samples"], cfg.scale)
+        program, n_pad, _ = sim
+        phases["simulate"] = int(program.memory["peak"] * max(1.0, sim_chunk(platform, data["samples"]) / n_pad))
+    elif data["simulate"]:
+        phases["simulate"] = analytic["simulate"]
+    device_data = (on_device_data or cfg.batch * setup.budget.chunk * 68) + val
+    limit, source = _limit(place, data)
+    memory = Memory(parameters=params, optimizer_state=2 * params + 4, masks=masks, device_data=device_data,
+                    eval_activations=block.memory["temp"], phases=phases, limit=limit, limit_source=source,
+                    analytic_peak=max(analytic.values()))
+    return memory, chunk, block, sim, steps
+
+
+def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
+               calibration_s: float = DEFAULT_CALIBRATION_S) -> Plan:
+    """Compile, analyse and calibrate; DoesNotFit before anything runs if the config does not fit."""
+    from core.engine import measure
+
+    load = os.getloadavg()
+    calibration_s = min(max(0.5, calibration_s), MAX_CALIBRATION_S)
+    split_rows, data = data_plan(config, runs_dir)
+    setup = measure.Setup.of(config, split_rows)
+    place = measure.placement(setup.nets)
+    devices, kind, platform = measure.devices_kind(place)
+    analytic = _analytic(setup, place, data)
+    memory, chunk, block, sim, steps = _compiled_memory(setup, place, data, analytic)
+    problem = fit_problem(memory, setup.eval_rows, setup.nets)
+    if problem:
+        raise DoesNotFit(problem)
+    notes: list[str] = []
+    cost = _costs(setup, chunk, block, steps, devices, notes)
+
+    # -- calibration: training first (of a share of the networks when one step of all would be long);
+    #    its measured rate sizes the evaluation block it times
+    t0 = time.perf_counter()
+    timed, timed_place, timed_chunk, timed_steps = setup, place, chunk, steps
+    nets = measure.timing_nets(setup, platform, devices)
+    if nets < setup.nets:
+        timed, timed_place = dataclasses.replace(setup, nets=nets), measure.placement(nets)
+        timed_chunk, timed_steps = measure.compile_chunk(timed, timed_place, 1), 1
+        notes.append(f"timed on {nets} of the {setup.nets} networks, one step a call, and scaled up "
+                     f"(a step's time grows with the networks)")
+    share = setup.nets / nets
+    train_t = measure.time_training(timed, timed_place, timed_chunk, timed_steps, 0.55 * calibration_s)
+    scaled = {k: v * share for k, v in train_t.values.items() if k.endswith("_s") and k != "timed_s"}
+    step_s = scaled["step_s"]
+    rate = cost["step"]["flops"] / max(step_s, 1e-12)
+    eval_budget = 0.3 * calibration_s
+    rows, guess = setup.eval_rows, cost["eval_block"]["flops"] / share / rate
+    if guess > eval_budget / 2:  # too long to time twice: a smaller block, scaled by rows
+        rows = max(8, int(setup.eval_rows * eval_budget / 2 / guess))
+    eval_t = measure.time_evaluation(timed, timed_place, rows, eval_budget, params=train_t.params)
+    train_t.params = None
+    block_s = eval_t.values["block_s"] * share * setup.eval_rows / rows
+    sim_s = sample_s = 0.0
+    if sim is not None:
+        sim_program, n_pad, sharding = sim
+        sim_t = measure.time_simulation(sim_program, n_pad, sharding, config.scale, 0.15 * calibration_s)
+        sample_s = sim_t.values["sample_s"]
+        sim_s = sim_program.seconds + data["samples"] * sample_s
+    calibration_spent = time.perf_counter() - t0
+    timed_s = train_t.values["timed_s"] + eval_t.values["timed_s"] + (sim_t.values["timed_s"] if sim else 0.0)
+    if rows != setup.eval_rows:
+        notes.append(f"evaluation timed on {rows:,}-row blocks and scaled to {setup.eval_rows:,} rows "
+                     f"(a CPU can be slower per row in larger blocks: then this is low)")
+    if timed_steps != setup.budget.chunk:
+        notes.append(f"training timed with {timed_steps} step{'s' if timed_steps > 1 else ''} per call "
+                     f"(the run makes {setup.budget.chunk})")
+
+    # -- the levels, each with its full budget
+    compile_s = chunk.seconds + block.seconds
+    per_level_overhead = scaled["setup_s"] + scaled["finish_s"] + 2 * scaled["place_s"]
+    blocks = sum(-(-n // setup.eval_rows) for n in split_rows.values())
+    levels = []
+    for level in range(config.levels):
+        computed = setup.budget.calls_for(level) * setup.budget.chunk
+        seconds = computed * step_s + blocks * block_s + per_level_overhead
+        if level == 0:
+            seconds += compile_s + scaled["first_setup_s"] - scaled["setup_s"]
+        levels.append(Level(level, config.sparsities[level], setup.budget.steps_for(level), computed, blocks,
+                            computed * cost["step"]["flops"] + blocks * cost["eval_block"]["flops"],
+                            computed * cost["step"]["bytes"] + blocks * cost["eval_block"]["bytes"], seconds))
+    gpus = _roofline(config, levels, cost, _analytic(setup, place, data, one_device=True))
+    run_s = sum(level.seconds_here for level in levels)
+    here = {"compile_s": compile_s, "simulate_s": sim_s, "run_s": run_s, "total_s": sim_s + run_s,
+            "step_s": step_s, "eval_block_s": block_s, "sample_s": sample_s, "steps_per_timed_call": timed_steps,
+            "nets_timed": nets,
+            "calibration_s": calibration_spent, "timed_s": timed_s, "load": [round(x, 2) for x in load]}
+    notes.append("the full budget of every level: early stopping can only make the run shorter")
+    notes.append("not counted here: reading the dataset, pruning, writing the levels")
+    if platform == "cpu":
+        notes.append("GPU FLOPs and bytes from this CPU's compile of the same programs (a fair proxy; "
+                     "fusion differs); GPU memory from the analytic model")
+    return Plan(preset=preset, config=config, nets=setup.nets, devices=devices, device_kind=kind, platform=platform,
+                split_rows=split_rows, dataset=data,
+                budget={"level0_steps": setup.budget.level0_steps, "max_steps": setup.budget.max_steps,
+                        "chunk": setup.budget.chunk},
+                memory=memory, cost=cost, levels=levels, here=here, gpus=gpus, notes=notes)
+
+
+def _costs(setup, chunk, block, steps: int, devices: int, notes: list[str]) -> dict[str, Any]:
+    """FLOPs and bytes of one step and one evaluation block of the whole ensemble (all devices)."""
+    from core.engine import measure
+
+    model_step = measure.model_flops_per_step(setup)
+    model_block = measure.model_flops_per_eval_row(setup) * setup.eval_rows
+    params_bytes = 4 * param_count(setup.config) * setup.nets
+    if chunk.cost is None or block.cost is None:
+        notes.append("no cost analysis from this backend: analytic model FLOPs (6 x batch x weights per "
+                     "network and step) and bytes (parameters and Adam's state, a dozen passes a step)")
+        return {"source": "analytic", "eval_rows": setup.eval_rows,
+                "step": {"flops": model_step, "bytes": 12.0 * params_bytes},
+                "eval_block": {"flops": model_block, "bytes": float(params_bytes + 72 * setup.eval_rows)}}
+    flops, bytes_ = chunk.cost["flops"] * devices, chunk.cost["bytes"] * devices
+    if steps > 1 and flops > 0.5 * steps * model_step:  # this backend counted every step of the scan
+        flops, bytes_ = flops / steps, bytes_ / steps
+    # the gather of a batch is charged its whole operand: count one batch's rows instead
+    data = 68 * (setup.split_rows["train"] if setup.on_device else steps * setup.config.batch)
+    data += 68 * setup.split_rows["val"] if setup.seed_signal else 0
+    bytes_ = max(bytes_ - data, 0.0) + 68 * setup.config.batch
+    return {"source": "compiled", "eval_rows": setup.eval_rows,
+            "step": {"flops": flops, "bytes": bytes_, "model_flops": model_step},
+            "eval_block": {"flops": block.cost["flops"] * devices, "bytes": block.cost["bytes"] * devices,
+                           "model_flops": model_block}}
+
+
+def _roofline(config: Config, levels: list[Level], cost: dict[str, Any], analytic: dict[str, int]) -> dict:
+    """Seconds on one GPU of each kind: max(FLOPs / peak, bytes / bandwidth) per step and per block."""
+    out = {}
+    for key, gpu in GPU_PEAKS.items():
+        peak, bandwidth = gpu["flops"][config.precision], gpu["bandwidth"]
+
+        def seconds(part: dict[str, float]) -> float:
+            return max(part["flops"] / peak, part["bytes"] / bandwidth)
+
+        step_s, block_s = seconds(cost["step"]), seconds(cost["eval_block"])
+        levels_s = [level.computed_steps * step_s + level.eval_blocks * block_s for level in levels]
+        for level, s in zip(levels, levels_s):
+            level.seconds_gpu[key] = s
+        need = max(analytic.values())
+        out[key] = {"name": gpu["name"], "peak_flops": peak, "bandwidth": bandwidth, "memory": gpu["memory"],
+                    "step_s": step_s, "eval_block_s": block_s,
+                    "bound": "compute" if cost["step"]["flops"] / peak >= cost["step"]["bytes"] / bandwidth else "memory",
+                    "run_s": sum(levels_s), "memory_needed": need, "fits": need <= gpu["memory"],
+                    "levels_s": levels_s}
+    return out
