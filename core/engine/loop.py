@@ -15,6 +15,7 @@ progress is abandoned, the run is marked `cancelled`, and `Cancelled` is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -68,7 +69,12 @@ class Engine:
         self.data = data
         self.nets = nets or process_slice(config.nets)
         self.place = Placement(make_mesh(self.nets.count, devices))
-        self.step_config = train.StepConfig.from_config(config)
+        device = self.place.mesh.devices.flat[0]
+        # Networks in cache-sized groups on one CPU device; all at once when sharded over devices
+        # (a group would cut across the shards) and on accelerators (auto_group gives 0 there).
+        group = train.auto_group(config.layer_sizes, config.batch, device) if self.place.devices == 1 else 0
+        self.step_config = dataclasses.replace(train.StepConfig.from_config(config),
+                                               group=group or self.nets.count)
         self.plan = BatchPlan(data.splits["train"].n, config.batch, config.seed)
         self.max_steps = self._budget(config.epochs_per_level)
         """Step cap of a retraining level (1, 2, ...)."""
@@ -86,8 +92,11 @@ class Engine:
         if config.early_stop_signal == "seed":
             val = data.splits["val"]
             self.val = (self.place.data(val.x), self.place.data(val.y))
+        widest = max(config.layer_sizes)
         self.eval_rows = evaluate.block_rows(config.eval_batch, max(s.n for s in data.splits.values()),
-                                             config.nets, max(config.layer_sizes))
+                                             config.nets, widest, device)
+        self.eval_group = evaluate.eval_group(self.eval_rows, widest, device) \
+            if self.place.devices == 1 else 0
 
     def _budget(self, epochs: float) -> int:
         return self.config.max_steps or max(1, math.ceil(epochs * self.plan.steps_per_epoch))
@@ -164,7 +173,7 @@ class Engine:
         """Loss `(N,)` of every network on the whole train, val and test splits."""
         on_device = self.place.nets(params)
         return {name: evaluate.split_loss(on_device, s.x, s.y, self.eval_rows, self.config.precision,
-                                          put=self.place.data)
+                                          put=self.place.data, group=self.eval_group)
                 for name, s in self.data.splits.items()}
 
 
