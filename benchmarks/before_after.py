@@ -2,14 +2,15 @@
 
     python benchmarks/before_after.py --before REV [--nets 8,400] [--hidden 400,400,400,16]
         [--batch 128] [--steps 200,8] [--repeats 3] [--eval-batch 65536]
-        [--before-activation-bytes 1073741824] [--json]
+        [--eval-rows 76800,3072] [--before-activation-bytes 1073741824] [--json]
 
 The earlier commit's `core/engine/{model,train,evaluate}.py` are read from git (`git show
 REV:...`) into a private package next to the current ones, so both run in the same process on
 the same synthetic ensemble: for each N, the training chunk (`chunk_on_device`, K steps; now with
 the engine's automatic network groups) and the evaluation (`split_loss` on whole blocks, about
-3 x K x batch rows: the FLOPs of one training call; now with the engine's block rows and network
-groups), all four timed alternately, best of `--repeats`, next to the float32 matmul peak.
+`--eval-rows` rows, by default 3 x K x batch: the FLOPs of one training call; now with the
+engine's block rows and network groups), all four timed alternately, best of `--repeats`, next
+to the float32 matmul peak.
 
 The earlier evaluation uses its own `block_rows(eval_batch, ...)`, further capped so one hidden
 activation `(N, rows, widest)` takes at most `--before-activation-bytes` (a power of two rows):
@@ -58,7 +59,7 @@ def load_before(rev: str, where: Path):
 class _Case:
     """One engine version's training chunk and evaluation on N networks, ready to time."""
 
-    def __init__(self, mods, now: bool, nets, sizes, batch, steps, eval_batch, cap_bytes, data):
+    def __init__(self, mods, now: bool, nets, sizes, batch, steps, target, eval_batch, cap_bytes, data):
         import dataclasses
 
         import jax.numpy as jnp
@@ -79,7 +80,6 @@ class _Case:
         x, y, rows = data
         self.x, self.y, self.rows = jnp.asarray(x), jnp.asarray(y), [jnp.asarray(r) for r in rows]
         widest = max(sizes)
-        target = 3 * steps * batch
         if now:
             self.block = evaluate.block_rows(eval_batch, target, nets, widest)
             self.eval_group = evaluate.eval_group(self.block, widest)
@@ -114,7 +114,7 @@ class _Case:
         return time.perf_counter() - t
 
 
-def measure(rev, nets_list, steps_list, hidden, batch, repeats, eval_batch, cap_bytes) -> dict:
+def measure(rev, nets_list, steps_list, eval_rows_list, hidden, batch, repeats, eval_batch, cap_bytes) -> dict:
     import jax
     import numpy as np
 
@@ -129,14 +129,14 @@ def measure(rev, nets_list, steps_list, hidden, batch, repeats, eval_batch, cap_
     rows_out = []
     with tempfile.TemporaryDirectory() as tmp:
         before_mods = load_before(rev, Path(tmp))
-        for nets, steps in zip(nets_list, steps_list):
+        for nets, steps, eval_rows in zip(nets_list, steps_list, eval_rows_list):
             t0 = time.perf_counter()
             rng = np.random.default_rng(0)
             data = (rng.uniform(-0.5, 0.5, (BENCH_ROWS, 10)).astype(np.float32),
                     rng.uniform(-0.5, 0.5, (BENCH_ROWS, 7)).astype(np.float32),
                     [rng.integers(0, BENCH_ROWS, (steps, batch)).astype(np.int32) for _ in range(2)])
-            cases = {"before": _Case(before_mods, False, nets, sizes, batch, steps, eval_batch, cap_bytes, data),
-                     "now": _Case(now_mods, True, nets, sizes, batch, steps, eval_batch, cap_bytes, data)}
+            args = (nets, sizes, batch, steps, eval_rows, eval_batch, cap_bytes, data)
+            cases = {"before": _Case(before_mods, False, *args), "now": _Case(now_mods, True, *args)}
             best = {(v, k): float("inf") for v in cases for k in ("train", "eval")}
             for _ in range(repeats):
                 for v, case in cases.items():
@@ -195,14 +195,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--eval-batch", type=int, default=65_536)
+    parser.add_argument("--eval-rows", default="", help="rows evaluated per timed call, one per N "
+                        "(default 3 x steps x batch: the FLOPs of one training call)")
     parser.add_argument("--before-activation-bytes", type=int, default=2 ** 30)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     nets, steps = _ints(args.nets), _ints(args.steps)
     if len(steps) == 1:
         steps = steps * len(nets)
-    result = measure(args.before, nets, steps, _ints(args.hidden), args.batch, args.repeats, args.eval_batch,
-                     args.before_activation_bytes)
+    eval_rows = _ints(args.eval_rows) or [3 * k * args.batch for k in steps]
+    if len(eval_rows) == 1:
+        eval_rows = eval_rows * len(nets)
+    result = measure(args.before, nets, steps, eval_rows, _ints(args.hidden), args.batch, args.repeats,
+                     args.eval_batch, args.before_activation_bytes)
     print(table(result))
     if args.json:
         print(json.dumps(result))

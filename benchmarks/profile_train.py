@@ -7,8 +7,10 @@ For each N, in one process: the loss alone (forward), `value_and_grad` (forward 
 the masked Adam update with its gating (`train._gate`, `optax.adam`, `apply_updates`: the same
 maths as `train._step`), and the engine's compiled chunk (`train.chunk_on_device`, K steps,
 per step), each timed alternately, best of `--repeats`. Next to each time: XLA's own count of
-FLOPs and bytes accessed of the compiled computation (`cost_analysis()`), so the bytes per step
-and the rate they imply can be compared with the matmul FLOP rate. The chunk is timed both
+FLOPs and bytes accessed of the compiled computation (`cost_analysis()`; it counts a loop's body
+once, so the all-at-once chunk's count is one step; for the grouped chunk's nested loops it means
+nothing and is left out), so the bytes per step and the rate they imply can be compared with the
+matmul FLOP rate. The chunk is timed both
 all-at-once (`group = N`) and with the engine's automatic grouping (`StepConfig.group = 0`).
 """
 
@@ -114,8 +116,9 @@ def profile(nets: int, hidden, batch: int, steps: int, repeats: int) -> dict:
     for name in chunks:
         timers[name] = lambda name=name: t_chunk(name)
     costs = {"forward": _cost(f_loss), "forward_backward": _cost(f_grads), "adam": _cost(f_adam)}
-    for name in chunks:
-        costs[name] = {k: v / steps for k, v in chunks[name]["cost"].items()}
+    for name in chunks:  # XLA counts a loop's body once: one step (not meaningful for nested loops)
+        nested = chunks[name]["group"] < nets
+        costs[name] = {k: float("nan") if nested else v for k, v in chunks[name]["cost"].items()}
     for f in timers.values():
         f()  # warm
     best = {k: float("inf") for k in timers}

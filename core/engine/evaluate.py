@@ -57,10 +57,12 @@ def _divisor(n: int, want: int) -> int:
 
 
 #: Bytes one hidden activation of an evaluation block may take (about three are alive at once).
-#: Keeps `eval_batch` safe for any ensemble size: 400 networks 400 wide get 9,830 rows (6 GiB).
+#: Keeps `eval_batch` safe for any ensemble size: 400 networks 400 wide get 9,984 rows (6 GiB).
 EVAL_ACTIVATION_BYTES = 6 * 2 ** 30
-#: On an accelerator the activations may take this share of its memory (`bytes_limit`) at most.
-EVAL_MEMORY_SHARE = 1 / 12
+#: On an accelerator one activation may take this share of its memory (`bytes_limit`) at most:
+#: three alive take 3/8, leaving the rest to the training state and split (80 GB GPU: the paper
+#: preset's 8,192 rows of 400 networks still fit; a 24 GB one gets ~3,500 rows).
+EVAL_MEMORY_SHARE = 1 / 8
 #: On a CPU one group's hidden activation `(group, rows, widest)` fills the L2 caches of all
 #: cores at most (measured on the 2-core development CPU, 2 MiB L2 per core, 8 full-size
 #: networks: groups of 2 on 512 or 1,024 rows 104 GFLOP/s, of 4 on 1,024 rows 81, of 8 on 512
@@ -80,8 +82,8 @@ def block_rows(eval_batch: int, largest_split: int, nets: int = 1, widest: int =
     enough for the device (default: this process's first device).
 
     On an accelerator one `(nets, rows, widest)` float32 activation fits EVAL_ACTIVATION_BYTES
-    and EVAL_MEMORY_SHARE of the device's memory. On a CPU one `(MIN_GROUP, rows, widest)`
-    activation fits the caches (a multiple of 256 rows where that leaves any). `nets` is the
+    and EVAL_MEMORY_SHARE of the device's memory; on a CPU one `(MIN_GROUP, rows, widest)`
+    activation fits the caches; either cap is rounded down to a multiple of 256 rows. `nets` is the
     run's whole ensemble (not this device's share), so the block size, and with it the rounding
     of the stored losses, does not depend on how the networks are spread.
     """
@@ -89,14 +91,13 @@ def block_rows(eval_batch: int, largest_split: int, nets: int = 1, widest: int =
     per_row = 4 * max(1, widest)
     if device.platform == "cpu":
         cap = _cpu_activation_bytes() // (per_row * MIN_GROUP)
-        cap = cap // 256 * 256 or cap
     else:
         memory = EVAL_ACTIVATION_BYTES
         stats = device.memory_stats() or {}
         if stats.get("bytes_limit"):
             memory = min(memory, int(stats["bytes_limit"] * EVAL_MEMORY_SHARE))
         cap = memory // (per_row * max(1, nets))
-    return max(1, min(eval_batch, largest_split, cap))
+    return max(1, min(eval_batch, largest_split, cap // 256 * 256 or cap))
 
 
 def eval_group(rows: int, widest: int, device=None) -> int:

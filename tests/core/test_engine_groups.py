@@ -130,3 +130,20 @@ def test_evaluation_blocks_and_groups_fit_the_cpu_caches():
     assert evaluate.block_rows(65_536, 2_000_000, nets=400, widest=400, device=cpu) == \
         evaluate.block_rows(65_536, 2_000_000, nets=200, widest=400, device=cpu)
     assert evaluate.eval_group(rows, 400) == 0  # several local devices (conftest): the caller decides
+
+
+def test_accelerator_blocks_come_from_its_memory():
+    class Gpu:
+        platform = "gpu"
+
+        def __init__(self, limit):
+            self.limit = limit
+
+        def memory_stats(self):
+            return {"bytes_limit": self.limit}
+
+    # the paper preset (8,192 rows, 400 networks 400 wide) fits an 80 GB GPU (60 GB usable) as before
+    assert evaluate.block_rows(8_192, 6_400_000, 400, 400, Gpu(60e9)) == 8_192
+    small = evaluate.block_rows(8_192, 6_400_000, 400, 400, Gpu(18e9))  # a 24 GB one: smaller blocks
+    assert small % 256 == 0 and 400 * small * 400 * 4 <= 18e9 * evaluate.EVAL_MEMORY_SHARE
+    assert evaluate.eval_group(small, 400, Gpu(18e9)) == 0  # every network at once
