@@ -244,12 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--samples", type=int, default=200_000)
     _json_option(b)
     b.set_defaults(handler="bench_sim")
-    b = bench.add_parser("engine", help="steady-state training throughput")
+    b = bench.add_parser("engine", help="steady-state training and evaluation throughput")
     b.add_argument("--nets", type=int, default=8)
     b.add_argument("--batch", type=int, default=128)
     b.add_argument("--steps", type=int, default=200)
     b.add_argument("--hidden", default="400,400,400,16")
     b.add_argument("--precision", default="float32", help="float32 | tf32 | bf16")
+    b.add_argument("--eval-batch", type=int, default=65_536, metavar="ROWS",
+                   help="the config's eval_batch for the evaluation (default 65536; blocks are capped by the device)")
+    b.add_argument("--repeats", type=int, default=5, help="timed repeats of each, the best kept (default 5)")
     _json_option(b)
     b.set_defaults(handler="bench_engine")
 

@@ -492,14 +492,20 @@ def _costs(setup, chunk, block, steps: int, devices: int, notes: list[str]) -> d
     flops, bytes_ = chunk.cost["flops"] * devices, chunk.cost["bytes"] * devices
     if steps > 1 and flops > 0.5 * steps * model_step:  # this backend counted every step of the scan
         flops, bytes_ = flops / steps, bytes_ / steps
+    # networks run in groups (a lax.map inside the step scan): XLA counts one group's body
+    groups, eval_groups = measure.groups(setup)
+    if groups > 1 and flops < 0.5 * model_step:
+        flops, bytes_ = flops * groups, bytes_ * groups
+    block_flops, block_bytes = block.cost["flops"] * devices, block.cost["bytes"] * devices
+    if eval_groups > 1 and block_flops < 0.5 * model_block:
+        block_flops, block_bytes = block_flops * eval_groups, block_bytes * eval_groups
     # the gather of a batch is charged its whole operand: count one batch's rows instead
     data = 68 * (setup.split_rows["train"] if setup.on_device else steps * setup.config.batch)
     data += 68 * setup.split_rows["val"] if setup.seed_signal else 0
     bytes_ = max(bytes_ - data, 0.0) + 68 * setup.config.batch
     return {"source": "compiled", "eval_rows": setup.eval_rows,
             "step": {"flops": flops, "bytes": bytes_, "model_flops": model_step},
-            "eval_block": {"flops": block.cost["flops"] * devices, "bytes": block.cost["bytes"] * devices,
-                           "model_flops": model_block}}
+            "eval_block": {"flops": block_flops, "bytes": block_bytes, "model_flops": model_block}}
 
 
 def _roofline(config: Config, levels: list[Level], cost: dict[str, Any], analytic: dict[str, int]) -> dict:

@@ -1,8 +1,9 @@
-"""`mothtui bench engine [--nets N] [--batch B] [--steps K] [--hidden ...] [--precision P] [--json]`.
+"""`mothtui bench engine [--nets N] [--batch B] [--steps K] [--hidden ...] [--precision P] [--eval-batch R] [--repeats N] [--json]`.
 
 Steady-state training throughput of the engine (network-samples/s, model FLOP/s, fraction of
 this machine's measured float32 matmul peak), with the seed's loop structure measured in the
-same run for comparison.
+same run for comparison, and the evaluation's throughput (network-rows/s, FLOP/s, fraction of
+peak; `evaluation` in the JSON).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 def run(args) -> int:
     hidden = _hidden(args.hidden)
-    if args.nets < 1 or args.batch < 1 or args.steps < 1:
-        raise ConfigError("--nets, --batch and --steps must be positive")
+    if min(args.nets, args.batch, args.steps, args.eval_batch, args.repeats) < 1:
+        raise ConfigError("--nets, --batch, --steps, --eval-batch and --repeats must be positive")
     if args.precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}")
     from core.engine.bench import benchmark
 
-    result = benchmark(args.nets, args.batch, hidden, args.steps, args.precision)
+    result = benchmark(args.nets, args.batch, hidden, args.steps, args.precision, repeats=args.repeats,
+                       eval_batch=args.eval_batch)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -41,7 +43,12 @@ def run(args) -> int:
     print(f"  {result['steps_per_s']:,.1f} steps/s · {result['network_samples_per_s']:,.0f} network-samples/s · "
           f"{result['flops_per_s'] / 1e9:,.1f} GFLOP/s = {result['peak_fraction']:.0%} of the measured "
           f"matmul peak ({result['matmul_peak_flops'] / 1e9:,.1f} GFLOP/s)")
+    print(f"  networks in groups of {result['group']}")
     if seed:
         print(f"seed's loop structure: {seed['steps_per_s']:,.1f} steps/s · {seed['peak_fraction']:.0%} of peak "
               f"→ engine is {result['speedup_vs_seed_loop']:.2f}x")
+    ev = result["evaluation"]
+    print(f"evaluation: {ev['network_rows_per_s']:,.0f} network-rows/s · {ev['flops_per_s'] / 1e9:,.1f} GFLOP/s = "
+          f"{ev['peak_fraction']:.0%} of peak ({ev['block_rows']:,}-row blocks, networks in groups of {ev['group']})")
+    print(f"load average {result['load_average']:.2f} at the start, {result['load_average_end']:.2f} at the end")
     return 0

@@ -1,10 +1,15 @@
-"""Throughput of the engine, of the seed's loop structure on the same ensemble, and the matmul peak.
+"""Throughput of the engine's training and evaluation, of the seed's loop structure, and the matmul peak.
 
-All three are measured in the same process, one after the other, so they share the machine's
-state. "Model FLOPs" are the usual 6 x batch x weights per network and step (forward 2, backward
-4; biases, tanh and Adam not counted); the peak is the best float32 (HIGHEST) square matmul
-rate of this machine over a few sizes. Rates are the best of several timed repeats (the machine
-is shared; the best is the least disturbed).
+All are measured in the same process, alternately, so they share the machine's state. Training's
+"model FLOPs" are the usual 6 x batch x weights per network and step (forward 2, backward 4;
+biases, tanh and Adam not counted); evaluation's are 2 x rows x weights per network (the forward
+pass only; biases, tanh and the squared error not counted). The peak is the best float32
+(HIGHEST) square matmul rate of this machine over a few sizes. Rates are the best of several
+timed repeats (the machine is shared; the best is the least disturbed).
+
+Training runs the networks in the groups the engine would use on this placement (`group` in the
+result; `core.engine.train.auto_group`), evaluation with the engine's block rows and network
+groups (`core.engine.evaluate.block_rows`, `eval_group`) on `eval_batch` (the config's default).
 
 The seed's loop structure: the same step (same maths, same masks, same Adam), compiled alone,
 called once per batch from Python with the batch sliced from host arrays, no buffer donation,
@@ -17,11 +22,13 @@ import os
 import platform
 import time
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.engine import model, train
+from core.engine import evaluate, model, train
 from core.engine.sharding import Placement, make_mesh
 
 #: Rows of the synthetic training data the benchmark draws its batches from.
@@ -50,6 +57,9 @@ def _setup(nets: int, batch: int, hidden, precision: str, seed: int = 0):
     masks = place.nets(model.full_masks(params))
     # No early stop can trigger (check interval beyond any step), so every network trains throughout.
     sc = train.StepConfig(5e-4, window=8, every=2 ** 30, ratio=1.01, precision=precision)
+    # the engine's groups (core.engine.loop.Engine): from the device on one device, else all at once
+    group = train.auto_group(sizes, batch, place.mesh.devices.flat[0]) if place.devices == 1 else 0
+    sc = dataclasses.replace(sc, group=group or nets)
     state = place.state(train.init_state(place.nets(params), jnp.zeros(nets, bool), sc))
     rng = np.random.default_rng(seed)
     x = rng.uniform(-0.5, 0.5, (BENCH_ROWS, 10)).astype(np.float32)
@@ -77,6 +87,37 @@ class _EngineLoop:
         np.asarray(losses)
         self.calls += 1
         return time.perf_counter() - t
+
+
+class _Evaluation:
+    """The engine's evaluation of the same synthetic ensemble, ready to time: whole blocks of the
+    engine's block size, about `rows` rows in all, in the engine's network groups."""
+
+    def __init__(self, nets, hidden, rows, precision, eval_batch):
+        sizes = (10, *hidden, 7)
+        place = Placement(make_mesh(nets))
+        self.params = place.nets(model.init_params(sizes, 0.2, 0, range(nets)))
+        device, widest = place.mesh.devices.flat[0], max(sizes)
+        self.block = evaluate.block_rows(eval_batch, max(rows, 1), nets, widest, device)
+        self.group = evaluate.eval_group(self.block, widest, device) if place.devices == 1 else 0
+        self.rows = max(1, round(rows / self.block)) * self.block
+        rng = np.random.default_rng(2)
+        self.x = rng.uniform(-0.5, 0.5, (self.rows, 10)).astype(np.float32)
+        self.y = rng.uniform(-0.5, 0.5, (self.rows, 7)).astype(np.float32)
+        self.sizes, self.precision, self.put = sizes, precision, place.data
+        self.run()  # compile
+
+    def run(self) -> float:
+        """Seconds for one evaluation of every network on all `rows` rows."""
+        t = time.perf_counter()
+        evaluate.split_loss(self.params, self.x, self.y, self.block, self.precision, put=self.put, group=self.group)
+        return time.perf_counter() - t
+
+
+def _eval_rates(seconds: float, nets: int, rows: int, sizes) -> dict:
+    network_rows = rows * nets / seconds
+    return {"network_rows_per_s": network_rows, "network_samples_per_s": network_rows,
+            "flops_per_s": 2 * model.weight_count(sizes) * network_rows}
 
 
 class _SeedLoop:
@@ -126,11 +167,13 @@ def _rates(steps_per_s: float, nets: int, batch: int, sizes) -> dict:
 
 def benchmark(nets: int = 8, batch: int = 128, hidden=(400, 400, 400, 16), steps: int = 200,
               precision: str = "float32", seed_loop: bool = True, repeats: int = 5,
-              peak_sizes=PEAK_SIZES) -> dict:
+              peak_sizes=PEAK_SIZES, eval_batch: int = 65_536) -> dict:
     """Everything `mothtui bench engine --json` reports, measured in one process.
 
-    The engine and the seed's loop are timed alternately, `repeats` times each, and the best of
-    each is kept, so a burst of load from elsewhere on a shared machine hits both alike.
+    The engine, the seed's loop and the evaluation are timed alternately, `repeats` times each,
+    and the best of each is kept, so a burst of load from elsewhere on a shared machine hits all
+    alike. The evaluation covers about as many FLOPs as one training call (3 x steps x batch
+    rows, in whole blocks): `evaluation` holds its rates, block rows and network group.
     """
     peak = matmul_peak(peak_sizes)
     result = {"nets": nets, "batch": batch, "layers": [10, *hidden, 7], "steps_per_call": steps,
@@ -140,13 +183,16 @@ def benchmark(nets: int = 8, batch: int = 128, hidden=(400, 400, 400, 16), steps
               "repeats": repeats, "load_average": os.getloadavg()[0]}
     engine = _EngineLoop(nets, batch, hidden, steps, precision)
     seed = _SeedLoop(nets, batch, hidden, steps, precision) if seed_loop else None
-    best_engine = best_seed = float("inf")
+    evaluation = _Evaluation(nets, hidden, 3 * steps * batch, precision, eval_batch)
+    best_engine = best_seed = best_eval = float("inf")
     for _ in range(repeats):
         best_engine = min(best_engine, engine.run())
         if seed is not None:
             best_seed = min(best_seed, seed.run())
+        best_eval = min(best_eval, evaluation.run())
     peak = max(peak, matmul_peak(peak_sizes, repeats=2))  # again after: the best of both
     result.update(_rates(steps / best_engine, nets, batch, engine.sizes))
+    result["group"] = train.group_size(engine.sc, nets, engine.sizes, batch)
     result["matmul_peak_flops"] = peak
     result["peak_fraction"] = result["flops_per_s"] / peak
     if seed is not None:
@@ -154,4 +200,9 @@ def benchmark(nets: int = 8, batch: int = 128, hidden=(400, 400, 400, 16), steps
         seed_rates["peak_fraction"] = seed_rates["flops_per_s"] / peak
         result["seed_loop"] = seed_rates
         result["speedup_vs_seed_loop"] = result["steps_per_s"] / seed_rates["steps_per_s"]
+    rates = _eval_rates(best_eval, nets, evaluation.rows, evaluation.sizes)
+    result["evaluation"] = {**rates, "peak_fraction": rates["flops_per_s"] / peak, "rows": evaluation.rows,
+                            "block_rows": evaluation.block, "group": evaluate._divisor(nets, evaluation.group),
+                            "eval_batch": eval_batch}
+    result["load_average_end"] = os.getloadavg()[0]
     return result

@@ -15,6 +15,7 @@ progress is abandoned, the run is marked `cancelled`, and `Cancelled` is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -93,9 +94,24 @@ def train_split_on_device(rows: int) -> bool:
     return rows * (N_INPUTS + N_OUTPUTS) * 4 <= DEVICE_DATA_BUDGET
 
 
-def eval_block_rows(config: Config, largest_split: int) -> int:
-    """Rows of every evaluation block of a run (`evaluate.block_rows` of the whole ensemble)."""
-    return evaluate.block_rows(config.eval_batch, largest_split, config.nets, max(config.layer_sizes))
+def step_config(config: Config, place: Placement, nets: int) -> train.StepConfig:
+    """The compiled step's settings for `nets` networks on `place` (the engine and `mothtui plan`).
+
+    Networks run in cache-sized groups on one CPU device; all at once when sharded over devices (a
+    group would cut across the shards) and on accelerators (`auto_group` gives 0 there).
+    """
+    device = place.mesh.devices.flat[0]
+    group = train.auto_group(config.layer_sizes, config.batch, device) if place.devices == 1 else 0
+    return dataclasses.replace(train.StepConfig.from_config(config), group=group or nets)
+
+
+def eval_blocks(config: Config, largest_split: int, place: Placement) -> tuple[int, int]:
+    """(rows, group) of every evaluation block of a run on `place`: `evaluate.block_rows` of the
+    whole ensemble, and the networks evaluated at once (0: all; sharded runs are never grouped)."""
+    device = place.mesh.devices.flat[0]
+    rows = evaluate.block_rows(config.eval_batch, largest_split, config.nets, max(config.layer_sizes), device)
+    group = evaluate.eval_group(rows, max(config.layer_sizes), device) if place.devices == 1 else 0
+    return rows, group
 
 
 class Engine:
@@ -107,7 +123,7 @@ class Engine:
         self.data = data
         self.nets = nets or process_slice(config.nets)
         self.place = Placement(make_mesh(self.nets.count, devices))
-        self.step_config = train.StepConfig.from_config(config)
+        self.step_config = step_config(config, self.place, self.nets.count)
         self.plan = BatchPlan(data.splits["train"].n, config.batch, config.seed)
         steps = budget(config, self.plan.steps_per_epoch)
         self.max_steps = steps.max_steps
@@ -126,7 +142,7 @@ class Engine:
         if config.early_stop_signal == "seed":
             val = data.splits["val"]
             self.val = (self.place.data(val.x), self.place.data(val.y))
-        self.eval_rows = eval_block_rows(config, max(s.n for s in data.splits.values()))
+        self.eval_rows, self.eval_group = eval_blocks(config, max(s.n for s in data.splits.values()), self.place)
 
     def steps_for(self, level: int) -> int:
         """The step cap of `level`."""
@@ -200,7 +216,7 @@ class Engine:
         """Loss `(N,)` of every network on the whole train, val and test splits."""
         on_device = self.place.nets(params)
         return {name: evaluate.split_loss(on_device, s.x, s.y, self.eval_rows, self.config.precision,
-                                          put=self.place.data)
+                                          put=self.place.data, group=self.eval_group)
                 for name, s in self.data.splits.items()}
 
 

@@ -57,13 +57,16 @@ class Setup:
     on_device: bool
     """The training split stays on the device (else each chunk's batches come from the host)."""
     eval_rows: int
+    eval_group: int
+    """Networks evaluated at once (0: all), as the engine evaluates them (`loop.eval_blocks`)."""
 
     @classmethod
     def of(cls, config: Config, split_rows: dict[str, int], nets: int | None = None) -> "Setup":
         train_rows = split_rows["train"]
         steps = loop.budget(config, BatchPlan(train_rows, config.batch, config.seed).steps_per_epoch)
-        return cls(config, nets or config.nets, dict(split_rows), steps, loop.train_split_on_device(train_rows),
-                   loop.eval_block_rows(config, max(split_rows.values())))
+        nets = nets or config.nets
+        rows, group = loop.eval_blocks(config, max(split_rows.values()), placement(nets))
+        return cls(config, nets, dict(split_rows), steps, loop.train_split_on_device(train_rows), rows, group)
 
     @property
     def seed_signal(self) -> bool:
@@ -81,6 +84,17 @@ class Program(NamedTuple):
     `peak` = argument + output - alias + temp (what the program holds while it runs)."""
     cost: dict[str, float] | None
     """Per device, as XLA counts them: `flops`, `bytes` (bytes accessed); None if not available."""
+
+
+def groups(setup: Setup) -> tuple[int, int]:
+    """How many groups of networks one training step and one evaluation block run one after the
+    other (1: all at once), as the engine runs them."""
+    place = placement(setup.nets)
+    cfg = setup.config
+    sc = loop.step_config(cfg, place, setup.nets)
+    train_group = train.group_size(sc, setup.nets, cfg.layer_sizes, cfg.batch)
+    eval_group = evaluate._divisor(setup.nets, setup.eval_group) if setup.eval_group else setup.nets
+    return setup.nets // train_group, setup.nets // eval_group
 
 
 def placement(nets: int) -> Placement:
@@ -137,7 +151,7 @@ def _data(rows: int, width: int, place: Placement) -> S:
 def compile_chunk(setup: Setup, place: Placement, steps: int) -> Program:
     """The training chunk of `steps` steps, as `loop.Engine.train_level` calls it."""
     cfg = setup.config
-    sc = train.StepConfig.from_config(cfg)
+    sc = loop.step_config(cfg, place, setup.nets)
     state = _state_shapes(setup, place, sc)
     masks = param_shapes(cfg, setup.nets, jnp.bool_, place.by_network)
     scalar = S((), jnp.int32)  # jnp.int32(step): uncommitted, as the loop passes it
@@ -164,7 +178,8 @@ def compile_eval(setup: Setup, place: Placement, rows: int) -> Program:
     """One evaluation block of `rows` rows, as `evaluate.split_loss` calls it."""
     params = param_shapes(setup.config, setup.nets, jnp.float32, place.by_network)
     return _compile(evaluate._block_sse, params, _data(rows, N_INPUTS, place), _data(rows, N_OUTPUTS, place),
-                    S((rows,), jnp.float32, sharding=place.replicated), precision=setup.config.precision)
+                    S((rows,), jnp.float32, sharding=place.replicated), precision=setup.config.precision,
+                    group=setup.eval_group)
 
 
 def compile_sim(samples: int, scale: float) -> tuple[Program, int, Any]:
@@ -276,7 +291,7 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
     back, `timed_s` the timed calls.
     """
     cfg = setup.config
-    sc = train.StepConfig.from_config(cfg)
+    sc = loop.step_config(cfg, place, setup.nets)
     t_start = time.perf_counter()
     timing = Timing()
     host = host_params(setup)
@@ -355,7 +370,7 @@ def time_evaluation(setup: Setup, place: Placement, rows: int, budget_s: float, 
     x, y = _host_rows(rows, N_INPUTS, 7), _host_rows(rows, N_OUTPUTS, 8)
 
     def block():
-        evaluate.split_loss(params, x, y, rows, cfg.precision, put=place.data)
+        evaluate.split_loss(params, x, y, rows, cfg.precision, put=place.data, group=setup.eval_group)
 
     t0 = time.perf_counter()
     timing.values["block_s"], timing.values["blocks"] = _median_time(block, budget_s)

@@ -89,6 +89,43 @@ def matmul(h: jax.Array, w: jax.Array, precision: str) -> jax.Array:
     return jnp.einsum(spec, h, w, precision=prec)
 
 
+# Sums over rows are matmuls with a block of ones, not reductions: XLA's CPU reduction kernels
+# round a sum over rows differently for different network counts (a (8, 128, 400) -> (8, 400)
+# sum differs in the last bit from the same two networks' (2, 128, 400) -> (2, 400) sum), while
+# its matmuls compute every row of the result alike. A network's results must not depend on
+# how many networks share a call (devices, groups of the training chunk, evaluation groups).
+# Two columns of ones, not one: a matrix-vector product is rewritten into that same reduction.
+
+def sum_rows(a: jax.Array) -> jax.Array:
+    """`a (N, B, O)` summed over B, `(N, O)` (a matmul with ones, see above)."""
+    ones = jnp.ones((a.shape[1], 2), a.dtype)
+    return jnp.einsum("nbo,bk->nok", a, ones, precision=jax.lax.Precision.HIGHEST)[..., 0]
+
+
+def sum_per_network(a: jax.Array) -> jax.Array:
+    """`a (N, ...)` summed over everything but the network axis, `(N,)` (a matmul with ones)."""
+    flat = a.reshape(a.shape[0], -1)
+    ones = jnp.ones((flat.shape[1], 2), a.dtype)
+    return jnp.dot(flat, ones, precision=jax.lax.Precision.HIGHEST)[:, 0]
+
+
+@jax.custom_vjp
+def add_bias(h: jax.Array, bias: jax.Array) -> jax.Array:
+    """`h (N, B, O) + bias (N, O)` per row; its gradient sums over rows with `sum_rows`."""
+    return h + bias[:, None, :]
+
+
+def _add_bias_fwd(h, bias):
+    return add_bias(h, bias), None
+
+
+def _add_bias_bwd(_, g):
+    return g, sum_rows(g)
+
+
+add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
+
+
 def forward(params: Params, x: jax.Array, precision: str = "float32") -> jax.Array:
     """Scaled outputs `(N, B, 7)` of every network for scaled inputs x `(B, 10)`.
 
@@ -100,7 +137,7 @@ def forward(params: Params, x: jax.Array, precision: str = "float32") -> jax.Arr
     h = jnp.broadcast_to(x, (params[0].weight.shape[0], *x.shape)) if x.ndim == 2 else x
     last = len(params) - 1
     for k, layer in enumerate(params):
-        h = matmul(h, layer.weight, precision) + layer.bias[:, None, :]
+        h = add_bias(matmul(h, layer.weight, precision), layer.bias)
         if k < last:
             h = jnp.tanh(h)
     return h
@@ -109,7 +146,7 @@ def forward(params: Params, x: jax.Array, precision: str = "float32") -> jax.Arr
 def per_network_mse(params: Params, x: jax.Array, y: jax.Array, precision: str = "float32") -> jax.Array:
     """Mean squared error `(N,)` of every network on one batch (mean over rows and outputs)."""
     err = forward(params, x, precision) - y[None]
-    return jnp.mean(jnp.square(err), axis=(1, 2))
+    return sum_per_network(jnp.square(err)) / (err.shape[1] * err.shape[2])
 
 
 def weight_count(sizes: Sequence[int]) -> int:

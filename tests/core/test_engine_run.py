@@ -180,6 +180,21 @@ def test_sharded_equals_single_device(setup, reference):
     _assert_identical(single, reference)
 
 
+def test_networks_in_groups_equal_the_sharded_run(setup, reference, monkeypatch):
+    """One device, training and evaluation in groups of two networks: bit for bit the reference
+    (two networks on each of two devices), so grouping changes the speed only."""
+    from core.engine import evaluate, train
+
+    root, config, data = setup
+    monkeypatch.setattr(train, "auto_group", lambda *args, **kw: 2)
+    monkeypatch.setattr(evaluate, "eval_group", lambda *args, **kw: 2)
+    engine = Engine(config, data, devices=jax.devices()[:1])
+    assert engine.step_config.group == 2 and engine.eval_group == 2
+    assert train.group_size(engine.step_config, NETS, config.layer_sizes, config.batch) == 2
+    grouped = _new_run(root, "grouped", config, data, devices=jax.devices()[:1])
+    _assert_identical(grouped, reference)
+
+
 def test_a_diverged_network_stays_frozen_across_levels_and_the_others_go_on(setup, reference):
     _, config, data = setup
     engine = Engine(config, data)
