@@ -406,7 +406,13 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     if problem:
         raise DoesNotFit(problem)
     notes: list[str] = []
-    cost = _costs(setup, chunk, block, steps, devices, notes)
+    if measure.grouped(setup, place):  # costs of the programs as an accelerator runs them (all at once)
+        cost = _costs(setup, measure.compile_chunk(setup, place, steps, all_at_once=True),
+                      measure.compile_eval(setup, place, setup.eval_rows, all_at_once=True), steps, devices, notes)
+        notes.append("FLOPs and bytes from the programs without network groups (as a GPU runs them; "
+                     "this CPU runs its networks in cache-sized groups)")
+    else:
+        cost = _costs(setup, chunk, block, steps, devices, notes)
 
     # -- calibration: training first (of a share of the networks when one step of all would be long);
     #    its measured rate sizes the evaluation block it times
@@ -492,13 +498,7 @@ def _costs(setup, chunk, block, steps: int, devices: int, notes: list[str]) -> d
     flops, bytes_ = chunk.cost["flops"] * devices, chunk.cost["bytes"] * devices
     if steps > 1 and flops > 0.5 * steps * model_step:  # this backend counted every step of the scan
         flops, bytes_ = flops / steps, bytes_ / steps
-    # networks run in groups (a lax.map inside the step scan): XLA counts one group's body
-    groups, eval_groups = measure.groups(setup)
-    if groups > 1 and flops < 0.5 * model_step:
-        flops, bytes_ = flops * groups, bytes_ * groups
     block_flops, block_bytes = block.cost["flops"] * devices, block.cost["bytes"] * devices
-    if eval_groups > 1 and block_flops < 0.5 * model_block:
-        block_flops, block_bytes = block_flops * eval_groups, block_bytes * eval_groups
     # the gather of a batch is charged its whole operand: count one batch's rows instead
     data = 68 * (setup.split_rows["train"] if setup.on_device else steps * setup.config.batch)
     data += 68 * setup.split_rows["val"] if setup.seed_signal else 0

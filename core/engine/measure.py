@@ -25,6 +25,8 @@ per device (its compile is the slow one), and its memory is scaled to the datase
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -86,15 +88,13 @@ class Program(NamedTuple):
     """Per device, as XLA counts them: `flops`, `bytes` (bytes accessed); None if not available."""
 
 
-def groups(setup: Setup) -> tuple[int, int]:
-    """How many groups of networks one training step and one evaluation block run one after the
-    other (1: all at once), as the engine runs them."""
-    place = placement(setup.nets)
+def grouped(setup: Setup, place: Placement) -> bool:
+    """Whether the engine runs this setup's training or evaluation in groups of networks."""
     cfg = setup.config
     sc = loop.step_config(cfg, place, setup.nets)
     train_group = train.group_size(sc, setup.nets, cfg.layer_sizes, cfg.batch)
     eval_group = evaluate._divisor(setup.nets, setup.eval_group) if setup.eval_group else setup.nets
-    return setup.nets // train_group, setup.nets // eval_group
+    return train_group < setup.nets or eval_group < setup.nets
 
 
 def placement(nets: int) -> Placement:
@@ -148,10 +148,14 @@ def _data(rows: int, width: int, place: Placement) -> S:
     return S((rows, width), jnp.float32, sharding=place.replicated)
 
 
-def compile_chunk(setup: Setup, place: Placement, steps: int) -> Program:
-    """The training chunk of `steps` steps, as `loop.Engine.train_level` calls it."""
+def compile_chunk(setup: Setup, place: Placement, steps: int, all_at_once: bool = False) -> Program:
+    """The training chunk of `steps` steps, as `loop.Engine.train_level` calls it (`all_at_once`:
+    without network groups, as an accelerator runs it; XLA's cost analysis counts a grouped
+    program's loop body once, and charges each group's slice its whole operand)."""
     cfg = setup.config
     sc = loop.step_config(cfg, place, setup.nets)
+    if all_at_once:
+        sc = dataclasses.replace(sc, group=setup.nets)
     state = _state_shapes(setup, place, sc)
     masks = param_shapes(cfg, setup.nets, jnp.bool_, place.by_network)
     scalar = S((), jnp.int32)  # jnp.int32(step): uncommitted, as the loop passes it
@@ -174,12 +178,13 @@ def per_step_of_chunk(setup: Setup, steps: int) -> dict[str, int]:
     return {"argument": batch_in, "output": 4 * setup.nets}
 
 
-def compile_eval(setup: Setup, place: Placement, rows: int) -> Program:
-    """One evaluation block of `rows` rows, as `evaluate.split_loss` calls it."""
+def compile_eval(setup: Setup, place: Placement, rows: int, all_at_once: bool = False) -> Program:
+    """One evaluation block of `rows` rows, as `evaluate.split_loss` calls it (`all_at_once`: as
+    `compile_chunk`)."""
     params = param_shapes(setup.config, setup.nets, jnp.float32, place.by_network)
     return _compile(evaluate._block_sse, params, _data(rows, N_INPUTS, place), _data(rows, N_OUTPUTS, place),
                     S((rows,), jnp.float32, sharding=place.replicated), precision=setup.config.precision,
-                    group=setup.eval_group)
+                    group=0 if all_at_once else setup.eval_group)
 
 
 def compile_sim(samples: int, scale: float) -> tuple[Program, int, Any]:
