@@ -11,7 +11,8 @@ FLOPs and bytes accessed of the compiled computation (`cost_analysis()`; it coun
 once, so the all-at-once chunk's count is one step; for the grouped chunk's nested loops it means
 nothing and is left out), so the bytes per step and the rate they imply can be compared with the
 matmul FLOP rate. The chunk is timed both
-all-at-once (`group = N`) and with the engine's automatic grouping (`StepConfig.group = 0`).
+all at once (`group = N`) and with the engine's automatic grouping (`StepConfig.group = 0`),
+each also with plain SGD in place of Adam: the difference is Adam's share of a step in the chunk.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+
+#: The chunk variants timed: name, networks at once ("all" or the engine's automatic groups), optimizer.
+VARIANTS = (("step_all_at_once", "all", "adam"), ("step_grouped", "auto", "adam"),
+            ("step_all_at_once_sgd", "all", "sgd"), ("step_grouped_sgd", "auto", "sgd"))
 
 
 def _ints(text: str) -> list[int]:
@@ -74,16 +80,24 @@ def profile(nets: int, hidden, batch: int, steps: int, repeats: int) -> dict:
     f_adam = jax.jit(adam, donate_argnums=(1, 2)).lower(g0, opt_state, params, masks, ok).compile()
 
     rows = [jnp.asarray(rng.integers(0, 65_536, (steps, batch)).astype(np.int32)) for _ in range(2)]
+
+    @dataclasses.dataclass(frozen=True)
+    class WithSGD(train.StepConfig):  # the same chunk with plain SGD: the difference is Adam's share
+        @property
+        def optimizer(self):
+            return optax.sgd(self.learning_rate)
+
     chunks = {}
-    variants = (("step_all_at_once", nets), ("step_grouped", 0)) if hasattr(train, "group_size") else \
-        (("step_all_at_once", None),)
-    for name, group in variants:
-        s = sc if group is None else dataclasses.replace(sc, group=group)
+    kinds = {"adam": train.StepConfig, "sgd": WithSGD}
+    for name, group, kind in VARIANTS:
+        kind = kinds[kind]
+        group = nets if group == "all" else 0
+        s = kind(**{**dataclasses.asdict(sc), "group": group})
         state = train.init_state(params, jnp.zeros(nets, bool), s)
         compiled = train.chunk_on_device.lower(s, state, masks, x, y, rows[0], jnp.int32(0),
                                                jnp.int32(2 ** 30)).compile()
         chunks[name] = {"sc": s, "state": state, "calls": 0, "cost": _cost(compiled),
-                        "group": train.group_size(s, nets, sizes, batch) if group is not None else nets}
+                        "group": train.group_size(s, nets, sizes, batch)}
 
     holder = {"p": jax.tree.map(jnp.copy, params), "o": opt_state}
 
@@ -125,14 +139,15 @@ def profile(nets: int, hidden, batch: int, steps: int, repeats: int) -> dict:
     for _ in range(repeats):
         for k, f in timers.items():
             best[k] = min(best[k], f())
-    model_flops = {"forward": 2, "forward_backward": 6, "adam": 0, "step_all_at_once": 6, "step_grouped": 6}
+    model_flops = {"forward": 2, "forward_backward": 6, "adam": 0, **{name: 6 for name in chunks}}
     weights = model.weight_count(sizes) * nets
     out = {}
     for k in timers:
         out[k] = {"seconds": best[k], "xla_flops": costs[k]["flops"], "xla_bytes": costs[k]["bytes"],
                   "model_flops_per_s": model_flops[k] * batch * weights / best[k],
                   "bytes_per_s": costs[k]["bytes"] / best[k]}
-    return {"nets": nets, "group": chunks.get("step_grouped", chunks["step_all_at_once"])["group"], **out}
+    return {"nets": nets, "group": chunks["step_grouped"]["group"], "step_bytes": train.step_bytes(sizes, batch),
+            **out}
 
 
 def main() -> None:
@@ -153,12 +168,12 @@ def main() -> None:
     print(f"float32 matmul peak {peak / 1e9:.1f} GFLOP/s; load average {load:.2f} at start, "
           f"{os.getloadavg()[0]:.2f} at end")
     for r in results:
-        print(f"N={r['nets']} (automatic group {r['group']}):")
-        for k in ("forward", "forward_backward", "adam", "step_all_at_once", "step_grouped"):
-            if k not in r:
-                continue
+        print(f"N={r['nets']} (automatic group {r['group']}; the step state of all N: "
+              f"{r['step_bytes'] * r['nets'] / 1e6:,.0f} MB):")
+        for k in ("forward", "forward_backward", "adam", *(name for name, _, _ in VARIANTS)):
             v = r[k]
-            print(f"  {k:18s} {v['seconds'] * 1e3:9.2f} ms/step  model {v['model_flops_per_s'] / 1e9:6.1f} GFLOP/s "
+            print(f"  {k:20s} {v['seconds'] * 1e3:9.2f} ms/step = {v['seconds'] * 1e3 / r['nets']:6.2f} ms/network  "
+                  f"model {v['model_flops_per_s'] / 1e9:6.1f} GFLOP/s "
                   f"({v['model_flops_per_s'] / peak:4.0%} of peak)  XLA bytes {v['xla_bytes'] / 1e6:9.1f} MB "
                   f"-> {v['bytes_per_s'] / 1e9:6.1f} GB/s")
     if args.json:
