@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 
 from core.config import DEFAULT_PRESET, resolve
-from core.plan import DEFAULT_CALIBRATION_S, GPU_PEAKS, PHASES, build_plan
+from core.errors import ConfigError
+from core.plan import DEFAULT_CALIBRATION_S, GPU_PEAKS, MAX_CALIBRATION_S, PHASES, build_plan
 from core.formatting import fmt_duration
 from core.runlist import fmt_bytes
 
@@ -23,6 +24,8 @@ def run(args) -> int:
     preset = args.preset or DEFAULT_PRESET
     config = resolve(preset, args.config, args.overrides)
     calibration = DEFAULT_CALIBRATION_S if args.calibration is None else args.calibration
+    if not 0 < calibration <= MAX_CALIBRATION_S:
+        raise ConfigError(f"--calibration must be in (0, {MAX_CALIBRATION_S:g}] seconds, got {calibration:g}")
     plan = build_plan(config, preset, resolve_runs(args), calibration_s=calibration)
     if args.json:
         print(json.dumps(plan.to_json()))

@@ -209,3 +209,9 @@ def test_predicted_time_matches_a_real_run(name, tmp_path):
         if 1 / TIME_TOLERANCE <= ratios[-1] <= TIME_TOLERANCE:
             return
     pytest.fail(f"{name}: predicted / measured {', '.join(f'{r:.2f}' for r in ratios)}, beyond {TIME_TOLERANCE}x")
+
+
+@pytest.mark.parametrize("seconds", ["-3", "0", "20"])
+def test_a_calibration_out_of_range_is_one_line(seconds, tmp_path):
+    line = _one_line_error(_cli("plan", "--preset", "smoke", "--calibration", seconds, "--runs", str(tmp_path)))
+    assert "--calibration" in line
