@@ -32,8 +32,6 @@ from core.schema import INPUT_NAMES, OUTPUT_NAMES
 #: The held-out strokes' seed is the run's `data_seed` plus this: never the training rows.
 HELD_OUT_SEED_OFFSET = 1
 DEFAULT_SAMPLES = 20_000
-#: Cached held-out datasets live beside the training data.
-DATASETS_DIR = ".datasets"
 
 StatusCallback = Callable[[str], None]
 
@@ -117,7 +115,7 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
     The caller holds the run (`core.owner.claim`), as for the analysis.
     """
     from core.data import Scaler
-    from core.dataset import ensure_dataset, open_dataset
+    from core.dataset import DATASETS_DIR, ensure_dataset, open_dataset
 
     say = progress or (lambda text: None)
     check_architecture(run)
@@ -130,7 +128,7 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
     scaler = Scaler.from_dict(run.attrs["scaler"])
     held_out, rows, valid, datasets = [], [], [], []
     for scale in scales:
-        path = Path(runs_dir) / DATASETS_DIR / held_out_name(samples, seed, scale)
+        path = Path(runs_dir) / DATASETS_DIR / held_out_name(samples, seed, scale)  # beside the training data
         say(f"s = {scale:g}: {samples:,} held-out strokes ({path.name})")
         ensure_dataset(path, samples, seed, scale)
         found = open_dataset(path).usable_rows(0, samples)
