@@ -94,6 +94,8 @@ class RunStart(Event):
     max_steps: int | None = None
     devices: int | None = None
     device_kind: str | None = None
+    layout: dict[str, int] | None = None
+    """How the work is cut (`core.engine.loop.Layout`): training group, evaluation rows and group."""
 
 
 @dataclass(frozen=True, kw_only=True)

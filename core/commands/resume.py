@@ -58,7 +58,7 @@ def _resume(args, cluster, stop, runs_dir, info: dict[str, Any]) -> int:
 
     def ready():
         data, engine = prepare_engine(config, run_store.attrs["dataset"], cluster.nets(config.nets),
-                                      scaler=run_store.attrs["scaler"])
+                                      scaler=run_store.attrs["scaler"], layout=run_store.attrs.get("layout"))
         stored = {name: list(rows) for name, rows in run_store.row_ranges.items()}
         if data.row_ranges != stored:
             raise StoreError(f"run {args.run_id!r}: its dataset {run_store.attrs['dataset']} has changed "

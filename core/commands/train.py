@@ -125,20 +125,24 @@ def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: 
                    chunk_nets=chunk_nets_for(config.nets, max(a * b for a, b in zip(sizes, sizes[1:])),
                                              cluster.count),
                    extra_attrs={"preset": preset, "invalid_samples": data.invalid,
-                                "train_rows": data.splits["train"].n, "processes": cluster.count})
+                                "train_rows": data.splits["train"].n, "processes": cluster.count,
+                                "layout": engine.layout._asdict()})
         return uuid.uuid4().hex  # this attempt, told apart from earlier ones in the status files
 
     attempt = cluster.on_main("train/created", create)
     return execute(Run.open(path, "r+"), engine, quiet=args.quiet, stop=stop, sync=LevelSync(cluster, attempt))
 
 
-def prepare_engine(config: Config, dataset: str, nets=None, scaler=None):
-    """This process's prepared data and engine (every process reads the whole dataset, read-only)."""
+def prepare_engine(config: Config, dataset: str, nets=None, scaler=None, layout: dict | None = None):
+    """This process's prepared data and engine (every process reads the whole dataset, read-only).
+
+    `layout`: the run's recorded `layout` attribute when it is continued (None: a new run, laid out
+    for this machine), so a resume anywhere computes with the shapes of the levels before it."""
     from core.data import prepare
-    from core.engine.loop import Engine
+    from core.engine.loop import Engine, Layout
 
     data = prepare(dataset, config.splits, scaler=scaler)
-    return data, Engine(config, data, nets=nets)
+    return data, Engine(config, data, nets=nets, layout=Layout.from_attrs(layout))
 
 
 def execute(run_store: Run, engine, *, quiet: bool, stop, sync: LevelSync,

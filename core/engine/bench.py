@@ -8,8 +8,8 @@ pass only; biases, tanh and the squared error not counted). The peak is the best
 timed repeats (the machine is shared; the best is the least disturbed).
 
 Training runs the networks in the groups the engine would use on this placement (`group` in the
-result; `core.engine.train.auto_group`), evaluation with the engine's block rows and network
-groups (`core.engine.evaluate.block_rows`, `eval_group`) on `eval_batch` (the config's default).
+result) and evaluation with the engine's block rows and network groups, all from the engine's own
+`core.engine.loop.Layout.of` on `eval_batch` (the config's default).
 
 The seed's loop structure: the same step (same maths, same masks, same Adam), compiled alone,
 called once per batch from Python with the batch sliced from host arrays, no buffer donation,
@@ -22,13 +22,13 @@ import os
 import platform
 import time
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from core.config import PRESETS, from_dict
 from core.engine import evaluate, model, train
+from core.engine.loop import Layout
 from core.engine.sharding import Placement, make_mesh
 
 #: Rows of the synthetic training data the benchmark draws its batches from.
@@ -50,16 +50,22 @@ def matmul_peak(sizes=PEAK_SIZES, repeats: int = 5) -> float:
     return best
 
 
+def _layout(nets: int, batch: int, hidden, rows: int, eval_batch: int = 65_536) -> tuple[Placement, Layout]:
+    """The engine's placement and layout (`core.engine.loop.Layout.of`) of this synthetic ensemble."""
+    config = from_dict({**PRESETS["smoke"], "nets": nets, "batch": batch, "hidden": list(hidden),
+                        "eval_batch": eval_batch})
+    place = Placement(make_mesh(nets))
+    return place, Layout.of(config, place, nets, rows)
+
+
 def _setup(nets: int, batch: int, hidden, precision: str, seed: int = 0):
     sizes = (10, *hidden, 7)
-    place = Placement(make_mesh(nets))
+    place, layout = _layout(nets, batch, hidden, BENCH_ROWS)
     params = model.init_params(sizes, 0.2, seed, range(nets))
     masks = place.nets(model.full_masks(params))
-    # No early stop can trigger (check interval beyond any step), so every network trains throughout.
-    sc = train.StepConfig(5e-4, window=8, every=2 ** 30, ratio=1.01, precision=precision)
-    # the engine's groups (core.engine.loop.Engine): from the device on one device, else all at once
-    group = train.auto_group(sizes, batch, place.mesh.devices.flat[0]) if place.devices == 1 else 0
-    sc = dataclasses.replace(sc, group=group or nets)
+    # No early stop can trigger (check interval beyond any step), so every network trains throughout;
+    # networks in the engine's groups.
+    sc = train.StepConfig(5e-4, window=8, every=2 ** 30, ratio=1.01, precision=precision, group=layout.train_group)
     state = place.state(train.init_state(place.nets(params), jnp.zeros(nets, bool), sc))
     rng = np.random.default_rng(seed)
     x = rng.uniform(-0.5, 0.5, (BENCH_ROWS, 10)).astype(np.float32)
@@ -95,11 +101,9 @@ class _Evaluation:
 
     def __init__(self, nets, hidden, rows, precision, eval_batch):
         sizes = (10, *hidden, 7)
-        place = Placement(make_mesh(nets))
+        place, layout = _layout(nets, 128, hidden, max(rows, 1), eval_batch)
         self.params = place.nets(model.init_params(sizes, 0.2, 0, range(nets)))
-        device, widest = place.mesh.devices.flat[0], max(sizes)
-        self.block = evaluate.block_rows(eval_batch, max(rows, 1), nets, widest, device)
-        self.group = evaluate.eval_group(self.block, widest, device) if place.devices == 1 else 0
+        self.block, self.group = layout.eval_rows, layout.eval_group
         self.rows = max(1, round(rows / self.block)) * self.block
         rng = np.random.default_rng(2)
         self.x = rng.uniform(-0.5, 0.5, (self.rows, 10)).astype(np.float32)

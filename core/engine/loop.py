@@ -94,36 +94,75 @@ def train_split_on_device(rows: int) -> bool:
     return rows * (N_INPUTS + N_OUTPUTS) * 4 <= DEVICE_DATA_BUDGET
 
 
-def step_config(config: Config, place: Placement, nets: int) -> train.StepConfig:
-    """The compiled step's settings for `nets` networks on `place` (the engine and `mothtui plan`).
+class Layout(NamedTuple):
+    """How a run's work is cut on the machine that created it: decided once, recorded in the run
+    (its `layout` attribute), and reused by every process that continues it.
 
-    Networks run in cache-sized groups on one CPU device; all at once when sharded over devices (a
-    group would cut across the shards) and on accelerators (`auto_group` gives 0 there).
+    Why: XLA's batched matmul kernels may round a network's sums differently for different
+    numbers of networks in one call (seen on an AMD EPYC with 512 KiB of L2 per core, not on the
+    2 MiB Intel), and the group sizes below are read from the CPU's caches. A resume on a machine
+    with other caches would otherwise train with other groups than the levels before it. With the
+    layout recorded, a network's computation has the same shapes from the first level to the last,
+    wherever the run continues.
     """
-    device = place.mesh.devices.flat[0]
-    group = train.auto_group(config.layer_sizes, config.batch, device) if place.devices == 1 else 0
-    return dataclasses.replace(train.StepConfig.from_config(config), group=group or nets)
+
+    train_group: int
+    """Networks per group of a training chunk (at most; `train.group_size` takes a divisor);
+    the network count: all at once."""
+    eval_rows: int
+    """Rows per evaluation block."""
+    eval_group: int
+    """Networks evaluated at once (0: all)."""
+
+    @classmethod
+    def of(cls, config: Config, place: Placement, nets: int, largest_split: int) -> "Layout":
+        """The layout this machine chooses for `nets` networks on `place`.
+
+        Networks run in cache-sized groups on one CPU device; all at once when sharded over
+        devices (a group would cut across the shards) and on accelerators (`auto_group` gives 0
+        there). Evaluation blocks: `evaluate.block_rows` of the whole ensemble, grouped as
+        `evaluate.eval_group` says on one device.
+        """
+        device = place.mesh.devices.flat[0]
+        one = place.devices == 1
+        widest = max(config.layer_sizes)
+        group = train.auto_group(config.layer_sizes, config.batch, device) if one else 0
+        rows = evaluate.block_rows(config.eval_batch, largest_split, config.nets, widest, device)
+        return cls(group or nets, rows, evaluate.eval_group(rows, widest, device) if one else 0)
+
+    def on(self, place: Placement) -> "Layout":
+        """This recorded layout on `place`: as recorded on one device; with the networks sharded over
+        several, each device's networks at once (a group would cut across the shards), the
+        recorded blocks kept."""
+        return self if place.devices == 1 else Layout(self.train_group, self.eval_rows, 0)
+
+    @classmethod
+    def from_attrs(cls, value: dict | None) -> "Layout | None":
+        """The layout recorded in a run's attributes (None for runs from before it was recorded)."""
+        return cls(**{k: int(v) for k, v in value.items()}) if value else None
 
 
-def eval_blocks(config: Config, largest_split: int, place: Placement) -> tuple[int, int]:
-    """(rows, group) of every evaluation block of a run on `place`: `evaluate.block_rows` of the
-    whole ensemble, and the networks evaluated at once (0: all; sharded runs are never grouped)."""
-    device = place.mesh.devices.flat[0]
-    rows = evaluate.block_rows(config.eval_batch, largest_split, config.nets, max(config.layer_sizes), device)
-    group = evaluate.eval_group(rows, max(config.layer_sizes), device) if place.devices == 1 else 0
-    return rows, group
+def step_config(config: Config, place: Placement, nets: int, layout: Layout | None = None) -> train.StepConfig:
+    """The compiled step's settings for `nets` networks on `place` (the engine and `mothtui plan`),
+    with the training group of `layout` (default: this machine's choice, `Layout.of`)."""
+    layout = layout or Layout.of(config, place, nets, 1)
+    return dataclasses.replace(train.StepConfig.from_config(config),
+                               group=layout.train_group if place.devices == 1 else nets)
 
 
 class Engine:
     """A config, its prepared data and a placement of the networks on the local devices."""
 
     def __init__(self, config: Config, data: Prepared, *, devices: list | None = None,
-                 nets: NetSlice | None = None, host_batches: bool | None = None):
+                 nets: NetSlice | None = None, host_batches: bool | None = None, layout: Layout | None = None):
+        """`layout`: the one recorded in the run being continued; None: this machine's choice."""
         self.config = config
         self.data = data
         self.nets = nets or process_slice(config.nets)
         self.place = Placement(make_mesh(self.nets.count, devices))
-        self.step_config = step_config(config, self.place, self.nets.count)
+        largest = max(s.n for s in data.splits.values())
+        self.layout = layout.on(self.place) if layout else Layout.of(config, self.place, self.nets.count, largest)
+        self.step_config = step_config(config, self.place, self.nets.count, self.layout)
         self.plan = BatchPlan(data.splits["train"].n, config.batch, config.seed)
         steps = budget(config, self.plan.steps_per_epoch)
         self.max_steps = steps.max_steps
@@ -142,7 +181,7 @@ class Engine:
         if config.early_stop_signal == "seed":
             val = data.splits["val"]
             self.val = (self.place.data(val.x), self.place.data(val.y))
-        self.eval_rows, self.eval_group = eval_blocks(config, max(s.n for s in data.splits.values()), self.place)
+        self.eval_rows, self.eval_group = self.layout.eval_rows, self.layout.eval_group
 
     def steps_for(self, level: int) -> int:
         """The step cap of `level`."""
@@ -302,7 +341,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
     sync.start(run)
     emit("run_start", run=run.run_id, nets=cfg.nets, levels=cfg.levels, pid=os.getpid(),
          resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices,
-         device_kind=engine.place.device_kind)
+         device_kind=engine.place.device_kind, layout=engine.layout._asdict())
     level_seconds: list[float] = []
     try:
         params, masks, diverged, moments = load_level_start(run, engine, start)

@@ -58,17 +58,25 @@ class Setup:
     budget: loop.Budget
     on_device: bool
     """The training split stays on the device (else each chunk's batches come from the host)."""
-    eval_rows: int
-    eval_group: int
-    """Networks evaluated at once (0: all), as the engine evaluates them (`loop.eval_blocks`)."""
+    layout: loop.Layout
+    """How the engine cuts the work on this machine (training groups, evaluation blocks)."""
 
     @classmethod
     def of(cls, config: Config, split_rows: dict[str, int], nets: int | None = None) -> "Setup":
         train_rows = split_rows["train"]
         steps = loop.budget(config, BatchPlan(train_rows, config.batch, config.seed).steps_per_epoch)
         nets = nets or config.nets
-        rows, group = loop.eval_blocks(config, max(split_rows.values()), placement(nets))
-        return cls(config, nets, dict(split_rows), steps, loop.train_split_on_device(train_rows), rows, group)
+        layout = loop.Layout.of(config, placement(nets), nets, max(split_rows.values()))
+        return cls(config, nets, dict(split_rows), steps, loop.train_split_on_device(train_rows), layout)
+
+    @property
+    def eval_rows(self) -> int:
+        return self.layout.eval_rows
+
+    @property
+    def eval_group(self) -> int:
+        """Networks evaluated at once (0: all), as the engine evaluates them."""
+        return self.layout.eval_group
 
     @property
     def seed_signal(self) -> bool:
@@ -91,7 +99,7 @@ class Program(NamedTuple):
 def grouped(setup: Setup, place: Placement) -> bool:
     """Whether the engine runs this setup's training or evaluation in groups of networks."""
     cfg = setup.config
-    sc = loop.step_config(cfg, place, setup.nets)
+    sc = loop.step_config(cfg, place, setup.nets, setup.layout)
     train_group = train.group_size(sc, setup.nets, cfg.layer_sizes, cfg.batch)
     eval_group = evaluate._divisor(setup.nets, setup.eval_group) if setup.eval_group else setup.nets
     return train_group < setup.nets or eval_group < setup.nets
@@ -153,7 +161,7 @@ def compile_chunk(setup: Setup, place: Placement, steps: int, all_at_once: bool 
     without network groups, as an accelerator runs it; XLA's cost analysis counts a grouped
     program's loop body once, and charges each group's slice its whole operand)."""
     cfg = setup.config
-    sc = loop.step_config(cfg, place, setup.nets)
+    sc = loop.step_config(cfg, place, setup.nets, setup.layout)
     if all_at_once:
         sc = dataclasses.replace(sc, group=setup.nets)
     state = _state_shapes(setup, place, sc)
@@ -296,7 +304,7 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
     back, `timed_s` the timed calls.
     """
     cfg = setup.config
-    sc = loop.step_config(cfg, place, setup.nets)
+    sc = loop.step_config(cfg, place, setup.nets, setup.layout)
     t_start = time.perf_counter()
     timing = Timing()
     host = host_params(setup)

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 
 from core.engine.model import Params, per_network_mse
+from core.errors import ConfigError
 
 
 class TrainState(NamedTuple):
@@ -211,9 +212,23 @@ def step_bytes(sizes, batch: int) -> int:
     return 17 * params + 8 * batch * sum(sizes[1:])
 
 
+#: Environment variable that replaces the per-core L2 size read from /sys (bytes, or with a K/M
+#: suffix): so a test, a benchmark or a user can size the CPU groups and evaluation blocks as
+#: another machine would (the AMD EPYC that runs this project has 512K, the Intel 2M).
+L2_OVERRIDE_ENV = "MOTHTUI_CPU_L2"
+
+
+def _parse_size(text: str) -> int:
+    text = text.strip().upper().removesuffix("B")
+    scale = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30}.get(text[-1:], 1)
+    return int(float(text.rstrip("KMG")) * scale)
+
+
 def cpu_cache_bytes() -> tuple[int, int]:
-    """(per-core L2, shared L3) in bytes of this CPU, from /sys (0 where the kernel does not say)."""
+    """(per-core L2, shared L3) in bytes of this CPU, from /sys (0 where the kernel does not say);
+    `$MOTHTUI_CPU_L2` replaces the L2 size."""
     sizes = {}
+    override = os.environ.get(L2_OVERRIDE_ENV)
     base = "/sys/devices/system/cpu/cpu0/cache"
     try:
         entries = os.listdir(base)
@@ -231,8 +246,12 @@ def cpu_cache_bytes() -> tuple[int, int]:
             continue
         if kind == "Instruction":
             continue
-        scale = {"K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30}.get(text[-1:], 1)
-        sizes[level] = int(text.rstrip("KMG")) * scale
+        sizes[level] = _parse_size(text)
+    if override:
+        try:
+            sizes[2] = _parse_size(override)
+        except ValueError:
+            raise ConfigError(f"${L2_OVERRIDE_ENV}={override!r} is not a size (e.g. 512K, 2M)") from None
     return sizes.get(2, 0), sizes.get(3, 0)
 
 

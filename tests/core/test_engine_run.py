@@ -35,8 +35,8 @@ def setup(tmp_path_factory):
     return root, config, data
 
 
-def _new_run(root, name, config, data, devices=None, sinks=(), stop=None):
-    engine = Engine(config, data, devices=devices)
+def _new_run(root, name, config, data, devices=None, sinks=(), stop=None, layout=None):
+    engine = Engine(config, data, devices=devices, layout=layout)
     run = Run.create(root / "runs" / name, config, dataset=data.dataset, split=data.row_ranges,
                      scaler=data.scaler.to_dict())
     run_levels(run, engine, sinks=list(sinks), stop=stop)
@@ -180,19 +180,47 @@ def test_sharded_equals_single_device(setup, reference):
     _assert_identical(single, reference)
 
 
-def test_networks_in_groups_equal_the_sharded_run(setup, reference, monkeypatch):
+def test_networks_in_groups_equal_the_sharded_run(setup, reference):
     """One device, training and evaluation in groups of two networks: bit for bit the reference
-    (two networks on each of two devices), so grouping changes the speed only."""
-    from core.engine import evaluate, train
+    (two networks on each of two devices), since every call computes two networks."""
+    from core.engine import train
+    from core.engine.loop import Layout
 
     root, config, data = setup
-    monkeypatch.setattr(train, "auto_group", lambda *args, **kw: 2)
-    monkeypatch.setattr(evaluate, "eval_group", lambda *args, **kw: 2)
-    engine = Engine(config, data, devices=jax.devices()[:1])
+    sharded = Engine(config, data)
+    assert sharded.place.devices == 2 and sharded.layout.eval_group == 0
+    layout = Layout(2, sharded.eval_rows, 2)
+    engine = Engine(config, data, devices=jax.devices()[:1], layout=layout)
     assert engine.step_config.group == 2 and engine.eval_group == 2
     assert train.group_size(engine.step_config, NETS, config.layer_sizes, config.batch) == 2
-    grouped = _new_run(root, "grouped", config, data, devices=jax.devices()[:1])
+    grouped = _new_run(root, "grouped", config, data, devices=jax.devices()[:1], layout=layout)
     _assert_identical(grouped, reference)
+
+
+def test_a_run_resumed_on_another_machine_keeps_its_layout(setup, monkeypatch):
+    """Created where the L2 is small (groups of two, small evaluation blocks), resumed where it is
+    large: the resume uses the recorded layout and equals the uninterrupted run bit for bit."""
+    from core.engine import train
+    from core.engine.loop import Layout
+
+    root, config, data = setup
+    one = jax.devices()[:1]
+    monkeypatch.setenv(train.L2_OVERRIDE_ENV, "1K")
+    engine = Engine(config, data, devices=one)
+    assert engine.layout.train_group == 2 and engine.layout.eval_group == 2
+    straight = _new_run(root, "small-l2", config, data, devices=one)
+    run = Run.create(root / "runs" / "moved", config, dataset=data.dataset, split=data.row_ranges,
+                     scaler=data.scaler.to_dict(), extra_attrs={"layout": engine.layout._asdict()})
+    stop = threading.Event()
+    with pytest.raises(Cancelled):
+        run_levels(run, engine, stop=stop, sinks=[lambda r: r.event == "level_end" and stop.set()])
+    monkeypatch.setenv(train.L2_OVERRIDE_ENV, "64M")
+    assert Engine(config, data, devices=one).layout != engine.layout  # this machine would cut it otherwise
+    run = Run.open(run.path, "r+")
+    resumed = Engine(config, data, devices=one, layout=Layout.from_attrs(run.attrs["layout"]))
+    assert resumed.layout == engine.layout
+    run_levels(run, resumed, resumed_from=run.levels_complete)
+    _assert_identical(Run.open(run.path), straight)
 
 
 def test_a_diverged_network_stays_frozen_across_levels_and_the_others_go_on(setup, reference):

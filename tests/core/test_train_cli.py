@@ -35,9 +35,9 @@ def shared_compilation_cache(tmp_path_factory):
 ENV = dict(os.environ)
 
 
-def _cli(*args, runs, check=False, timeout=120):
+def _cli(*args, runs, check=False, timeout=120, env=None):
     proc = subprocess.run([sys.executable, "-m", "core", *args, "--runs", str(runs)], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=ENV)
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, env={**ENV, **(env or {})})
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -104,13 +104,15 @@ def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset):
     assert open_run(runs_dir, "cancelled").status == "cancelled"
     assert read_events(runs_dir / "cancelled")[-1].status == "cancelled"
 
-    for run_id in ("killed", "cancelled"):
-        proc = _cli("resume", run_id, "--quiet", runs=runs_dir, timeout=300)
+    for run_id in ("killed", "cancelled"):  # resumed as on a machine with other caches: the recorded layout
+        proc = _cli("resume", run_id, "--quiet", runs=runs_dir, timeout=300, env={"MOTHTUI_CPU_L2": "1K"})
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip().splitlines()[-1] == run_id
         resumed = open_run(runs_dir, run_id)
         assert resumed.status == "done"
         _same(resumed, straight)
+        starts = [e for e in read_events(runs_dir / run_id) if e.event == "run_start"]
+        assert starts[-1].resumed_from and starts[-1].layout == resumed.attrs["layout"] == straight.attrs["layout"]
     proc = _cli("resume", "straight", runs=runs_dir)
     assert "already done" in _one_line_error(proc)
 
