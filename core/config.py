@@ -25,7 +25,7 @@ INITS = ("normal", "lecun")
 PRUNE_COUNTS = ("round", "seed")  # see core.engine.prune.prune_count
 OPTIMIZER_STATES = ("fresh", "carried")
 EARLY_STOP_SIGNALS = ("train", "seed")
-PRECISIONS = ("float32", "tf32", "bf16")
+PRECISIONS = ("float32", "tf32", "tf32-emulated", "bf16")
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ class Config:
     eval_batch: int = 65_536
     """Rows per batch when evaluating whole splits."""
     precision: str = "float32"
-    """Matmul precision: "float32" (exact), "tf32" or "bf16" (inputs, float32 accumulation)."""
+    """Matmul precision: "float32" (exact), "tf32" (a GPU's TensorFloat-32; float32 on a CPU),
+    "tf32-emulated" (inputs of every matmul rounded to tf32 on any device, to see its effect on a
+    CPU) or "bf16" (inputs, float32 accumulation)."""
 
     # ---- derived -------------------------------------------------------------------
     @property

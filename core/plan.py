@@ -56,9 +56,9 @@ from core.runlist import fmt_bytes
 #: Published peaks (dense, no sparsity) of one GPU: FLOP/s per precision, HBM bandwidth (bytes/s),
 #: memory (bytes). H100 SXM5 and H200 SXM share the compute; the H200 has faster and more HBM.
 GPU_PEAKS: dict[str, dict[str, Any]] = {
-    "H100": {"name": "H100 SXM5", "flops": {"float32": 67e12, "tf32": 495e12, "bf16": 989e12},
+    "H100": {"name": "H100 SXM5", "flops": {"float32": 67e12, "tf32": 495e12, "tf32-emulated": 67e12, "bf16": 989e12},
              "bandwidth": 3.35e12, "memory": 80e9},
-    "H200": {"name": "H200 SXM", "flops": {"float32": 67e12, "tf32": 495e12, "bf16": 989e12},
+    "H200": {"name": "H200 SXM", "flops": {"float32": 67e12, "tf32": 495e12, "tf32-emulated": 67e12, "bf16": 989e12},
              "bandwidth": 4.8e12, "memory": 141e9},
 }
 #: Seconds the calibration may spend by default, and at most.

@@ -4,11 +4,25 @@ XLA_FLAGS must be set before jax is first imported anywhere, so it is set here, 
 top of the first module pytest loads. Four host devices let sharded code run for real.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MOTHTUI_RUNS", "/nonexistent-test-guard")  # tests must pass --runs / tmp dirs
+
+# One persistent JAX compilation cache for the whole session, this process and every engine, plan
+# and simulator process the tests start (they inherit the environment): a program compiled once is
+# loaded from disk by every later process instead of compiled again. Only speed changes. A fresh
+# directory per session (removed at the end), so nothing carries over between runs of the suite.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="mothtui-test-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 

@@ -75,13 +75,60 @@ def full_masks(params: Params) -> Params:
     return [Layer(jnp.ones(p.weight.shape, bool), jnp.ones(p.bias.shape, bool)) for p in params]
 
 
+def round_tf32(x: jax.Array) -> jax.Array:
+    """float32 `x` rounded to TensorFloat-32 (8-bit exponent, 10-bit mantissa), to nearest, ties
+    to even, on the bit pattern: what an NVIDIA tensor core keeps of a float32 matmul input.
+    Infinities and NaNs stay what they are; a value past tf32's largest finite rounds to infinity."""
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    dropped = 23 - TF32_MANTISSA_BITS
+    odd = (bits >> dropped) & 1
+    rounded = (bits + ((1 << (dropped - 1)) - 1) + odd) & ~jnp.uint32((1 << dropped) - 1)
+    special = (bits & 0x7F800000) == 0x7F800000  # inf or NaN: keep the pattern
+    return jax.lax.bitcast_convert_type(jnp.where(special, bits, rounded), jnp.float32)
+
+
+#: Mantissa bits TensorFloat-32 keeps of float32's 23.
+TF32_MANTISSA_BITS = 10
+
+
+def _exact(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
+    return jnp.einsum(spec, a, b, precision=jax.lax.Precision.HIGHEST)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _tf32_emulated(spec: str, h: jax.Array, w: jax.Array) -> jax.Array:
+    return _exact(spec, round_tf32(h), round_tf32(w))
+
+
+def _tf32_fwd(spec, h, w):
+    return _tf32_emulated(spec, h, w), (h, w)
+
+
+def _tf32_bwd(spec, residuals, g):
+    """The two gradient matmuls as a GPU runs them in tf32: each one's inputs rounded too."""
+    h, w = residuals
+    h, w, g = round_tf32(h), round_tf32(w), round_tf32(g)
+    inputs, _ = spec.split("->")
+    h_spec, _ = inputs.split(",")
+    dh = _exact(f"nbo,nio->{h_spec}", g, w)
+    dw = _exact(f"{h_spec},nbo->nio", h, g)
+    return dh, dw
+
+
+_tf32_emulated.defvjp(_tf32_fwd, _tf32_bwd)
+
+
 def matmul(h: jax.Array, w: jax.Array, precision: str) -> jax.Array:
     """`h @ w` per network: h `(B, in)` shared by all networks or `(N, B, in)`; w `(N, in, out)`.
 
-    float32 pins HIGHEST so CPU and GPU agree; tf32 lets the GPU use TensorFloat-32; bf16 casts
+    float32 pins HIGHEST so CPU and GPU agree; tf32 lets the GPU use TensorFloat-32 (on a CPU it
+    is float32); "tf32-emulated" rounds the inputs of every matmul, forward and backward, to
+    tf32 and accumulates in float32, so a CPU shows what tf32 does to the science; bf16 casts
     the inputs and accumulates in float32.
     """
     spec = "bi,nio->nbo" if h.ndim == 2 else "nbi,nio->nbo"
+    if precision == "tf32-emulated":
+        return _tf32_emulated(spec, h, w)
     if precision == "bf16":
         return jnp.einsum(spec, h.astype(jnp.bfloat16), w.astype(jnp.bfloat16),
                           preferred_element_type=jnp.float32)

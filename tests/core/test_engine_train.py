@@ -119,3 +119,43 @@ def test_evaluation_blocks_are_capped_by_memory_and_loss_is_blockwise_exact():
     np.testing.assert_allclose(blocked, whole, rtol=1e-6)
     direct = np.mean((np.asarray(model.forward(params, jnp.asarray(x))) - y[None]) ** 2, axis=(1, 2))
     np.testing.assert_allclose(whole, direct, rtol=1e-6)
+
+
+def _numpy_tf32(x: np.ndarray) -> np.ndarray:
+    """Independent model of tf32 rounding: 11 significant bits (10 stored), to nearest, ties to even,
+    through frexp/ldexp in float64 (exact for float32 normal numbers)."""
+    m, e = np.frexp(x.astype(np.float64))          # x = m * 2**e, 0.5 <= |m| < 1: 24 significant bits
+    return np.ldexp(np.round(m * 2.0 ** 11) / 2.0 ** 11, e).astype(np.float32)
+
+
+def test_tf32_emulation_rounds_as_a_numpy_model_of_the_rounding():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(20_000) * 10.0 ** rng.uniform(-6, 6, 20_000)).astype(np.float32)
+    # ties: exactly half way between two tf32 numbers, rounding to the even one either way
+    ties = np.array([1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 2 ** -11)], np.float32)
+    x = np.concatenate([x, ties, [0.0, -0.0]]).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(model.round_tf32(jnp.asarray(x))), _numpy_tf32(x))
+    assert np.asarray(model.round_tf32(jnp.asarray(ties))).tolist() == [1.0, 1 + 4 * 2 ** -11, -1.0]
+    special = np.array([np.inf, -np.inf, np.nan], np.float32)
+    out = np.asarray(model.round_tf32(jnp.asarray(special)))
+    assert out[0] == np.inf and out[1] == -np.inf and np.isnan(out[2])
+
+
+def test_tf32_emulated_matmul_and_its_gradients_are_the_rounded_inputs_products():
+    rng = np.random.default_rng(4)
+    h = rng.standard_normal((3, 32, 24)).astype(np.float32)
+    w = rng.standard_normal((3, 24, 16)).astype(np.float32)
+    g = rng.standard_normal((3, 32, 16)).astype(np.float32)
+    hr, wr, gr = (_numpy_tf32(a).astype(np.float64) for a in (h, w, g))
+    out, vjp = jax.vjp(lambda a, b: model.matmul(a, b, "tf32-emulated"), jnp.asarray(h), jnp.asarray(w))
+    np.testing.assert_allclose(np.asarray(out), hr @ wr, rtol=1e-5, atol=1e-5)
+    dh, dw = vjp(jnp.asarray(g))
+    np.testing.assert_allclose(np.asarray(dh), gr @ wr.transpose(0, 2, 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dw), hr.transpose(0, 2, 1) @ gr, rtol=1e-5, atol=1e-5)
+    # and it is not float32: the rounding shows at float32's resolution
+    exact = np.asarray(model.matmul(jnp.asarray(h), jnp.asarray(w), "float32"))
+    assert np.abs(np.asarray(out) - exact).max() > 1e-4
+    # inputs shared by all networks (the first layer): the same rounding
+    x = h[0]
+    np.testing.assert_allclose(np.asarray(model.matmul(jnp.asarray(x), jnp.asarray(w), "tf32-emulated")),
+                               _numpy_tf32(x).astype(np.float64) @ wr, rtol=1e-5, atol=1e-5)

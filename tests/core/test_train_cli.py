@@ -24,15 +24,7 @@ TRAIN_SETTINGS = ["--preset", "smoke", "--set", "epochs_per_level=30", "--set", 
                   "--set", "early_stop_window=100000", "--set", "steps_per_call=50"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def shared_compilation_cache(tmp_path_factory):
-    """The engine processes of this module share JAX's on-disk compilation cache (only speed changes)."""
-    global ENV
-    ENV = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-
-
-ENV = dict(os.environ)
+ENV = dict(os.environ)  # with the session's compilation cache (conftest)
 
 
 def _cli(*args, runs, check=False, timeout=120, env=None):
