@@ -164,12 +164,8 @@ class Engine:
         self.layout = layout.on(self.place) if layout else Layout.of(config, self.place, self.nets.count, largest)
         self.step_config = step_config(config, self.place, self.nets.count, self.layout)
         self.plan = BatchPlan(data.splits["train"].n, config.batch, config.seed)
-        steps = budget(config, self.plan.steps_per_epoch)
-        self.max_steps = steps.max_steps
-        """Step cap of a retraining level (1, 2, ...)."""
-        self.level0_steps = steps.level0_steps
-        """Step cap of level 0 (the dense networks may get a longer budget)."""
-        self.chunk = steps.chunk
+        self.budget = budget(config, self.plan.steps_per_epoch)
+        """Step caps of the levels and steps per compiled call (what `mothtui plan` predicts from)."""
         tr = data.splits["train"]
         if host_batches is None:
             host_batches = not train_split_on_device(tr.n)
@@ -183,9 +179,19 @@ class Engine:
             self.val = (self.place.data(val.x), self.place.data(val.y))
         self.eval_rows, self.eval_group = self.layout.eval_rows, self.layout.eval_group
 
+    @property
+    def chunk(self) -> int:
+        """Steps per compiled call."""
+        return self.budget.chunk
+
+    @property
+    def max_steps(self) -> int:
+        """Step cap of a retraining level (1, 2, ...)."""
+        return self.budget.max_steps
+
     def steps_for(self, level: int) -> int:
         """The step cap of `level`."""
-        return self.level0_steps if level == 0 else self.max_steps
+        return self.budget.steps_for(level)
 
     # ---- the pieces of a level -------------------------------------------------------
     def initial(self) -> tuple[Params, Params, np.ndarray]:
