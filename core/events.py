@@ -104,6 +104,17 @@ class LevelStart(Event):
     level: int
     sparsity: float
     max_steps: int
+    step: int | None = None
+    """The step the level continues from when it resumes from a checkpoint (None: from 0)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointSaved(Event):
+    """The level in progress was saved after `step` steps (`Run.write_checkpoint`)."""
+
+    KIND: ClassVar[str] = "checkpoint"
+    level: int
+    step: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,7 +155,8 @@ class RunEnd(Event):
 
 
 #: Record type of each event kind.
-KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (RunStart, LevelStart, StepProgress, LevelEnd, RunEnd)}
+KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (RunStart, LevelStart, CheckpointSaved, StepProgress,
+                                                             LevelEnd, RunEnd)}
 
 
 class EventFormatError(ValueError):
@@ -409,9 +421,10 @@ def reduce(state: RunProgress, event: Event) -> RunProgress:
         return new(state, run=event.run, nets=event.nets, levels=event.levels,
                    max_steps=event.max_steps if event.max_steps is not None else state.max_steps,
                    finished=kept, status="running", message=None, devices=event.devices,
-                   device_kind=event.device_kind)
+                   device_kind=event.device_kind, step=None, active=None, losses=(), samples_per_s=None,
+                   eta_s=None, curve=())
     if isinstance(event, LevelStart):
-        return new(state, level=event.level, sparsity=event.sparsity, step=0, max_steps=event.max_steps,
+        return new(state, level=event.level, sparsity=event.sparsity, step=event.step or 0, max_steps=event.max_steps,
                    active=state.nets, losses=(), curve=())
     if isinstance(event, StepProgress):
         curve = state.curve if event.level == state.level else ()

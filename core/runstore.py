@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 import zarr
@@ -30,6 +31,17 @@ from core.runlist import (KIND, RunSummary, _short, disk_usage, list_runs, read_
 from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
+#: The level in progress, saved inside a level (`Run.write_checkpoint`): `<run>/checkpoint/nets-A-B.npz`.
+CHECKPOINT_DIR = "checkpoint"
+
+
+class Checkpoint(NamedTuple):
+    """The state of a level in progress, as saved: the level, the steps done, the state's arrays."""
+
+    level: int
+    step: int
+    leaves: list[np.ndarray]
+
 STATUSES = ("running", "done", "failed", "cancelled")
 #: Per-level, per-network training record: `train/<name> (L, N)` (dtype, fill value).
 TRAIN_RECORD = {"steps": ("int32", 0), "stopped_early": ("bool", False), "diverged": ("bool", False)}
@@ -395,6 +407,49 @@ class Run:
                                          lambda: self.group[f"optimizer/{name}/layer_{k}/{part}"][slot, nets])
                               for part in ("weight", "bias")) for k in range(self.n_layers)])
         return count, out[0], out[1]
+
+    # ---- the level in progress (checkpoints inside a level) -------------------------------
+    def _checkpoint_file(self, nets: slice) -> Path:
+        start, stop, _ = nets.indices(self.nets)
+        return self.path / CHECKPOINT_DIR / f"nets-{start}-{stop}.npz"
+
+    def write_checkpoint(self, level: int, step: int, nets: slice, leaves: list[np.ndarray]) -> None:
+        """The training state of the level in progress after `step` steps, for a slice of networks.
+
+        Written to a temporary file, flushed to disk and renamed over the previous checkpoint, so a
+        kill mid-write keeps the previous one. `leaves`: the state's arrays in a fixed order (the
+        engine's `TrainState` flattened); this module does not interpret them.
+        """
+        target = self._checkpoint_file(nets)
+        target.parent.mkdir(exist_ok=True)
+        tmp = target.with_name(f".{target.name}.writing")
+        meta = json.dumps({"level": level, "step": step, "leaves": len(leaves)})
+        with open(tmp, "wb") as f:
+            np.savez(f, meta=np.array(meta), **{f"leaf_{i}": np.asarray(a) for i, a in enumerate(leaves)})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+
+    def checkpoint(self, nets: slice = slice(None)) -> Checkpoint | None:
+        """The level in progress as last saved for this slice of networks, if it is the level that
+        comes next (`levels_complete`); None otherwise (no checkpoint, or one left from a level that
+        has completed since). A checkpoint that cannot be read counts as none: the level restarts."""
+        path = self._checkpoint_file(nets)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as f:
+                meta = json.loads(str(f["meta"]))
+                leaves = [f[f"leaf_{i}"] for i in range(int(meta["leaves"]))]
+        except (OSError, ValueError, KeyError):
+            return None
+        if meta["level"] != self.levels_complete:
+            return None
+        return Checkpoint(int(meta["level"]), int(meta["step"]), leaves)
+
+    def clear_checkpoint(self, nets: slice = slice(None)) -> None:
+        """Drop the slice's checkpoint (its level is complete)."""
+        self._checkpoint_file(nets).unlink(missing_ok=True)
 
     # ---- the owner (core.owner) ---------------------------------------------------------
     def owner(self) -> Liveness:

@@ -12,6 +12,7 @@ finds none); every process then starts from that level on its slice of the netwo
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any
 
@@ -66,5 +67,8 @@ def _resume(args, cluster, stop, runs_dir, info: dict[str, Any]) -> int:
         return engine
 
     engine = cluster.on_all("resume/prepared", ready)
+    saved = run_store.checkpoint(engine.nets.slice)
+    if saved is not None and cluster.is_main:  # said even with --quiet: what resume does with the level
+        print(f"continuing level {saved.level} from step {saved.step:,}", file=sys.stderr, flush=True)
     return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=info["start"],
                    sync=LevelSync(cluster, info["attempt"]))

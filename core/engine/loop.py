@@ -35,7 +35,7 @@ from core.engine.model import Layer, Params
 from core.engine.sharding import NetSlice, Placement, make_mesh, process_slice
 from core.errors import Cancelled, StoreError
 from core.events import Event, EventWriter
-from core.runstore import SPLITS, Run
+from core.runstore import SPLITS, Checkpoint, Run
 
 #: Where events go besides events.jsonl (the CLI's console display): a callable taking each typed record.
 Sink = Callable[[Event], None]
@@ -211,22 +211,44 @@ class Engine:
 
     def train_level(self, level: int, params: Params, masks: Params, diverged: np.ndarray,
                     on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
-                    stop: threading.Event | None = None, moments: train.Moments | None = None) -> LevelResult:
+                    stop: threading.Event | None = None, moments: train.Moments | None = None,
+                    resume: Checkpoint | None = None,
+                    save: Callable[[int, list[np.ndarray]], None] | None = None) -> LevelResult:
         """Train one level to early stop or the step cap; `on_chunk(step, losses (K, N), active)`.
 
         `moments`: Adam's state to continue from (carried optimizer state); None: fresh moments.
+        `resume`: the level's checkpoint, to continue from its step instead of step 0. `save(step,
+        leaves)` keeps the state after a chunk: every `checkpoint_every_s` seconds, and when `stop`
+        is set (then Cancelled is raised). Checkpoints fall on chunk boundaries, and batches depend
+        only on (seed, level, step), so a level continued from one is bit-identical to one that ran
+        through.
         """
         t0 = time.perf_counter()
         sc, place = self.step_config, self.place
         params, masks = place.nets(params), place.nets(masks)
-        state = place.state(train.init_state(params, jnp.asarray(diverged), sc, moments))
+        state = train.init_state(params, jnp.asarray(diverged), sc, moments)
+        step = 0
+        if resume is not None:
+            state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(a) for a in resume.leaves])
+            step = resume.step
+        state = place.state(state)
         cap = self.steps_for(level)
         max_steps = jnp.int32(cap)
-        step = 0
+        saved_step, saved_t = step, time.monotonic()
+
+        def keep(state) -> None:
+            nonlocal saved_step, saved_t
+            if save is not None and step > saved_step:
+                save(step, [np.asarray(a) for a in jax.tree.leaves(jax.device_get(state))])
+                saved_step, saved_t = step, time.monotonic()
+
         pending = self._batches(level, step)
+        every = self.config.checkpoint_every_s
         while step < cap:
             if stop is not None and stop.is_set():
-                raise Cancelled(f"cancelled during level {level}")
+                keep(state)
+                raise Cancelled(f"cancelled during level {level} at step {step:,}"
+                                + (" (saved)" if save is not None and step else ""))
             if self.host_batches:
                 state, losses = train.chunk_from_host(sc, state, masks, *pending, jnp.int32(step), max_steps,
                                                       self.val)
@@ -241,6 +263,8 @@ class Engine:
                 on_chunk(min(step, cap), losses, active)
             if not active.any():
                 break
+            if every and step < cap and time.monotonic() - saved_t >= every:
+                keep(state)
         host = jax.device_get(state)
         carried = None
         if self.carries_moments:
@@ -291,13 +315,14 @@ class _ProgressEmitter:
     """Turns per-chunk losses into throttled `progress` events with a rate and an ETA."""
 
     def __init__(self, emit: Callable[..., None], engine: Engine, level: int, levels_left: int,
-                 level_seconds: list[float]):
+                 level_seconds: list[float], first_step: int = 0):
         self.emit, self.engine, self.level = emit, engine, level
         self.levels_left, self.level_seconds = levels_left, level_seconds
         self.t0 = self.last = time.perf_counter()
         self.sum = np.zeros(engine.nets.count)
         self.count = np.zeros(engine.nets.count)
-        self.steps_done = 0
+        self.first_step = self.steps_done = first_step
+        """The step the level starts (or continues) from: rates count the steps made here."""
 
     def __call__(self, step: int, losses: np.ndarray, active: np.ndarray) -> None:
         finite = np.isfinite(losses)
@@ -309,8 +334,8 @@ class _ProgressEmitter:
         if now - self.last < PROGRESS_EVERY_S and step < cap and active.any():
             return
         elapsed = now - self.t0
-        rate = step * self.engine.config.batch * self.engine.nets.count / max(elapsed, 1e-9)
-        step_rate = step / max(elapsed, 1e-9)
+        rate = (step - self.first_step) * self.engine.config.batch * self.engine.nets.count / max(elapsed, 1e-9)
+        step_rate = (step - self.first_step) / max(elapsed, 1e-9)
         this_left = (cap - step) / step_rate if active.any() else 0.0
         per_level = np.mean(self.level_seconds) if self.level_seconds else self.engine.max_steps / step_rate
         loss = [float(s / c) if c else None for s, c in zip(self.sum, self.count)]
@@ -351,17 +376,28 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
     level_seconds: list[float] = []
     try:
         params, masks, diverged, moments = load_level_start(run, engine, start)
+        nets = engine.nets.slice
+        checkpoint = run.checkpoint(nets)  # the level in progress, saved before a kill or a cancel
         for level in range(start, cfg.levels):
             if level > 0:
                 params, masks = engine.prune_for(level, params, masks)
-            emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.steps_for(level))
-            progress = _ProgressEmitter(emit, engine, level, cfg.levels - level - 1, level_seconds)
+            resume = checkpoint if checkpoint is not None and checkpoint.level == level else None
+            emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.steps_for(level),
+                 step=resume.step if resume else None)
+            progress = _ProgressEmitter(emit, engine, level, cfg.levels - level - 1, level_seconds,
+                                        resume.step if resume else 0)
+
+            def save(step: int, leaves: list[np.ndarray], level: int = level) -> None:
+                run.write_checkpoint(level, step, nets, leaves)
+                emit("checkpoint", level=level, step=step)
+
             result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop,
-                                        moments=moments)
+                                        moments=moments, resume=resume, save=save)
             t_eval = time.perf_counter()
             result.losses = engine.evaluate(result.params)
             result.seconds += time.perf_counter() - t_eval
             write_level(run, engine.nets, level, result, sync)
+            run.clear_checkpoint(nets)
             level_seconds.append(result.seconds)
             emit("level_end", level=level, sparsity=cfg.sparsities[level], steps=result.steps.tolist(),
                  stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),

@@ -237,3 +237,44 @@ def test_a_diverged_network_stays_frozen_across_levels_and_the_others_go_on(setu
     p1, m1 = engine.prune_for(1, level0.params, level0.masks)
     level1 = engine.train_level(1, p1, m1, level0.diverged)
     assert level1.diverged[1] and level1.steps[1] == 0 and np.all(level1.steps[[0, 2, 3]] > 0)
+
+
+class _StopInsideLevel(threading.Event):
+    """A stop that turns on at the `checks`-th look of level `level`'s training loop (mid-level)."""
+
+    def __init__(self, level: int, checks: int):
+        super().__init__()
+        self.level, self.checks, self.looks = level, checks, 0
+        self.in_level = False
+
+    def sink(self, record) -> None:
+        if record.event == "level_start":
+            self.in_level = record.level == self.level
+
+    def is_set(self) -> bool:
+        if self.in_level:
+            self.looks += 1
+            if self.looks >= self.checks:
+                self.set()
+        return super().is_set()
+
+
+def test_a_cancel_inside_a_level_keeps_its_steps_and_resume_continues_bit_for_bit(setup, reference):
+    from core.commands import resume
+    from core.events import read_events
+
+    root, config, data = setup
+    stop = _StopInsideLevel(level=1, checks=3)  # after two chunks of level 1
+    with pytest.raises(Cancelled, match="at step 32"):
+        _new_run(root, "mid-level", config, data, sinks=[stop.sink], stop=stop)
+    run = open_run(root / "runs", "mid-level")
+    assert run.status == "cancelled" and run.levels_complete == 1
+    saved = run.checkpoint()
+    assert saved is not None and (saved.level, saved.step) == (1, 32)
+    args = argparse.Namespace(run_id="mid-level", runs=root / "runs", quiet=True)
+    assert resume.run(args) == 0
+    resumed = open_run(root / "runs", "mid-level")
+    _assert_identical(resumed, reference)
+    assert resumed.checkpoint() is None and not list((resumed.path / "checkpoint").iterdir())
+    starts = [e for e in read_events(resumed.path) if e.event == "level_start"]
+    assert [(e.level, e.step) for e in starts] == [(0, None), (1, None), (1, 32), (2, None), (3, None)]

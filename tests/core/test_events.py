@@ -143,7 +143,7 @@ def test_the_writer_refuses_a_field_its_kind_does_not_have(tmp_path):
     with pytest.raises(TypeError, match="stepz"):
         writer.emit("progress", level=0, stepz=3, max_steps=8, active=1, loss=[], samples_per_s=1.0, eta_s=None)
     with pytest.raises(ValueError, match="unknown event kind"):
-        writer.emit("checkpoint", level=0)
+        writer.emit("checkpointed", level=0)
     assert not (tmp_path / EVENTS_FILE).exists()  # nothing half-valid reached the file
 
 

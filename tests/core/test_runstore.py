@@ -152,3 +152,23 @@ def test_runs_list_shows_broken_layouts_as_damaged(runs_dir, tmp_path):
     (tmp_path / "a_file").write_text("")
     with pytest.raises(StoreError, match="not a directory"):
         list_runs(tmp_path / "a_file")
+
+
+def test_a_checkpoint_survives_a_kill_in_the_middle_of_writing_the_next(tmp_path):
+    from fixture_runs import make_fixture_run
+
+    run = make_fixture_run(tmp_path, "ckpt", levels_complete=2, status="running")
+    leaves = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array(7, np.int32)]
+    run.write_checkpoint(2, 300, slice(None), leaves)
+    saved = run.checkpoint()
+    assert (saved.level, saved.step) == (2, 300)
+    for got, want in zip(saved.leaves, leaves):
+        np.testing.assert_array_equal(got, want)
+    # a writer killed mid-write leaves its temporary file; the previous checkpoint is what counts
+    (run.path / "checkpoint" / ".nets-0-4.npz.writing").write_bytes(b"PK\x03\x04 half a zip")
+    assert run.checkpoint().step == 300
+    # a checkpoint of a level that completed since (or of another level) is not the level in progress
+    run.write_checkpoint(1, 50, slice(None), leaves)
+    assert run.checkpoint() is None
+    run.clear_checkpoint()
+    assert run.checkpoint() is None

@@ -54,14 +54,18 @@ def _start(runs, dataset, run_id, *extra):
                             text=True, start_new_session=True, env=ENV)
 
 
-def _wait_for_level_end(run_dir, level, proc, timeout=120):
+def _wait_for(run_dir, seen, proc, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any(e.event == "level_end" and e.level == level for e in read_events(run_dir)):
+        if any(seen(e) for e in read_events(run_dir)):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
-    raise AssertionError("level never ended")
+    raise AssertionError("the event never came")
+
+
+def _wait_for_level_end(run_dir, level, proc, timeout=120):
+    _wait_for(run_dir, lambda e: e.event == "level_end" and e.level == level, proc, timeout)
 
 
 def _same(a, b):
@@ -78,9 +82,10 @@ def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset):
     straight = open_run(runs_dir, "straight")
     assert straight.status == "done" and straight.attrs["preset"] == "smoke"
 
-    # SIGKILL in level 1: the run is left "running" with a dead pid, shown as interrupted.
-    proc = _start(runs_dir, dataset, "killed")
-    _wait_for_level_end(runs_dir / "killed", 0, proc)
+    # SIGKILL inside level 1, after it saved its progress: the run is left "running" with a dead pid,
+    # shown as interrupted; resume continues the level from the saved step.
+    proc = _start(runs_dir, dataset, "killed", "--set", "checkpoint_every_s=0.001")
+    _wait_for(runs_dir / "killed", lambda e: e.event == "checkpoint" and e.level == 1, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     summary = {s.run_id: s for s in list_runs(runs_dir)}["killed"]
@@ -105,6 +110,10 @@ def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset):
         _same(resumed, straight)
         starts = [e for e in read_events(runs_dir / run_id) if e.event == "run_start"]
         assert starts[-1].resumed_from and starts[-1].layout == resumed.attrs["layout"] == straight.attrs["layout"]
+        if run_id == "killed":  # the level in progress went on from where it was saved
+            continued = [e for e in read_events(runs_dir / run_id) if e.event == "level_start" and e.step]
+            assert continued and continued[0].level == starts[-1].resumed_from
+            assert f"continuing level {continued[0].level} from step {continued[0].step:,}" in proc.stderr
     proc = _cli("resume", "straight", runs=runs_dir)
     assert "already done" in _one_line_error(proc)
 
