@@ -311,18 +311,65 @@ def load_level_start(run: Run, engine: Engine, level: int):
     return params, masks, run.diverged(level - 1, nets), moments
 
 
-class _ProgressEmitter:
-    """Turns per-chunk losses into throttled `progress` events with a rate and an ETA."""
+class LevelTiming(NamedTuple):
+    """What a completed level took, for the ETA of the levels after it."""
 
-    def __init__(self, emit: Callable[..., None], engine: Engine, level: int, levels_left: int,
-                 level_seconds: list[float], first_step: int = 0):
-        self.emit, self.engine, self.level = emit, engine, level
-        self.levels_left, self.level_seconds = levels_left, level_seconds
+    level: int
+    cap: int
+    """Its step cap."""
+    steps: int
+    """Steps it ran (the slowest network's; fewer than `cap` when every network stopped early)."""
+    train_s: float
+    eval_s: float
+
+
+def eta_seconds(engine: Engine, level: int, step: int, active: bool, step_s: float,
+                done: list[LevelTiming]) -> float:
+    """Seconds until the run ends: the rest of `level` (now at `step`) and every later level.
+
+    A level's steps are its cap times the share of their caps that the completed levels of its kind
+    ran (retraining levels from the latest two retraining levels, level 0 from itself; early
+    stopping makes that share well below 1), at `step_s` seconds a step, plus an evaluation as long
+    as the completed ones took. Without a completed level the caps and no evaluation are all there
+    is to go by.
+    """
+    def share(lv: int) -> float:
+        later = [t for t in done if t.level > 0]
+        same = [t for t in done if t.level == 0] if lv == 0 else (later[-2:] or [t for t in done if t.cap ==
+                                                                                   engine.steps_for(lv)])
+        return float(np.mean([t.steps / t.cap for t in same])) if same else 1.0
+
+    eval_s = float(np.mean([t.eval_s for t in done])) if done else 0.0
+    cap = engine.steps_for(level)
+    expected = min(cap, max(step, round(share(level) * cap)))
+    left = ((expected - step) * step_s if active else 0.0) + eval_s
+    for later in range(level + 1, engine.config.levels):
+        left += share(later) * engine.steps_for(later) * step_s + eval_s
+    return left
+
+
+class _ProgressEmitter:
+    """Turns per-chunk losses into throttled `progress` events with a rate and an ETA (`eta_seconds`)."""
+
+    def __init__(self, emit: Callable[..., None], engine: Engine, level: int, done: list[LevelTiming],
+                 first_step: int = 0):
+        self.emit, self.engine, self.level, self.done = emit, engine, level, done
         self.t0 = self.last = time.perf_counter()
         self.sum = np.zeros(engine.nets.count)
         self.count = np.zeros(engine.nets.count)
         self.first_step = self.steps_done = first_step
         """The step the level starts (or continues) from: rates count the steps made here."""
+        self.timed_from: tuple[float, int] | None = None
+        """(time, step) after the level's first chunk: the step rate leaves out its compilation."""
+
+    def step_seconds(self, now: float, step: int) -> float:
+        """Seconds per step: since the first chunk once two have run, else the level's whole time
+        (or the last level's rate, which has no compilation in it)."""
+        if self.timed_from is not None and step > self.timed_from[1]:
+            return (now - self.timed_from[0]) / (step - self.timed_from[1])
+        if self.done and self.done[-1].steps:
+            return self.done[-1].train_s / self.done[-1].steps
+        return (now - self.t0) / max(step - self.first_step, 1)
 
     def __call__(self, step: int, losses: np.ndarray, active: np.ndarray) -> None:
         finite = np.isfinite(losses)
@@ -330,18 +377,17 @@ class _ProgressEmitter:
         self.count += finite.sum(axis=0)
         self.steps_done = step
         now = time.perf_counter()
+        if self.timed_from is None:
+            self.timed_from = (now, step)
         cap = self.engine.steps_for(self.level)
         if now - self.last < PROGRESS_EVERY_S and step < cap and active.any():
             return
         elapsed = now - self.t0
         rate = (step - self.first_step) * self.engine.config.batch * self.engine.nets.count / max(elapsed, 1e-9)
-        step_rate = (step - self.first_step) / max(elapsed, 1e-9)
-        this_left = (cap - step) / step_rate if active.any() else 0.0
-        per_level = np.mean(self.level_seconds) if self.level_seconds else self.engine.max_steps / step_rate
+        eta = eta_seconds(self.engine, self.level, step, bool(active.any()), self.step_seconds(now, step), self.done)
         loss = [float(s / c) if c else None for s, c in zip(self.sum, self.count)]
         self.emit("progress", level=self.level, step=step, max_steps=cap,
-                  active=int(active.sum()), loss=loss, samples_per_s=round(rate, 1),
-                  eta_s=round(this_left + per_level * self.levels_left, 1))
+                  active=int(active.sum()), loss=loss, samples_per_s=round(rate, 1), eta_s=round(eta, 1))
         self.sum[:] = 0.0
         self.count[:] = 0.0
         self.last = now
@@ -373,7 +419,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
     emit("run_start", run=run.run_id, nets=cfg.nets, levels=cfg.levels, pid=os.getpid(),
          resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices,
          device_kind=engine.place.device_kind, layout=engine.layout._asdict())
-    level_seconds: list[float] = []
+    done: list[LevelTiming] = []  # the levels completed in this process, for the ETA
     try:
         params, masks, diverged, moments = load_level_start(run, engine, start)
         nets = engine.nets.slice
@@ -384,8 +430,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
             resume = checkpoint if checkpoint is not None and checkpoint.level == level else None
             emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.steps_for(level),
                  step=resume.step if resume else None)
-            progress = _ProgressEmitter(emit, engine, level, cfg.levels - level - 1, level_seconds,
-                                        resume.step if resume else 0)
+            progress = _ProgressEmitter(emit, engine, level, done, resume.step if resume else 0)
 
             def save(step: int, leaves: list[np.ndarray], level: int = level) -> None:
                 run.write_checkpoint(level, step, nets, leaves)
@@ -395,10 +440,13 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
                                         moments=moments, resume=resume, save=save)
             t_eval = time.perf_counter()
             result.losses = engine.evaluate(result.params)
-            result.seconds += time.perf_counter() - t_eval
+            eval_s = time.perf_counter() - t_eval
+            if resume is None:
+                done.append(LevelTiming(level, engine.steps_for(level), int(result.steps.max(initial=0)),
+                                        result.seconds, eval_s))
+            result.seconds += eval_s
             write_level(run, engine.nets, level, result, sync)
             run.clear_checkpoint(nets)
-            level_seconds.append(result.seconds)
             emit("level_end", level=level, sparsity=cfg.sparsities[level], steps=result.steps.tolist(),
                  stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),
                  loss={k: v.tolist() for k, v in result.losses.items()}, seconds=round(result.seconds, 3))

@@ -278,3 +278,24 @@ def test_a_cancel_inside_a_level_keeps_its_steps_and_resume_continues_bit_for_bi
     assert resumed.checkpoint() is None and not list((resumed.path / "checkpoint").iterdir())
     starts = [e for e in read_events(resumed.path) if e.event == "level_start"]
     assert [(e.level, e.step) for e in starts] == [(0, None), (1, None), (1, 32), (2, None), (3, None)]
+
+
+def test_the_eta_counts_the_share_of_their_caps_that_levels_ran_and_their_evaluation():
+    from types import SimpleNamespace
+
+    from core.engine.loop import LevelTiming, eta_seconds
+
+    caps = {0: 1000}
+    engine = SimpleNamespace(config=SimpleNamespace(levels=5), steps_for=lambda lv: caps.get(lv, 400))
+    # nothing completed yet: the caps, no evaluation
+    assert eta_seconds(engine, 0, 100, True, 0.01, []) == pytest.approx(900 * 0.01 + 4 * 400 * 0.01)
+    # level 0 ran 500 of 1,000 steps, level 1 200 of 400 and level 2 100 of 400: later levels are
+    # expected to run (0.5 + 0.25) / 2 of their caps, with 2 s of evaluation each
+    done = [LevelTiming(0, 1000, 500, 5.0, 2.0), LevelTiming(1, 400, 200, 2.0, 2.0), LevelTiming(2, 400, 100, 1.0, 2.0)]
+    share = (200 / 400 + 100 / 400) / 2
+    assert eta_seconds(engine, 3, 50, True, 0.01, done) == pytest.approx(
+        (share * 400 - 50) * 0.01 + 2.0 + share * 400 * 0.01 + 2.0)
+    # every network of the level has stopped: only its evaluation and the last level are left
+    assert eta_seconds(engine, 3, 50, False, 0.01, done) == pytest.approx(2.0 + share * 400 * 0.01 + 2.0)
+    # running past the expected share: the level is expected to end now
+    assert eta_seconds(engine, 4, 390, True, 0.01, done) == pytest.approx(2.0)
