@@ -24,7 +24,36 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+
 import pytest  # noqa: E402
+
+# The suite runs on two workers (pytest-xdist, `-n 2` in pyproject.toml). A test that measures
+# time (a plan's prediction against a real run) is marked `alone`: it runs while the other worker
+# runs nothing, through a readers-writer lock on a file every worker shares (each test holds it
+# shared from its set-up to its tear-down, an `alone` test exclusively).
+if "MOTHTUI_TEST_LOCK" not in os.environ:
+    _lock_dir = tempfile.mkdtemp(prefix="mothtui-test-lock-")
+    os.environ["MOTHTUI_TEST_LOCK"] = os.path.join(_lock_dir, "machine.lock")
+    atexit.register(shutil.rmtree, _lock_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _machine(alone: bool):
+    with open(os.environ["MOTHTUI_TEST_LOCK"], "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Set-up (module fixtures included), call and tear-down of a test, under the machine's lock."""
+    with _machine(item.get_closest_marker("alone") is not None):
+        return (yield)
 
 
 @pytest.fixture
