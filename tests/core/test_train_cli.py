@@ -54,7 +54,7 @@ def _start(runs, dataset, run_id, *extra):
                             text=True, start_new_session=True, env=ENV)
 
 
-def _wait_for(run_dir, seen, proc, timeout=120):
+def _wait_for(run_dir, seen, proc, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if any(seen(e) for e in read_events(run_dir)):
@@ -64,7 +64,7 @@ def _wait_for(run_dir, seen, proc, timeout=120):
     raise AssertionError("the event never came")
 
 
-def _wait_for_level_end(run_dir, level, proc, timeout=120):
+def _wait_for_level_end(run_dir, level, proc, timeout=300):
     _wait_for(run_dir, lambda e: e.event == "level_end" and e.level == level, proc, timeout)
 
 
@@ -73,14 +73,21 @@ def _same(a, b):
         np.testing.assert_array_equal(np.asarray(a.group[name][:]), np.asarray(b.group[name][:]), err_msg=name)
 
 
-@pytest.mark.slow
-def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset):
-    proc = _start(runs_dir, dataset, "straight")
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, dataset):
+    """The uninterrupted run every interrupted one must equal (trained once for the module)."""
+    runs = tmp_path_factory.mktemp("straight") / "runs"
+    proc = _start(runs, dataset, "straight")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert out.strip().splitlines()[-1] == "straight"
-    straight = open_run(runs_dir, "straight")
-    assert straight.status == "done" and straight.attrs["preset"] == "smoke"
+    run = open_run(runs, "straight")
+    assert run.status == "done" and run.attrs["preset"] == "smoke"
+    return run
+
+
+@pytest.mark.slow
+def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset, straight):
 
     # SIGKILL inside level 1, after it saved its progress: the run is left "running" with a dead pid,
     # shown as interrupted; resume continues the level from the saved step.
@@ -114,7 +121,7 @@ def test_kill_or_cancel_then_resume_equals_uninterrupted(runs_dir, dataset):
             continued = [e for e in read_events(runs_dir / run_id) if e.event == "level_start" and e.step]
             assert continued and continued[0].level == starts[-1].resumed_from
             assert f"continuing level {continued[0].level} from step {continued[0].step:,}" in proc.stderr
-    proc = _cli("resume", "straight", runs=runs_dir)
+    proc = _cli("resume", "straight", runs=straight.path.parent)
     assert "already done" in _one_line_error(proc)
 
 
@@ -175,10 +182,8 @@ def _together(*commands, runs):
 
 
 @pytest.mark.slow
-def test_one_owner_two_resumes_at_once_one_trains(runs_dir, dataset):
+def test_one_owner_two_resumes_at_once_one_trains(runs_dir, dataset, straight):
     """Two users press `r` on one interrupted run at the same moment: exactly one trains it."""
-    straight = _start(runs_dir, dataset, "straight")
-    assert straight.wait(timeout=300) == 0
     _interrupted(runs_dir, dataset, "twice")
     results = _together(["resume", "twice", "--quiet"], ["resume", "twice", "--quiet"], runs=runs_dir)
     assert sorted(code for code, _, _ in results) == [0, 2], results
@@ -187,12 +192,13 @@ def test_one_owner_two_resumes_at_once_one_trains(runs_dir, dataset):
     assert "resume twice" in line and " on " in line and "since " in line, line
     run = open_run(runs_dir, "twice")
     assert run.status == "done" and not run.owner().alive and not (run.path / "owner.json").exists()
-    _same(run, open_run(runs_dir, "straight"))
+    _same(run, straight)
 
 
 @pytest.mark.slow
 def test_one_owner_two_trains_of_one_id_and_analyze_during_training(runs_dir, dataset):
-    args = ["train", *TRAIN_SETTINGS, "--set", f"dataset={dataset}", "--id", "same", "--quiet"]
+    args = ["train", *TRAIN_SETTINGS, "--set", f"dataset={dataset}", "--set", "schedule=[0.5]", "--id", "same",
+            "--quiet"]
     results = _together(args, args, runs=runs_dir)
     assert sorted(code for code, _, _ in results) == [0, 2], results
     loser = next(err for code, _, err in results if code == 2).strip()
@@ -231,10 +237,8 @@ def small_disk(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_full_disk_fails_the_run_in_one_line_and_resume_continues(runs_dir, dataset, small_disk):
+def test_a_full_disk_fails_the_run_in_one_line_and_resume_continues(runs_dir, dataset, small_disk, straight):
     """On a real tmpfs: the disk fills up after level 1; the run fails cleanly; freed, resume finishes it."""
-    straight = _start(runs_dir, dataset, "straight")
-    assert straight.wait(timeout=300) == 0
     disk_runs = small_disk / "runs"
     proc = _start(disk_runs, dataset, "full")
     _wait_for_level_end(disk_runs / "full", 1, proc)
@@ -256,4 +260,4 @@ def test_a_full_disk_fails_the_run_in_one_line_and_resume_continues(runs_dir, da
     filler.unlink()
     proc = _cli("resume", "full", "--quiet", runs=disk_runs, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    _same(open_run(disk_runs, "full"), open_run(runs_dir, "straight"))
+    _same(open_run(disk_runs, "full"), straight)
