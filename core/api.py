@@ -105,20 +105,29 @@ class Derived:
     params: dict[str, Any]
     arrays: dict[str, np.ndarray]
 
-    def to_xarray(self, sparsity: np.ndarray | None = None):
-        """An `xarray.Dataset`, one variable per array (`/` in paths becomes `_`), dims from the store's
-        vocabulary; with the run's `sparsity`, `analysed_level` gets it as a coordinate."""
+    def datasets(self) -> dict[str, Any]:
+        """`{group path: xarray.Dataset}` mirroring the stored groups (`"."`, `"noise"`, `"weights/layer_0"`, ...),
+        dims from the store's vocabulary (core.dimensions)."""
         import xarray as xr
 
-        variables = {}
+        groups: dict[str, dict[str, Any]] = {".": {}}
         for name, values in self.arrays.items():
-            dims = dims_of(f"{self.kind}/{name}", values.ndim) or tuple(
-                f"{name.replace('/', '_')}_{i}" for i in range(values.ndim))
-            variables[name.replace("/", "_")] = (dims, values)
-        coords = {}
+            parent, _, leaf = name.rpartition("/")
+            dims = dims_of(f"{self.kind}/{name}", values.ndim) or tuple(f"{leaf}_{i}" for i in range(values.ndim))
+            groups.setdefault(parent or ".", {})[leaf] = (dims, values)
+        return {path: xr.Dataset(variables) for path, variables in groups.items()}
+
+    def to_xarray(self, sparsity: np.ndarray | None = None):
+        """An `xarray.DataTree` of the stored groups; with the run's `sparsity`, every node with
+        `analysed_level` gets it as that dimension's coordinate."""
+        import xarray as xr
+
+        nodes = self.datasets()
         if sparsity is not None:
-            coords["sparsity"] = ("analysed_level", np.asarray(sparsity)[: self.levels])
-        return xr.Dataset(variables, coords=coords, attrs={"levels": self.levels, "kind": self.kind})
+            nodes = {path: ds.assign_coords(sparsity=("analysed_level", np.asarray(sparsity)[: self.levels]))
+                     if "analysed_level" in ds.dims else ds for path, ds in nodes.items()}
+        nodes["."] = nodes["."].assign_attrs(kind=self.kind, levels=self.levels)
+        return xr.DataTree.from_dict({"/" if p == "." else p: ds for p, ds in nodes.items()})
 
 
 class RunResults:
@@ -237,8 +246,9 @@ class RunResults:
         nodes: dict[str, Any] = {}
         if _labelled(self.path):
             tree = xr.open_datatree(self.path, engine="zarr", consolidated=False)
-            tree = tree.isel(level=slice(0, levels), missing_dims="ignore")
             nodes = {path: node.to_dataset(inherit=False) for path, node in tree.subtree_with_keys}
+            nodes = {path: ds.isel(level=slice(0, levels)) if "level" in ds.dims else ds
+                     for path, ds in nodes.items()}
         else:
             nodes["."] = xr.Dataset(attrs=self.attrs)
             nodes["loss"] = xr.Dataset({s: (dims_of(f"loss/{s}"), self.losses(s)) for s in SPLITS})
@@ -249,7 +259,8 @@ class RunResults:
                     for name in LAYER_ARRAYS} if per_level else {})
             for found in (self.analysis(), self.extrapolation()):
                 if found is not None:
-                    nodes[found.kind] = found.to_xarray()
+                    nodes.update({found.kind if p == "." else f"{found.kind}/{p}": ds
+                                  for p, ds in found.datasets().items()})
         sparsity = self.store.sparsity
         for path, ds in nodes.items():
             coords = {}
