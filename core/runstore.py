@@ -1,10 +1,12 @@
-"""The run store: one zarr v3 group per run, `<runs>/<run_id>/`, laid out as the contract says.
+"""The run store: one zarr v3 group per run, `<runs>/<run_id>/`, laid out as docs/store-format.md specifies
+(every array with shape, dims, dtype, chunking; the attributes; the write order; the version).
 
 Write protocol (so a crash never leaves a level that looks complete but is not):
 all arrays are pre-sized to every level at creation; a level's arrays are written chunk by
 chunk; only then is `levels_complete` advanced (an atomic rewrite of the group's zarr.json).
 Readers trust levels `< levels_complete` only. Arrays are chunked one level by a block of
-networks, so processes that own disjoint network slices write disjoint chunks.
+networks, so processes that own disjoint network slices write disjoint chunks. Every array carries zarr
+`dimension_names` (core.dimensions), so xarray opens a run with named axes.
 
 Pure numpy + zarr (no JAX): the UI, selection and export read runs through this module.
 """

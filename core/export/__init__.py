@@ -25,7 +25,8 @@ One module per responsibility (this package re-exports their public names):
 - `selection`  what gets exported (`choose`, on top of core.select)
 - `write`      `export_run`, which puts them together
 
-Must not import JAX: the UI exports from its own process.
+The format: docs/store-format.md (the directory) and docs/export.md (the files). Must not
+import JAX: the UI exports from its own process.
 """
 
 from core.export.compaction import Compacted, compact, ghost_units
