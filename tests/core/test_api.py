@@ -193,3 +193,19 @@ def test_the_docs_example_notebook_runs_as_a_script(runs, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(figure)
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 10_000
+
+
+def test_the_store_format_is_specified_in_the_project_and_cited_by_its_owners():
+    import re
+
+    from core import dimensions
+
+    spec = (ROOT / "docs" / "store-format.md").read_text()
+    names = {name for _, dims in dimensions._TABLE for name in dims}
+    missing = [n for n in sorted(names) if f"`{n}`" not in spec]
+    assert not missing, f"dimension names not documented in docs/store-format.md: {missing}"
+    for module in ("core/runstore.py", "core/dataset.py", "core/analysis/store.py", "core/export/__init__.py",
+                   "core/schema.py"):
+        assert "docs/store-format.md" in (ROOT / module).read_text(), module
+    cited = {m for p in (ROOT / "core").rglob("*.py") for m in re.findall(r"docs/[\w-]+\.md", p.read_text())}
+    assert "docs/contract.md" not in cited          # the unshipped document is no longer the reference

@@ -33,7 +33,7 @@ def exported(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     run = make_fixture_run(runs, "r", nets=5, hidden=(12, 8), seed=1)
     run.set_attrs(scaler=SCALER)
-    out = runs.parent / "export"
+    out = tmp_path_factory.mktemp("formats") / "export"
     manifest = export_run(open_run(runs, "r"), out, threshold=1e-3, formats=("npz", "safetensors", "onnx"))
     return runs, out, manifest
 
