@@ -51,7 +51,8 @@ def _runs_dir(runs: Path | str | None) -> Path:
 
 
 def list_runs(runs: Path | str | None = None) -> list[RunSummary]:
-    """The runs of a run store (default: `$MOTHTUI_RUNS`, the settings file's, else `./runs`), newest first."""
+    """The runs of a run store, as `mothtui runs` lists them (default store: `$MOTHTUI_RUNS`, the
+    settings file's, else `./runs`)."""
     return _list_runs(_runs_dir(runs))
 
 

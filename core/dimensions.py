@@ -14,7 +14,8 @@ The vocabulary (a name means the same axis in every store):
 | `net` | network of the ensemble |
 | `in`, `out` | a weight layer's input and output units (fan-in, fan-out) |
 | `slot` | slot of the carried optimizer state (level l writes slot l % 2) |
-| `analysed_level` | a level covered by an analysis or extrapolation: level i of the run, but only the levels complete when it was computed (fewer than `level` in an interrupted run) |
+| `analysed_level` | a level of an analysis or extrapolation: the run's level i, but only the |
+|   | levels complete when it was computed (fewer than `level` in an interrupted run) |
 | `layer`, `hidden_layer` | weight layer k; hidden layer h (the output of weight layer h) |
 | `input`, `output` | the network's 10 inputs and 7 outputs (core.schema names, in order) |
 | `bin`, `bin_edge` | histogram bin and its edges |

@@ -37,6 +37,7 @@ from core.export.format import (COMPACT_DIR, EDGES_DIR, FORMAT, FORMAT_VERSION, 
 from core.export.selection import choose
 from core.export.write import export_run, prepare_out
 
-__all__ = ["COMPACT_DIR", "DEFAULT_FORMATS", "EDGES_DIR", "EDGE_COLUMNS", "FORMAT", "FORMATS", "parse_formats", "FORMAT_VERSION", "MANIFEST", "Compacted",
-           "ExportedNetwork", "choose", "compact", "config_hash", "edge_rows", "edges_csv", "export_run",
-           "forward", "ghost_units", "load", "prepare_out", "read_manifest", "write_npz"]
+__all__ = ["COMPACT_DIR", "DEFAULT_FORMATS", "EDGES_DIR", "EDGE_COLUMNS", "FORMAT", "FORMATS", "FORMAT_VERSION",
+           "MANIFEST", "Compacted", "ExportedNetwork", "choose", "compact", "config_hash", "edge_rows", "edges_csv",
+           "export_run", "forward", "ghost_units", "load", "parse_formats", "prepare_out", "read_manifest",
+           "write_npz"]
