@@ -23,6 +23,7 @@ them through their owners (core.runstore, core.analysis.store, core.export).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,9 @@ class RunResults:
         levels = self.levels_complete
         nodes: dict[str, Any] = {}
         if _labelled(self.path):
-            tree = xr.open_datatree(self.path, engine="zarr", consolidated=False)
+            with warnings.catch_warnings():  # events.jsonl, engine.log, owner.json: files beside the arrays
+                warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy")
+                tree = xr.open_datatree(self.path, engine="zarr", consolidated=False)
             nodes = {path: node.to_dataset(inherit=False) for path, node in tree.subtree_with_keys}
             nodes = {path: ds.isel(level=slice(0, levels)) if "level" in ds.dims else ds
                      for path, ds in nodes.items()}
