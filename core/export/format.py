@@ -101,7 +101,7 @@ def load(path: Path | str, network: int | None = None, *, compacted: bool = Fals
                 raise MothError(f"network {network} is not in the export at {path}")
             entry = matches[0]
         key = "compacted" if compacted else "file"
-        if key not in entry:  # exported without npz (`--format onnx`, ...): the first format load reads
+        if key not in entry:  # exported without npz (`--format safetensors,onnx`): read the safetensors file
             files = entry.get("compacted_files" if compacted else "files", {})
             if "safetensors" not in files:
                 raise MothError(f"the export at {path} has no npz or safetensors files (formats: "
