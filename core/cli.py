@@ -202,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     _selection_options(p)
     p.add_argument("--nets", default=None, help="comma-separated network indices (default: all selected)")
     p.add_argument("--level", type=int, default=None, help="export this level for every chosen network")
+    p.add_argument("--format", dest="formats", default="npz", metavar="npz,safetensors,onnx",
+                   help="file formats, comma-separated (default npz; onnx needs the 'onnx' extra)")
     p.set_defaults(handler="export")
 
     p = sub.add_parser("analyze", help="per-level analysis of a run, stored in the run")

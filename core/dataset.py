@@ -1,6 +1,6 @@
 """Dataset stores: simulated wing strokes in a zarr v3 group, streamed to disk chunk by chunk.
 
-Layout (docs/contract.md): arrays `initial (n, 8)`, `controls (n, 3)`, `final (n, 8)` (float32,
+Layout (docs/store-format.md): arrays `initial (n, 8)`, `controls (n, 3)`, `final (n, 8)` (float32,
 or float64 on request) and `valid (n,)` bool; attributes `scale`, `seed`, `t_end`,
 `sampling_ranges`, `integrator` (method and settings), `schema_version`, and `complete`.
 
@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import zarr
 
+from core.dimensions import dims_of
 from core.distributed import Cluster
 from core.errors import MothError, StoreError
 from core.schema import DATASET_ARRAYS, INPUT_NAMES, OUTPUT_NAMES
@@ -231,8 +232,9 @@ def _create_group(path: Path, samples: int, chunk: int, dtype, attrs: dict, *, l
         group = zarr.open_group(path, mode="w-", zarr_format=3)
         for name, width in (("initial", 8), ("controls", 3), ("final", 8)):
             group.create_array(name, shape=(samples, width), chunks=(chunk, width), dtype=dtype,
-                               fill_value=float("nan"))
-        group.create_array("valid", shape=(samples,), chunks=(chunk,), dtype="bool", fill_value=False)
+                               fill_value=float("nan"), dimension_names=dims_of(name))
+        group.create_array("valid", shape=(samples,), chunks=(chunk,), dtype="bool", fill_value=False,
+                           dimension_names=dims_of("valid"))
         group.attrs.update(attrs)
     except OSError as err:
         raise StoreError(f"cannot write a dataset at {label or path}: {err.strerror or err}") from None

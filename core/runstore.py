@@ -1,10 +1,12 @@
-"""The run store: one zarr v3 group per run, `<runs>/<run_id>/`, laid out as the contract says.
+"""The run store: one zarr v3 group per run, `<runs>/<run_id>/`, laid out as docs/store-format.md specifies
+(every array with shape, dims, dtype, chunking; the attributes; the write order; the version).
 
 Write protocol (so a crash never leaves a level that looks complete but is not):
 all arrays are pre-sized to every level at creation; a level's arrays are written chunk by
 chunk; only then is `levels_complete` advanced (an atomic rewrite of the group's zarr.json).
 Readers trust levels `< levels_complete` only. Arrays are chunked one level by a block of
-networks, so processes that own disjoint network slices write disjoint chunks.
+networks, so processes that own disjoint network slices write disjoint chunks. Every array carries zarr
+`dimension_names` (core.dimensions), so xarray opens a run with named axes.
 
 Pure numpy + zarr (no JAX): the UI, selection and export read runs through this module.
 """
@@ -23,6 +25,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from core.config import Config, from_dict
+from core.dimensions import COORDINATES, dims_of
 from core.errors import StoreError
 from core.events import EVENTS_FILE
 from core.owner import OWNER_FILES, Liveness, claim, liveness
@@ -96,27 +99,27 @@ class Run:
         levels, nets = config.levels, config.nets
         cn = chunk_nets or chunk_nets_for(nets, max(a * b for a, b in zip(sizes, sizes[1:])))
         group.create_array("sparsity", shape=(levels,), dtype="float64", chunks=(levels,),
-                           fill_value=0.0)[:] = np.asarray(config.sparsities)
+                           fill_value=0.0, dimension_names=dims_of("sparsity"))[:] = np.asarray(config.sparsities)
         for k, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
             layer = group.require_group(f"layer_{k}")
-            layer.create_array("weight", shape=(levels, nets, fan_in, fan_out), dtype="float32",
-                               chunks=(1, cn, fan_in, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
-            layer.create_array("weight_mask", shape=(levels, nets, fan_in, fan_out), dtype="bool",
-                               chunks=(1, cn, fan_in, fan_out), fill_value=False, compressors=_MASK_CODEC)
-            layer.create_array("bias", shape=(levels, nets, fan_out), dtype="float32",
-                               chunks=(1, cn, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
-            layer.create_array("bias_mask", shape=(levels, nets, fan_out), dtype="bool",
-                               chunks=(1, cn, fan_out), fill_value=False, compressors=_MASK_CODEC)
+            for name, shape, dtype, fill, codec in (
+                    ("weight", (levels, nets, fan_in, fan_out), "float32", 0.0, _FLOAT_CODEC),
+                    ("weight_mask", (levels, nets, fan_in, fan_out), "bool", False, _MASK_CODEC),
+                    ("bias", (levels, nets, fan_out), "float32", 0.0, _FLOAT_CODEC),
+                    ("bias_mask", (levels, nets, fan_out), "bool", False, _MASK_CODEC)):
+                layer.create_array(name, shape=shape, dtype=dtype, chunks=(1, cn, *shape[2:]), fill_value=fill,
+                                   compressors=codec, dimension_names=dims_of(f"layer_{k}/{name}"))
         losses = group.require_group("loss")
         for name in SPLITS:
             losses.create_array(name, shape=(levels, nets), dtype="float32", chunks=(1, cn),
-                                fill_value=float("nan"))
+                                fill_value=float("nan"), dimension_names=dims_of(f"loss/{name}"))
         # Training record of each level (beyond the contract): steps taken, early stops, divergences.
         record = group.require_group("train")
         for name, (dtype, fill) in TRAIN_RECORD.items():
-            record.create_array(name, shape=(levels, nets), dtype=dtype, chunks=(1, cn), fill_value=fill)
+            record.create_array(name, shape=(levels, nets), dtype=dtype, chunks=(1, cn), fill_value=fill,
+                                dimension_names=dims_of(f"train/{name}"))
         record.create_array("seconds", shape=(levels,), dtype="float64", chunks=(levels,),
-                            fill_value=float("nan"))
+                            fill_value=float("nan"), dimension_names=dims_of("train/seconds"))
         if config.optimizer_state == "carried":  # Adam's state at the end of the last two levels
             _create_moments(group, sizes, nets, cn)
         group.attrs.update({
@@ -135,6 +138,8 @@ class Run:
             "input_names": list(INPUT_NAMES),
             "output_names": list(OUTPUT_NAMES),
             "activation": "tanh",
+            # CF readers (xarray) make `sparsity` a coordinate of `level` (docs/store-format.md)
+            "coordinates": COORDINATES,
             **(extra_attrs or {}),
         })
         return cls(path, group)
@@ -486,13 +491,16 @@ MOMENT_SLOTS = 2
 def _create_moments(group: zarr.Group, sizes, nets: int, cn: int) -> None:
     """`optimizer/count (2,)` and `optimizer/{mu,nu}/layer_{k}/{weight,bias} (2, N, ...)`."""
     opt = group.require_group("optimizer")
-    opt.create_array("count", shape=(MOMENT_SLOTS,), dtype="int32", chunks=(MOMENT_SLOTS,), fill_value=-1)
+    opt.create_array("count", shape=(MOMENT_SLOTS,), dtype="int32", chunks=(MOMENT_SLOTS,), fill_value=-1,
+                     dimension_names=dims_of("optimizer/count"))
     for moment in ("mu", "nu"):
         for k, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
             layer = opt.require_group(f"{moment}/layer_{k}")
-            layer.create_array("weight", shape=(MOMENT_SLOTS, nets, fan_in, fan_out), dtype="float32",
+            layer.create_array("weight", dimension_names=dims_of(f"optimizer/{moment}/layer_{k}/weight"),
+                               shape=(MOMENT_SLOTS, nets, fan_in, fan_out), dtype="float32",
                                chunks=(1, cn, fan_in, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
-            layer.create_array("bias", shape=(MOMENT_SLOTS, nets, fan_out), dtype="float32",
+            layer.create_array("bias", dimension_names=dims_of(f"optimizer/{moment}/layer_{k}/bias"),
+                               shape=(MOMENT_SLOTS, nets, fan_out), dtype="float32",
                                chunks=(1, cn, fan_out), fill_value=0.0, compressors=_FLOAT_CODEC)
 
 

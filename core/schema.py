@@ -1,4 +1,4 @@
-"""The names the stores and the network share, defined once (docs/contract.md).
+"""The names the stores and the network share, defined once (docs/store-format.md).
 
 - `SPLITS`: the names of the three parts of a dataset, in row order. A *split* in mothtui is one
   of these names; its rows are a *row range* (`[start, stop)`), the config key `splits` holds the

@@ -15,6 +15,9 @@ Arrays (L analysed levels, N networks, K weight layers, S noise sizes, M flight 
 - `noise/sigma (S,)`, `noise/loss (S, L, N)`
 - `closed_loop/position_cm`, `closed_loop/theta_rad`, `closed_loop/phi_rad (L, N, M)` float32
   (NaN where the simulator rejected the trajectory), `closed_loop/valid (L, N, M)` bool
+
+Every array carries zarr `dimension_names` (core.dimensions; L is `analysed_level`).
+The full specification: docs/store-format.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import zarr
+
+from core.dimensions import dims_of
 
 GROUP = "analysis"
 #: `mothtui evaluate`'s results (core.analysis.extrapolate): the same protocol, its own group.
@@ -40,13 +45,15 @@ class AnalysisWriter:
         path = Path(run_path) / group
         if path.exists():
             shutil.rmtree(path)
+        self.name = group
         self.group = zarr.open_group(path, mode="w", zarr_format=3)
         self.group.attrs.update({"complete": False})
 
     def array(self, name: str, value: np.ndarray) -> None:
         value = np.asarray(value)
-        self.group.create_array(name, shape=value.shape, dtype=value.dtype,
-                                chunks=value.shape or None, overwrite=True)[...] = value
+        self.group.create_array(name, shape=value.shape, dtype=value.dtype, chunks=value.shape or None,
+                                overwrite=True, dimension_names=dims_of(f"{self.name}/{name}", value.ndim)
+                                )[...] = value
 
     def finish(self, **attrs: Any) -> None:
         """The completion marker, last."""

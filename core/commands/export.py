@@ -1,4 +1,5 @@
-"""`mothtui export RUN_ID --out DIR [--threshold T] [--split val] [--nets 0,3] [--level L] [--override NET=LEVEL]`.
+"""`mothtui export RUN_ID --out DIR [--threshold T] [--split val] [--nets 0,3] [--level L] [--override NET=LEVEL]
+[--format npz,safetensors,onnx]`.
 
 Writes the chosen networks (see core/export/ and docs/export.md) and prints a one-line summary
 per network and the export directory on the last line of stdout.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from core.cli import resolve_runs
 from core.errors import MothError
-from core.export import export_run
+from core.export import export_run, parse_formats
 from core.runstore import open_run
 from core.schema import check_split
 from core.select import check_threshold, parse_overrides
@@ -40,15 +41,16 @@ def run(args) -> int:
     split = check_split(args.split)
     nets = parse_nets(args.nets)
     overrides = parse_overrides(args.overrides)
+    formats = parse_formats(getattr(args, "formats", None))   # a bad format or a missing extra: before any work
     run_store = open_run(resolve_runs(args), args.run_id)
     manifest = export_run(run_store, args.out, threshold=threshold, split=split, nets=nets, level=args.level,
-                           overrides=overrides)
+                           overrides=overrides, formats=formats)
     for e in manifest["networks"]:
         mark = "*" if e["manual"] else " "
         ghosts = "/".join(str(g) for g in e["ghosts_removed"])
         print(f"net {e['network']:>3}  level {e['level']:>2}{mark} sparsity {e['sparsity']:.3f}  "
               f"{split} loss {e['losses'][split] if e['losses'][split] is not None else float('nan'):.3g}  "
-              f"ghost units removed {ghosts}  -> {e['file']}")
+              f"ghost units removed {ghosts}  -> {', '.join(e['files'].values())}")
     print(f"exported {len(manifest['networks'])} networks of run {manifest['run']} "
           f"(threshold {manifest['threshold']:g}, {split}) to")
     print(args.out)

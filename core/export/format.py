@@ -6,7 +6,7 @@ the engine's JAX forward pass (`core.engine.model.forward`, float32). The two ar
 on a trained run (tests/core/test_engine_run.py); this one exists so that
 `core.export.load(path).predict(x)` needs numpy and nothing else.
 
-Keys of a network file (docs/contract.md): `layer_{k}_weight`, `layer_{k}_bias`, their masks,
+Keys of a network file (docs/store-format.md, docs/export.md): `layer_{k}_weight`, `layer_{k}_bias`, their masks,
 `x_min`, `x_max`, `y_min`, `y_max`, `input_names`, `output_names`, `meta` (JSON); a compacted
 file adds `layer_{h}_units`. Reproducible: no timestamps, zip entries carry a fixed date, keys
 in a fixed order.
@@ -84,7 +84,8 @@ class ExportedNetwork:
 
 
 def load(path: Path | str, network: int | None = None, *, compacted: bool = False) -> ExportedNetwork:
-    """An exported network from an `.npz` file, or from an export directory and a network index."""
+    """An exported network from an `.npz` (or `.safetensors`) file, or from an export directory and a
+    network index (its npz file; its safetensors file in an export without npz)."""
     path = Path(path)
     if path.is_dir():
         manifest = read_manifest(path)
@@ -99,10 +100,22 @@ def load(path: Path | str, network: int | None = None, *, compacted: bool = Fals
             if not matches:
                 raise MothError(f"network {network} is not in the export at {path}")
             entry = matches[0]
-        path = path / entry["compacted" if compacted else "file"]
+        key = "compacted" if compacted else "file"
+        if key not in entry:  # exported without npz (`--format safetensors,onnx`): read the safetensors file
+            files = entry.get("compacted_files" if compacted else "files", {})
+            if "safetensors" not in files:
+                raise MothError(f"the export at {path} has no npz or safetensors files (formats: "
+                                f"{', '.join(files) or 'none'}); load the onnx files with onnxruntime")
+            return load(path / files["safetensors"])
+        path = path / entry[key]
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        if path.suffix == ".safetensors":  # the same arrays, pickle-free (core.export.safetensors_file)
+            from core.export.safetensors_file import npz_arrays
+
+            arrays = npz_arrays(path)
+        else:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise MothError(f"no exported network at {path}") from None
     except (OSError, ValueError, zipfile.BadZipFile) as err:

@@ -1,7 +1,8 @@
 """`export_run`: the chosen networks of a run written into a new or empty directory.
 
-For each network: its file (`net_007.npz`), its compacted twin (`compact/net_007.npz`) and its
-edge list (`edges/net_007.csv`); `manifest.json` last, so an interrupted export never lists a
+For each network: its file in each chosen format (`net_007.npz`, `net_007.safetensors`,
+`net_007.onnx`; core.export.formats), its compacted twin in each (`compact/net_007.npz`, ...) and
+its edge list (`edges/net_007.csv`); `manifest.json` last, so an interrupted export never lists a
 file that is not there, and a failed one leaves the directory as it was.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,6 +22,7 @@ from core.export.compaction import compact
 from core.export.edges import edges_csv
 from core.export.format import (COMPACT_DIR, EDGES_DIR, FORMAT, FORMAT_VERSION, MANIFEST, config_hash,
                                 network_arrays, write_npz, write_text)
+from core.export.formats import DEFAULT_FORMATS, SUFFIX, mothtui_version, parse_formats
 from core.export.selection import choose
 from core.schema import SPLITS
 from core.select import Choice
@@ -49,13 +52,16 @@ def prepare_out(out: Path | str) -> Path:
 
 def export_run(run, out: Path | str, *, threshold: float | None = None, split: str = "val",
                nets: Sequence[int] | None = None, level: int | None = None,
-               overrides: Mapping[int, int] | None = None) -> dict[str, Any]:
-    """Write the chosen networks of `run` into `out` (new or empty); returns the manifest."""
+               overrides: Mapping[int, int] | None = None,
+               formats: Sequence[str] = DEFAULT_FORMATS) -> dict[str, Any]:
+    """Write the chosen networks of `run` into `out` (new or empty) in `formats` (core.export.formats:
+    npz, safetensors, onnx); returns the manifest."""
+    formats = parse_formats(formats)
     selection, choices = choose(run, threshold, split, nets, level, overrides)
     existed = Path(out).exists()
     out = prepare_out(out)
     try:
-        return _write_export(run, out, selection, choices, split)
+        return _write_export(run, out, selection, choices, split, formats)
     except BaseException:
         # leave `out` as it was (absent or empty), so a retry is not refused as "not empty"
         if existed:
@@ -66,7 +72,7 @@ def export_run(run, out: Path | str, *, threshold: float | None = None, split: s
         raise
 
 
-def _write_export(run, out: Path, selection, choices, split: str) -> dict[str, Any]:
+def _write_export(run, out: Path, selection, choices, split: str, formats: Sequence[str]) -> dict[str, Any]:
     """The files of an export into the prepared directory `out`; the manifest last."""
     attrs = run.attrs
     scaler = run.scaler
@@ -75,7 +81,7 @@ def _write_export(run, out: Path, selection, choices, split: str) -> dict[str, A
     all_losses = {name: run.losses(name) for name in SPLITS}
     common = {"run": run.run_id, "threshold": selection.threshold, "split": split,
               "dataset": attrs.get("dataset"), "config_hash": config_hash(attrs["config"]),
-              "activation": attrs.get("activation", "tanh")}
+              "activation": attrs.get("activation", "tanh"), "mothtui_version": mothtui_version()}
     entries = []
     by_level: dict[int, list[Choice]] = {}
     for c in choices:
@@ -87,9 +93,9 @@ def _write_export(run, out: Path, selection, choices, split: str) -> dict[str, A
             for i, c in enumerate(picked):
                 layers = {key: [a[i] for a in arrays[key]] for key in arrays}
                 entries.append(_export_one(out, c, layers, scaler, input_names, output_names,
-                                           common, all_losses))
+                                           common, all_losses, formats))
         entries.sort(key=lambda e: e["network"])
-        manifest = {"format": FORMAT, "version": FORMAT_VERSION, **common,
+        manifest = {"format": FORMAT, "version": FORMAT_VERSION, **common, "formats": list(formats),
                     "layer_sizes": list(run.config.layer_sizes),
                     "input_names": list(input_names), "output_names": list(output_names),
                     "networks": entries}
@@ -100,7 +106,8 @@ def _write_export(run, out: Path, selection, choices, split: str) -> dict[str, A
 
 
 def _export_one(out: Path, choice: Choice, layers: dict[str, list[np.ndarray]], scaler, input_names,
-                output_names, common: dict[str, Any], all_losses: dict[str, np.ndarray]) -> dict[str, Any]:
+                output_names, common: dict[str, Any], all_losses: dict[str, np.ndarray],
+                formats: Sequence[str] = DEFAULT_FORMATS) -> dict[str, Any]:
     net, lvl = choice.network, choice.level
     stem = f"net_{net:03d}"
     weights = [np.asarray(w, dtype=np.float32) for w in layers["weight"]]
@@ -111,16 +118,47 @@ def _export_one(out: Path, choice: Choice, layers: dict[str, list[np.ndarray]], 
     losses = {s: _finite(all_losses[s][lvl, net]) for s in all_losses}
     meta = {**common, "network": net, "level": lvl, "sparsity": choice.sparsity, "manual": choice.manual,
             "remaining": remaining, "losses": losses, "compacted": False}
-    write_npz(out / f"{stem}.npz",
-              network_arrays(weights, biases, wmasks, bmasks, scaler, input_names, output_names, meta))
     small = compact(weights, biases, wmasks, bmasks)
     sizes = [weights[0].shape[0], *(w.shape[1] for w in small.weights)]
     compact_meta = {**meta, "compacted": True, "ghosts_removed": small.removed, "layer_sizes": sizes}
-    write_npz(out / COMPACT_DIR / f"{stem}.npz",
-              network_arrays(small.weights, small.biases, small.weight_masks, small.bias_masks, scaler,
-                              input_names, output_names, compact_meta, kept=small.kept))
+    files = _write_formats(out, stem, formats, weights, biases, wmasks, bmasks, scaler, input_names,
+                           output_names, meta)
+    compacted = _write_formats(out, f"{COMPACT_DIR}/{stem}", formats, small.weights, small.biases, small.weight_masks,
+                               small.bias_masks, scaler, input_names, output_names, compact_meta, kept=small.kept)
     write_text(out / EDGES_DIR / f"{stem}.csv", edges_csv(weights, wmasks, input_names, output_names, small.kept))
-    return {"network": net, "level": lvl, "sparsity": choice.sparsity, "manual": choice.manual,
-            "remaining": remaining, "losses": losses, "file": f"{stem}.npz",
-            "compacted": f"{COMPACT_DIR}/{stem}.npz", "edges": f"{EDGES_DIR}/{stem}.csv",
-            "ghosts_removed": small.removed, "compacted_sizes": sizes}
+    entry = {"network": net, "level": lvl, "sparsity": choice.sparsity, "manual": choice.manual,
+             "remaining": remaining, "losses": losses}
+    if "npz" in files:  # the contract's keys name the npz files
+        entry.update({"file": files["npz"], "compacted": compacted["npz"]})
+    entry.update({"edges": f"{EDGES_DIR}/{stem}.csv", "files": files, "compacted_files": compacted,
+                  "ghosts_removed": small.removed, "compacted_sizes": sizes})
+    return entry
+
+
+def _write_formats(out: Path, stem: str, formats: Sequence[str], weights, biases, wmasks, bmasks, scaler,
+                   input_names, output_names, meta, kept=None) -> dict[str, str]:
+    """One network in each format, `out/stem` + suffix; returns {format: path relative to `out`}."""
+    arrays = network_arrays(weights, biases, wmasks, bmasks, scaler, input_names, output_names, meta, kept=kept)
+    written = {}
+    for fmt in formats:
+        name = stem + SUFFIX[fmt]
+        path = out / name
+        if fmt == "npz":
+            write_npz(path, arrays)
+        elif fmt == "safetensors":
+            from core.export.safetensors_file import safetensors_bytes
+
+            write_bytes(path, safetensors_bytes(arrays))
+        elif fmt == "onnx":
+            from core.export.onnx_file import onnx_bytes
+
+            write_bytes(path, onnx_bytes(weights, biases, scaler, input_names, output_names, meta))
+        written[fmt] = name
+    return written
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """`data` into `path` under a `.partial` name, then renamed (never a half-written file)."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -299,3 +299,37 @@ def test_the_eta_counts_the_share_of_their_caps_that_levels_ran_and_their_evalua
     assert eta_seconds(engine, 3, 50, False, 0.01, done) == pytest.approx(2.0 + share * 400 * 0.01 + 2.0)
     # running past the expected share: the level is expected to end now
     assert eta_seconds(engine, 4, 390, True, 0.01, done) == pytest.approx(2.0)
+
+
+def test_a_trained_run_opens_in_xarray_runs_the_example_notebook_and_exports_to_onnx(reference, tmp_path):
+    """The real engine's run (not a fixture): xarray opens it with named dims, docs/examples/paper_figure.py
+    runs on it as a script, and its ONNX export predicts what `predict` does (float32: 1e-6 of the range)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    xr = pytest.importorskip("xarray")
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("matplotlib")
+    from core.export import export_run, load
+
+    tree = xr.open_datatree(reference.path, engine="zarr", consolidated=False)
+    assert tree["loss/val"].dims == ("level", "net") and tree["layer_1/weight"].dims == ("level", "net", "in", "out")
+    np.testing.assert_array_equal(tree["sparsity"].values, reference.sparsity)
+    root = Path(__file__).resolve().parents[2]
+    figure = tmp_path / "figure.png"
+    proc = subprocess.run([sys.executable, str(root / "docs" / "examples" / "paper_figure.py"), str(reference.path),
+                           str(figure)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)},
+                          timeout=180)
+    assert proc.returncode == 0 and figure.stat().st_size > 10_000, proc.stderr
+    out = tmp_path / "onnx"
+    manifest = export_run(reference, out, level=reference.levels_complete - 1, formats=("npz", "onnx"))
+    scaler = reference.scaler
+    x = np.random.default_rng(0).uniform(scaler["x_min"], scaler["x_max"], (500, 10)).astype(np.float32)
+    span = scaler["y_max"] - scaler["y_min"]
+    for entry in manifest["networks"]:
+        y = ort.InferenceSession(str(out / entry["files"]["onnx"])).run(None, {"x": x})[0]
+        expected = load(out / entry["file"]).predict(x.astype(np.float64))
+        assert (np.abs(y - expected) <= 1e-6 * span).all(), json.dumps(entry["files"])
