@@ -363,12 +363,16 @@ class _ProgressEmitter:
         """(time, step) after the level's first chunk: the step rate leaves out its compilation."""
 
     def step_seconds(self, now: float, step: int) -> float:
-        """Seconds per step: since the first chunk once two have run, else the level's whole time
-        (or the last level's rate, which has no compilation in it)."""
+        """Seconds per step over everything this process trained: the completed levels and this
+        level since its first chunk (which holds its compilation). Pooled, so a burst of load on a
+        shared machine moves it little; before any of that, the level's whole time so far."""
+        seconds = sum(t.train_s for t in self.done)
+        steps = sum(t.steps for t in self.done)
         if self.timed_from is not None and step > self.timed_from[1]:
-            return (now - self.timed_from[0]) / (step - self.timed_from[1])
-        if self.done and self.done[-1].steps:
-            return self.done[-1].train_s / self.done[-1].steps
+            seconds += now - self.timed_from[0]
+            steps += step - self.timed_from[1]
+        if steps:
+            return seconds / steps
         return (now - self.t0) / max(step - self.first_step, 1)
 
     def __call__(self, step: int, losses: np.ndarray, active: np.ndarray) -> None:
