@@ -22,12 +22,16 @@ INSTALL_HINT = ("the report needs matplotlib, the optional 'report' extra: "
                 "pip install 'mothtui[report]' (in a checkout: pip install -e '.[report]')")
 
 
-def require_matplotlib() -> None:
-    """MothError (one line, exit 2) when matplotlib cannot be imported."""
+def drawing_module():
+    """`core.report.figures` (which imports matplotlib), or MothError (one line, exit 2) naming the
+    extra when matplotlib cannot be imported."""
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+        from core.report import figures
+    except ImportError as err:
+        if (err.name or "").partition(".")[0] != "matplotlib":
+            raise
         raise MothError(INSTALL_HINT) from None
+    return figures
 
 
 def prepare_out(out: Path) -> None:
@@ -56,9 +60,8 @@ def _size(n: int) -> str:
 def run(args) -> int:
     threshold = None if args.threshold is None else check_threshold(args.threshold)
     split = check_split(args.split)
-    require_matplotlib()
+    draw = drawing_module().draw
     from core.report import FIGURES
-    from core.report.figures import draw
     from core.report.gather import gather_ids
     from core.report.index import INDEX, NUMBERS, markdown, numbers
 

@@ -100,7 +100,7 @@ def loss_vs_sparsity(report: Report) -> Figure:
     ax.set_xlabel(_sparsity_label(report))
     ax.set_ylabel(f"{report.split} MSE (scaled outputs, mean of 7)")
     ax.set_title("Loss vs sparsity per pruning level")
-    ax.legend(loc="upper left")
+    _legend_below(fig, ax)
     return fig
 
 
@@ -144,9 +144,11 @@ def chosen_sparsity(report: Report) -> Figure:
 
 
 def _legend_below(fig, ax) -> None:
-    """The legend under the axes, where it never hides a bar."""
+    """The legend under the axes, where it never hides a bar or a curve (runs first, the seed last)."""
     pairs = sorted(zip(*ax.get_legend_handles_labels()), key=lambda hl: hl[1].startswith("seed:"))  # runs first
-    fig.legend(*zip(*pairs), loc="outside lower center", ncols=2 if len(pairs) > 2 else len(pairs))
+    ncols = 1 if max(len(label) for _, label in pairs) > 48 else min(len(pairs), 2)
+    fig.legend(*zip(*pairs), loc="outside lower center", ncols=ncols)
+    fig.set_figheight(fig.get_figheight() + 0.17 * -(-len(pairs) // ncols))  # the axes keep their height
 
 
 def _grouped_bars(ax, categories: list[str], series) -> None:
@@ -292,7 +294,7 @@ def extrapolation(report: Report) -> Figure | str:
     ax.set_xlabel(_sparsity_label(report))
     ax.set_ylabel("test MSE (scaled outputs), median over networks")
     ax.set_title("Other body sizes: loss on moths of body scale s")
-    ax.legend(loc="upper left", fontsize=7)
+    _legend_below(fig, ax)
     return fig
 
 
