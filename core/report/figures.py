@@ -22,6 +22,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 
 from core.report import seed  # noqa: E402
 from core.report.gather import Report  # noqa: E402
+from core.study import KEY_COLUMNS, short_value  # noqa: E402
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency, and in greyscale print.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
@@ -74,8 +75,11 @@ def _sparsity_label(report: Report) -> str:
     return f"target sparsity (% of the weights{per} pruned)"
 
 
-def _run_label(r) -> str:
-    return f"{r.run_id} ({r.side.nets} nets, {r.shape})"
+def _run_label(r, report: Report) -> str:
+    """`id (8 nets, 10-128-16-7, pruning global)`: the shape, and the key settings that differ between the runs."""
+    differ = [f"{key} {short_value(r.side.config.get(key))}" for key in KEY_COLUMNS
+              if key in report.comparison.diff and key not in ("nets", "hidden")]
+    return f"{r.run_id} ({', '.join([f'{r.side.nets} nets', r.shape, *differ])})"
 
 
 def _thresholds(ax, report: Report) -> None:
@@ -90,7 +94,7 @@ def loss_vs_sparsity(report: Report) -> Figure:
         s = r.side
         ax.fill_between(s.sparsity, s.loss_p10, s.loss_p90, color=colour(i), alpha=0.18, linewidth=0)
         ax.plot(s.sparsity, s.loss_median, "o-", color=colour(i), markersize=3.5, linewidth=1.4,
-                label=f"{_run_label(r)}: median, p10–p90")
+                label=f"{_run_label(r, report)}: median, p10–p90")
     if report.seed_comparable and report.split == "val":
         ax.plot(seed.SEED_SPARSITY, seed.KERAS_VAL_MSE, "x:", color=SEED_COLOUR, markersize=5,
                 linewidth=0.8, label=seed.KERAS_LABEL)
@@ -145,7 +149,12 @@ def chosen_sparsity(report: Report) -> Figure:
 
 def _legend_below(fig, ax) -> None:
     """The legend under the axes, where it never hides a bar or a curve (runs first, the seed last)."""
-    pairs = sorted(zip(*ax.get_legend_handles_labels()), key=lambda hl: hl[1].startswith("seed:"))  # runs first
+    _figure_legend(fig, *ax.get_legend_handles_labels())
+
+
+def _figure_legend(fig, handles, labels) -> None:
+    """One legend under everything, in one column when its entries are long; the figure grows to hold it."""
+    pairs = sorted(zip(handles, labels), key=lambda hl: hl[1].startswith("seed:"))  # runs first
     ncols = 1 if max(len(label) for _, label in pairs) > 48 else min(len(pairs), 2)
     fig.legend(*zip(*pairs), loc="outside lower center", ncols=ncols)
     fig.set_figheight(fig.get_figheight() + 0.17 * -(-len(pairs) // ncols))  # the axes keep their height
@@ -234,14 +243,16 @@ def weight_distributions(report: Report) -> Figure | str:
             ax.set_visible(False)
             continue
         layers = [(i, r.weights[k]) for i, r in enumerate(report.runs) if k < len(r.weights)]
-        top = max(float(np.max(np.abs(w.dense))) if w.dense.size else 1.0 for _, w in layers)
+        # wide enough for every value: survivors often grow past the dense weights while retrained
+        top = max(float(np.max(np.abs(values))) for _, w in layers for values in (w.dense, w.chosen)
+                  if values.size) if any(w.dense.size or w.chosen.size for _, w in layers) else 1.0
         edges = np.linspace(-top, top, 61)
         first = layers[0][1]
-        ax.hist(np.clip(first.dense, -top, top), bins=edges, color="0.8",
+        ax.hist(first.dense, bins=edges, color="0.8",
                 weights=np.full(first.dense.size, first.per_network("dense")),
                 label=f"{report.runs[layers[0][0]].run_id}: dense (level 0)")
         for i, w in layers:
-            ax.hist(np.clip(w.chosen, -top, top), bins=edges, histtype="step", color=colour(i), linewidth=1.2,
+            ax.hist(w.chosen, bins=edges, histtype="step", color=colour(i), linewidth=1.2,
                     weights=np.full(w.chosen.size, w.per_network("chosen")),
                     label=f"{report.runs[i].run_id}: surviving at the chosen level")
         ax.set_yscale("log")
@@ -251,8 +262,7 @@ def weight_distributions(report: Report) -> Figure | str:
         if k % cols == 0:
             ax.set_ylabel("weights per network")
         ax.set_xlabel("weight value", fontsize=8)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3))
+    _figure_legend(fig, *axes.flat[0].get_legend_handles_labels())
     fig.suptitle("Surviving weight distributions (chosen networks, per layer)", fontsize=10)
     return fig
 

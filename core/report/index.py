@@ -27,7 +27,7 @@ def _g(value: Any) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|:---|" + "|".join("---:" for _ in header[1:]) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines + [""]
 
@@ -107,7 +107,7 @@ def _inputs_table(report: Report) -> list[str]:
 
 
 def _weights_table(report: Report) -> list[str]:
-    header = ["run", "layer", "surviving weights", "|w| p5 / p50 / p95", "dense |w| p5 / p50 / p95"]
+    header = ["run", "layer", "surviving weights", "magnitude p5 / p50 / p95", "dense: magnitude p5 / p50 / p95"]
     rows = []
     for r in report.runs:
         for w in r.weights:
