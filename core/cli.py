@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="compare")
 
     p = sub.add_parser("report", help="the paper's figures (SVG, PNG) and an index of their numbers")
-    p.add_argument("targets", nargs="+", metavar="RUN").complete = RUN_ID_COMPLETION
+    p.add_argument("targets", nargs="+", metavar="RUN", help="run ids (drawn together, in this order)"
+                   ).complete = RUN_ID_COMPLETION
     _runs_option(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="output directory (new, empty, or an earlier report's, which is replaced)")
