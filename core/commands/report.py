@@ -37,7 +37,7 @@ def drawing_module():
 def prepare_out(out: Path) -> None:
     """Create `out`, or accept it empty or holding an earlier report (whose files are replaced)."""
     from core.report import FIGURES
-    from core.report.index import INDEX, NUMBERS
+    from core.report.index import NUMBERS
 
     if out.exists() and not out.is_dir():
         raise MothError(f"--out {out} is a file: name a directory")
