@@ -231,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
     p.set_defaults(handler="compare")
 
+    p = sub.add_parser("report", help="the paper's figures (SVG, PNG) and an index of their numbers")
+    p.add_argument("targets", nargs="+", metavar="RUN", help="run ids (drawn together, in this order)"
+                   ).complete = RUN_ID_COMPLETION
+    _runs_option(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output directory (new, empty, or an earlier report's, which is replaced)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="one loss threshold for every run (default: each run's own)")
+    p.add_argument("--split", default="val", help="train | val | test (default val)")
+    p.set_defaults(handler="report")
+
     p = sub.add_parser("evaluate", help="every level of every network at other body scales, stored in the run")
     p.add_argument("run_id")
     _runs_option(p)

@@ -229,3 +229,12 @@ def list_runs(runs_dir: Path | str) -> list[RunSummary]:
     paths = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     summaries = [summarize(p) for p in paths]
     return sorted(summaries, key=lambda s: (s.created or "", s.run_id), reverse=True)
+
+
+#: The app's reports (`mothtui report` started with f on a run), `<runs>/.reports/<run_id>/` (hidden: not a run).
+REPORTS_DIR = ".reports"
+
+
+def report_dir(runs_dir: Path | str, run_id: str) -> Path:
+    """Where the app writes a run's report (`index.md`, the figures); a shell user names any `--out`."""
+    return Path(runs_dir) / REPORTS_DIR / run_path(runs_dir, run_id).name

@@ -184,12 +184,30 @@ class MothApp(App):
 
         self.run_worker(self._supervise(starting()), name=f"job:{run_id}", group="jobs", exit_on_error=False)
 
+    def start_report(self, run_id: str) -> None:
+        """`mothtui report RUN --out <runs>/.reports/RUN` as a supervised job: the paper's figures."""
+        from core.runlist import report_dir
+
+        out = report_dir(self.runs_dir, run_id)
+
+        async def starting():
+            job = await self.jobs.report(run_id, out)
+            self.notify(f"drawing the figures of {run_id} into {out}", title="report")
+            return job
+
+        self.run_worker(self._supervise(starting()), name=f"job:{run_id}", group="jobs", exit_on_error=False)
+
     async def _supervise(self, starting) -> None:
         """Start a job, wait for it (so it is reaped), and report how it ended."""
         job = await starting
         code = await job.process.wait()
         if code == 0:
-            if not self.notifier.enabled:  # otherwise the run-end notification says it (mothtui/notify.py)
+            if job.kind == "report":  # no run-end notification: say where the figures are
+                from core.runlist import report_dir
+
+                self.notify(f"{job.run_id}: figures and index.md in {report_dir(self.runs_dir, job.run_id)}",
+                            title="report", timeout=12)
+            elif not self.notifier.enabled:  # otherwise the run-end notification says it (mothtui/notify.py)
                 done = "engine finished" if job.kind in ("train", "resume") else f"{job.kind} finished"
                 self.notify(f"{job.run_id}: {done}", title=job.kind)
         elif code in (-15, 130, 143):
@@ -214,7 +232,7 @@ class MothApp(App):
                     self.notify(f"{run_id} has no engine running", severity="warning")
 
         job = self.jobs.job(run_id)
-        if job is not None and job.kind in ("analyze", "evaluate"):  # an analysis step, not the training
+        if job is not None and job.kind in ("analyze", "evaluate", "report"):  # a step, not the training
             question = (f"Cancel the {job.kind} of run {run_id}?\n"
                         f"What it computed so far is dropped; the run and its stored results stay.")
         else:

@@ -27,7 +27,7 @@ class Job:
     """An engine process this app started."""
 
     run_id: str
-    kind: str  # "train" | "resume" | "analyze" | "evaluate"
+    kind: str  # "train" | "resume" | "analyze" | "evaluate" | "report"
     process: asyncio.subprocess.Process
     log: Path
 
@@ -140,6 +140,10 @@ class JobSupervisor:
     async def evaluate(self, run_id: str, scales: str, samples: int | None = None) -> Job:
         return await self._step(run_id, evaluate_command(self.runs_dir, run_id, scales, samples), "evaluate")
 
+    async def report(self, run_id: str, out: Path) -> Job:
+        """`mothtui report` into `out`: it only reads the run, so it may run beside training or a step."""
+        return await self.start(run_id, report_command(self.runs_dir, run_id, out), "report")
+
     def job(self, run_id: str) -> Job | None:
         """This app's job of a run while it runs, else None."""
         job = self.jobs.get(run_id)
@@ -185,3 +189,8 @@ class JobSupervisor:
         except OSError:
             return ""
         return "\n".join(line for line in text.strip().splitlines()[-lines:])
+
+
+def report_command(runs_dir: Path, run_id: str, out: Path) -> list[str]:
+    """`mothtui report RUN --out DIR`: the paper's figures and their index (matplotlib: the `report` extra)."""
+    return [sys.executable, "-m", "core", "report", run_id, "--runs", str(runs_dir), "--out", str(out)]

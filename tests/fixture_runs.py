@@ -57,3 +57,15 @@ def make_fixture_run(runs_dir: Path, run_id: str = "fixture", *, nets: int = 4, 
         attrs["created"] = created
     run.set_attrs(**attrs)
     return run
+
+
+def add_fixture_extrapolation(run: Run, scales=(0.5, 2.0), samples: int = 1000) -> dict:
+    """A synthetic `mothtui evaluate` result stored through the real writer: at each other body
+    scale every network's loss is its own test loss times a factor that grows away from s = 1."""
+    from core.analysis.extrapolate import store_extrapolation
+
+    levels = run.levels_complete
+    test = run.losses("test")[:levels].astype(np.float64)
+    loss = np.stack([test * (1.0 + 250.0 * abs(np.log2(s))) for s in scales])   # (S, L, N)
+    return store_extrapolation(run, scales, loss, [samples] * len(scales), [1.0] * len(scales),
+                               samples=samples, seed=1, datasets=["(synthetic)"] * len(scales))

@@ -140,9 +140,22 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
         datasets.append(str(path))
     say(f"evaluating {levels} levels of {run.nets} networks at s = {', '.join(f'{s:g}' for s in scales)}")
     loss_a = level_losses(run, held_out, levels)                    # (S, L, N)
+    summary = store_extrapolation(run, scales, loss_a, rows, valid, samples=samples, seed=seed, datasets=datasets)
+    for scale, m, v in zip(scales, summary["loss_median"], valid):
+        say(f"s = {scale:g}: level 0 median loss {_fmt(m[0])}, {v:.0%} of strokes valid")
+    return summary
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
+
+
+def store_extrapolation(run, scales: Sequence[float], loss_a: np.ndarray, rows: Sequence[int],
+                        valid: Sequence[float], *, samples: int, seed: int, datasets: Sequence[str]) -> dict[str, Any]:
+    """Summarise `loss_a (S, levels, N)` against the run's own test loss and store it (the module's
+    layout, completion marker last); returns the summary. The one writer of `<run>/extrapolation`."""
+    levels = loss_a.shape[1]
     p10, med, p90 = bands(loss_a)
-    for scale, m, v in zip(scales, med, valid):
-        say(f"s = {scale:g}: level 0 median loss {m[0]:.3g}, {v:.0%} of strokes valid")
     test = run.losses("test")[:levels]
     own = float(np.nanmedian(test[0])) if np.isfinite(test[0]).any() else None
     summary = {
@@ -159,8 +172,8 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
     writer.array("loss", loss_a)
     writer.array("rows", np.asarray(rows, np.int64))
     writer.array("valid_fraction", np.asarray(valid, np.float64))
-    writer.finish(summary=summary, params={"samples": int(samples), "seed": seed}, levels=levels,
-                  datasets=datasets)
+    writer.finish(summary=summary, params={"samples": int(samples), "seed": int(seed)}, levels=levels,
+                  datasets=list(datasets))
     return summary
 
 

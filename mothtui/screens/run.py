@@ -63,6 +63,7 @@ class RunScreen(Screen):
         Binding("l", "log", "log", id="run.log"),
         Binding("a", "analyze", "analyze", id="run.analyze"),
         Binding("s", "evaluate", "scales", id="run.evaluate"),
+        Binding("f", "report", "figures (report)", show=False, id="run.report"),
         Binding("1", "tab('progress')", "progress", show=False, id="run.tab1"),
         Binding("2", "tab('layers')", "layers", show=False, id="run.tab2"),
         Binding("3", "tab('weights')", "weights", show=False, id="run.tab3"),
@@ -333,7 +334,7 @@ class RunScreen(Screen):
 
     # ---- keys -------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("pick", "export"):
+        if action in ("pick", "export", "report"):
             return self.levels_complete > 0
         if action in ("analyze", "evaluate"):
             return self.levels_complete > 0 and self.status != "running" and not self.held
@@ -369,6 +370,10 @@ class RunScreen(Screen):
     def action_analyze(self) -> None:
         self.app.start_step(self.run_id, "analyze")
         self.action_tab("analysis")
+
+    def action_report(self) -> None:
+        """`mothtui report` of this run into `<runs>/.reports/<run>/` (SVG, PNG, index.md)."""
+        self.app.start_report(self.run_id)
 
     def action_evaluate(self) -> None:
         self.app.start_step(self.run_id, "evaluate", EVALUATE_SCALES)
