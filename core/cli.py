@@ -184,8 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("purge", help="remove trashed runs for good")
     _runs_option(p)
-    p.add_argument("--older-than", default="0", metavar="AGE",
-                   help="only runs deleted longer ago than AGE, e.g. 7d, 12h (default: all)")
+    p.add_argument("--older-than", default=None, metavar="AGE",
+                   help="only runs deleted longer ago than AGE, with a unit: 30m, 12h, 7d, 2w (default: all)")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="do not ask (needed when stdin is not a terminal: scripts, cron)")
     p.set_defaults(handler="trash", action="purge")
 
     p = sub.add_parser("select", help="per network, the most-pruned level with loss <= threshold")

@@ -129,7 +129,7 @@ def test_delete_restore_and_purge(runs_dir, capsys):
     assert "purged 0 runs" in capsys.readouterr().out and (runs_dir / ".trash" / "a").exists()
     assert main(["restore", "a", "--runs", str(runs_dir)]) == 2  # the live "a" is never overwritten
     assert "run 'a' already exists" in capsys.readouterr().err
-    assert main(["purge", "--runs", str(runs_dir)]) == 0
+    assert main(["purge", "--yes", "--runs", str(runs_dir)]) == 0
     assert "purged 1 run: a" in capsys.readouterr().out and not list((runs_dir / ".trash").iterdir())
     for argv, needle in [(["restore", "zz"], "no run 'zz' in the trash"),
                          (["delete", "zz"], "no run 'zz'"), (["purge", "--older-than", "soon"], "bad age")]:
@@ -175,3 +175,44 @@ def test_every_writer_refuses_a_run_alive_on_another_host(runs_dir, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("mothtui: run 'r' is running on gpu7") and "\n" not in err, err
     assert (run.path / "zarr.json").exists() and not (run.path / "analysis").exists()
+
+
+def _purge(runs_dir: Path, *args: str, answer: str | None = None) -> subprocess.CompletedProcess:
+    """`mothtui purge` as a real process: stdin is /dev/null, or a terminal (a pty) typing `answer`."""
+    command = [sys.executable, "-m", "core", "purge", *args, "--runs", str(runs_dir)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if answer is None:
+        return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=60)
+    import pty
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, answer.encode() + b"\n")
+        return subprocess.run(command, capture_output=True, text=True, stdin=terminal, env=env, timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def test_purge_never_deletes_unasked_and_wants_an_age_with_a_unit(runs_dir):
+    make_fixture_run(runs_dir, "a")
+    assert main(["delete", "a", "--runs", str(runs_dir)]) == 0
+    trashed_run = runs_dir / ".trash" / "a"
+    # a bare number was read as seconds and purged a run deleted a moment ago: now refused, in one line
+    proc = _purge(runs_dir, "--older-than", "7", "--yes")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "bad age '7'" in proc.stderr \
+        and "7d" in proc.stderr, proc.stderr
+    assert trashed_run.exists()
+    # no terminal, no --yes: refused, and it says what to pass
+    proc = _purge(runs_dir)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--yes" in proc.stderr, proc.stderr
+    assert trashed_run.exists()
+    # on a terminal it asks: no (the default) keeps the run, y purges it
+    proc = _purge(runs_dir, answer="")
+    assert proc.returncode == 1 and "[y/N]" in proc.stderr and "nothing purged" in proc.stderr, proc.stderr
+    assert trashed_run.exists()
+    proc = _purge(runs_dir, "--older-than", "30m", answer="y")  # deleted just now: not old enough, nothing asked
+    assert proc.returncode == 0 and "purged 0 runs" in proc.stdout and "[y/N]" not in proc.stderr
+    proc = _purge(runs_dir, answer="y")
+    assert proc.returncode == 0 and "delete 1 run for good: a? [y/N]" in proc.stderr \
+        and "purged 1 run: a" in proc.stdout, proc.stderr
+    assert not trashed_run.exists()
