@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError
-from core.owner import OWNER_FILES, Liveness, liveness
+from core.owner import Liveness, liveness, store_less
 
 KIND = "mothtui.run"
 #: Engine logs of the runs, `<runs>/.logs/<run_id>.log` (hidden: not a run).
@@ -104,12 +104,13 @@ def summarize(path: Path) -> RunSummary:
     try:
         attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
     except FileNotFoundError:
-        if {p.name for p in path.iterdir()} <= set(OWNER_FILES):  # claimed, its store not yet written
+        if store_less(path):  # claimed, its store not yet written
             owner = live_owner(path)
             if owner is not None:
                 return RunSummary(path.name, path, "starting", None, None, None, None, owner=owner)
             return RunSummary(path.name, path, "damaged", None, None, None, None,
-                              damaged="abandoned before its store was written (delete it)")
+                              damaged="abandoned before its store was written "
+                                      f"(`mothtui train --id {path.name}` starts it again)")
         return RunSummary(path.name, path, "damaged", None, None, None, None,
                           damaged="store unreadable: zarr.json missing")
     except (OSError, ValueError) as err:

@@ -57,11 +57,16 @@ def test_a_claimed_run_is_refused_naming_its_owner_and_freed_when_the_owner_dies
 
 
 def test_claim_new_lets_exactly_one_creator_win(runs_dir):
+    # The winner holds the run until all have answered (one that exits without writing a store abandons
+    # the directory, and the next creator takes it over: test_train_cli).
     script = ("import sys; from core.owner import claim_new; from core.errors import StoreError\n"
-              "try:\n    claim_new(sys.argv[1]); print('won')\nexcept StoreError as e:\n    print('lost:', e)")
+              "try:\n    claim_new(sys.argv[1]); print('won', flush=True)\n"
+              "except StoreError as e:\n    print('lost:', e, flush=True)\nsys.stdin.read()")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(runs_dir / "new")], stdout=subprocess.PIPE,
-                              text=True, cwd=REPO) for _ in range(4)]
-    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+                              stdin=subprocess.PIPE, text=True, cwd=REPO) for _ in range(4)]
+    outcomes = sorted(p.stdout.readline().strip() for p in procs)
+    for p in procs:
+        p.communicate(timeout=60)
     assert outcomes.count("won") == 1 and len(outcomes) == 4, outcomes
     assert all(o.startswith("lost: run 'new' already exists in") for o in outcomes if o != "won")
 

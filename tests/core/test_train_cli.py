@@ -254,3 +254,23 @@ def test_a_full_disk_fails_the_run_in_one_line_and_resume_continues(runs_dir, da
     proc = _cli("resume", "full", "--quiet", runs=disk_runs, timeout=300)
     assert proc.returncode == 0, proc.stderr
     _same(open_run(disk_runs, "full"), open_run(runs_dir, "straight"))
+
+
+def test_a_run_abandoned_before_its_store_is_taken_over_by_train_and_explained_by_resume(runs_dir, dataset):
+    """Killed between claiming its directory and writing its store: only owner.json is left, its owner dead."""
+    claimer = subprocess.Popen([sys.executable, "-c", "import sys, time; from core.owner import claim_new; "
+                                "claim_new(sys.argv[1], 'mothtui train --id gone'); print('held', flush=True); "
+                                "time.sleep(120)", str(runs_dir / "gone")], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert claimer.stdout.readline().strip() == "held"
+    claimer.kill()
+    claimer.wait()
+    assert sorted(p.name for p in (runs_dir / "gone").iterdir()) == ["owner.json"]
+    line = _one_line_error(_cli("resume", "gone", runs=runs_dir))
+    assert line == ("mothtui: run 'gone' was abandoned before its store was written; "
+                    "start it again with `mothtui train --id gone`"), line
+    proc = _cli("train", "--preset", "smoke", "--set", f"dataset={dataset}", "--set", "schedule=[0.5]",
+                "--set", "epochs_per_level=2", "--id", "gone", "--quiet", runs=runs_dir, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "gone"
+    run = open_run(runs_dir, "gone")
+    assert run.status == "done" and run.levels_complete == run.levels and not (run.path / "owner.json").exists()
