@@ -64,3 +64,69 @@ class RichDisplay:
                 soft_wrap=True)
         elif isinstance(event, RunEnd):
             self.console.print(f"run {s.status}: {s.message or ''}", soft_wrap=True)
+
+
+class SimulationProgress:
+    """The progress of simulating a dataset for `train`, drawn like the training display: on a terminal
+    a Rich bar (strokes done, rate, elapsed, ETA), in a log file plain lines at most every
+    `every_s` seconds (and the last one). A continued dataset says so first: "continuing from N".
+
+    Callable as core.dataset's `progress(done, total)`; use as a context manager around the simulation.
+    """
+
+    def __init__(self, console: Console | None = None, every_s: float = 5.0):
+        self.console = console or Console(file=sys.stderr)
+        self.every_s = every_s
+        self.bar = None
+        self.task = None
+        self.started = None
+        self.first_done = 0
+        self.last_line = None
+
+    def __enter__(self) -> "SimulationProgress":
+        return self  # the bar appears with the first progress: nothing is drawn for a reused dataset
+
+    def _start_bar(self, done: int, total: int) -> None:
+        from rich.progress import MofNCompleteColumn, TaskProgressColumn, TimeRemainingColumn
+
+        class RateColumn(TextColumn):
+            def render(self, task):  # strokes per second (core.formatting), not Rich's bytes/s
+                return fmt_rate(task.finished_speed or task.speed or None)
+
+        self.bar = Progress(TextColumn("simulating dataset"), BarColumn(), TaskProgressColumn(),
+                            MofNCompleteColumn(), RateColumn(""), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=self.console, transient=False)
+        self.bar.start()
+        # the rate starts here, not from 0 (a continued dataset jumps to `done` at once)
+        self.task = self.bar.add_task("simulate", total=total, completed=done)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        first = self.started is None
+        if first:
+            self.started, self.first_done = now, done
+            if done:
+                self.console.print(f"simulating dataset: continuing from {done:,}/{total:,} strokes "
+                                   "(the completed chunks of an interrupted start)", soft_wrap=True)
+        if self.console.is_terminal:
+            if first:
+                self._start_bar(done, total)
+            else:
+                self.bar.update(self.task, completed=done, total=total)
+            return
+        if first and done:
+            return
+        if done < total and self.last_line is not None and now - self.last_line < self.every_s:
+            return
+        self.last_line = now
+        elapsed = now - self.started
+        rate = (done - self.first_done) / elapsed if elapsed > 0 and done > self.first_done else None
+        eta = (total - done) / rate if rate else None
+        self.console.print(f"simulating dataset: {done:,}/{total:,} ({done / max(total, 1):.0%}) · "
+                           f"{fmt_rate(rate)} · ETA {fmt_duration(eta)}", soft_wrap=True)
