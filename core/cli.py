@@ -288,9 +288,17 @@ def resolve_runs(args: argparse.Namespace) -> Path:
     return getattr(args, "runs", None) or default_runs_dir()
 
 
+#: The commands that compile with JAX: they keep compiled programs in the persistent compilation cache.
+JAX_HANDLERS = ("simulate", "train", "resume", "plan", "analyze", "evaluate", "bench_sim", "bench_engine")
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; user errors become one line on stderr."""
     try:
+        if args.handler in JAX_HANDLERS:
+            from core.settings import enable_compilation_cache  # before JAX is imported
+
+            enable_compilation_cache()
         module = importlib.import_module(f"core.commands.{args.handler}")
         return int(module.run(args) or 0)
     except MothError as err:

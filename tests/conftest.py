@@ -9,6 +9,9 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MOTHTUI_RUNS", "/nonexistent-test-guard")  # tests must pass --runs / tmp dirs
+# The commands keep JAX's compiled programs in the user's cache dir; tests never write there (a test
+# that wants a cache names a temporary one in $JAX_COMPILATION_CACHE_DIR or $MOTHTUI_COMPILATION_CACHE).
+os.environ.setdefault("MOTHTUI_COMPILATION_CACHE", "off")
 
 import pytest  # noqa: E402
 
