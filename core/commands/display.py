@@ -9,9 +9,11 @@ Draws on stderr so stdout keeps only the run id. Part of the commands layer: the
 from __future__ import annotations
 
 import sys
+import time
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from core.events import Event, LevelEnd, LevelStart, RunEnd, RunProgress, StepProgress, reduce
 from core.formatting import fmt_duration, fmt_rate
@@ -21,15 +23,40 @@ def _loss(value: float | None) -> str:
     return "–" if value is None else f"{value:.2e}"
 
 
-class RichDisplay:
-    """Consumes events; use as a context manager around the run."""
+class RunElapsed(ProgressColumn):
+    """The run's wall time since its first event (`elapsed 12m05s`), ticking between events.
 
-    def __init__(self, levels: int, console: Console | None = None):
+    Not Rich's TimeElapsedColumn: that is the task's time and stops for good when the task first
+    completes (the end of level 0), so the display froze at level 0's time for the rest of the run.
+    """
+
+    def __init__(self, display: "RichDisplay"):
+        super().__init__()
+        self.display = display
+
+    def render(self, task) -> Text:
+        started = self.display.state.started_t
+        elapsed = None if started is None else self.display.clock() - started
+        return Text(f"elapsed {fmt_duration(elapsed)}")
+
+
+class RichDisplay:
+    """Consumes events; use as a context manager around the run.
+
+    The live bar shows the level, its target sparsity (`level 2/9 · sparsity 0.70`: a level's
+    sparsity, not its progress, which the bar and the step count show), the step, loss, rate, ETA and
+    the run's elapsed time. Each finished level leaves one line. The bar goes when the run ends, so
+    nothing stale is left below `run done`; a cancelled or failed run prints nothing here, since the
+    command's own last line (`mothtui: run … cancelled …`) says it once.
+    """
+
+    def __init__(self, levels: int, console: Console | None = None, clock=time.time):
         self.console = console or Console(file=sys.stderr)
+        self.clock = clock
         self.bar = Progress(
-            TextColumn("[bold]level {task.fields[level]}/{task.fields[levels]}[/] {task.fields[sparsity]}"),
-            BarColumn(bar_width=12), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-            console=self.console, transient=False,
+            TextColumn("[bold]level {task.fields[level]}/{task.fields[levels]}[/]{task.fields[sparsity]}"),
+            BarColumn(bar_width=12), TextColumn("{task.fields[info]}"), RunElapsed(self),
+            console=self.console, transient=True,
             disable=not self.console.is_terminal,  # in a log file: the level lines only
         )
         self.levels = levels
@@ -43,13 +70,27 @@ class RichDisplay:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._drop_bar()
         self.bar.stop()
+
+    def _drop_bar(self) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+            self.bar.refresh()
 
     def __call__(self, event: Event) -> None:
         self.state = s = reduce(self.state, event)
+        if isinstance(event, RunEnd):
+            self._drop_bar()
+            if event.status == "done":
+                self.console.print(f"run done: {s.message or ''}", soft_wrap=True)
+            return
+        if self.task is None:
+            return
         if isinstance(event, LevelStart):
             self.bar.update(self.task, completed=0, total=event.max_steps, level=event.level,
-                            sparsity=f"{event.sparsity:.0%}", info="")
+                            sparsity=f" · sparsity {event.sparsity:.2f}", info="")
         elif isinstance(event, StepProgress):
             self.bar.update(
                 self.task, completed=s.step,
@@ -62,8 +103,6 @@ class RichDisplay:
                 f"{_loss(event.median_loss('val'))} · early stop {event.stopped_early} · "
                 f"diverged {event.diverged} · {event.seconds:.1f} s",
                 soft_wrap=True)
-        elif isinstance(event, RunEnd):
-            self.console.print(f"run {s.status}: {s.message or ''}", soft_wrap=True)
 
 
 class SimulationProgress:
