@@ -249,7 +249,9 @@ def claim(run_dir: Path | str, command: str | None = None, *, run_id: str | None
     try:
         fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
     except (FileNotFoundError, NotADirectoryError):
-        raise StoreError(f"no run {name!r} in {run_dir.parent}") from None
+        from core.runlist import no_run  # (runlist reads records through this module)
+
+        raise no_run(run_dir.parent, name) from None
     except OSError as err:
         raise StoreError(f"cannot claim run {name!r}: {err.strerror or err}") from None
     try:

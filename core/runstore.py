@@ -25,7 +25,7 @@ from core.config import Config, from_dict
 from core.errors import StoreError
 from core.events import EVENTS_FILE
 from core.owner import Liveness, claim, held, liveness, store_less
-from core.runlist import (KIND, RunSummary, _short, disk_usage, list_runs, read_engine_pid,  # noqa: F401
+from core.runlist import (KIND, RunSummary, _short, disk_usage, list_runs, no_run, read_engine_pid,  # noqa: F401
                           run_path, summarize)
 from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
 
@@ -471,5 +471,5 @@ def open_run(runs_dir: Path | str, run_id: str, mode: str = "r") -> Run:
     """Open `<runs>/<run_id>` with an error that names the run store when it is missing."""
     path = run_path(runs_dir, run_id)
     if not path.exists():
-        raise StoreError(f"no run {run_id!r} in {runs_dir}")
+        raise no_run(runs_dir, run_id)
     return Run.open(path, mode)

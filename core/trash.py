@@ -22,7 +22,7 @@ from pathlib import Path
 
 from core.errors import MothError, StoreError
 from core.owner import claim
-from core.runlist import run_path
+from core.runlist import did_you_mean, no_run, run_path
 
 TRASH_DIR = ".trash"
 DELETED_FILE = "deleted.json"
@@ -47,7 +47,7 @@ def delete_run(runs_dir: Path | str, run_id: str) -> Path:
     """Move a run to the trash (refused while another process owns it); returns where it went."""
     path = run_path(runs_dir, run_id)
     if not path.is_dir():
-        raise StoreError(f"no run {run_id!r} in {runs_dir}")
+        raise no_run(runs_dir, run_id)
     with claim(path, run_id=run_id) as held:  # refused while another process, here or elsewhere, writes it
         target = _free_name(trash_dir(runs_dir), run_id)
         target.parent.mkdir(exist_ok=True)
@@ -77,7 +77,8 @@ def restore_run(runs_dir: Path | str, run_id: str) -> Path:
     target = run_path(runs_dir, run_id)
     candidates = [t for t in trashed(runs_dir) if t.run_id == run_id]
     if not candidates:
-        raise StoreError(f"no run {run_id!r} in the trash of {runs_dir}")
+        hint = did_you_mean(run_id, sorted({t.run_id for t in trashed(runs_dir)}))
+        raise StoreError(f"no run {run_id!r} in the trash of {runs_dir}{hint}")
     if target.exists():
         raise StoreError(f"run {run_id!r} already exists in {runs_dir}: delete or rename it first")
     source = candidates[0].path

@@ -221,3 +221,22 @@ def test_purge_never_deletes_unasked_and_wants_an_age_with_a_unit(runs_dir):
     assert proc.returncode == 0 and "delete 1 run for good: a? [y/N]" in proc.stderr \
         and "purged 1 run: a" in proc.stdout, proc.stderr
     assert not trashed_run.exists()
+
+
+@pytest.mark.parametrize("argv", [["select", "quik-1"], ["export", "quik-1", "--out", "x"], ["resume", "quik-1"],
+                                  ["analyze", "quik-1"], ["evaluate", "quik-1", "--scale", "2"], ["tag", "quik-1"],
+                                  ["note", "quik-1"], ["delete", "quik-1"], ["compare", "quick-1", "quik-1"]])
+def test_a_misspelled_run_id_gets_a_suggestion(runs_dir, capsys, argv):
+    for name in ("quick-1", "paper-7"):
+        make_fixture_run(runs_dir, name)
+    assert main([*argv, "--runs", str(runs_dir)]) == 2
+    assert capsys.readouterr().err == f"mothtui: no run 'quik-1' in {runs_dir}; did you mean 'quick-1'?\n"
+
+
+def test_an_id_like_none_gets_no_suggestion_and_the_trash_suggests_its_own(runs_dir, capsys):
+    make_fixture_run(runs_dir, "quick-1")
+    assert main(["select", "zzzz", "--runs", str(runs_dir)]) == 2
+    assert capsys.readouterr().err == f"mothtui: no run 'zzzz' in {runs_dir}\n"
+    assert main(["delete", "quick-1", "--runs", str(runs_dir)]) == 0
+    assert main(["restore", "quik-1", "--runs", str(runs_dir)]) == 2
+    assert capsys.readouterr().err.endswith("in the trash of " f"{runs_dir}; did you mean 'quick-1'?\n")
