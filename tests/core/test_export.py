@@ -239,3 +239,15 @@ def test_export_command_overrides_a_level_by_hand(exported, tmp_path, capsys):
     assert (entries[net]["level"], entries[net]["manual"]) == (forced, True)
     stored = open_run(runs, "r").level(forced, [net])["weight"][0][0]
     assert np.array_equal(np.load(tmp_path / "o" / entries[net]["file"])["layer_0_weight"], stored)
+
+
+def test_a_loaded_network_prints_as_one_short_line(exported):
+    _, out, manifest = exported
+    entry = manifest["networks"][0]
+    net = load(out, entry["network"])
+    text = repr(net)
+    assert "\n" not in text and len(text) < 200, text
+    assert text.startswith(f"<ExportedNetwork net {entry['network']} of run 'r' level {entry['level']} "
+                           f"sparsity {entry['sparsity']:.3f} · layers 10-12-8-7 · ")
+    assert f"{net.nonzeros:,}/" in text and net.nonzeros == sum(int(m.sum()) for m in net.weight_masks + net.bias_masks)
+    assert " compacted " in repr(load(out, entry["network"], compacted=True))
