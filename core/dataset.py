@@ -415,14 +415,14 @@ def _continue_staging(path: Path, attrs: dict) -> Path | None:
 def _simulate_chunks(group, chunks, samples, seed, scale, chunk, dtype, progress, api, done_dir: Path) -> int:
     """Simulate and write the given chunk indices but those already done (a continued staging store,
     `done_dir`); returns the number of invalid samples written now. `progress` is told first how many
-    rows were already done (when any), then after each chunk."""
+    rows were already done (0 on a fresh start), then after each chunk."""
     invalid, done = 0, 0
     rows_of = {i: min(samples, (i + 1) * chunk) - i * chunk for i in chunks}
     total = sum(rows_of.values())
     finished = _chunks_done(done_dir)
     todo = [i for i in chunks if i not in finished]
     done = total - sum(rows_of[i] for i in todo)
-    if done and progress is not None:
+    if progress is not None:  # where this start begins: 0, or the rows a dead writer completed
         progress(done, total)
     done_dir.mkdir(exist_ok=True)
     # One writer thread: chunk k is compressed and written while chunk k+1 is simulated.

@@ -110,7 +110,8 @@ class SimulationProgress:
     a Rich bar (strokes done, rate, elapsed, ETA), in a log file plain lines at most every
     `every_s` seconds (and the last one). A continued dataset says so first: "continuing from N".
 
-    Callable as core.dataset's `progress(done, total)`; use as a context manager around the simulation.
+    Callable as core.dataset's `progress(done, total)`, whose first call says where the simulation
+    starts (0, or the rows of a continued store); use as a context manager around the simulation.
     """
 
     def __init__(self, console: Console | None = None, every_s: float = 5.0):

@@ -80,12 +80,13 @@ def test_trains_simulation_progress_is_a_bar_with_rate_and_eta_on_a_terminal_and
 
     stream = io.StringIO()
     with SimulationProgress(console=Console(file=stream, width=200, force_terminal=True, color_system=None)) as show:
-        for done in (2000, 4000, 6000):
+        for done in (0, 2000, 4000, 6000):  # a fresh start: core.dataset says 0 first
             time.sleep(0.05)
             show(done, 8000)
         shown = io.StringIO()
         Console(file=shown, width=200, color_system=None).print(show.bar.get_renderable())
     bar = shown.getvalue()
+    assert "continuing" not in stream.getvalue()
     assert bar.startswith("simulating dataset") and "6000/8000" in bar and "75%" in bar, bar
     assert "samples/s" in bar and "ETA" in bar and "– samples/s" not in bar, bar
 
