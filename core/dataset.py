@@ -306,8 +306,13 @@ def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 
                 staging.mkdir()
             except OSError as err:
                 raise StoreError(f"cannot write a dataset at {path}: {err.strerror or err}") from None
-            claim(staging)
-            _create_group(staging, samples, chunk, dtype, attrs, label=path, mode="a")
+            mine_claim = claim(staging)
+            try:
+                _create_group(staging, samples, chunk, dtype, attrs, label=path, mode="a")
+            except BaseException:
+                mine_claim.release()
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         return str(staging)
 
     staging = Path(cluster.on_main("dataset/staged", stage))
