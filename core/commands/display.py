@@ -126,18 +126,29 @@ class SimulationProgress:
     def __enter__(self) -> "SimulationProgress":
         return self  # the bar appears with the first progress: nothing is drawn for a reused dataset
 
-    def _start_bar(self, done: int, total: int) -> None:
-        from rich.progress import MofNCompleteColumn, TaskProgressColumn, TimeRemainingColumn
+    def rate_eta(self, done: int, total: int) -> tuple[float | None, float | None]:
+        """Strokes per second since this start (a continued store's rows not counted) and the time left."""
+        elapsed = time.monotonic() - self.started
+        rate = (done - self.first_done) / elapsed if elapsed > 0 and done > self.first_done else None
+        return rate, (0.0 if done >= total else (total - done) / rate if rate else None)
 
-        class RateColumn(TextColumn):
-            def render(self, task):  # strokes per second (core.formatting), not Rich's bytes/s
-                return fmt_rate(task.finished_speed or task.speed or None)
+    def _start_bar(self, done: int, total: int) -> None:
+        from rich.progress import MofNCompleteColumn, TaskProgressColumn
+
+        display = self
+
+        class RateColumn(ProgressColumn):  # strokes per second (core.formatting), as in the training display
+            def render(self, task) -> Text:
+                return Text(fmt_rate(display.rate_eta(task.completed, task.total)[0]))
+
+        class EtaColumn(ProgressColumn):
+            def render(self, task) -> Text:
+                return Text(f"ETA {fmt_duration(display.rate_eta(task.completed, task.total)[1])}")
 
         self.bar = Progress(TextColumn("simulating dataset"), BarColumn(), TaskProgressColumn(),
-                            MofNCompleteColumn(), RateColumn(""), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), console=self.console, transient=False)
+                            MofNCompleteColumn(), RateColumn(), TimeElapsedColumn(), EtaColumn(),
+                            console=self.console, transient=False)
         self.bar.start()
-        # the rate starts here, not from 0 (a continued dataset jumps to `done` at once)
         self.task = self.bar.add_task("simulate", total=total, completed=done)
 
     def __exit__(self, *exc) -> None:
@@ -145,28 +156,21 @@ class SimulationProgress:
             self.bar.stop()
 
     def __call__(self, done: int, total: int) -> None:
-        import time
-
-        now = time.monotonic()
-        first = self.started is None
-        if first:
-            self.started, self.first_done = now, done
+        if self.started is None:  # where this start begins
+            self.started, self.first_done = time.monotonic(), done
             if done:
                 self.console.print(f"simulating dataset: continuing from {done:,}/{total:,} strokes "
                                    "(the completed chunks of an interrupted start)", soft_wrap=True)
-        if self.console.is_terminal:
-            if first:
+            if self.console.is_terminal:
                 self._start_bar(done, total)
-            else:
-                self.bar.update(self.task, completed=done, total=total)
             return
-        if first and done:
+        if self.console.is_terminal:
+            self.bar.update(self.task, completed=done, total=total)
             return
+        now = time.monotonic()
         if done < total and self.last_line is not None and now - self.last_line < self.every_s:
             return
         self.last_line = now
-        elapsed = now - self.started
-        rate = (done - self.first_done) / elapsed if elapsed > 0 and done > self.first_done else None
-        eta = (total - done) / rate if rate else None
+        rate, eta = self.rate_eta(done, total)
         self.console.print(f"simulating dataset: {done:,}/{total:,} ({done / max(total, 1):.0%}) · "
                            f"{fmt_rate(rate)} · ETA {fmt_duration(eta)}", soft_wrap=True)
