@@ -184,8 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("purge", help="remove trashed runs for good")
     _runs_option(p)
-    p.add_argument("--older-than", default="0", metavar="AGE",
-                   help="only runs deleted longer ago than AGE, e.g. 7d, 12h (default: all)")
+    p.add_argument("--older-than", default=None, metavar="AGE",
+                   help="only runs deleted longer ago than AGE, with a unit: 30m, 12h, 7d, 2w (default: all)")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="do not ask (needed when stdin is not a terminal: scripts, cron)")
     p.set_defaults(handler="trash", action="purge")
 
     p = sub.add_parser("select", help="per network, the most-pruned level with loss <= threshold")
@@ -299,9 +301,17 @@ def resolve_runs(args: argparse.Namespace) -> Path:
     return getattr(args, "runs", None) or default_runs_dir()
 
 
+#: The commands that compile with JAX: they keep compiled programs in the persistent compilation cache.
+JAX_HANDLERS = ("simulate", "train", "resume", "plan", "analyze", "evaluate", "bench_sim", "bench_engine")
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; user errors become one line on stderr."""
     try:
+        if args.handler in JAX_HANDLERS:
+            from core.settings import enable_compilation_cache  # before JAX is imported
+
+            enable_compilation_cache()
         module = importlib.import_module(f"core.commands.{args.handler}")
         return int(module.run(args) or 0)
     except MothError as err:

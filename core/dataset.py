@@ -7,8 +7,13 @@ or float64 on request) and `valid (n,)` bool; attributes `scale`, `seed`, `t_end
 Write protocol: arrays are created at full size, chunks are simulated and written one at a time
 (memory stays bounded by a few chunks whatever n is), and `complete: true` is written last, so
 a store being written, or one whose writer crashed, never looks complete. A new store (and a
-`force` replacement) is written under a temporary sibling name and renamed into place at the
-end, so a failed or interrupted run never damages the store that was there.
+`force` replacement) is written under a temporary sibling name (`.<name>.writing-<pid>`, claimed
+by its writer like a run, core.owner) and renamed into place at the end, so a failed or interrupted
+run never damages the store that was there. Each chunk, once written, is marked done
+(`.chunks_done/<i>` in the staging store, holding its count of invalid rows). A staging store
+whose writer is dead (killed, or cancelled) is continued by the next writer of the same request
+from its completed chunks, and the other dead ones of that name are removed, so a run killed while
+simulating leaves one staging store at most and loses at most the chunks in flight.
 
 Rows are reproducible from the seed alone (core.sim.sampling draws them on a fixed grid), so
 the same seed gives the same dataset whatever the chunk size, device count or process split.
@@ -29,11 +34,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import psutil
 import zarr
 
 from core.dimensions import dims_of
 from core.distributed import Cluster
-from core.errors import MothError, StoreError
+from core.errors import Cancelled, MothError, StoreError
+from core.owner import OWNER_FILE, claim, held, liveness
 from core.schema import DATASET_ARRAYS, INPUT_NAMES, OUTPUT_NAMES
 from core.sim.sampling import SAMPLING_BLOCK, SAMPLING_RANGES, sample_rows, validate_scale
 
@@ -210,7 +217,20 @@ def open_dataset(path: Path | str, *, require_complete: bool = True) -> Dataset:
     return dataset
 
 
+#: Rows per chunk of the datasets `train` simulates, instead of the device's default (tests use small ones).
+CHUNK_ENV = "MOTHTUI_SIM_CHUNK"
+
+
 def _default_chunk() -> int:
+    text = os.environ.get(CHUNK_ENV, "")
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise MothError(f"${CHUNK_ENV} must be a positive whole number of rows, got {text!r}")
+        return value
     import jax
     return CPU_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK
 
@@ -224,12 +244,13 @@ def _check_request(samples, seed, chunk) -> None:
         raise MothError(f"chunk must be a positive integer, got {chunk!r}")
 
 
-def _create_group(path: Path, samples: int, chunk: int, dtype, attrs: dict, *, label: Path | None = None
-                  ) -> zarr.Group:
-    """The store's arrays at full size; errors name `label` (the user's path, not a staging one)."""
+def _create_group(path: Path, samples: int, chunk: int, dtype, attrs: dict, *, label: Path | None = None,
+                  mode: str = "w-") -> zarr.Group:
+    """The store's arrays at full size; errors name `label` (the user's path, not a staging one).
+    `mode="a"`: in a directory that holds only its claim (the staging store's owner record)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        group = zarr.open_group(path, mode="w-", zarr_format=3)
+        group = zarr.open_group(path, mode=mode, zarr_format=3)
         for name, width in (("initial", 8), ("controls", 3), ("final", 8)):
             group.create_array(name, shape=(samples, width), chunks=(chunk, width), dtype=dtype,
                                fill_value=float("nan"), dimension_names=dims_of(name))
@@ -273,45 +294,148 @@ def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
-    def stage() -> str:  # process 0, once: may we write here? then the empty store, out of sight
+    def stage() -> str:  # process 0, once: may we write here? then the store, out of sight
         if path.exists() and not force:
             raise StoreError(f"{path} already exists (use --force to replace it)")
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path} exists and is not a dataset store")
-        staging = path.with_name(f".{path.name}.writing-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        _create_group(staging, samples, chunk, dtype, attrs, label=path)
+        staging = _continue_staging(path, attrs)
+        if staging is None:
+            staging = path.with_name(f"{_staging_prefix(path)}{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                staging.parent.mkdir(parents=True, exist_ok=True)
+                staging.mkdir()
+            except OSError as err:
+                raise StoreError(f"cannot write a dataset at {path}: {err.strerror or err}") from None
+            mine_claim = claim(staging)
+            try:
+                _create_group(staging, samples, chunk, dtype, attrs, label=path, mode="a")
+            except BaseException:
+                mine_claim.release()
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         return str(staging)
 
     staging = Path(cluster.on_main("dataset/staged", stage))
     try:
         group = zarr.open_group(staging, mode="r+", zarr_format=3)
         mine = range(cluster.index, -(-samples // chunk), cluster.count)
-        invalid = cluster.gather("dataset/written",
-                                 _simulate_chunks(group, mine, samples, seed, scale, chunk, dtype, progress, api))
+        cluster.gather("dataset/written", _simulate_chunks(group, mine, samples, seed, scale, chunk, dtype,
+                                                           progress, api, staging / DONE_DIR))
 
         def seal() -> str:
-            group.attrs.update({"invalid": int(sum(invalid)), "complete": True})
+            group.attrs.update({"invalid": _invalid_done(staging / DONE_DIR), "complete": True})
+            shutil.rmtree(staging / DONE_DIR)
             if path.exists():
                 shutil.rmtree(path)
-            os.replace(staging, path)
+            os.replace(staging, path)  # still claimed: no other writer touches it while it moves
+            mine_claim = held(staging)
+            if mine_claim is not None:
+                mine_claim.moved_to(path)
+                mine_claim.release()  # removes the owner record from the sealed store
             return str(path)
 
         return Path(cluster.on_main("dataset/sealed", seal))
-    except BaseException:
+    except BaseException as err:
         if cluster.is_main:
-            shutil.rmtree(staging, ignore_errors=True)
+            mine_claim = held(staging)
+            if mine_claim is not None:
+                mine_claim.release()
+            # Cancelled or interrupted: keep the completed chunks for the next start; a failure
+            # (a full disk, a bug) removes them.
+            if not isinstance(err, (Cancelled, KeyboardInterrupt)):
+                shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _simulate_chunks(group, chunks, samples, seed, scale, chunk, dtype, progress, api) -> int:
-    """Simulate and write the given chunk indices; returns the number of invalid samples."""
+#: In a staging store: one file per completed chunk, `<index>`, holding its count of invalid rows.
+DONE_DIR = ".chunks_done"
+
+
+def _staging_prefix(path: Path) -> str:
+    return f".{path.name}.writing-"
+
+
+def _chunks_done(done_dir: Path) -> dict[int, int]:
+    """The completed chunks of a staging store: index -> invalid rows."""
+    out = {}
+    try:
+        entries = list(done_dir.iterdir())
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            out[int(entry.name)] = int(entry.read_text())
+        except (OSError, ValueError):
+            continue  # a temporary file, or one cut short: its chunk is simulated again
+    return out
+
+
+def _invalid_done(done_dir: Path) -> int:
+    return int(sum(_chunks_done(done_dir).values()))
+
+
+def _writer_dead(staging: Path) -> bool:
+    """The staging store's writer is gone: its owner record says so, or (a store written before the
+    records, or the instant before its writer claims it) the pid in its name is not running here."""
+    owner = liveness(staging)
+    if owner.record is not None:
+        return not owner.alive
+    try:
+        pid = int(staging.name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return False
+    return not psutil.pid_exists(pid)
+
+
+def _same_request(staging: Path, attrs: dict) -> bool:
+    """The staging store was created for exactly this request (all but its creation time)."""
+    try:
+        have = dict(zarr.open_group(staging, mode="r", zarr_format=3).attrs)
+    except Exception:  # killed before its metadata was written: nothing to continue
+        return False
+    skip = ("created",)
+    return {k: v for k, v in have.items() if k not in skip} == \
+        json.loads(json.dumps({k: v for k, v in attrs.items() if k not in skip}))
+
+
+def _continue_staging(path: Path, attrs: dict) -> Path | None:
+    """Claim the staging store of a dead writer of this request (the one with most chunks done) to
+    continue it; remove the other dead writers' staging stores of this name. None: start afresh."""
+    stale = [p for p in path.parent.glob(f"{_staging_prefix(path)}*") if p.is_dir() and _writer_dead(p)]
+    stale.sort(key=lambda p: len(_chunks_done(p / DONE_DIR)), reverse=True)
+    chosen = None
+    for candidate in stale:
+        try:
+            taken = claim(candidate)  # of several starters, one continues it; the others leave it be
+        except StoreError:
+            continue
+        if chosen is None and _same_request(candidate, attrs):
+            chosen = candidate
+            continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        taken.release()
+    return chosen
+
+
+def _simulate_chunks(group, chunks, samples, seed, scale, chunk, dtype, progress, api, done_dir: Path) -> int:
+    """Simulate and write the given chunk indices but those already done (a continued staging store,
+    `done_dir`); returns the number of invalid samples written now. `progress` is told first how many
+    rows were already done (0 on a fresh start), then after each chunk."""
     invalid, done = 0, 0
-    total = sum(min(samples, (i + 1) * chunk) - i * chunk for i in chunks)
+    rows_of = {i: min(samples, (i + 1) * chunk) - i * chunk for i in chunks}
+    total = sum(rows_of.values())
+    finished = _chunks_done(done_dir)
+    todo = [i for i in chunks if i not in finished]
+    done = total - sum(rows_of[i] for i in todo)
+    if progress is not None:  # where this start begins: 0, or the rows a dead writer completed
+        progress(done, total)
+    done_dir.mkdir(exist_ok=True)
     # One writer thread: chunk k is compressed and written while chunk k+1 is simulated.
     with ThreadPoolExecutor(max_workers=1) as writer:
         pending = None
-        for index in chunks:
+        for index in todo:
             start, stop = index * chunk, min(samples, (index + 1) * chunk)
             initial, controls = sample_rows(seed, start, stop)
             initial, controls = initial.astype(dtype), controls.astype(dtype)
@@ -324,9 +448,10 @@ def _simulate_chunks(group, chunks, samples, seed, scale, chunk, dtype, progress
             rows = stop - start
             if pending is not None:
                 pending.result()
+            bad = int(rows - valid[:rows].sum())
             pending = writer.submit(_write_rows, group, start, stop, initial[:rows], controls[:rows],
-                                    final[:rows], valid[:rows])
-            invalid += int(rows - valid[:rows].sum())
+                                    final[:rows], valid[:rows], done_dir / str(index), bad)
+            invalid += bad
             done += rows
             if progress is not None:
                 progress(done, total)
@@ -335,12 +460,20 @@ def _simulate_chunks(group, chunks, samples, seed, scale, chunk, dtype, progress
     return invalid
 
 
-def _write_rows(group, start, stop, initial, controls, final, valid) -> None:
+def _write_rows(group, start, stop, initial, controls, final, valid, marker: Path, invalid: int) -> None:
+    """Write one chunk's rows, then mark it done (atomically: a marker exists only for a whole chunk)."""
     try:
         group["initial"][start:stop] = initial
         group["controls"][start:stop] = controls
         group["final"][start:stop] = final
         group["valid"][start:stop] = valid
+        tmp = marker.with_name(f".{marker.name}.tmp")
+        tmp.write_text(str(invalid))
+        os.replace(tmp, marker)
+        try:  # the owner record's time says the writer is alive (to a reader on another host)
+            os.utime(marker.parent.parent / OWNER_FILE)
+        except OSError:
+            pass
     except OSError as err:
         raise StoreError(f"cannot write the dataset: {err.strerror or err}") from None
 

@@ -249,7 +249,9 @@ def claim(run_dir: Path | str, command: str | None = None, *, run_id: str | None
     try:
         fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
     except (FileNotFoundError, NotADirectoryError):
-        raise StoreError(f"no run {name!r} in {run_dir.parent}") from None
+        from core.runlist import no_run  # (runlist reads records through this module)
+
+        raise no_run(run_dir.parent, name) from None
     except OSError as err:
         raise StoreError(f"cannot claim run {name!r}: {err.strerror or err}") from None
     try:
@@ -293,18 +295,57 @@ def _live_record(run_dir: Path) -> OwnerRecord | None:
 
 
 def claim_new(run_dir: Path | str, command: str | None = None) -> Claim:
-    """Create the run directory and claim it, atomically: exactly one of several creators wins."""
+    """Create the run directory and claim it, atomically: exactly one of several creators wins.
+
+    A directory left by a creator that died before writing its store (nothing but a dead owner's
+    record) is taken over instead of refused: it holds no run, only the id.
+    """
     run_dir = Path(run_dir)
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         os.mkdir(run_dir)
     except FileExistsError:
+        abandoned = _take_over_abandoned(run_dir, command)
+        if abandoned is not None:
+            return abandoned
         holder = liveness(run_dir)
         owner = f" (in use by {holder.record.describe()})" if holder.alive and holder.record else ""
         raise StoreError(f"run {run_dir.name!r} already exists in {run_dir.parent}{owner}") from None
     except OSError as err:
         raise StoreError(f"cannot create run at {run_dir}: {err.strerror or err}") from None
-    return claim(run_dir, command)
+    try:
+        return claim(run_dir, command)
+    except StoreError as err:  # a taker claimed our fresh, still empty directory first: it won
+        raise StoreError(f"run {run_dir.name!r} already exists in {run_dir.parent} ({err})") from None
+
+
+def store_less(run_dir: Path | str) -> bool:
+    """A directory that holds nothing but the ownership protocol's files (the record, or the temporary
+    file it is written through): claimed by a creator that has not written its store yet (or died first)."""
+    try:
+        names = [p.name for p in Path(run_dir).iterdir()]
+    except OSError:
+        return False
+    return all(n in OWNER_FILES or (n.startswith(f".{OWNER_FILE}.") and n.endswith(".tmp")) for n in names)
+
+
+def _take_over_abandoned(run_dir: Path, command: str | None) -> Claim | None:
+    """Claim a directory whose creator died before writing its store (only ownership files, owner dead),
+    so `train --id X` can start X again; None if it is not such a directory or someone else got it.
+
+    Atomic like `claim_new`: the kernel lock lets exactly one of several takers in, and the taker checks
+    again, under the lock, that no store was written in the meantime.
+    """
+    if not store_less(run_dir) or liveness(run_dir).alive:
+        return None
+    try:
+        taken = claim(run_dir, command)
+    except StoreError:  # another taker (or the creator, alive after all) holds it
+        return None
+    if not store_less(run_dir):
+        taken.release()
+        return None
+    return taken
 
 
 def held(run_dir: Path | str) -> Claim | None:

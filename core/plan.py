@@ -47,7 +47,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from core.config import Config
 from core.errors import DoesNotFit, MothError
@@ -351,16 +351,21 @@ def sim_chunk(platform: str, samples: int) -> int:
     return min(samples, CPU_CHUNK if platform == "cpu" else ACCELERATOR_CHUNK)
 
 
-def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int], compile_sim: bool = True):
+def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int], compile_sim: bool = True,
+                     say=None):
     """Memory from the compiled chunk, evaluation block (and simulator, unless `compile_sim` is False:
-    then the analytic estimate); returns it and the programs."""
+    then the analytic estimate); returns it and the programs. `say(what)` is told each step first."""
     from core.engine import measure
+
+    say = say or (lambda what: None)
 
     cfg = setup.config
     _, _, platform = measure.devices_kind(place)
     per_device = setup.nets // place.devices
     steps = measure.planned_chunk(setup, platform)
+    say(f"compiling the training chunk ({setup.nets} networks, {steps} steps a call)")
     chunk = measure.compile_chunk(setup, place, steps)
+    say(f"compiling the evaluation block ({setup.eval_rows:,} rows)")
     block = measure.compile_eval(setup, place, setup.eval_rows)
     extra = measure.per_step_of_chunk(setup, steps)
     missing = setup.budget.chunk - steps  # the run's chunk has this many more steps per call
@@ -376,6 +381,7 @@ def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int
     }
     sim = None
     if data["simulate"] and compile_sim:
+        say("compiling the simulator")
         sim = measure.compile_sim(data["samples"], cfg.scale)
         program, n_pad, _ = sim
         phases["simulate"] = int(program.memory["peak"] * max(1.0, sim_chunk(platform, data["samples"]) / n_pad))
@@ -390,8 +396,13 @@ def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int
 
 
 def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
-               calibration_s: float = DEFAULT_CALIBRATION_S) -> Plan:
-    """Compile, analyse and calibrate; DoesNotFit before anything runs if the config does not fit."""
+               calibration_s: float = DEFAULT_CALIBRATION_S, progress: Callable[[int, int, str], None] | None = None
+               ) -> Plan:
+    """Compile, analyse and calibrate; DoesNotFit before anything runs if the config does not fit.
+
+    `progress(k, n, what)` is told before each of the n steps (compiling a program, timing one),
+    so a caller can show what the minute of work is doing.
+    """
     from core.engine import measure
 
     load = os.getloadavg()
@@ -400,15 +411,29 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     setup = measure.Setup.of(config, split_rows)
     place = measure.placement(setup.nets)
     devices, kind, platform = measure.devices_kind(place)
+    grouped = measure.grouped(setup, place)
+    subset = measure.timing_nets(setup, platform, devices) < setup.nets
+    simulate = bool(data["simulate"])
+    total = 2 + simulate + 2 * grouped + subset + 2 + simulate
+    count = {"k": 0}
+
+    def say(what: str) -> None:
+        count["k"] += 1
+        if progress is not None:
+            progress(min(count["k"], total), total, what)
+
     analytic = _analytic(setup, place, data)
-    memory, chunk, block, sim, steps = _compiled_memory(setup, place, data, analytic)
+    memory, chunk, block, sim, steps = _compiled_memory(setup, place, data, analytic, say=say)
     problem = fit_problem(memory, setup.eval_rows, setup.nets)
     if problem:
         raise DoesNotFit(problem)
     notes: list[str] = []
-    if measure.grouped(setup, place):  # costs of the programs as an accelerator runs them (all at once)
-        cost = _costs(setup, measure.compile_chunk(setup, place, steps, all_at_once=True),
-                      measure.compile_eval(setup, place, setup.eval_rows, all_at_once=True), steps, devices, notes)
+    if grouped:  # costs of the programs as an accelerator runs them (all at once)
+        say("compiling the training chunk without network groups (for the GPU's FLOPs)")
+        all_chunk = measure.compile_chunk(setup, place, steps, all_at_once=True)
+        say("compiling the evaluation block without network groups")
+        all_block = measure.compile_eval(setup, place, setup.eval_rows, all_at_once=True)
+        cost = _costs(setup, all_chunk, all_block, steps, devices, notes)
         notes.append("FLOPs and bytes from the programs without network groups (as a GPU runs them; "
                      "this CPU runs its networks in cache-sized groups)")
     else:
@@ -421,10 +446,12 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     nets = measure.timing_nets(setup, platform, devices)
     if nets < setup.nets:
         timed, timed_place = dataclasses.replace(setup, nets=nets), measure.placement(nets)
+        say(f"compiling a one-step chunk of {nets} networks to time")
         timed_chunk, timed_steps = measure.compile_chunk(timed, timed_place, 1), 1
         notes.append(f"timed on {nets} of the {setup.nets} networks, one step a call, and scaled up "
                      f"(a step's time grows with the networks)")
     share = setup.nets / nets
+    say(f"timing training (about {0.55 * calibration_s:.1f} s)")
     train_t = measure.time_training(timed, timed_place, timed_chunk, timed_steps, 0.55 * calibration_s)
     scaled = {k: v * share for k, v in train_t.values.items() if k.endswith("_s") and k != "timed_s"}
     step_s = scaled["step_s"]
@@ -433,12 +460,14 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     rows, guess = setup.eval_rows, cost["eval_block"]["flops"] / share / rate
     if guess > eval_budget / 2:  # too long to time twice: a smaller block, scaled by rows
         rows = max(8, int(setup.eval_rows * eval_budget / 2 / guess))
+    say(f"timing evaluation (about {eval_budget:.1f} s)")
     eval_t = measure.time_evaluation(timed, timed_place, rows, eval_budget, params=train_t.params)
     train_t.params = None
     block_s = eval_t.values["block_s"] * share * setup.eval_rows / rows
     sim_s = sample_s = 0.0
     if sim is not None:
         sim_program, n_pad, sharding = sim
+        say(f"timing the simulator (about {0.15 * calibration_s:.1f} s)")
         sim_t = measure.time_simulation(sim_program, n_pad, sharding, config.scale, 0.15 * calibration_s)
         sample_s = sim_t.values["sample_s"]
         sim_s = sim_program.seconds + data["samples"] * sample_s

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError
-from core.owner import OWNER_FILES, Liveness, liveness
+from core.owner import Liveness, liveness, store_less
 
 KIND = "mothtui.run"
 #: Engine logs of the runs, `<runs>/.logs/<run_id>.log` (hidden: not a run).
@@ -85,6 +85,27 @@ def run_path(runs_dir: Path | str, run_id: str) -> Path:
     return Path(runs_dir) / run_id
 
 
+def run_ids(runs_dir: Path | str) -> list[str]:
+    """The ids of the runs in a store (its visible directories), sorted; none if it does not exist."""
+    try:
+        return sorted(p.name for p in Path(runs_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def did_you_mean(wanted: str, known: list[str]) -> str:
+    """`; did you mean 'quick-1'?` for the closest known id (difflib), or "" when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(wanted, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def no_run(runs_dir: Path | str, run_id: str) -> StoreError:
+    """The one error for an unknown run id: `no run 'quik-1' in runs; did you mean 'quick-1'?`."""
+    return StoreError(f"no run {run_id!r} in {runs_dir}{did_you_mean(run_id, run_ids(runs_dir))}")
+
+
 def new_run_id(runs_dir: Path | str, preset: str, now: _dt.datetime | None = None) -> str:
     """A fresh run id, `2026-11-24_091233_smoke`, with `-2`, `-3`, ... if that id (or its log) is taken.
 
@@ -104,12 +125,13 @@ def summarize(path: Path) -> RunSummary:
     try:
         attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
     except FileNotFoundError:
-        if {p.name for p in path.iterdir()} <= set(OWNER_FILES):  # claimed, its store not yet written
+        if store_less(path):  # claimed, its store not yet written
             owner = live_owner(path)
             if owner is not None:
                 return RunSummary(path.name, path, "starting", None, None, None, None, owner=owner)
             return RunSummary(path.name, path, "damaged", None, None, None, None,
-                              damaged="abandoned before its store was written (delete it)")
+                              damaged="abandoned before its store was written "
+                                      f"(`mothtui train --id {path.name}` starts it again)")
         return RunSummary(path.name, path, "damaged", None, None, None, None,
                           damaged="store unreadable: zarr.json missing")
     except (OSError, ValueError) as err:

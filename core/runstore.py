@@ -28,8 +28,8 @@ from core.config import Config, from_dict
 from core.dimensions import COORDINATES, dims_of
 from core.errors import StoreError
 from core.events import EVENTS_FILE
-from core.owner import OWNER_FILES, Liveness, claim, liveness
-from core.runlist import (KIND, RunSummary, _short, disk_usage, list_runs, read_engine_pid,  # noqa: F401
+from core.owner import Liveness, claim, held, liveness, store_less
+from core.runlist import (KIND, RunSummary, _short, disk_usage, list_runs, no_run, read_engine_pid,  # noqa: F401
                           run_path, summarize)
 from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
 
@@ -86,7 +86,7 @@ class Run:
         `path` must not exist, or be a directory its creator has just claimed (`core.owner.claim_new`).
         """
         path = Path(path)
-        claimed = path.is_dir() and {p.name for p in path.iterdir()} <= set(OWNER_FILES)
+        claimed = path.is_dir() and store_less(path)
         if path.exists() and not claimed:
             raise StoreError(f"run {path.name!r} already exists in {path.parent}")
         try:
@@ -150,6 +150,11 @@ class Run:
         path = Path(path)
         if not path.is_dir():
             raise StoreError(f"no run at {path}")
+        if store_less(path):  # claimed, its store not written: a starting run, or one whose creator died
+            if liveness(path).alive and held(path) is None:
+                raise StoreError(f"run {path.name!r} is starting: its store is not written yet")
+            raise StoreError(f"run {path.name!r} was abandoned before its store was written; "
+                             f"start it again with `mothtui train --id {path.name}`")
         try:
             group = zarr.open_group(path, mode=mode, zarr_format=3)
             attrs = group.attrs.asdict()
@@ -529,5 +534,5 @@ def open_run(runs_dir: Path | str, run_id: str, mode: str = "r") -> Run:
     """Open `<runs>/<run_id>` with an error that names the run store when it is missing."""
     path = run_path(runs_dir, run_id)
     if not path.exists():
-        raise StoreError(f"no run {run_id!r} in {runs_dir}")
+        raise no_run(runs_dir, run_id)
     return Run.open(path, mode)

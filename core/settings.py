@@ -2,6 +2,8 @@
 
     theme = "ansi-dark"              # a Textual theme; ansi-dark / ansi-light follow the terminal's colours
     runs = "~/moth/runs"             # default run store (after --runs and $MOTHTUI_RUNS)
+    compilation_cache = "off"        # JAX's compiled programs kept between starts: a directory, or off
+                                     # (default <user cache dir>/mothtui/jax; $MOTHTUI_COMPILATION_CACHE first)
 
     [keys]                           # key overrides by binding id (`?` in the app lists the keys)
     "runs.filter" = "f"
@@ -31,7 +33,10 @@ from typing import Any
 SETTINGS_ENV = "MOTHTUI_SETTINGS"
 SETTINGS_FILE = "settings.toml"
 DESKTOP_KINDS = ("osc9", "osc777", "off")
-TOP_KEYS = ("theme", "runs", "keys", "notifications")
+TOP_KEYS = ("theme", "runs", "compilation_cache", "keys", "notifications")
+#: Where JAX keeps compiled programs between processes (a directory, or `off`); over the settings' key.
+COMPILATION_CACHE_ENV = "MOTHTUI_COMPILATION_CACHE"
+_OFF = ("off", "false", "no", "none", "0")
 NOTIFY_KEYS = {"enabled": bool, "bell": bool, "desktop": str}
 
 
@@ -42,6 +47,8 @@ class Settings:
     path: Path
     theme: str | None = None
     runs: str | None = None
+    compilation_cache: str | None = None
+    """JAX's persistent compilation cache: a directory, `off`, or None for the default (`compilation_cache_dir`)."""
     keys: dict[str, str] = field(default_factory=dict)
     notify: bool = True
     bell: bool = True
@@ -51,6 +58,7 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "exists": self.exists, "theme": self.theme, "runs": self.runs,
+                "compilation_cache": self.compilation_cache,
                 "keys": dict(self.keys),
                 "notifications": {"enabled": self.notify, "bell": self.bell, "desktop": self.desktop},
                 "problems": list(self.problems)}
@@ -90,7 +98,7 @@ def load_settings(path: Path | None = None) -> Settings:
     for key in data:
         if key not in TOP_KEYS:
             bad(key, f"is unknown (known: {', '.join(TOP_KEYS)})")
-    for key in ("theme", "runs"):
+    for key in ("theme", "runs", "compilation_cache"):
         if key in data:
             if isinstance(data[key], str) and data[key].strip():
                 setattr(settings, key, data[key].strip())
@@ -122,6 +130,51 @@ def load_settings(path: Path | None = None) -> Settings:
         else:
             setattr(settings, {"enabled": "notify"}.get(key, key), value)
     return settings
+
+
+def compilation_cache_dir(settings: Settings | None = None) -> Path | None:
+    """Where JAX's persistent compilation cache lives, or None when it is off.
+
+    `$MOTHTUI_COMPILATION_CACHE` (a directory, or `off`), else the settings' `compilation_cache`, else
+    `<user cache dir>/mothtui/jax` (platformdirs: `~/.cache/mothtui/jax` on Linux). With it, a second
+    start of the same config loads its compiled programs instead of compiling them again.
+    """
+    text = os.environ.get(COMPILATION_CACHE_ENV, "").strip()
+    if not text:
+        text = ((settings or load_settings()).compilation_cache or "").strip()
+    if text.lower() in _OFF:
+        return None
+    if text:
+        return Path(text).expanduser()
+    from platformdirs import user_cache_path
+
+    return user_cache_path("mothtui", appauthor=False) / "jax"
+
+
+def enable_compilation_cache() -> Path | None:
+    """Turn JAX's persistent compilation cache on for this process (and the processes it starts) at
+    `compilation_cache_dir()`; returns the directory, None when off. Call it before JAX is imported
+    (it sets the variables JAX reads at import; if JAX is already imported, its config is updated).
+
+    An explicit `$JAX_COMPILATION_CACHE_DIR` is left as it is. Every compiled program is kept
+    (`$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS` defaults to 0 here, not JAX's 1 s): a start
+    compiles many programs of well under a second each, and they are what the second start saves.
+    """
+    import sys
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+    path = compilation_cache_dir()
+    if path is None:
+        return None
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    if "jax" in sys.modules:
+        jax = sys.modules["jax"]
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                          float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+    return path
 
 
 def save_theme(theme: str, path: Path | None = None) -> Path:

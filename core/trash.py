@@ -22,7 +22,7 @@ from pathlib import Path
 
 from core.errors import MothError, StoreError
 from core.owner import claim
-from core.runlist import run_path
+from core.runlist import did_you_mean, no_run, run_path
 
 TRASH_DIR = ".trash"
 DELETED_FILE = "deleted.json"
@@ -47,7 +47,7 @@ def delete_run(runs_dir: Path | str, run_id: str) -> Path:
     """Move a run to the trash (refused while another process owns it); returns where it went."""
     path = run_path(runs_dir, run_id)
     if not path.is_dir():
-        raise StoreError(f"no run {run_id!r} in {runs_dir}")
+        raise no_run(runs_dir, run_id)
     with claim(path, run_id=run_id) as held:  # refused while another process, here or elsewhere, writes it
         target = _free_name(trash_dir(runs_dir), run_id)
         target.parent.mkdir(exist_ok=True)
@@ -77,7 +77,8 @@ def restore_run(runs_dir: Path | str, run_id: str) -> Path:
     target = run_path(runs_dir, run_id)
     candidates = [t for t in trashed(runs_dir) if t.run_id == run_id]
     if not candidates:
-        raise StoreError(f"no run {run_id!r} in the trash of {runs_dir}")
+        hint = did_you_mean(run_id, sorted({t.run_id for t in trashed(runs_dir)}))
+        raise StoreError(f"no run {run_id!r} in the trash of {runs_dir}{hint}")
     if target.exists():
         raise StoreError(f"run {run_id!r} already exists in {runs_dir}: delete or rename it first")
     source = candidates[0].path
@@ -88,21 +89,33 @@ def restore_run(runs_dir: Path | str, run_id: str) -> Path:
     return target
 
 
-def purge(runs_dir: Path | str, older_than_s: float = 0.0) -> list[Trashed]:
-    """Remove for good the trashed runs deleted more than `older_than_s` ago; returns them."""
+def purgeable(runs_dir: Path | str, older_than_s: float = 0.0) -> list[Trashed]:
+    """The trashed runs deleted more than `older_than_s` ago: what `purge` would remove (to ask first)."""
     now = time.time()
-    gone = [t for t in trashed(runs_dir) if now - t.deleted >= older_than_s]
+    return [t for t in trashed(runs_dir) if now - t.deleted >= older_than_s]
+
+
+def purge(runs_dir: Path | str, older_than_s: float = 0.0, only: list[Trashed] | None = None) -> list[Trashed]:
+    """Remove for good the trashed runs deleted more than `older_than_s` ago (or just `only`, the list
+    the user confirmed, those still in the trash); returns them."""
+    gone = purgeable(runs_dir, older_than_s)
+    if only is not None:
+        confirmed = {t.path for t in only}
+        gone = [t for t in gone if t.path in confirmed]
     for t in gone:
         shutil.rmtree(t.path)
     return gone
 
 
 def parse_age(text: str) -> float:
-    """`7d`, `12h`, `30m`, `45s`, `2w` or a bare number of seconds, in seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text or "")
+    """`30m`, `12h`, `7d`, `2w` (or `45s`), in seconds. The unit is required: a bare `7` was once read
+    as seconds and purged a run deleted a minute ago, so a number without a unit is refused."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "")
     if not match:
-        raise MothError(f"bad age {text!r}: use a number and a unit, e.g. 7d, 12h, 30m")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        bare = re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", text or "")
+        hint = f" ({text.strip()}d for {text.strip()} days?)" if bare else ""
+        raise MothError(f"bad age {text!r}: give a number and a unit, e.g. 30m, 12h, 7d, 2w{hint}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def _free_name(folder: Path, run_id: str) -> Path:

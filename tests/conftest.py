@@ -12,6 +12,10 @@ import tempfile
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MOTHTUI_RUNS", "/nonexistent-test-guard")  # tests must pass --runs / tmp dirs
+# The commands keep JAX's compiled programs in the user's cache dir; tests never write there: the
+# settings' cache is off, and the session's own cache below is named in $JAX_COMPILATION_CACHE_DIR
+# (which comes first; a test of the user-level cache removes it from its processes' environment).
+os.environ.setdefault("MOTHTUI_COMPILATION_CACHE", "off")
 
 # One persistent JAX compilation cache for the whole session, this process and every engine, plan
 # and simulator process the tests start (they inherit the environment): a program compiled once is

@@ -13,6 +13,18 @@ from core.cli import resolve_runs
 from core.study import Comparison, compare_ids, short_value
 
 
+#: The widest a config value's column grows before its values are cut (with `…`).
+MAX_VALUE_WIDTH = 40
+
+
+def _cell(text: str, width: int) -> str:
+    """`text` in a column of `width`: cut with `…` so that two spaces always separate it from the next."""
+    text = str(text)
+    if len(text) > width - 2:
+        text = text[: max(1, width - 3)] + "…"
+    return f"{text:<{width}}"
+
+
 def _loss(value) -> str:
     return "–" if value is None or value != value else f"{value:.2e}"
 
@@ -33,13 +45,17 @@ def _print(c: Comparison) -> None:
     print(f"compare · {len(ids)} runs · {at} ({c.split})")
     print("config: only what differs" if c.diff else "config: identical")
     if c.diff:
-        print(f"  {'key':<18}" + "".join(f"{i:<{width}}" for i in ids))
-        for key, values in c.diff.items():
-            print(f"  {key:<18}" + "".join(f"{short_value(v):<{width}}" for v in values))
+        shown = {key: [short_value(v) for v in values] for key, values in c.diff.items()}
+        longest = max(len(text) for values in shown.values() for text in values)
+        vwidth = max(width, min(MAX_VALUE_WIDTH, longest + 2))
+        kwidth = max(18, *(len(key) + 2 for key in shown))
+        print("  " + _cell("key", kwidth) + "".join(_cell(i, vwidth) for i in ids))
+        for key, values in shown.items():
+            print("  " + _cell(key, kwidth) + "".join(_cell(v, vwidth) for v in values))
     print(f"median {c.split} loss per level [p10–p90]")
     levels = max(len(r.sparsity) for r in c.runs)
     cell = max(width, 35)
-    print(f"  {'level':<6}" + "".join(f"{i:<{cell}}" for i in ids))
+    print(f"  {'level':<6}" + "".join(_cell(i, cell) for i in ids))
     for level in range(levels):
         cells = []
         for r in c.runs:
@@ -48,7 +64,7 @@ def _print(c: Comparison) -> None:
                              f"[{_loss(r.loss_p10[level])}–{_loss(r.loss_p90[level])}]")
             else:
                 cells.append("")
-        print(f"  {level:<6}" + "".join(f"{text:<{cell}}" for text in cells))
+        print(f"  {level:<6}" + "".join(_cell(text, cell) for text in cells))
     print("chosen sparsity, networks per level")
     print(f"  {'sparsity':<9}" + "".join(f"{i:<{width}}" for i in ids))
     for s in c.sparsities:

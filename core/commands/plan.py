@@ -10,6 +10,7 @@ exit 2 (`DoesNotFit`), before anything runs.
 from __future__ import annotations
 
 import json
+import sys
 
 from core.config import DEFAULT_PRESET, resolve
 from core.errors import ConfigError
@@ -26,12 +27,35 @@ def run(args) -> int:
     calibration = DEFAULT_CALIBRATION_S if args.calibration is None else args.calibration
     if not 0 < calibration <= MAX_CALIBRATION_S:
         raise ConfigError(f"--calibration must be in (0, {MAX_CALIBRATION_S:g}] seconds, got {calibration:g}")
-    plan = build_plan(config, preset, resolve_runs(args), calibration_s=calibration)
+    with _Progress() as progress:
+        plan = build_plan(config, preset, resolve_runs(args), calibration_s=calibration, progress=progress)
     if args.json:
         print(json.dumps(plan.to_json()))
     else:
         print("\n".join(text(plan)))
     return 0
+
+
+class _Progress:
+    """What the plan is doing, step k of n, on stderr (stdout keeps the plan, or its one JSON document):
+    on a terminal one line rewritten in place and cleared when the plan is ready, elsewhere a line per step."""
+
+    def __init__(self):
+        self.terminal = sys.stderr.isatty()
+
+    def __call__(self, k: int, n: int, what: str) -> None:
+        line = f"plan {k}/{n}: {what}…"
+        if self.terminal:
+            print(f"\r\x1b[2K{line}", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.terminal:  # the plan (or the error) starts on a clean line
+            print("\r\x1b[2K", end="", file=sys.stderr, flush=True)
 
 
 def _flops(x: float) -> str:

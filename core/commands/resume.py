@@ -22,7 +22,7 @@ from core.commands.train import execute, prepare_engine
 from core.distributed import LevelSync, advance, check_alignment, from_args
 from core.errors import StoreError
 from core.owner import claim, held
-from core.runlist import run_path
+from core.runlist import no_run, run_path
 from core.runstore import open_run
 
 
@@ -33,7 +33,7 @@ def run(args) -> int:
         def check() -> dict[str, Any]:
             path = run_path(runs_dir, args.run_id)
             if not path.is_dir():
-                raise StoreError(f"no run {args.run_id!r} in {runs_dir}")
+                raise no_run(runs_dir, args.run_id)
             claim(path)  # before anything else: a second resume (here or elsewhere) is refused, named
             run_store = open_run(runs_dir, args.run_id, mode="r+")
             check_alignment(run_store, cluster)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from core.settings import load_settings, settings_path
+from core.settings import compilation_cache_dir, load_settings, settings_path
 
 
 def run(args) -> int:
@@ -21,6 +21,8 @@ def run(args) -> int:
     print(f"# {settings.path}" + ("" if settings.exists else " (not written yet: defaults)"))
     print(f"theme = {json.dumps(settings.theme or 'textual-dark')}")
     print(f"runs = {json.dumps(settings.runs or './runs')}")
+    cache = compilation_cache_dir(settings)
+    print(f"compilation_cache = {json.dumps(str(cache) if cache else 'off')}")
     print("\n[keys]")
     for binding_id, keys in sorted(settings.keys.items()):
         print(f"{json.dumps(binding_id)} = {json.dumps(keys)}")

@@ -32,7 +32,13 @@ def progress_bar(total: int, description: str = "simulating"):
                    console=Console(stderr=True))
     task = bar.add_task(description, total=total)
 
+    first = [True]
+
     def update(done: int, total_here: int) -> None:  # a distributed process counts its own share
+        if first[0]:  # where it starts (a continued store: its completed rows); the rate counts from here
+            first[0] = False
+            bar.reset(task, completed=done, total=total_here)
+            return
         bar.update(task, completed=done, total=total_here)
 
     return bar, update

@@ -15,7 +15,6 @@ With one process the cluster just calls the actions.
 from __future__ import annotations
 
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
     """The config's dataset path, or the cached simulated one (simulated now if missing).
 
     A SIGTERM during the simulation stops it after the current chunk (Cancelled, no run is
-    created; the incomplete dataset is replaced the next time).
+    created; the next start continues the dataset from its completed chunks, core.dataset).
     """
     cluster = cluster or Cluster()
     if config.dataset:
@@ -82,21 +81,25 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
     except ImportError:
         raise MothError("the simulator (core.dataset) is not available: set config key 'dataset'") from None
     path = cached_path(runs_dir, config.samples, config.data_seed, config.scale)
-    line = {"open": False}  # a progress line on stderr not yet ended
+    display = None
+    if not quiet and cluster.is_main:
+        from core.commands.display import SimulationProgress
+
+        display = SimulationProgress()
 
     def progress(done, total):
         if stop is not None and stop.is_set():
-            raise Cancelled("cancelled while simulating the dataset; no run was created")
-        if not quiet:
-            print(f"\rsimulating dataset: {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
-            line["open"] = True
+            raise Cancelled("cancelled while simulating the dataset; no run was created "
+                            "(its completed chunks are kept: the next start continues from them)")
+        if display is not None:
+            display(done, total)
 
-    try:
-        return str(ensure_dataset(path, config.samples, config.data_seed,
-                                  config.scale, progress=progress, cluster=cluster))
-    finally:  # end the progress line, so what follows (an error too) starts on its own line
-        if line["open"]:
-            print(file=sys.stderr, flush=True)
+    if display is None:
+        return str(ensure_dataset(path, config.samples, config.data_seed, config.scale, progress=progress,
+                                  cluster=cluster))
+    with display:
+        return str(ensure_dataset(path, config.samples, config.data_seed, config.scale, progress=progress,
+                                  cluster=cluster))
 
 
 def run(args) -> int:

@@ -51,7 +51,7 @@ def forward(x: np.ndarray, weights: Sequence[np.ndarray], biases: Sequence[np.nd
     return (h + 0.5) * (y_max - y_min) + y_min
 
 
-@dataclass
+@dataclass(repr=False)
 class ExportedNetwork:
     """One exported network: its layers (float arrays), masks, scaler, names and `meta` dict."""
 
@@ -71,6 +71,22 @@ class ExportedNetwork:
     @property
     def layer_sizes(self) -> list[int]:
         return [self.weights[0].shape[0], *(w.shape[1] for w in self.weights)]
+
+    @property
+    def nonzeros(self) -> int:
+        """Surviving weights and biases (the masks' count)."""
+        return int(sum(int(np.count_nonzero(m)) for m in (*self.weight_masks, *self.bias_masks)))
+
+    def __repr__(self) -> str:
+        """One line a REPL can show (the dataclass's default printed every array: hundreds of lines)."""
+        meta = self.meta
+        run = f" of run {meta['run']!r}" if meta.get("run") else ""
+        level = f" level {meta['level']}" if meta.get("level") is not None else ""
+        sparsity = f" sparsity {meta['sparsity']:.3f}" if isinstance(meta.get("sparsity"), (int, float)) else ""
+        total = sum(m.size for m in (*self.weight_masks, *self.bias_masks))
+        return (f"<ExportedNetwork net {meta.get('network', '?')}{run}{level}{sparsity}"
+                f"{' compacted' if meta.get('compacted') else ''} · layers {'-'.join(map(str, self.layer_sizes))}"
+                f" · {self.nonzeros:,}/{total:,} nonzero{f' · {self.path.name}' if self.path else ''}>")
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(n, 10) physical inputs in the order of `input_names` -> (n, 7) physical outputs."""

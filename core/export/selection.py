@@ -2,7 +2,8 @@
 
 By default every network's pick at the threshold (core.select); `nets` narrows it to some
 networks (each must then have a pick), `level` forces one level for them, `overrides` forces
-levels network by network. Nothing to export is a MothError.
+levels network by network (each must be one of `nets`, when given: an override is never dropped
+silently). Nothing to export is a MothError.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ def choose(run, threshold: float | None = None, split: str = "val", nets: Sequen
         if bad:
             raise MothError(f"network {bad[0]} is not in run {run.run_id!r} (networks 0..{n_nets - 1})")
     overrides = dict(overrides or {})
+    outside = sorted(n for n in overrides if nets is not None and n not in nets)
+    if outside:  # it was dropped without a word: the override or --nets has a typo, and we cannot tell which
+        raise MothError(f"--override {outside[0]}={overrides[outside[0]]} is for network {outside[0]}, "
+                        f"which --nets does not export ({','.join(map(str, nets))}): add it to --nets or drop the override")
     if level is not None:
         if not 0 <= level < run.levels_complete:
             raise MothError(f"level {level} is not complete in run {run.run_id!r} "

@@ -233,3 +233,47 @@ def test_the_curve_starts_again_at_each_level_and_stays_bounded():
     state = reduce(state, make("progress", 9e3 + 1, level=1, step=5, max_steps=10, active=0,
                                loss=[None, None], samples_per_s=None, eta_s=None))
     assert state.curve == ()                                        # nothing trains: no point
+
+
+def _bar_text(display) -> str:
+    out = io.StringIO()
+    Console(file=out, width=240, color_system=None, force_terminal=True).print(display.bar.get_renderable())
+    return out.getvalue()
+
+
+def test_the_terminal_display_labels_sparsity_ticks_elapsed_and_leaves_no_stale_bar(smoke_run):
+    """The real run's events fed again to a display on a (captured) terminal, at chosen wall times."""
+    _, got, _, _ = smoke_run
+    start = got[0].t
+    now = {"t": start}
+    stream = io.StringIO()
+    display = RichDisplay(3, console=Console(file=stream, width=240, force_terminal=True, color_system=None),
+                          clock=lambda: now["t"])
+    seen = {}
+    with display:
+        for event in got:
+            display(event)
+            if isinstance(event, StepProgress):
+                now["t"] = start + 71 + 100 * event.level  # 1m11s into level 0, later in the later levels
+                seen[event.level] = _bar_text(display)
+    assert "level 1/3 · sparsity 0.50" in seen[1] and "level 2/3 · sparsity 0.80" in seen[2]
+    assert "50%" not in seen[1].split("step")[0]  # the sparsity no longer reads as progress
+    # the run's elapsed time goes on after level 0 (it froze at level 0's end: Rich's task time)
+    assert "elapsed 1m11s" in seen[0] and "elapsed 2m51s" in seen[1] and "elapsed 4m31s" in seen[2]
+    text = stream.getvalue()
+    after = text[text.rindex("run done: 3 levels complete"):]
+    assert "level 2/3" not in after and "step " not in after, after  # no stale bar below `run done`
+
+
+def test_a_cancelled_run_is_told_once_by_the_command_not_by_the_display(smoke_run):
+    _, got, _, _ = smoke_run
+    stream = io.StringIO()
+    display = RichDisplay(3, console=Console(file=stream, width=240))
+    ended = [e for e in got if not isinstance(e, RunEnd)]
+    with display:
+        for event in ended[: next(i for i, e in enumerate(ended) if isinstance(e, LevelStart) and e.level == 2)]:
+            display(event)
+        display(make("run_end", ended[-1].t, status="cancelled",
+                     message="cancelled; 2 levels complete, resume with `mothtui resume smoke --runs r`"))
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ·")[0] for line in lines] == ["level  0", "level  1"], lines

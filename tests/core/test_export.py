@@ -209,6 +209,9 @@ def test_export_command_refusals(exported, tmp_path, capsys):
         ((*base, "--out", str(tmp_path / "o4"), "--nets", "0,99"), "network 99"),
         ((*base, "--out", str(tmp_path / "o5"), "--nets", "x"), "--nets"),
         ((*base, "--out", str(tmp_path / "o6"), "--level", "9"), "level 9"),
+        # an override for a network --nets leaves out was dropped without a word: now refused, naming both
+        ((*base, "--out", str(tmp_path / "o7"), "--nets", "0,3", "--override", "2=1"),
+         "--override 2=1 is for network 2, which --nets does not export (0,3)"),
     ]
     before = (out / "manifest.json").read_bytes()
     for argv, needle in cases:
@@ -216,7 +219,7 @@ def test_export_command_refusals(exported, tmp_path, capsys):
         assert code != 0, argv
         assert len(stderr.strip().splitlines()) == 1 and needle in stderr, (argv, stderr)
     assert (out / "manifest.json").read_bytes() == before          # nothing existing was touched
-    assert not any((tmp_path / f"o{i}").exists() for i in (2, 3, 4, 5, 6))
+    assert not any((tmp_path / f"o{i}").exists() for i in (2, 3, 4, 5, 6, 7))
 
     code, stdout, stderr = _cli(capsys, *base, "--out", str(tmp_path / "new" / "deep"))
     assert code == 0, stderr
@@ -236,3 +239,15 @@ def test_export_command_overrides_a_level_by_hand(exported, tmp_path, capsys):
     assert (entries[net]["level"], entries[net]["manual"]) == (forced, True)
     stored = open_run(runs, "r").level(forced, [net])["weight"][0][0]
     assert np.array_equal(np.load(tmp_path / "o" / entries[net]["file"])["layer_0_weight"], stored)
+
+
+def test_a_loaded_network_prints_as_one_short_line(exported):
+    _, out, manifest = exported
+    entry = manifest["networks"][0]
+    net = load(out, entry["network"])
+    text = repr(net)
+    assert "\n" not in text and len(text) < 200, text
+    assert text.startswith(f"<ExportedNetwork net {entry['network']} of run 'r' level {entry['level']} "
+                           f"sparsity {entry['sparsity']:.3f} · layers 10-12-8-7 · ")
+    assert f"{net.nonzeros:,}/" in text and net.nonzeros == sum(int(m.sum()) for m in net.weight_masks + net.bias_masks)
+    assert " compacted " in repr(load(out, entry["network"], compacted=True))

@@ -57,11 +57,16 @@ def test_a_claimed_run_is_refused_naming_its_owner_and_freed_when_the_owner_dies
 
 
 def test_claim_new_lets_exactly_one_creator_win(runs_dir):
+    # The winner holds the run until all have answered (one that exits without writing a store abandons
+    # the directory, and the next creator takes it over: test_train_cli).
     script = ("import sys; from core.owner import claim_new; from core.errors import StoreError\n"
-              "try:\n    claim_new(sys.argv[1]); print('won')\nexcept StoreError as e:\n    print('lost:', e)")
+              "try:\n    claim_new(sys.argv[1]); print('won', flush=True)\n"
+              "except StoreError as e:\n    print('lost:', e, flush=True)\nsys.stdin.read()")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(runs_dir / "new")], stdout=subprocess.PIPE,
-                              text=True, cwd=REPO) for _ in range(4)]
-    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+                              stdin=subprocess.PIPE, text=True, cwd=REPO) for _ in range(4)]
+    outcomes = sorted(p.stdout.readline().strip() for p in procs)
+    for p in procs:
+        p.communicate(timeout=60)
     assert outcomes.count("won") == 1 and len(outcomes) == 4, outcomes
     assert all(o.startswith("lost: run 'new' already exists in") for o in outcomes if o != "won")
 
@@ -129,7 +134,7 @@ def test_delete_restore_and_purge(runs_dir, capsys):
     assert "purged 0 runs" in capsys.readouterr().out and (runs_dir / ".trash" / "a").exists()
     assert main(["restore", "a", "--runs", str(runs_dir)]) == 2  # the live "a" is never overwritten
     assert "run 'a' already exists" in capsys.readouterr().err
-    assert main(["purge", "--runs", str(runs_dir)]) == 0
+    assert main(["purge", "--yes", "--runs", str(runs_dir)]) == 0
     assert "purged 1 run: a" in capsys.readouterr().out and not list((runs_dir / ".trash").iterdir())
     for argv, needle in [(["restore", "zz"], "no run 'zz' in the trash"),
                          (["delete", "zz"], "no run 'zz'"), (["purge", "--older-than", "soon"], "bad age")]:
@@ -175,3 +180,63 @@ def test_every_writer_refuses_a_run_alive_on_another_host(runs_dir, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("mothtui: run 'r' is running on gpu7") and "\n" not in err, err
     assert (run.path / "zarr.json").exists() and not (run.path / "analysis").exists()
+
+
+def _purge(runs_dir: Path, *args: str, answer: str | None = None) -> subprocess.CompletedProcess:
+    """`mothtui purge` as a real process: stdin is /dev/null, or a terminal (a pty) typing `answer`."""
+    command = [sys.executable, "-m", "core", "purge", *args, "--runs", str(runs_dir)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if answer is None:
+        return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=60)
+    import pty
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, answer.encode() + b"\n")
+        return subprocess.run(command, capture_output=True, text=True, stdin=terminal, env=env, timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def test_purge_never_deletes_unasked_and_wants_an_age_with_a_unit(runs_dir):
+    make_fixture_run(runs_dir, "a")
+    assert main(["delete", "a", "--runs", str(runs_dir)]) == 0
+    trashed_run = runs_dir / ".trash" / "a"
+    # a bare number was read as seconds and purged a run deleted a moment ago: now refused, in one line
+    proc = _purge(runs_dir, "--older-than", "7", "--yes")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "bad age '7'" in proc.stderr \
+        and "7d" in proc.stderr, proc.stderr
+    assert trashed_run.exists()
+    # no terminal, no --yes: refused, and it says what to pass
+    proc = _purge(runs_dir)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--yes" in proc.stderr, proc.stderr
+    assert trashed_run.exists()
+    # on a terminal it asks: no (the default) keeps the run, y purges it
+    proc = _purge(runs_dir, answer="")
+    assert proc.returncode == 1 and "[y/N]" in proc.stderr and "nothing purged" in proc.stderr, proc.stderr
+    assert trashed_run.exists()
+    proc = _purge(runs_dir, "--older-than", "30m", answer="y")  # deleted just now: not old enough, nothing asked
+    assert proc.returncode == 0 and "purged 0 runs" in proc.stdout and "[y/N]" not in proc.stderr
+    proc = _purge(runs_dir, answer="y")
+    assert proc.returncode == 0 and "delete 1 run for good: a? [y/N]" in proc.stderr \
+        and "purged 1 run: a" in proc.stdout, proc.stderr
+    assert not trashed_run.exists()
+
+
+@pytest.mark.parametrize("argv", [["select", "quik-1"], ["export", "quik-1", "--out", "x"], ["resume", "quik-1"],
+                                  ["analyze", "quik-1"], ["evaluate", "quik-1", "--scale", "2"], ["tag", "quik-1"],
+                                  ["note", "quik-1"], ["delete", "quik-1"], ["compare", "quick-1", "quik-1"]])
+def test_a_misspelled_run_id_gets_a_suggestion(runs_dir, capsys, argv):
+    for name in ("quick-1", "paper-7"):
+        make_fixture_run(runs_dir, name)
+    assert main([*argv, "--runs", str(runs_dir)]) == 2
+    assert capsys.readouterr().err == f"mothtui: no run 'quik-1' in {runs_dir}; did you mean 'quick-1'?\n"
+
+
+def test_an_id_like_none_gets_no_suggestion_and_the_trash_suggests_its_own(runs_dir, capsys):
+    make_fixture_run(runs_dir, "quick-1")
+    assert main(["select", "zzzz", "--runs", str(runs_dir)]) == 2
+    assert capsys.readouterr().err == f"mothtui: no run 'zzzz' in {runs_dir}\n"
+    assert main(["delete", "quick-1", "--runs", str(runs_dir)]) == 0
+    assert main(["restore", "quik-1", "--runs", str(runs_dir)]) == 2
+    assert capsys.readouterr().err.endswith("in the trash of " f"{runs_dir}; did you mean 'quick-1'?\n")

@@ -47,8 +47,14 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _plan_json(capsys, *args: str) -> dict:
+    """The plan's one JSON document on stdout; on stderr, meanwhile, what it is doing: `plan k/n: …`, k = 1..n."""
     assert main(["plan", *args, "--json", "--calibration", "1"]) == 0
-    return json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    steps = err.splitlines()
+    n = len(steps)
+    assert n >= 4 and [line.split(":")[0] for line in steps] == [f"plan {k}/{n}" for k in range(1, n + 1)], err
+    assert "compiling the training chunk" in steps[0] and any("timing training" in line for line in steps), err
+    return json.loads(out)
 
 
 def _check_consistent(plan: dict) -> None:

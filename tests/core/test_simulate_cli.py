@@ -67,3 +67,36 @@ def test_unwritable_path_is_one_line(tmp_path):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write" in lines[0], result.stderr
+
+
+def test_trains_simulation_progress_is_a_bar_with_rate_and_eta_on_a_terminal_and_lines_in_a_log():
+    """`simulating dataset: 131,072/200,000` was a bare counter: now drawn like the training display."""
+    import io
+    import time
+
+    from rich.console import Console
+
+    from core.commands.display import SimulationProgress
+
+    stream = io.StringIO()
+    with SimulationProgress(console=Console(file=stream, width=200, force_terminal=True, color_system=None)) as show:
+        for done in (0, 2000, 4000, 6000):  # a fresh start: core.dataset says 0 first
+            time.sleep(0.05)
+            show(done, 8000)
+        shown = io.StringIO()
+        Console(file=shown, width=200, color_system=None).print(show.bar.get_renderable())
+    bar = shown.getvalue()
+    assert "continuing" not in stream.getvalue()
+    assert bar.startswith("simulating dataset") and "6000/8000" in bar and "75%" in bar, bar
+    assert "samples/s" in bar and "ETA" in bar and "– samples/s" not in bar, bar
+
+    log = io.StringIO()
+    with SimulationProgress(console=Console(file=log, width=200), every_s=0) as show:
+        for done in (4000, 6000, 8000):  # continued from 4,000 rows of an interrupted start
+            time.sleep(0.02)
+            show(done, 8000)
+    lines = log.getvalue().splitlines()
+    assert lines[0] == ("simulating dataset: continuing from 4,000/8,000 strokes "
+                        "(the completed chunks of an interrupted start)")
+    assert lines[1].startswith("simulating dataset: 6,000/8,000 (75%) · ") and "samples/s · ETA " in lines[1]
+    assert lines[2].startswith("simulating dataset: 8,000/8,000 (100%) · ") and lines[2].endswith("ETA 0s")

@@ -174,3 +174,16 @@ def test_the_runs_lists_setup_column_names_only_what_differs(runs_dir):
     (runs_dir / "broken" / "zarr.json").write_text("{")
     labels = setup_labels(list_runs(runs_dir))
     assert labels == {"a": "8-8 layer s=1", "b": "8-8 layer s=1", "c": "16-16 global s=2"}
+
+
+def test_compare_text_keeps_cells_apart_when_values_are_long(runs_dir, capsys):
+    """Two long schedules ran into one cell (`0.5-0.7-…-0.970.5-0.8`): every cell now ends in two spaces."""
+    long = tuple(round(0.5 + 0.0245 * k, 4) for k in range(20))
+    make_fixture_run(runs_dir, "a", schedule=long)
+    make_fixture_run(runs_dir, "b", schedule=(0.5, 0.8))
+    assert main(["compare", "a", "b", "--runs", str(runs_dir)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith("schedule"))
+    first, second = row.split()[1:]
+    assert first.endswith("…") and first.startswith("0.5-0.5245-") and second == "0.5-0.8", row
+    assert len(row.rstrip()) <= 2 + 18 + 40 + 40

@@ -261,3 +261,75 @@ def test_a_full_disk_fails_the_run_in_one_line_and_resume_continues(runs_dir, da
     proc = _cli("resume", "full", "--quiet", runs=disk_runs, timeout=300)
     assert proc.returncode == 0, proc.stderr
     _same(open_run(disk_runs, "full"), straight)
+
+
+def test_a_run_abandoned_before_its_store_is_taken_over_by_train_and_explained_by_resume(runs_dir, dataset):
+    """Killed between claiming its directory and writing its store: only owner.json is left, its owner dead."""
+    claimer = subprocess.Popen([sys.executable, "-c", "import sys, time; from core.owner import claim_new; "
+                                "claim_new(sys.argv[1], 'mothtui train --id gone'); print('held', flush=True); "
+                                "time.sleep(120)", str(runs_dir / "gone")], stdout=subprocess.PIPE, text=True, env=ENV)
+    assert claimer.stdout.readline().strip() == "held"
+    claimer.kill()
+    claimer.wait()
+    assert sorted(p.name for p in (runs_dir / "gone").iterdir()) == ["owner.json"]
+    line = _one_line_error(_cli("resume", "gone", runs=runs_dir))
+    assert line == ("mothtui: run 'gone' was abandoned before its store was written; "
+                    "start it again with `mothtui train --id gone`"), line
+    proc = _cli("train", "--preset", "smoke", "--set", f"dataset={dataset}", "--set", "schedule=[0.5]",
+                "--set", "epochs_per_level=2", "--id", "gone", "--quiet", runs=runs_dir, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "gone"
+    run = open_run(runs_dir, "gone")
+    assert run.status == "done" and run.levels_complete == run.levels and not (run.path / "owner.json").exists()
+
+
+def _chunks_done(staging):
+    try:
+        return len([p for p in (staging / ".chunks_done").iterdir() if not p.name.startswith(".")])
+    except OSError:
+        return 0
+
+
+@pytest.mark.slow
+def test_a_train_killed_while_simulating_leaves_one_staging_store_and_the_next_start_continues_it(runs_dir, tmp_path):
+    """SIGKILLed twice while simulating its dataset (small chunks make it slow enough): one staging store at
+    most is left, each start continues it from its completed chunks, and the dataset equals one simulated
+    in one go, bit for bit."""
+    env = {**ENV, "MOTHTUI_SIM_CHUNK": "200"}
+    train = [sys.executable, "-m", "core", "train", "--preset", "smoke", "--set", "samples=8000",
+             "--set", "schedule=[0.5]", "--set", "epochs_per_level=1", "--runs", str(runs_dir)]
+    datasets = runs_dir / ".datasets"
+    seen = 0
+    for _ in range(2):
+        proc = subprocess.Popen([*train, "--quiet"], env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:  # a few more chunks than the last start left
+            staging = list(datasets.glob(".sim_*.writing-*")) if datasets.is_dir() else []
+            if staging and _chunks_done(staging[0]) >= seen + 3:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        staging = list(datasets.glob(".sim_*.writing-*"))
+        assert len(staging) == 1, staging
+        assert _chunks_done(staging[0]) >= seen + 3
+        seen = _chunks_done(staging[0])
+    proc = subprocess.run(train, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    continued = [line for line in proc.stderr.splitlines() if "continuing from" in line]
+    assert len(continued) == 1 and continued[0].startswith(f"simulating dataset: continuing from {seen * 200:,}/8,000"), \
+        proc.stderr
+    assert not list(datasets.glob(".sim_*")), list(datasets.iterdir())
+    (made,) = [p for p in datasets.iterdir() if p.name.startswith("sim_")]
+    assert sorted(p.name for p in made.iterdir() if p.name.startswith(".")) == []  # no markers, no owner record
+    assert not (made / "owner.json").exists()
+    straight = tmp_path / "straight"
+    subprocess.run([sys.executable, "-m", "core", "simulate", "--samples", "8000", "--seed", "0", "--chunk", "200",
+                    "--out", str(straight)], env=env, check=True, capture_output=True, timeout=300)
+    from core.dataset import open_dataset
+    a, b = open_dataset(made), open_dataset(straight)
+    for name in ("initial", "controls", "final", "valid"):
+        np.testing.assert_array_equal(np.asarray(a.arrays[name][:]), np.asarray(b.arrays[name][:]), err_msg=name)
+    assert a.attrs["invalid"] == b.attrs["invalid"]
