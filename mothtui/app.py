@@ -19,6 +19,8 @@ from textual.worker import Worker, WorkerState
 from core.errors import MothError
 from core.runlist import new_run_id
 from core.settings import load_settings, save_theme
+from mothtui import cmdline
+from mothtui.cmdline import CommandLine
 from mothtui.jobs import JobSupervisor, plan_command
 from mothtui.notify import Notifier, RunEndWatcher
 from mothtui.settings import apply_theme, unknown_keys
@@ -161,10 +163,16 @@ class MothApp(App):
             self.pop_screen()
 
     # ---- jobs -----------------------------------------------------------------------------
-    def launch_run(self, preset: str, overrides: list[str]) -> str:
-        """Start `python -m core train` for a new run and show it in the runs list."""
-        run_id = new_run_id(self.runs_dir, preset)
-        self.run_worker(self._supervise(self.jobs.train(run_id, preset, overrides)), name=f"job:{run_id}",
+    def launch_run(self, preset: str, overrides: list[str], run_id: str | None = None,
+                   command: CommandLine | None = None) -> str:
+        """Start `python -m core train` for a new run and show it in the runs list.
+
+        `command` is the command line the new-run form showed (mothtui.cmdline): it runs as shown.
+        """
+        if run_id is None:
+            run_id, command = new_run_id(self.runs_dir, preset), None
+        command = command or cmdline.train(self.runs_dir, preset, overrides, run_id)
+        self.run_worker(self._supervise(self.jobs.launch(run_id, command, "train")), name=f"job:{run_id}",
                         group="jobs", exit_on_error=False)
         self.pop_screen()
         self.notify(f"started {run_id}", title="new run")

@@ -95,6 +95,8 @@ class RunsModel:
         if summary.damaged:
             reason = summary.damaged.replace("store unreadable: ", "unreadable ")
             return RunRow(summary, chosen=_clip(reason, DAMAGED_WIDTH), disk_bytes=self._disk_bytes(summary, quick))
+        if summary.status == "starting":  # claimed by a live engine, its store not written yet: nothing to read
+            return RunRow(summary, duration=self._duration(summary, now), disk_bytes=self._disk_bytes(summary, quick))
         return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now),
                       self._disk_bytes(summary, quick))
 
@@ -113,6 +115,9 @@ class RunsModel:
         lines = []
         with self._lock:
             for r in rows:
+                if r.summary.status == "starting":
+                    lines.append(f"{r.run_id}: starting: simulating data / compiling…")
+                    continue
                 if r.summary.status != "running":
                     continue
                 tail, progress = self._live.get(r.run_id) or (EventTail(r.summary.path), RunProgress())

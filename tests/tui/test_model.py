@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import pytest
@@ -14,6 +15,7 @@ from core.formatting import fmt_duration
 from core.runstore import open_run
 from mothtui.fmt import fmt_loss, fmt_threshold
 from core.runlist import new_run_id
+from mothtui import cmdline
 from mothtui.jobs import resume_command, train_command
 from mothtui.model import RunsModel, analysis_table, progress_line
 from mothtui.screens.new_run import form_overrides
@@ -102,3 +104,15 @@ def test_analysis_table_from_a_stored_analysis(store):
     kept = [float(r[2]) for r in rows]
     assert kept[0] == pytest.approx(1.0) and kept == sorted(kept, reverse=True)
     assert "thetad_0" in notes
+
+
+def test_one_command_line_builder_quotes_for_the_shell(tmp_path):
+    """What the form shows (`shell()`) is what the app runs (`argv()`), less the log-only `--quiet`."""
+    line = cmdline.train(tmp_path / "my runs", "smoke", ["schedule=[0.5, 0.7, 0.9]", "nets=3"], "r 1")
+    shown = line.shell()
+    assert "'schedule=[0.5, 0.7, 0.9]'" in shown and f"'{tmp_path / 'my runs'}'" in shown
+    assert shlex.split(shown)[0] == "mothtui"
+    assert line.argv() == [sys.executable, "-m", "core", *shlex.split(shown)[1:], "--quiet"]
+    assert train_command(tmp_path, "r1", "smoke", ["nets=3"]) == cmdline.train(tmp_path, "smoke", ["nets=3"], "r1").argv()
+    assert resume_command(tmp_path, "r1") == [sys.executable, "-m", "core", "resume", "r1", "--runs", str(tmp_path),
+                                              "--quiet"]

