@@ -8,6 +8,7 @@ engine is `python -m core ...` in another process, and the runs list must show w
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -43,7 +44,7 @@ class MothApp(App):
     BINDINGS = [
         Binding("q", "quit", "quit", id="app.quit"),
         Binding("question_mark", "help", "help", id="app.help"),
-        Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
+        Binding("ctrl+p", "command_palette", "command palette: every action by name", show=False, id="app.palette"),
     ]
 
     def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time, settings=None,
@@ -153,10 +154,19 @@ class MothApp(App):
             self.push_screen(HelpScreen(self.screen))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("New run", "Open the new-run form", self.new_run)
-        yield SystemCommand("Help", "List every key of this screen", self.action_help)
-        yield SystemCommand("Runs", "Back to the runs list", self._home)
+        """The palette (ctrl+p): Textual's commands, the app's, and every action of the screen below
+        that applies now (its keys, named as in the footer and in `?`), so `export` finds export."""
+        builtin = list(super().get_system_commands(screen))
+        yield from builtin
+        titles = {c.title.lower() for c in builtin}
+        for command in (SystemCommand("New run", "Open the new-run form (n on the runs list)", self.new_run),
+                        SystemCommand("Help", "List every key of this screen (?)", self.action_help),
+                        SystemCommand("Runs", "Back to the runs list", self._home),
+                        *getattr(screen, "palette_commands", lambda: [])(),
+                        *screen_commands(screen)):
+            if command.title.lower() not in titles:
+                titles.add(command.title.lower())
+                yield command
 
     def _home(self) -> None:
         while len(self.screen_stack) > 2:
@@ -283,6 +293,26 @@ class MothApp(App):
             else:
                 self.push_screen(MessageDialog(f"{type(err).__name__} in {event.worker.name or 'a worker'}",
                                                str(err)))
+
+
+def screen_commands(screen: Screen) -> list[SystemCommand]:
+    """A palette command per enabled key of the screen (and its focused widget) that has a description."""
+    from mothtui.screens.dialogs import key_label
+
+    commands, seen = [], set()
+    for key, active in screen.active_bindings.items():
+        binding = active.binding
+        if not binding.description or not active.enabled or binding.action in ("quit", "help", "command_palette"):
+            continue
+        if (active.node, binding.action) in seen:
+            continue
+        seen.add((active.node, binding.action))
+        keys = binding.key_display or key_label(key)
+        where = type(screen).__name__.removesuffix("Screen").lower() or "this"
+        commands.append(SystemCommand(binding.description[:1].upper() + binding.description[1:],
+                                      f"key {keys} on the {where} screen",
+                                      partial(screen.app.run_action, binding.action, active.node)))
+    return commands
 
 
 def run_app(runs_dir: Path, settings=None) -> int:

@@ -31,15 +31,18 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-def _key_label(key: str) -> str:
+def key_label(key: str) -> str:
+    """How a key is written on screen: `esc`, `?`, `[`."""
     return {"escape": "esc", "question_mark": "?", "slash": "/", "plus": "+", "minus": "-",
             "equals_sign": "=", "left_square_bracket": "[", "right_square_bracket": "]",
             "space": "space", "enter": "enter"}.get(key, key)
 
 
-#: Keys every screen has that are not bindings of their own (Textual's focus and palette keys).
-GENERAL_KEYS = (("j/k/↑/↓", "move in lists"), ("tab/shift+tab", "next / previous field or pane"),
-                ("ctrl+p", "command palette"))
+#: Keys every screen has that are not bindings of their own (Textual's focus keys; the palette's
+#: ctrl+p is the app's own binding, listed with the app's keys).
+GENERAL_KEYS = (("j/k/↑/↓", "move in lists"), ("tab/shift+tab", "next / previous field or pane"))
+#: Textual's bindings of those keys, folded into GENERAL_KEYS (listed once, not twice).
+GENERAL_BINDINGS = {"tab", "shift+tab"}
 
 
 #: Descriptions of Textual's built-in widget keys that the help folds into GENERAL_KEYS.
@@ -67,7 +70,9 @@ def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
             if not text or text.lower() in GENERIC or text.startswith(("Scroll", "Page", "Cursor")):
                 continue  # movement keys every list has: summarised by GENERAL_KEYS
             key = keymap.get(binding.id, binding.key) if binding.id else binding.key  # remapped in the settings
-            keys = binding.key_display or "/".join(_key_label(k) for k in key.split(","))
+            if set(key.split(",")) <= GENERAL_BINDINGS:
+                continue
+            keys = binding.key_display or "/".join(key_label(k) for k in key.split(","))
             entry = entries.setdefault(text, [keys, False])
             if keys not in entry[0].split("/") and keys != entry[0]:
                 entry[0] = f"{entry[0]}/{keys}"

@@ -245,6 +245,20 @@ class RunsScreen(Screen):
         rid = self.selected_id()
         return next((r for r in self.rows if r.run_id == rid), None)
 
+    def palette_commands(self) -> list:
+        """The command palette's commands about the selected run that have no key here (the run
+        screen's `p` and `e`), so typing `export` in the palette finds them from the runs list."""
+        from textual.app import SystemCommand
+
+        row = self.selected_row()
+        if row is None or row.summary.damaged or not row.summary.levels_complete:
+            return []
+        rid = row.run_id
+        return [SystemCommand(f"Export {rid}", "choose the networks and write them (e on the run screen)",
+                              lambda: self.app.open_picker(rid, export=True)),
+                SystemCommand(f"Pick levels of {rid}", "the picker: threshold, split, levels by hand (p on the run screen)",
+                              lambda: self.app.open_picker(rid))]
+
     # ---- keys ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """The footer shows only what applies to the selected run."""

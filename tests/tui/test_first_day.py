@@ -164,3 +164,42 @@ async def test_new_run_form_marks_the_set_field_and_says_why(store):
         form.query_one("#field-id").value = "alpha"  # taken
         await pilot.pause()
         assert "taken" in text_of(form, "#error-id")
+
+
+async def test_command_palette_has_the_apps_actions(store):
+    """ctrl+p, `export`, enter: the export of the selected run opens (it found nothing before)."""
+    from mothtui.screens.export import ExportDialog
+    from mothtui.screens.run import RunScreen
+
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Export alpha" in titles and "Filter" in titles and "New run" in titles
+        assert len(titles) == len(set(titles))
+        await pilot.press("ctrl+p", *"export")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot, 0.3)
+        assert isinstance(app.screen, ExportDialog) and app.screen.run_id == "alpha"
+        await pilot.press("escape", "escape")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunScreen)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Pick", "Export", "Analyze", "Tab 4: analysis"} <= set(titles)
+
+
+async def test_help_lists_each_key_once(store):
+    from mothtui.screens.dialogs import help_entries
+
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for screen_keys in (None, "enter"):
+            if screen_keys:
+                await pilot.press(screen_keys)
+                await settle(pilot)
+            keys = [k for entry in help_entries(app.screen) for k in entry[0].split("/")]
+            assert keys.count("ctrl+p") == 1 and keys.count("tab") == 1, keys
