@@ -44,7 +44,7 @@ class MothApp(App):
     BINDINGS = [
         Binding("q", "quit", "quit", id="app.quit"),
         Binding("question_mark", "help", "help", id="app.help"),
-        Binding("ctrl+p", "command_palette", "command palette: every action by name", show=False, id="app.palette"),
+        Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
     ]
 
     def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time, settings=None,
@@ -59,6 +59,7 @@ class MothApp(App):
         self.jobs = JobSupervisor(self.runs_dir)
         self._runs_model = None
         self.deleted: list[str] = []  # runs moved to the trash in this session, last one last (undo)
+        self.pick_states: dict = {}  # run id -> mothtui.screens.picker.PickState, kept while the app runs
         self.settings = settings if settings is not None else load_settings()
         self.run_ends = RunEndWatcher(self.runs_dir, started=time.time())
         self.notifier = Notifier(self.settings, toast=self.notify, bell=self.bell, write=self.write_terminal)

@@ -171,10 +171,13 @@ class NetworkPlot(ThrottledPlot):
 
     def draw(self) -> None:
         plt = self.plt
-        mark = " (chosen by hand *)" if self.manual else ""
-        plt.title(f"net {self.network}: loss vs sparsity{mark}")
         values = _log10(self.curve)
         threshold = math.log10(self.threshold)
+        mark = " (chosen by hand *)" if self.manual else ""
+        if self.manual and self.chosen is not None and self.chosen < values.size \
+                and not values[self.chosen] <= threshold:
+            mark = " (by hand *, ⚠ above threshold)"
+        plt.title(f"net {self.network}: loss vs sparsity{mark}")
         keep = np.isfinite(values)
         if keep.any():
             x = np.arange(values.size)

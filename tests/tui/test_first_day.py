@@ -203,3 +203,65 @@ async def test_help_lists_each_key_once(store):
                 await settle(pilot)
             keys = [k for entry in help_entries(app.screen) for k in entry[0].split("/")]
             assert keys.count("ctrl+p") == 1 and keys.count("tab") == 1, keys
+
+
+async def test_picker_keeps_its_state_and_its_field_honest(store, tmp_path):
+    """esc then p finds the threshold and the overrides as left; `abc` as the threshold puts the
+    threshold in use back in the field; a level chosen by hand above the threshold is marked;
+    a second export is offered a fresh directory, and errors name the directory, not `--out`."""
+    from mothtui.screens.export import ExportDialog
+    from mothtui.screens.picker import PickerScreen
+
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        picker = app.screen
+        assert isinstance(picker, PickerScreen)
+        await pilot.press("plus", "j", "right")  # 2e-3, network 1 one level up
+        await settle(pilot)
+        threshold, overrides = picker.threshold, dict(picker.overrides)
+        assert threshold == pytest.approx(2e-3) and overrides
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        picker = app.screen
+        assert picker.threshold == threshold and picker.overrides == overrides
+        assert picker.query_one("#picker-threshold").value == "2e-3"
+
+        await pilot.press("i", "ctrl+a", *"abc", "enter")  # not a threshold
+        await settle(pilot)
+        assert picker.query_one("#picker-threshold").value == "2e-3" and picker.threshold == threshold
+        await pilot.press("escape")
+
+        # by hand above the threshold: marked in the table and the summary
+        net = next(c.network for c in picker.selection.choices if c.level is not None and c.level + 1 < 5
+                   and picker.losses["val"][c.level + 1, c.network] > picker.threshold)
+        picker.query_one("#picker-table").move_cursor(row=net)
+        await pilot.pause()
+        while not picker.above_threshold(picker.selection.choices[net]):
+            await pilot.press("right")
+        row = picker.query_one("#picker-table").get_row(str(net))
+        assert "⚠ above" in row[-1] and "above threshold" in text_of(picker, "#picker-summary")
+
+        # export twice: the second dialog offers a new directory; a refused one is worded for the app
+        await pilot.press("x")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ExportDialog)
+        first = dialog.query_one("#export-dir").value
+        await pilot.press("enter")
+        await settle(pilot, 0.3)
+        await pilot.press("x")
+        await settle(pilot)
+        second = app.screen.query_one("#export-dir").value
+        assert second != first and second.startswith(first)
+        app.screen.query_one("#export-dir").value = first
+        await pilot.press("enter")
+        await settle(pilot, 0.3)
+        result = text_of(app.screen, "#export-result")
+        assert "not empty" in result and "--out" not in result
