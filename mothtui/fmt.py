@@ -52,3 +52,16 @@ def fmt_store(path) -> str:
 
 def status_label(status: str) -> str:
     return f"{STATUS_SYMBOLS.get(status, '?')} {status}"
+
+
+def end_line(status: str, message: str | None) -> str:
+    """How a run ended, its status said once: `✗ cancelled: 0 levels complete, resume with …`
+    (the engine's message repeats the status word: `cancelled; 0 levels complete`)."""
+    text = (message or "").strip()
+    for sep in (";", ":", ","):
+        if text.lower().startswith(status.lower() + sep):
+            text = text[len(status) + 1:].strip()
+            break
+    if text.lower() == status.lower():
+        text = ""
+    return status_label(status) + (f": {text}" if text else "")

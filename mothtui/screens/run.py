@@ -25,7 +25,7 @@ from core.analysis.store import stored_stamp
 from core.events import EventTail, RunProgress, fold
 from core.formatting import fmt_duration, fmt_rate
 from core.runstore import run_path, summarize
-from mothtui.fmt import fmt_loss, fmt_threshold, status_label
+from mothtui.fmt import end_line, fmt_loss, fmt_threshold, status_label
 from mothtui.model import LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view
 from mothtui.widgets.plots import PALETTE, CurvesPlot, LossPlot, Series, WeightHistogram, _log10
 
@@ -92,6 +92,7 @@ class RunScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header", classes="screen-header")
+        yield Static(id="run-step", markup=False)  # above the tabs: seen from whichever tab started it
         with TabbedContent(id="run-tabs"):
             with TabPane("1 progress", id="progress"):
                 with Horizontal():
@@ -107,7 +108,6 @@ class RunScreen(Screen):
                 yield WeightHistogram(id="run-weights")
             with TabPane("4 analysis", id="analysis"):
                 with VerticalScroll(id="run-analysis-scroll"):
-                    yield Static(id="run-step", markup=False)
                     with Horizontal(id="run-analysis-plots"):
                         yield CurvesPlot(id="run-noise")
                         yield CurvesPlot(id="run-flight")
@@ -218,10 +218,12 @@ class RunScreen(Screen):
             median = view.last_level_median()
             if median is not None:
                 lines.append(f"val loss at {view.sparsity[view.levels_complete - 1]:.2f}: median {fmt_loss(median)}")
-            lines.append(f"{view.selection.passing}/{len(view.selection.choices)} nets pass "
-                         f"{fmt_threshold(view.selection.threshold)}")
+            sel = view.selection
+            median = "–" if sel.median_sparsity is None else f"{sel.median_sparsity:.2f}"
+            lines.append(f"chosen levels (val loss ≤ {fmt_threshold(sel.threshold)}):")
+            lines.append(f"  {sel.passing}/{len(sel.choices)} nets · median sparsity {median}")
         if p.status and p.status != "running":
-            lines.append(f"{status_label(p.status)}" + (f": {p.message}" if p.message else ""))
+            lines.append(end_line(p.status, p.message))
         self._show_curve()
         if not lines:
             lines = ["no progress events", "(a run made elsewhere, or not started yet)"]
@@ -274,9 +276,14 @@ class RunScreen(Screen):
         text = ""
         if step is not None:
             last = self.app.jobs.log_tail(self.run_id, 1).strip()
-            text = f"{step} running · {last or 'starting…'} · c cancels"
+            text = f"{step} running · {last or 'starting…'} · c cancels · l shows its log"
         self.query_one("#run-step", Static).update(text)
         self.query_one("#run-step").display = bool(text)
+        if step != getattr(self, "_step_shown", None):  # the empty tabs say what is under way
+            self._step_shown = step
+            if self.view is not None:
+                self._show_analysis(self.view.analysis)
+                self._show_scales(self.view.extrapolation)
 
     def _level_axis(self, summary: dict):
         sparsity = summary.get("sparsity") or []
@@ -289,7 +296,9 @@ class RunScreen(Screen):
         self.query_one("#run-analysis-plots").display = bool(summary and summary.get("eval_loss_median"))
         if summary is None:
             self.query_one("#run-analysis", Static).update(
-                f"no analysis stored yet: a analyses (or mothtui analyze {self.run_id})")
+                "analyzing… (progress above; the table fills in when it ends)"
+                if getattr(self, "_step_shown", None) == "analyze" else
+                f"no analysis stored yet: press a to analyze this run (or: mothtui analyze {self.run_id})")
             return
         if summary.get("eval_loss_median"):
             x, labels = self._level_axis(summary)
@@ -314,10 +323,15 @@ class RunScreen(Screen):
     def _show_scales(self, summary: dict | None) -> None:
         plot, note = self.query_one("#run-scales", CurvesPlot), self.query_one("#run-scales-note", Static)
         if not summary:
+            if getattr(self, "_step_shown", None) == "evaluate":
+                plot.set_data("test loss vs sparsity at other body scales", [],
+                              empty=f"evaluating at s = {EVALUATE_SCALES}… (progress above)")
+                note.update("the plot fills in when the evaluation ends")
+                return
             plot.set_data("test loss vs sparsity at other body scales", [],
-                          empty=f"not evaluated: s evaluates at s = {EVALUATE_SCALES}")
+                          empty=f"not evaluated yet: press s to evaluate at s = {EVALUATE_SCALES}")
             note.update(f"s simulates held-out strokes at body scales {EVALUATE_SCALES} and evaluates every level "
-                        f"(or: mothtui evaluate {self.run_id} --scale 0.5,2)")
+                        f"(or: mothtui evaluate {self.run_id} --scale {EVALUATE_SCALES})")
             return
         x, labels = self._level_axis(summary)
         series = [Series(x, _log10(np.asarray(summary["test_loss_median"], float)),
