@@ -42,7 +42,7 @@ class MothApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "mothtui"
     BINDINGS = [
-        Binding("q", "quit", "quit", id="app.quit"),
+        Binding("q", "quit", "quit", show=False, id="app.quit"),  # in the footer of the runs list only
         Binding("question_mark", "help", "help", id="app.help"),
         Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
     ]

@@ -261,8 +261,8 @@ class WeightsView:
 
     @property
     def caption(self) -> str:
-        return (f"level {self.level} · target {self.sparsity:.2f} · |w| of remaining weights, "
-                f"{self.sampled} nets · [ ] change level")
+        # short enough for an 80-column plot (plotext drops a title wider than the plot)
+        return f"level {self.level} · target {self.sparsity:.2f} · {self.sampled} nets · [ ] other level"
 
 
 def load_weights_view(runs_dir: Path, run_id: str, level: int, sample_nets: int = SAMPLE_NETS) -> WeightsView:

@@ -71,6 +71,8 @@ class RunScreen(Screen):
         Binding("left_square_bracket", "weights_level(-1)", "level -", show=False, id="run.level_down"),
         Binding("right_square_bracket", "weights_level(1)", "level +", show=False, id="run.level_up"),
         Binding("escape", "app.pop_screen", "back", id="run.back"),
+        Binding("j,down", "scroll_tab(1)", "scroll down", show=False, id="run.down"),
+        Binding("k,up", "scroll_tab(-1)", "scroll up", show=False, id="run.up"),
     ]
 
     def __init__(self, run_id: str):
@@ -120,6 +122,8 @@ class RunScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        # not focusable: j/k scroll the whole analysis tab (plots, table, notes) instead
+        self.query_one("#run-analysis-table", DataTable).can_focus = False
         self.path = run_path(self.app.runs_dir, self.run_id)
         self.tail = EventTail(self.path)
         self.poll_events()
@@ -356,6 +360,16 @@ class RunScreen(Screen):
         if action == "resume":
             return self.status in ("interrupted", "cancelled", "failed")
         return True
+
+    def action_scroll_tab(self, step: int) -> None:
+        """j/k (and ↓/↑) move in the tab shown: the analysis tab scrolls (its table is below its plots
+        and runs past the bottom at 80x24), the layers tab moves its table's cursor."""
+        tab = self.query_one(TabbedContent).active
+        if tab == "analysis":
+            self.query_one("#run-analysis-scroll", VerticalScroll).scroll_relative(y=step * 2, animate=False)
+        elif tab == "layers":
+            table = self.query_one("#run-layers", DataTable)
+            table.action_cursor_down() if step > 0 else table.action_cursor_up()
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -88,6 +88,8 @@ class RunsScreen(Screen):
         Binding("l", "log", "log", id="runs.log"),
         Binding("t", "labels", "tags", show=False, id="runs.labels"),
         Binding("escape", "clear_filter", "clear filter", show=False, id="runs.clear_filter"),
+        # shown here only: the other screens' footers keep their room for `? help` at 80 columns
+        Binding("q", "app.quit", "quit", id="runs.quit"),
     ]
 
     def __init__(self) -> None:

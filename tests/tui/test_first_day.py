@@ -265,3 +265,64 @@ async def test_picker_keeps_its_state_and_its_field_honest(store, tmp_path):
         await settle(pilot, 0.3)
         result = text_of(app.screen, "#export-result")
         assert "not empty" in result and "--out" not in result
+
+
+async def test_log_view_shows_the_job_log_too(store):
+    """`l` opens the log written last; `o` switches between the engine log and the job log, where
+    analyze and evaluate write."""
+    from mothtui.screens.log import LogScreen
+
+    (store / "alpha" / "engine.log").write_text("engine: level 0 done\n")
+    jobs = store / ".logs"
+    jobs.mkdir()
+    (jobs / "alpha.log").write_text("analyze: level 3/5\n")
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, LogScreen)
+        lines = lambda: list(screen.text_log.lines)  # noqa: E731
+        assert lines() == ["analyze: level 3/5"] and "job log" in text_of(screen, "#log-header")
+        await pilot.press("o")
+        await settle(pilot)
+        assert lines() == ["engine: level 0 done"] and "engine log" in text_of(screen, "#log-header")
+
+
+async def test_a_step_shows_its_progress_on_the_tab_it_was_started_from(store, monkeypatch):
+    """`s` on tab 5: the progress line is above the tabs and tab 5 says it is evaluating."""
+    from types import SimpleNamespace
+
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("5")
+        monkeypatch.setattr(app.jobs, "job", lambda run_id: SimpleNamespace(kind="evaluate"))
+        monkeypatch.setattr(app.jobs, "log_tail", lambda run_id, n=3: "evaluating level 2/5")
+        screen.poll_store()
+        await settle(pilot)
+        step = screen.query_one("#run-step")
+        assert step.display and step.region.height > 0  # on screen with tab 5 shown
+        assert "evaluating level 2/5" in text_of(screen, "#run-step")
+        assert "evaluating" in screen.query_one("#run-scales").empty
+
+
+async def test_80x24_footers_keep_help_and_the_analysis_tab_scrolls(store):
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        for keys in ((), ("p",)):
+            await pilot.press(*keys)
+            await settle(pilot)
+            footer = app.screen.query_one("Footer")
+            shown = [b.binding.action for b in app.screen.active_bindings.values() if b.binding.show]
+            assert "help" in shown and "quit" not in shown
+            assert any(w.region.right <= 80 and "help" in str(getattr(w, "description", ""))
+                       for w in footer.query("FooterKey"))
+

@@ -116,3 +116,28 @@ def test_one_command_line_builder_quotes_for_the_shell(tmp_path):
     assert train_command(tmp_path, "r1", "smoke", ["nets=3"]) == cmdline.train(tmp_path, "smoke", ["nets=3"], "r1").argv()
     assert resume_command(tmp_path, "r1") == [sys.executable, "-m", "core", "resume", "r1", "--runs", str(tmp_path),
                                               "--quiet"]
+
+
+def test_log_ticks_label_the_threshold_row_and_stay_inside_the_data():
+    from mothtui.widgets.plots import _log_ticks, nice_ticks
+
+    class Plt:
+        def yticks(self, ticks, labels):
+            self.ticks, self.labels = ticks, labels
+
+    plt = Plt()
+    _log_ticks(plt, [-3.3, -2.4], [-3.0], rows=3, keep=-3.0)  # 1e-3 line; 2e-3 would share its row
+    assert "1e-3" in plt.labels and "2e-3" not in plt.labels
+    _log_ticks(plt, [-4.2, -1.1], rows=10)
+    assert min(plt.ticks) >= -4.2 and max(plt.ticks) <= -1.1  # none outside: no label on a wrong row
+    ticks = nice_ticks(100, 13712, 5)
+    assert all(isinstance(t, int) and t % 1000 == 0 for t in ticks) and 3 <= len(ticks) <= 7
+
+
+def test_end_line_says_the_status_once():
+    from mothtui.fmt import end_line
+
+    assert end_line("cancelled", "cancelled; 0 levels complete, resume with x") == \
+        "✗ cancelled: 0 levels complete, resume with x"
+    assert end_line("done", "5 levels complete") == "✓ done: 5 levels complete"
+    assert end_line("failed", None) == "✗ failed"
