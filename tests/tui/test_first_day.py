@@ -311,7 +311,7 @@ async def test_a_step_shows_its_progress_on_the_tab_it_was_started_from(store, m
         assert "evaluating" in screen.query_one("#run-scales").empty
 
 
-async def test_80x24_footers_keep_help_and_the_analysis_tab_scrolls(store):
+async def test_80x24_footers_keep_help(store):
     app = make_app(store)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
@@ -326,3 +326,22 @@ async def test_80x24_footers_keep_help_and_the_analysis_tab_scrolls(store):
             assert any(w.region.right <= 80 and "help" in str(getattr(w, "description", ""))
                        for w in footer.query("FooterKey"))
 
+
+
+async def test_80x24_analysis_tab_scrolls_with_j(store):
+    """The per-level table sits under the plots: at 80x24 its last levels are below the fold; j scrolls."""
+    from tui.test_study_snapshots import add_results
+
+    add_results(store)
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot, 0.3)
+        scroll = app.screen.query_one("#run-analysis-scroll")
+        assert scroll.max_scroll_y > 0 and scroll.scroll_y == 0
+        await pilot.press(*"jjjjjjjjjj")
+        await settle(pilot)
+        assert scroll.scroll_y == scroll.max_scroll_y
