@@ -10,6 +10,12 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 
+#: `? help` as every screen's first key, so the footer shows it first and an 80-column footer
+#: cuts the screen's least used keys, never the way to see them all (same id as the app's key:
+#: the settings' [keys] remap both).
+HELP_FIRST = Binding("question_mark", "app.help", "help", id="app.help")
+
+
 class ConfirmDialog(ModalScreen[bool]):
     """A yes/no question; dismisses with True on `y`/`enter`, False on `n`/`esc`."""
 

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input, Log, Static
 
 from core.runlist import LOGS_DIR
 from core.runlog import LOG_FILE
+from mothtui.screens.dialogs import HELP_FIRST
 
 POLL_S = 0.25
 #: A log bigger than this opens at its last part (the screen says so).
@@ -70,6 +71,7 @@ class LogScreen(Screen):
     """The log of `run_id`: `f` follow, `/` search, `n`/`N` next/previous match, `g`/`G` top/end."""
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("slash", "search", "search", id="log.search"),
         Binding("n", "match(1)", "next", id="log.next"),
         Binding("N", "match(-1)", "previous", id="log.previous"),

@@ -31,6 +31,7 @@ from core.formatting import fmt_duration
 from core.runlist import fmt_bytes, new_run_id, run_path
 from mothtui import cmdline
 from mothtui.jobs import run_captured
+from mothtui.screens.dialogs import HELP_FIRST
 
 #: The keys the form shows, in order; any other key goes in the free `--set` field.
 FORM_KEYS = ("nets", "samples", "hidden", "schedule", "epochs_per_level", "learning_rate", "batch",
@@ -109,6 +110,7 @@ class NewRunScreen(Screen):
     """Fill in, read the inline errors, `ctrl+s` (or the button) launches the engine."""
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("ctrl+s", "launch", "launch", priority=True, id="new.launch"),
         Binding("escape", "app.pop_screen", "back", id="new.back"),
     ]

@@ -28,6 +28,7 @@ from core.runstore import run_path, summarize
 from core.select import SPLITS, Selection, check_threshold, histogram_lines, select
 from mothtui.fmt import fmt_loss, fmt_threshold
 from mothtui.model import PickerView, load_picker_view
+from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.screens.export import ExportDialog
 from mothtui.widgets.plots import NetworkPlot
 
@@ -62,6 +63,7 @@ class ChoiceTable(DataTable):
     """The networks; left/right change the highlighted network's level (the screen's actions)."""
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("left,h", "screen.level(-1)", "level", key_display="←/→", id="picker.level_down"),
         Binding("right,l", "screen.level(1)", "level", key_display="←/→", show=False, id="picker.level_up"),
         Binding("j", "cursor_down", show=False),

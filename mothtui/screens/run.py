@@ -27,6 +27,7 @@ from core.formatting import fmt_duration, fmt_rate
 from core.runstore import run_path, summarize
 from mothtui.fmt import end_line, fmt_loss, fmt_threshold, status_label
 from mothtui.model import LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view
+from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.widgets.plots import PALETTE, CurvesPlot, LossPlot, Series, WeightHistogram, _log10
 
 EVENT_POLL_S = 0.25
@@ -56,6 +57,7 @@ class RunScreen(Screen):
             self.view = view
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("p", "pick", "pick", id="run.pick"),
         Binding("e", "export", "export", id="run.export"),
         Binding("c", "cancel", "cancel", id="run.cancel"),

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from core.runlist import RunSummary, fmt_bytes, list_runs, run_path, setup_labels
 from mothtui.fmt import fmt_created, fmt_store, status_label
 from mothtui.runfilter import known_keys, matches, unknown_keys
+from mothtui.screens.dialogs import HELP_FIRST
 
 # mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
 # paint's critical path: the first paint uses core.runlist (plain JSON, standard library only).
@@ -75,6 +76,7 @@ class RunsScreen(Screen):
             self.view = view
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("enter", "open", "open", id="runs.open"),
         Binding("n", "new", "new", id="runs.new"),
         Binding("r", "resume", "resume", id="runs.resume"),
