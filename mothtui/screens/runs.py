@@ -212,7 +212,8 @@ class RunsScreen(Screen):
                 import difflib
 
                 keys = known_keys(configs)
-                near = [m for k in unknown for m in difflib.get_close_matches(k, keys, n=2, cutoff=0.5)]
+                near = [m for k in unknown  # keys that contain the typed one first (epoch: epochs_per_level)
+                        for m in ([c for c in keys if k in c][:2] or difflib.get_close_matches(k, keys, n=2, cutoff=0.5))]
                 hint = f" (did you mean {' or '.join(near)}?)" if near else ""
                 text = (f"⚠ unknown key {', '.join(repr(k) for k in unknown)}: no run has it{hint}. "
                         f"Keys: {', '.join(keys)}")
@@ -294,6 +295,10 @@ class RunsScreen(Screen):
             return
         if row.summary.damaged:
             self.notify(f"{row.run_id} is damaged: {row.summary.damaged}", severity="warning")
+            return
+        if row.summary.status == "starting":
+            self.notify(f"{row.run_id} is starting (simulating data / compiling): it opens once its "
+                        f"store is written; l shows its log now", severity="warning")
             return
         self.app.open_run(row.run_id)
 
