@@ -73,6 +73,8 @@ def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
     for node, cls in ours + builtin:
         for binding in Binding.make_bindings(cls.__dict__.get("BINDINGS", [])):
             text = binding.description
+            if binding.action == "command_palette":  # `commands` in the footer
+                text = "command palette: every action by name"
             if not text or text.lower() in GENERIC or text.startswith(("Scroll", "Page", "Cursor")):
                 continue  # movement keys every list has: summarised by GENERAL_KEYS
             key = keymap.get(binding.id, binding.key) if binding.id else binding.key  # remapped in the settings
