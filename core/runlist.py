@@ -116,6 +116,9 @@ def summarize(path: Path) -> RunSummary:
         return RunSummary(path.name, path, "damaged", None, None, None, None,
                           damaged=f"store unreadable: zarr.json ({_short(err)})")
     if attrs.get("kind") != KIND or "status" not in attrs:
+        owner = live_owner(path)
+        if owner is not None:  # its engine is writing the store right now (Run.create): not damaged
+            return RunSummary(path.name, path, "starting", None, None, None, None, owner=owner)
         return RunSummary(path.name, path, "damaged", None, None, None, attrs.get("created"),
                           damaged="not a mothtui run (attributes missing)")
     problem = _layout_problem(path, attrs)

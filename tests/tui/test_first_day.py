@@ -55,15 +55,21 @@ async def test_a_starting_run_reads_starting_and_is_newest(store, sleeper):
     claimed = store / "2026-12-02_070000_smoke"
     claimed.mkdir()
     write_record(claimed, OwnerRecord.of_process(sleeper.pid, "mothtui train"))
+    # a moment later the engine has opened its group, attributes not yet written (core.runstore.Run.create)
+    opening = store / "2026-12-02_070001_smoke"
+    opening.mkdir()
+    write_record(opening, OwnerRecord.of_process(sleeper.pid, "mothtui train"))
+    (opening / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
     app = make_app(store)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await pilot.pause(1.1)
         await settle(pilot)
         screen = app.screen
-        assert table_ids(screen)[0] == claimed.name
-        row = {r.run_id: r for r in screen.rows}[claimed.name]
-        assert row.summary.status == "starting" and "unreadable" not in row.chosen
+        assert table_ids(screen)[:2] == [opening.name, claimed.name]  # newest first, not last
+        for name in (claimed.name, opening.name):
+            row = {r.run_id: r for r in screen.rows}[name]
+            assert row.summary.status == "starting" and not row.summary.damaged and "unreadable" not in row.chosen
         table = screen.query_one("#runs-table")
         assert "starting" in str(table.get_row(claimed.name)[1])
         wide_width = list(table.columns.values())[0].get_render_width(table)
@@ -71,6 +77,7 @@ async def test_a_starting_run_reads_starting_and_is_newest(store, sleeper):
         sleeper.wait()
         import shutil
         shutil.rmtree(claimed)
+        shutil.rmtree(opening)
         screen.refresh_runs()
         await settle(pilot)
         assert claimed.name not in table_ids(screen)
