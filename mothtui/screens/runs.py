@@ -111,7 +111,7 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="runs-header", classes="screen-header")
         yield Input(placeholder="filter: words, #tag, key=value, nets>100; enter keeps, esc clears", id="runs-filter")
-        yield Static(id="runs-filter-note", markup=False)
+        yield Static(id="runs-note", markup=False)
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
@@ -120,8 +120,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#runs-filter").display = False
-        self.query_one("#runs-filter-note").display = False
-        self.app.sub_title = fmt_store(self.app.runs_dir)
+        self.query_one("#runs-note").display = False
         self.query_one(RunsTable).focus()
         # first paint straight away from zarr.json alone (the list must show within a second);
         # the authoritative rows and the chosen-sparsity column follow from a worker
@@ -203,7 +202,7 @@ class RunsScreen(Screen):
 
     def _show_filter_note(self, rows: list, visible: list) -> None:
         """Say why a filter shows nothing: a key no run has (with the keys there are), or no match."""
-        note = self.query_one("#runs-filter-note", Static)
+        note = self.query_one("#runs-note", Static)
         text = ""
         if self.filter_text:
             configs = [r.summary.config for r in rows]

@@ -90,13 +90,13 @@ async def test_unknown_filter_key_is_named(store):
         await settle(pilot)
         await pilot.press("slash", *"epoch>100")
         await settle(pilot)
-        note = text_of(app.screen, "#runs-filter-note")
+        note = text_of(app.screen, "#runs-note")
         assert "unknown key 'epoch'" in note and "epochs_per_level" in note
         assert table_ids(app.screen) == []
         await pilot.press("escape")
         await pilot.press("slash", *"nets>4")
         await settle(pilot)
-        assert not app.screen.query_one("#runs-filter-note").display
+        assert not app.screen.query_one("#runs-note").display
         assert table_ids(app.screen) == ["beta"]
 
 
@@ -108,7 +108,7 @@ async def test_the_store_path_is_on_screen(tmp_path, monkeypatch):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert str(empty) in text_of(app.screen, "#runs-header")
-        note = text_of(app.screen, "#runs-filter-note")
+        note = text_of(app.screen, "#runs-note")
         assert str(empty) in note and "no runs" in note
 
 
