@@ -73,8 +73,8 @@ class RunScreen(Screen):
         Binding("left_square_bracket", "weights_level(-1)", "level -", show=False, id="run.level_down"),
         Binding("right_square_bracket", "weights_level(1)", "level +", show=False, id="run.level_up"),
         Binding("escape", "app.pop_screen", "back", id="run.back"),
-        Binding("j,down", "scroll_tab(1)", "scroll down", show=False, id="run.down"),
-        Binding("k,up", "scroll_tab(-1)", "scroll up", show=False, id="run.up"),
+        Binding("j,down", "scroll_tab(1)", "down in the tab (analysis: scroll)", show=False, id="run.down"),
+        Binding("k,up", "scroll_tab(-1)", "up in the tab (analysis: scroll)", show=False, id="run.up"),
     ]
 
     def __init__(self, run_id: str):
