@@ -138,6 +138,9 @@ def summarize(path: Path) -> RunSummary:
         return RunSummary(path.name, path, "damaged", None, None, None, None,
                           damaged=f"store unreadable: zarr.json ({_short(err)})")
     if attrs.get("kind") != KIND or "status" not in attrs:
+        owner = live_owner(path)
+        if owner is not None:  # its engine is writing the store right now (Run.create): not damaged
+            return RunSummary(path.name, path, "starting", None, None, None, None, owner=owner)
         return RunSummary(path.name, path, "damaged", None, None, None, attrs.get("created"),
                           damaged="not a mothtui run (attributes missing)")
     problem = _layout_problem(path, attrs)
@@ -194,27 +197,50 @@ def disk_usage(path: Path | str) -> int:
 
 
 #: What tells runs of a study apart at a glance (the runs list's setup column), in display order.
-SETUP_KEYS = ("preset", "hidden", "pruning", "scale", "samples", "schedule")
+SETUP_KEYS = ("preset", "hidden", "pruning", "scale", "samples", "schedule", "epochs_per_level")
 
 
 def _setup(summary: RunSummary) -> dict[str, Any]:
     return {**(summary.config or {}), "preset": summary.preset}
 
 
+def _schedule_names(schedules: list[Any]) -> dict[str, str]:
+    """`sched4` per distinct schedule (its number of levels), with a letter where two distinct
+    schedules have the same length (`sched4a`, `sched4b`, in order of first appearance)."""
+    distinct: list[Any] = []
+    for value in schedules:
+        if value not in distinct:
+            distinct.append(value)
+    by_length: dict[int, list[Any]] = {}
+    for value in distinct:
+        by_length.setdefault(len(value) if isinstance(value, (list, tuple)) else 0, []).append(value)
+    names = {}
+    for length, values in by_length.items():
+        for i, value in enumerate(values):
+            names[repr(value)] = f"sched{length}" + (chr(ord("a") + i) if len(values) > 1 and i < 26 else "")
+    return names
+
+
 def setup_labels(summaries: list[RunSummary], keys: tuple[str, ...] = SETUP_KEYS) -> dict[str, str]:
     """Per run id, the values of those `keys` that differ between the (readable) runs, compactly:
-    `quick 128-128-16 global s=2`. Empty texts when every run has the same setup."""
+    `quick 128-128-16 global s=2 ep=40`. Empty texts when every run has the same setup. Runs whose
+    setups differ get different texts: two schedules of the same length are `sched4a` and `sched4b`."""
     readable = [s for s in summaries if s.config]
     setups = [_setup(s) for s in readable]
     differ = [k for k in keys if any(c.get(k) != setups[0].get(k) for c in setups[1:])]
+    schedules = _schedule_names([c.get("schedule") for c in setups])
 
     def text(key: str, value: Any) -> str:
+        if key == "schedule":
+            return schedules.get(repr(value), "–")
         if isinstance(value, (list, tuple)):
-            return ("sched" + str(len(value))) if key == "schedule" else "-".join(str(v) for v in value)
+            return "-".join(str(v) for v in value)
         if key == "scale":
             return f"s={value:g}" if isinstance(value, (int, float)) else f"s={value}"
         if key == "samples" and isinstance(value, int):
             return f"n={value:,}"
+        if key == "epochs_per_level":
+            return f"ep={value}"
         return "–" if value is None else str(value)
 
     return {s.run_id: " ".join(text(k, c.get(k)) for k in differ) for s, c in zip(readable, setups)}

@@ -8,6 +8,7 @@ engine is `python -m core ...` in another process, and the runs list must show w
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -19,6 +20,8 @@ from textual.worker import Worker, WorkerState
 from core.errors import MothError
 from core.runlist import new_run_id
 from core.settings import load_settings, save_theme
+from mothtui import cmdline
+from mothtui.cmdline import CommandLine
 from mothtui.jobs import JobSupervisor, plan_command
 from mothtui.notify import Notifier, RunEndWatcher
 from mothtui.settings import apply_theme, unknown_keys
@@ -39,7 +42,7 @@ class MothApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "mothtui"
     BINDINGS = [
-        Binding("q", "quit", "quit", id="app.quit"),
+        Binding("q", "quit", "quit", show=False, id="app.quit"),  # in the footer of the runs list only
         Binding("question_mark", "help", "help", id="app.help"),
         Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
     ]
@@ -56,6 +59,7 @@ class MothApp(App):
         self.jobs = JobSupervisor(self.runs_dir)
         self._runs_model = None
         self.deleted: list[str] = []  # runs moved to the trash in this session, last one last (undo)
+        self.pick_states: dict = {}  # run id -> mothtui.screens.picker.PickState, kept while the app runs
         self.settings = settings if settings is not None else load_settings()
         self.run_ends = RunEndWatcher(self.runs_dir, started=time.time())
         self.notifier = Notifier(self.settings, toast=self.notify, bell=self.bell, write=self.write_terminal)
@@ -151,20 +155,35 @@ class MothApp(App):
             self.push_screen(HelpScreen(self.screen))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("New run", "Open the new-run form", self.new_run)
-        yield SystemCommand("Help", "List every key of this screen", self.action_help)
-        yield SystemCommand("Runs", "Back to the runs list", self._home)
+        """The palette (ctrl+p): Textual's commands, the app's, and every action of the screen below
+        that applies now (its keys, named as in the footer and in `?`), so `export` finds export."""
+        builtin = list(super().get_system_commands(screen))
+        yield from builtin
+        titles = {c.title.lower() for c in builtin}
+        for command in (SystemCommand("New run", "Open the new-run form (n on the runs list)", self.new_run),
+                        SystemCommand("Help", "List every key of this screen (?)", self.action_help),
+                        SystemCommand("Runs", "Back to the runs list", self._home),
+                        *getattr(screen, "palette_commands", lambda: [])(),
+                        *screen_commands(screen)):
+            if command.title.lower() not in titles:
+                titles.add(command.title.lower())
+                yield command
 
     def _home(self) -> None:
         while len(self.screen_stack) > 2:
             self.pop_screen()
 
     # ---- jobs -----------------------------------------------------------------------------
-    def launch_run(self, preset: str, overrides: list[str]) -> str:
-        """Start `python -m core train` for a new run and show it in the runs list."""
-        run_id = new_run_id(self.runs_dir, preset)
-        self.run_worker(self._supervise(self.jobs.train(run_id, preset, overrides)), name=f"job:{run_id}",
+    def launch_run(self, preset: str, overrides: list[str], run_id: str | None = None,
+                   command: CommandLine | None = None) -> str:
+        """Start `python -m core train` for a new run and show it in the runs list.
+
+        `command` is the command line the new-run form showed (mothtui.cmdline): it runs as shown.
+        """
+        if run_id is None:
+            run_id, command = new_run_id(self.runs_dir, preset), None
+        command = command or cmdline.train(self.runs_dir, preset, overrides, run_id)
+        self.run_worker(self._supervise(self.jobs.launch(run_id, command, "train")), name=f"job:{run_id}",
                         group="jobs", exit_on_error=False)
         self.pop_screen()
         self.notify(f"started {run_id}", title="new run")
@@ -293,6 +312,26 @@ class MothApp(App):
             else:
                 self.push_screen(MessageDialog(f"{type(err).__name__} in {event.worker.name or 'a worker'}",
                                                str(err)))
+
+
+def screen_commands(screen: Screen) -> list[SystemCommand]:
+    """A palette command per enabled key of the screen (and its focused widget) that has a description."""
+    from mothtui.screens.dialogs import key_label
+
+    commands, seen = [], set()
+    for key, active in screen.active_bindings.items():
+        binding = active.binding
+        if not binding.description or not active.enabled or binding.action in ("quit", "help", "command_palette"):
+            continue
+        if (active.node, binding.action) in seen:
+            continue
+        seen.add((active.node, binding.action))
+        keys = binding.key_display or key_label(key)
+        where = type(screen).__name__.removesuffix("Screen").lower() or "this"
+        commands.append(SystemCommand(binding.description[:1].upper() + binding.description[1:],
+                                      f"key {keys} on the {where} screen",
+                                      partial(screen.app.run_action, binding.action, active.node)))
+    return commands
 
 
 def run_app(runs_dir: Path, settings=None) -> int:

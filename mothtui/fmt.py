@@ -29,14 +29,39 @@ def fmt_threshold(value: float) -> str:
 
 
 def fmt_created(created: str | None) -> str:
-    """ISO 8601 `created` as `26-11-24 09:12` (absolute, so screens stay reproducible; short for 80 columns)."""
+    """ISO 8601 `created` as `2026-11-24 09:12` (absolute, so screens stay reproducible; the year
+    in full, so it cannot be read as a day)."""
     if not created:
         return "–"
     try:
-        return _dt.datetime.fromisoformat(created).strftime("%y-%m-%d %H:%M")
+        return _dt.datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M")
     except ValueError:
-        return created[:14]
+        return created[:16]
+
+
+def fmt_store(path) -> str:
+    """A run store's path as the screens name it: absolute, the home directory as `~`."""
+    import os
+
+    text = os.path.abspath(os.fspath(path))
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (text == home or text.startswith(home.rstrip("/") + "/")):
+        return "~" + text[len(home.rstrip("/")):]
+    return text
 
 
 def status_label(status: str) -> str:
     return f"{STATUS_SYMBOLS.get(status, '?')} {status}"
+
+
+def end_line(status: str, message: str | None) -> str:
+    """How a run ended, its status said once: `✗ cancelled: 0 levels complete, resume with …`
+    (the engine's message repeats the status word: `cancelled; 0 levels complete`)."""
+    text = (message or "").strip()
+    for sep in (";", ":", ","):
+        if text.lower().startswith(status.lower() + sep):
+            text = text[len(status) + 1:].strip()
+            break
+    if text.lower() == status.lower():
+        text = ""
+    return status_label(status) + (f": {text}" if text else "")

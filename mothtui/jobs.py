@@ -14,12 +14,12 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import MothError
 from core.runlist import LOGS_DIR, read_engine_pid, run_path  # standard library only
+from mothtui import cmdline
 
 
 @dataclass
@@ -33,34 +33,25 @@ class Job:
 
 
 def train_command(runs_dir: Path, run_id: str, preset: str, overrides: list[str]) -> list[str]:
-    """The engine's command line for a new run."""
-    cmd = [sys.executable, "-m", "core", "train", "--preset", preset]
-    for item in overrides:
-        cmd += ["--set", item]
-    return cmd + ["--runs", str(runs_dir), "--id", run_id, "--quiet"]
+    """The engine's command line for a new run (mothtui.cmdline builds every command line)."""
+    return cmdline.train(runs_dir, preset, overrides, run_id).argv()
 
 
 def resume_command(runs_dir: Path, run_id: str) -> list[str]:
-    return [sys.executable, "-m", "core", "resume", run_id, "--runs", str(runs_dir), "--quiet"]
+    return cmdline.resume(runs_dir, run_id).argv()
 
 
 def analyze_command(runs_dir: Path, run_id: str) -> list[str]:
-    """`mothtui analyze`: the per-level analysis, stored in the run (its progress lines go to the log)."""
-    return [sys.executable, "-m", "core", "analyze", run_id, "--runs", str(runs_dir)]
+    return cmdline.analyze(runs_dir, run_id).argv()
 
 
 def evaluate_command(runs_dir: Path, run_id: str, scales: str, samples: int | None = None) -> list[str]:
-    """`mothtui evaluate`: every level at other body scales, stored in the run."""
-    cmd = [sys.executable, "-m", "core", "evaluate", run_id, "--runs", str(runs_dir), "--scale", scales]
-    return cmd + (["--samples", str(samples)] if samples else [])
+    return cmdline.evaluate(runs_dir, run_id, scales, samples).argv()
 
 
 def plan_command(runs_dir: Path, preset: str, overrides: list[str]) -> list[str]:
-    """`mothtui plan --json` of a config the new-run form holds (a short calibration: it runs as you type)."""
-    cmd = [sys.executable, "-m", "core", "plan", "--preset", preset]
-    for item in overrides:
-        cmd += ["--set", item]
-    return cmd + ["--runs", str(runs_dir), "--calibration", "2", "--json"]
+    """`mothtui plan --json` of a config the new-run form holds (the App's default plan command)."""
+    return cmdline.plan(runs_dir, preset, overrides).argv()
 
 
 async def run_captured(command: list[str], grace_s: float = 2.0) -> tuple[int, str, str]:
@@ -116,6 +107,10 @@ class JobSupervisor:
 
     async def train(self, run_id: str, preset: str, overrides: list[str]) -> Job:
         return await self.start(run_id, train_command(self.runs_dir, run_id, preset, overrides), "train")
+
+    async def launch(self, run_id: str, command: "cmdline.CommandLine", kind: str) -> Job:
+        """Start exactly the command line a screen showed (the new-run form's `will run:`)."""
+        return await self.start(run_id, command.argv(), kind)
 
     async def resume(self, run_id: str) -> Job:
         from core.runlist import live_owner

@@ -95,6 +95,8 @@ class RunsModel:
         if summary.damaged:
             reason = summary.damaged.replace("store unreadable: ", "unreadable ")
             return RunRow(summary, chosen=_clip(reason, DAMAGED_WIDTH), disk_bytes=self._disk_bytes(summary, quick))
+        if summary.status == "starting":  # claimed by a live engine, its store not written yet: nothing to read
+            return RunRow(summary, duration=self._duration(summary, now), disk_bytes=self._disk_bytes(summary, quick))
         return RunRow(summary, self._chosen_text(summary, quick), self._duration(summary, now),
                       self._disk_bytes(summary, quick))
 
@@ -113,6 +115,9 @@ class RunsModel:
         lines = []
         with self._lock:
             for r in rows:
+                if r.summary.status == "starting":
+                    lines.append(f"{r.run_id}: starting: simulating data / compiling…")
+                    continue
                 if r.summary.status != "running":
                     continue
                 tail, progress = self._live.get(r.run_id) or (EventTail(r.summary.path), RunProgress())
@@ -256,8 +261,8 @@ class WeightsView:
 
     @property
     def caption(self) -> str:
-        return (f"level {self.level} · target {self.sparsity:.2f} · |w| of remaining weights, "
-                f"{self.sampled} nets · [ ] change level")
+        # short enough for an 80-column plot (plotext drops a title wider than the plot)
+        return f"level {self.level} · target {self.sparsity:.2f} · {self.sampled} nets · [ ] other level"
 
 
 def load_weights_view(runs_dir: Path, run_id: str, level: int, sample_nets: int = SAMPLE_NETS) -> WeightsView:

@@ -6,7 +6,8 @@
     nets>100          a numeric config value: > < >= <= (and != for anything)
     hidden=400,400    lists compare as their comma-joined values
 
-An unknown config key matches no run (so a typo shows an empty list, not every run).
+An unknown config key matches no run (so a typo shows an empty list, not every run), and
+`unknown_keys` names it so the screen can say why the list is empty.
 """
 
 from __future__ import annotations
@@ -71,3 +72,23 @@ def matches(text: str, *, run_id: str, status: str, tags=(), note: str = "",
     """Whether every word of the filter `text` matches the run (an empty filter matches all)."""
     return all(term_matches(term, run_id=run_id, status=status, tags=tags, note=note, config=config)
                for term in text.split())
+
+
+#: Keys a filter word may use besides the config's.
+OWN_KEYS = ("status", "tag")
+
+
+def unknown_keys(text: str, configs) -> list[str]:
+    """The `key` of every `key<op>value` word of the filter that no run's config (nor `status`/`tag`) has."""
+    known = set(OWN_KEYS).union(*(c.keys() for c in configs if c))
+    found = []
+    for term in text.split():
+        match = _TERM.match(term)
+        if match and match.group(1) not in known and match.group(1) not in found:
+            found.append(match.group(1))
+    return found
+
+
+def known_keys(configs) -> list[str]:
+    """Every key a filter word may use on these runs, sorted."""
+    return sorted(set(OWN_KEYS).union(*(c.keys() for c in configs if c)))

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from mothtui.fmt import fmt_threshold
+from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.widgets.plots import PALETTE, CurvesPlot, Series, _log10
 
 TABS = ("loss", "chosen", "config", "structure", "scales")
@@ -52,6 +53,7 @@ class CompareScreen(Screen):
             self.comparison = comparison
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("d", "toggle_diff", "diff only/all", id="compare.diff"),
         *(Binding(str(i + 1), f"tab('{t}')", t, show=False, id=f"compare.tab{i + 1}") for i, t in enumerate(TABS)),
         Binding("escape", "app.pop_screen", "back", id="compare.back"),

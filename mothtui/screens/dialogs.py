@@ -10,6 +10,12 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 
+#: `? help` as every screen's first key, so the footer shows it first and an 80-column footer
+#: cuts the screen's least used keys, never the way to see them all (same id as the app's key:
+#: the settings' [keys] remap both).
+HELP_FIRST = Binding("question_mark", "app.help", "help", id="app.help")
+
+
 class ConfirmDialog(ModalScreen[bool]):
     """A yes/no question; dismisses with True on `y`/`enter`, False on `n`/`esc`."""
 
@@ -31,15 +37,18 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-def _key_label(key: str) -> str:
+def key_label(key: str) -> str:
+    """How a key is written on screen: `esc`, `?`, `[`."""
     return {"escape": "esc", "question_mark": "?", "slash": "/", "plus": "+", "minus": "-",
             "equals_sign": "=", "left_square_bracket": "[", "right_square_bracket": "]",
             "space": "space", "enter": "enter"}.get(key, key)
 
 
-#: Keys every screen has that are not bindings of their own (Textual's focus and palette keys).
-GENERAL_KEYS = (("j/k/↑/↓", "move in lists"), ("tab/shift+tab", "next / previous field or pane"),
-                ("ctrl+p", "command palette"))
+#: Keys every screen has that are not bindings of their own (Textual's focus keys; the palette's
+#: ctrl+p is the app's own binding, listed with the app's keys).
+GENERAL_KEYS = (("j/k/↑/↓", "move in lists"), ("tab/shift+tab", "next / previous field or pane"))
+#: Textual's bindings of those keys, folded into GENERAL_KEYS (listed once, not twice).
+GENERAL_BINDINGS = {"tab", "shift+tab"}
 
 
 #: Descriptions of Textual's built-in widget keys that the help folds into GENERAL_KEYS.
@@ -64,10 +73,14 @@ def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
     for node, cls in ours + builtin:
         for binding in Binding.make_bindings(cls.__dict__.get("BINDINGS", [])):
             text = binding.description
+            if binding.action == "command_palette":  # `commands` in the footer
+                text = "command palette: every action by name"
             if not text or text.lower() in GENERIC or text.startswith(("Scroll", "Page", "Cursor")):
                 continue  # movement keys every list has: summarised by GENERAL_KEYS
             key = keymap.get(binding.id, binding.key) if binding.id else binding.key  # remapped in the settings
-            keys = binding.key_display or "/".join(_key_label(k) for k in key.split(","))
+            if set(key.split(",")) <= GENERAL_BINDINGS:
+                continue
+            keys = binding.key_display or "/".join(key_label(k) for k in key.split(","))
             entry = entries.setdefault(text, [keys, False])
             if keys not in entry[0].split("/") and keys != entry[0]:
                 entry[0] = f"{entry[0]}/{keys}"

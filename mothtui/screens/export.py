@@ -27,6 +27,21 @@ def default_export_dir(runs_dir: Path, run_id: str, threshold: float, split: str
     return Path(runs_dir).absolute().parent / "exports" / f"{run_id}_{fmt_threshold(threshold)}_{split}"
 
 
+def fresh_export_dir(path: Path) -> Path:
+    """`path` if an export can go there (absent, or an empty directory), else `path-2`, `path-3`, ...:
+    a second export of the same pick is offered a new directory, not the one that would be refused."""
+    candidate, n = Path(path), 1
+    while candidate.exists() and not (candidate.is_dir() and not any(candidate.iterdir())):
+        n += 1
+        candidate = Path(f"{path}-{n}")
+    return candidate
+
+
+def in_app_terms(message: str) -> str:
+    """A core error as the dialog words it: the directory field, not the CLI's `--out` flag."""
+    return message.replace("--out ", "the directory ", 1) if message.startswith("--out ") else message
+
+
 class ExportDialog(ModalScreen[dict | None]):
     """Type or accept a directory, `enter` writes; dismisses with the manifest (None if cancelled)."""
 
@@ -53,7 +68,7 @@ class ExportDialog(ModalScreen[dict | None]):
         self.overrides, self.nets, self.summary = dict(overrides), nets, summary
 
     def compose(self) -> ComposeResult:
-        out = default_export_dir(self.app.runs_dir, self.run_id, self.threshold, self.split)
+        out = fresh_export_dir(default_export_dir(self.app.runs_dir, self.run_id, self.threshold, self.split))
         with Vertical(classes="dialog export"):
             yield Static(f"[b]Export[/b] {self.run_id}", markup=True)
             yield Static(self.summary, markup=False, id="export-summary")
@@ -84,7 +99,7 @@ class ExportDialog(ModalScreen[dict | None]):
         self.post_message(self.Written(out, manifest))
 
     def on_export_dialog_failed(self, message: Failed) -> None:
-        self.query_one("#export-result", Static).update(f"⚠ {message.error}")
+        self.query_one("#export-result", Static).update(f"⚠ {in_app_terms(str(message.error))}")
 
     def on_export_dialog_written(self, message: Written) -> None:
         self.app.notify(f"exported {len(message.manifest['networks'])} networks to {message.out}", title="export")

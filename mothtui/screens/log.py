@@ -1,9 +1,11 @@
-"""A run's engine log (`l`): the whole file, followed as it grows, searchable; running or ended runs.
+"""A run's logs (`l`): the whole file, followed as it grows, searchable; running or ended runs.
 
-The log is `<run>/engine.log` (core/runlog.py: every run keeps its engine's output, wherever it
-was started); for a run without one (made by an older mothtui) the app's launch log
-`<runs>/.logs/<run_id>.log`. The file is read from where the last read stopped, four times a
-second, complete lines only; a file that shrank (replaced) is read again from the start.
+A run has up to two logs: `<run>/engine.log` (core/runlog.py: every run keeps its engine's
+output, wherever it was started) and the app's job log `<runs>/.logs/<run_id>.log`, where the
+output of what the app started goes, the analysis steps (`a` analyze, `s` evaluate) included.
+The screen opens the one written last and `o` switches to the other. The file is read from where
+the last read stopped, four times a second, complete lines only; a file that shrank (replaced) is
+read again from the start.
 """
 
 from __future__ import annotations
@@ -19,17 +21,30 @@ from textual.widgets import Footer, Input, Log, Static
 
 from core.runlist import LOGS_DIR
 from core.runlog import LOG_FILE
+from mothtui.screens.dialogs import HELP_FIRST
 
 POLL_S = 0.25
 #: A log bigger than this opens at its last part (the screen says so).
 MAX_INITIAL_BYTES = 4_000_000
 
 
+def log_files(runs_dir: Path, run_id: str) -> list[tuple[str, Path]]:
+    """(name, path) of a run's logs: the engine's, and the app's job log (analyze, evaluate, launches)."""
+    return [("engine log", Path(runs_dir) / run_id / LOG_FILE),
+            ("job log: analyze, evaluate, launch", Path(runs_dir) / LOGS_DIR / f"{run_id}.log")]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
+
+
 def log_file(runs_dir: Path, run_id: str) -> Path:
-    """The file the log screen shows for a run."""
-    own = Path(runs_dir) / run_id / LOG_FILE
-    launched = Path(runs_dir) / LOGS_DIR / f"{run_id}.log"
-    return own if own.exists() or not launched.exists() else launched
+    """The log the screen opens with: the one written last (the engine's when neither exists)."""
+    files = [path for _, path in log_files(runs_dir, run_id)]
+    return max(files, key=lambda p: (_mtime(p), p == files[0]))
 
 
 class TermHighlighter(Highlighter):
@@ -56,10 +71,12 @@ class LogScreen(Screen):
     """The log of `run_id`: `f` follow, `/` search, `n`/`N` next/previous match, `g`/`G` top/end."""
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("slash", "search", "search", id="log.search"),
         Binding("n", "match(1)", "next", id="log.next"),
         Binding("N", "match(-1)", "previous", id="log.previous"),
         Binding("f", "follow", "follow", id="log.follow"),
+        Binding("o", "other", "other log", id="log.other"),
         Binding("g", "top", "top", show=False, id="log.top"),
         Binding("G", "end", "end", show=False, id="log.end"),
         Binding("escape", "back", "back", id="log.back"),
@@ -88,7 +105,15 @@ class LogScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#log-search").display = False
-        self.log_path = log_file(self.app.runs_dir, self.run_id)
+        self._open(log_file(self.app.runs_dir, self.run_id))
+        self.set_interval(POLL_S, self.poll)
+        self.query_one(SearchLog).focus()
+
+    def _open(self, path: Path) -> None:
+        """Show `path` from its start (or its last MAX_INITIAL_BYTES)."""
+        self.log_path, self.read_offset, self.partial = path, 0, b""
+        self.note, self.skip_partial, self.hits, self.hit_index = "", False, [], -1
+        self.text_log.clear()
         try:
             size = self.log_path.stat().st_size
         except OSError:
@@ -98,8 +123,11 @@ class LogScreen(Screen):
             self.note = f" · last {MAX_INITIAL_BYTES // 1_000_000} MB of {size / 1e6:.0f} MB"
             self.skip_partial = True  # the first line read is the tail of a line: dropped
         self.poll()
-        self.set_interval(POLL_S, self.poll)
-        self.query_one(SearchLog).focus()
+
+    def action_other(self) -> None:
+        """Switch between the engine log and the job log (what analyze and evaluate wrote)."""
+        files = [path for _, path in log_files(self.app.runs_dir, self.run_id)]
+        self._open(files[(files.index(self.log_path) + 1) % len(files)] if self.log_path in files else files[0])
 
     @property
     def text_log(self) -> SearchLog:
@@ -141,8 +169,11 @@ class LogScreen(Screen):
         if self.term:
             found = (f" · '{self.term}' {self.hit_index + 1}/{len(self.hits)}" if self.hits
                      else f" · '{self.term}' not found")
+        names = dict((path, name) for name, path in log_files(self.app.runs_dir, self.run_id))
+        name = names.get(self.log_path, "log")
         self.query_one("#log-header", Static).update(
-            f"[b]{self.run_id}[/b] log · {self.text_log.line_count} lines · {state}{found}{self.note}\n{where}")
+            f"[b]{self.run_id}[/b] {name} · {self.text_log.line_count} lines · {state}{found}{self.note}"
+            f"\n{where}")
 
     # ---- search --------------------------------------------------------------------------------
     def _find_matches(self) -> None:

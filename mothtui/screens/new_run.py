@@ -25,14 +25,19 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from core.config import PRESETS, ConfigError, key_help, resolve
+from core.config import PRESETS, PRUNING_MODES, ConfigError, key_help, resolve
+from core.errors import StoreError
 from core.formatting import fmt_duration
-from core.runlist import fmt_bytes
+from core.runlist import fmt_bytes, new_run_id, run_path
+from mothtui import cmdline
 from mothtui.jobs import run_captured
+from mothtui.screens.dialogs import HELP_FIRST
 
 #: The keys the form shows, in order; any other key goes in the free `--set` field.
 FORM_KEYS = ("nets", "samples", "hidden", "schedule", "epochs_per_level", "learning_rate", "batch",
              "pruning", "threshold", "seed")
+#: Keys with a fixed set of values: a Select of those values instead of free text.
+CHOICES = {"pruning": PRUNING_MODES}
 _KEY_IN_MESSAGE = re.compile(r"key '([a-z_]+)'")
 #: Seconds of no change before the plan of the form is asked for.
 PLAN_DEBOUNCE_S = 0.6
@@ -73,8 +78,24 @@ def form_overrides(preset: str, fields: dict[str, str], extra: str) -> list[str]
     base = resolve(preset).to_dict()
     items = [f"{key}={_toml(key, text)}" for key, text in fields.items()
              if text.strip() and text.strip() != _text(base[key])]
-    items += [part.strip() for part in extra.split(";") if part.strip()]
+    items += extra_items(extra)
     return items
+
+
+def extra_items(extra: str) -> list[str]:
+    """The `key=value` items of the free `--set` field (`;` between them)."""
+    return [part.strip() for part in extra.split(";") if part.strip()]
+
+
+def error_field(message: str, extra: str) -> str:
+    """The form field a ConfigError belongs to: the `--set` field when it holds the key the message
+    names (or the key is not one of the form's), else that key's own field."""
+    match = _KEY_IN_MESSAGE.search(message)
+    key = match.group(1) if match else None
+    typed = {item.split("=", 1)[0].strip() for item in extra_items(extra)}
+    if key is None or key in typed or key not in FORM_KEYS or message.startswith("--set"):
+        return "extra"
+    return key
 
 
 def _toml(key: str, text: str) -> str:
@@ -89,6 +110,7 @@ class NewRunScreen(Screen):
     """Fill in, read the inline errors, `ctrl+s` (or the button) launches the engine."""
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("ctrl+s", "launch", "launch", priority=True, id="new.launch"),
         Binding("escape", "app.pop_screen", "back", id="new.back"),
     ]
@@ -101,16 +123,25 @@ class NewRunScreen(Screen):
                 yield Label("preset", classes="form-label")
                 yield Select([(name, name) for name in PRESETS], value="smoke", allow_blank=False,
                              id="field-preset", compact=True)
+            with Horizontal(classes="form-row"):
+                yield Label("run id", classes="form-label")
+                yield Input(id="field-id", compact=True,
+                            tooltip="the run's directory name in the store (--id); blank: date, time and preset")
+            yield Static("", id="error-id", classes="form-error")
             for key in FORM_KEYS:
                 with Horizontal(classes="form-row"):
                     yield Label(key, classes="form-label")
-                    yield Input(id=f"field-{key}", tooltip=key_help(key), compact=True)
+                    if key in CHOICES:
+                        yield Select([(v, v) for v in CHOICES[key]], allow_blank=False, id=f"field-{key}",
+                                     tooltip=key_help(key), compact=True)
+                    else:
+                        yield Input(id=f"field-{key}", tooltip=key_help(key), compact=True)
                 yield Static("", id=f"error-{key}", classes="form-error")
             with Horizontal(classes="form-row"):
                 yield Label("--set", classes="form-label")
                 yield Input(placeholder="more keys: key=value; key=value", id="field-extra", compact=True)
             yield Static("", id="error-extra", classes="form-error")
-            yield Static("", id="new-command", classes="form-command")
+            yield Static("", id="new-command", classes="form-command", markup=False)
             yield Static("", id="new-plan", classes="form-plan")
             yield Button("Launch (ctrl+s)", id="launch", variant="primary")
         yield Footer()
@@ -118,6 +149,7 @@ class NewRunScreen(Screen):
     def on_mount(self) -> None:
         self._filled: str | None = None
         self._planned: tuple | None = None  # the (preset, overrides) the plan line is for
+        self.problem: tuple[str, str] | None = None  # (field, message) of the form's error, None: valid
         self._fill("smoke")
         self.query_one("#field-nets", Input).focus()
 
@@ -129,31 +161,66 @@ class NewRunScreen(Screen):
         self._filled = preset
         values = resolve(preset).to_dict()
         for key in FORM_KEYS:
-            self.query_one(f"#field-{key}", Input).value = _text(values[key])
+            self.query_one(f"#field-{key}").value = _text(values[key])
+        self._suggest_id()
         self.validate()
 
+    def _suggest_id(self) -> None:
+        """The id a blank run-id field stands for, as the placeholder (the CLI's default id)."""
+        import datetime as dt
+
+        now = dt.datetime.fromtimestamp(self.app.clock())
+        self.query_one("#field-id", Input).placeholder = new_run_id(self.app.runs_dir, self.preset, now)
+
+    def run_id(self) -> str:
+        """The run id the launch uses: the one typed, else the suggested one."""
+        field = self.query_one("#field-id", Input)
+        return field.value.strip() or field.placeholder
+
     def fields(self) -> dict[str, str]:
-        return {key: self.query_one(f"#field-{key}", Input).value for key in FORM_KEYS}
+        return {key: str(self.query_one(f"#field-{key}").value) for key in FORM_KEYS}
+
+    def command(self, overrides: list[str]) -> cmdline.CommandLine:
+        """The command line the launch runs (and the `will run:` line shows)."""
+        return cmdline.train(self.app.runs_dir, self.preset, overrides, self.run_id())
+
+    def _id_problem(self) -> str | None:
+        typed = self.query_one("#field-id", Input).value.strip()
+        if not typed:
+            return None
+        try:
+            path = run_path(self.app.runs_dir, typed)
+        except StoreError:
+            return f"run id {typed!r}: use letters, digits, - _ . (no / and not starting with .)"
+        if path.exists():
+            return f"run id {typed!r} is taken in {self.app.runs_dir}: choose another"
+        if any(c.isspace() for c in typed):
+            return f"run id {typed!r}: no spaces"
+        return None
 
     def validate(self) -> list[str] | None:
-        """Overrides if the form is valid, else None (and the message under the field it names)."""
-        for key in (*FORM_KEYS, "extra"):
+        """Overrides if the form is valid, else None (and the message under the field it concerns)."""
+        for key in (*FORM_KEYS, "extra", "id"):
             self._error(key, "")
+        self.problem = None
         extra = self.query_one("#field-extra", Input).value
         try:
             overrides = form_overrides(self.preset, self.fields(), extra)
             resolve(self.preset, overrides=overrides)
+            problem = self._id_problem()
         except ConfigError as err:
-            match = _KEY_IN_MESSAGE.search(str(err))
-            key = match.group(1) if match and match.group(1) in FORM_KEYS else "extra"
-            self._error(key, f"⚠ {err}")
+            self.problem = (error_field(str(err), extra), str(err))
+        else:
+            if problem:
+                self.problem = ("id", problem)
+        if self.problem is not None:
+            self._error(self.problem[0], f"⚠ {self.problem[1]}")
             self.query_one("#launch", Button).disabled = True
             self.query_one("#new-command", Static).update("")
             self._plan(None)
             return None
         self.query_one("#launch", Button).disabled = False
-        sets = " ".join(f"--set {o}" for o in overrides)
-        self.query_one("#new-command", Static).update(f"will run: mothtui train --preset {self.preset} {sets}")
+        self.query_one("#new-command", Static).update(f"will run: {self.command(overrides).shell()}")
         self._plan(overrides)
         return overrides
 
@@ -186,9 +253,12 @@ class NewRunScreen(Screen):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         # the Select announces its first value while the form may still be mounting: on_mount fills it
-        if (event.select.id == "field-preset" and event.value is not Select.BLANK
-                and getattr(self, "_filled", None) not in (None, str(event.value))):
+        if getattr(self, "_filled", None) is None or event.value is Select.BLANK:
+            return
+        if event.select.id == "field-preset" and self._filled != str(event.value):
             self._fill(str(event.value))
+        elif event.select.id != "field-preset":
+            self.validate()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if getattr(self, "_filled", None) is not None:  # not while the form is mounting
@@ -204,6 +274,9 @@ class NewRunScreen(Screen):
     def action_launch(self) -> None:
         overrides = self.validate()
         if overrides is None:
-            self.notify("fix the marked field first", severity="warning")
+            field, message = self.problem
+            self.query_one(f"#field-{field}").focus()  # and scrolled to, with its message under it
+            self.query_one(f"#error-{field}").scroll_visible(animate=False)
+            self.notify(message, title="not launched", severity="warning")
             return
-        self.app.launch_run(self.preset, overrides)
+        self.app.launch_run(self.preset, overrides, self.run_id(), self.command(overrides))

@@ -12,6 +12,7 @@ opening, and again whenever a level completes).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from textual import work
@@ -27,6 +28,7 @@ from core.runstore import run_path, summarize
 from core.select import SPLITS, Selection, check_threshold, histogram_lines, select
 from mothtui.fmt import fmt_loss, fmt_threshold
 from mothtui.model import PickerView, load_picker_view
+from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.screens.export import ExportDialog
 from mothtui.widgets.plots import NetworkPlot
 
@@ -46,10 +48,22 @@ def step_threshold(value: float, direction: int) -> float:
     return next(c for c in reversed(candidates) if c < value * (1 - 1e-9))
 
 
+@dataclass
+class PickState:
+    """What the user chose in a run's picker: kept by the app per run while it runs, so leaving the
+    picker (esc) and coming back (p) finds the threshold, split and overrides as they were."""
+
+    threshold: float
+    split: str = "val"
+    overrides: dict[int, int] = field(default_factory=dict)
+    excluded: set[int] = field(default_factory=set)
+
+
 class ChoiceTable(DataTable):
     """The networks; left/right change the highlighted network's level (the screen's actions)."""
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("left,h", "screen.level(-1)", "level", key_display="←/→", id="picker.level_down"),
         Binding("right,l", "screen.level(1)", "level", key_display="←/→", show=False, id="picker.level_up"),
         Binding("j", "cursor_down", show=False),
@@ -73,6 +87,7 @@ class PickerScreen(Screen):
         Binding("i", "edit_threshold", "type threshold", show=False, id="picker.edit_threshold"),
         Binding("t", "toggle_split", "split", id="picker.split"),
         Binding("u", "clear_override", "undo override", show=False, id="picker.clear_override"),
+        Binding("R", "reset", "reset to the run's threshold", show=False, id="picker.reset"),
         Binding("space", "toggle_include", "select for export", show=False, id="picker.select"),
         Binding("a", "include_all", "all passing", show=False, id="picker.all"),
         Binding("x,e", "export", "export", id="picker.export"),
@@ -113,10 +128,36 @@ class PickerScreen(Screen):
     def load(self) -> None:
         self.post_message(self.Loaded(load_picker_view(self.app.runs_dir, self.run_id)))
 
+    @property
+    def kept(self) -> dict[str, PickState]:
+        """The app's picker states per run (a bare App in a test has none: start one)."""
+        if not hasattr(self.app, "pick_states"):
+            self.app.pick_states = {}
+        return self.app.pick_states
+
+    def _remember(self) -> None:
+        state = self.kept.setdefault(self.run_id, PickState(self.threshold))
+        state.threshold, state.split = self.threshold, self.split
+        state.overrides, state.excluded = dict(self.overrides), set(self.excluded)
+
+    def on_unmount(self) -> None:
+        if self.state is not None:  # loaded: what is on screen is the user's choice
+            self._remember()
+
     def on_picker_screen_loaded(self, message: Loaded) -> None:
         view, first = message.view, self.state is None
         if first:
-            self.set_threshold(view.threshold, update=False)
+            kept = self.kept.get(self.run_id)
+            if kept is None:
+                self.set_threshold(view.threshold, update=False)
+            else:  # as the user left it (esc), in this session
+                self.split, self.overrides, self.excluded = kept.split, dict(kept.overrides), set(kept.excluded)
+                self.set_threshold(kept.threshold, update=False)
+                if kept.threshold != view.threshold or kept.overrides:
+                    self.notify(f"as you left it: threshold {fmt_threshold(kept.threshold)}, "
+                                f"{len(kept.overrides)} by hand (R resets to the run's threshold)",
+                                title="picker")
+            self.run_threshold = view.threshold
         self.state = (view.status, view.levels_complete)
         self.sparsity = view.sparsity
         self.losses = view.losses
@@ -148,6 +189,8 @@ class PickerScreen(Screen):
             loss_here = self.losses[self.split][shown, c.network] if shown is not None else None
             loss_other = self.losses[other][shown, c.network] if shown is not None else None
             export = "✓" if c.level is not None and c.network not in self.excluded else ""
+            if export and self.above_threshold(c):
+                export = "✓ ⚠ above"  # chosen by hand at a level whose loss fails the threshold
             table.add_row(str(c.network), level,
                           "–" if c.sparsity is None else f"{c.sparsity:.2f}",
                           fmt_loss(loss_here), fmt_loss(loss_other), export, key=str(c.network))
@@ -156,6 +199,11 @@ class PickerScreen(Screen):
         self._summary()
         self._histogram()
         self._plot_network()
+
+    def above_threshold(self, choice) -> bool:
+        """A level chosen by hand whose loss on the split is above the threshold (or not finite)."""
+        return choice.manual and choice.level is not None and not (
+            choice.loss is not None and math.isfinite(choice.loss) and choice.loss <= self.threshold)
 
     def _best_level(self, network: int) -> int | None:
         """For a network that passes nowhere: the level of its lowest loss (what the table shows)."""
@@ -167,9 +215,11 @@ class PickerScreen(Screen):
         median = sel.median_sparsity
         exported = len(self.export_nets())
         manual = sum(c.manual for c in sel.choices)
+        above = sum(self.above_threshold(c) for c in sel.choices)
+        warn = f" ([b]⚠ {above} above threshold[/b])" if above else ""
         text = (f"split [b]{self.split}[/b] (t) · {sel.passing}/{len(sel.choices)} networks chosen"
                 f" · median sparsity {'–' if median is None else f'{median:.2f}'}"
-                f" · {manual} by hand · {exported} to export · {self.run_id}")
+                f" · {manual} by hand{warn} · {exported} to export · {self.run_id}")
         self.query_one("#picker-summary", Static).update(text)
 
     def _histogram(self) -> None:
@@ -217,9 +267,16 @@ class PickerScreen(Screen):
         try:
             self.set_threshold(check_threshold(event.value))
         except MothError as err:
-            self.notify(str(err), severity="error")
+            # the field shows the threshold in use again, never a value that is not applied
+            self.notify(f"{err}; the threshold stays {fmt_threshold(self.threshold)}", severity="error")
+            event.input.value = fmt_threshold(self.threshold)
             return
         self.query_one(ChoiceTable).focus()
+
+    def action_reset(self) -> None:
+        """Back to the run's configured threshold, the val split, no level by hand, all exported."""
+        self.split, self.overrides, self.excluded = "val", {}, set()
+        self.set_threshold(getattr(self, "run_threshold", self.threshold))
 
     def action_toggle_split(self) -> None:
         self.split = SPLITS[(SPLITS.index(self.split) + 1) % len(SPLITS)]
@@ -257,14 +314,18 @@ class PickerScreen(Screen):
             self.notify("no network is chosen: raise the threshold or pick levels by hand", severity="warning")
             return
         manual = sum(1 for n in nets if n in self.overrides)
-        summary = (f"{len(nets)} networks ({manual} chosen by hand) at threshold "
+        above = sum(1 for c in self.selection.choices if c.network in nets and self.above_threshold(c))
+        summary = (f"{len(nets)} networks ({manual} chosen by hand"
+                   f"{f', ⚠ {above} above the threshold' if above else ''}) at threshold "
                    f"{fmt_threshold(self.threshold)} on {self.split}")
         self.app.push_screen(ExportDialog(self.run_id, self.threshold, self.split,
                                           {n: lv for n, lv in self.overrides.items() if n in nets},
                                           nets, summary))
 
     def action_back(self) -> None:
-        if self.focused is self.query_one("#picker-threshold", Input):
+        field = self.query_one("#picker-threshold", Input)
+        if self.focused is field:
+            field.value = fmt_threshold(self.threshold)  # an unsubmitted edit is dropped, visibly
             self.query_one(ChoiceTable).focus()
         else:
             self.app.pop_screen()

@@ -25,8 +25,9 @@ from core.analysis.store import stored_stamp
 from core.events import EventTail, RunProgress, fold
 from core.formatting import fmt_duration, fmt_rate
 from core.runstore import run_path, summarize
-from mothtui.fmt import fmt_loss, fmt_threshold, status_label
+from mothtui.fmt import end_line, fmt_loss, fmt_threshold, status_label
 from mothtui.model import LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view
+from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.widgets.plots import PALETTE, CurvesPlot, LossPlot, Series, WeightHistogram, _log10
 
 EVENT_POLL_S = 0.25
@@ -56,6 +57,7 @@ class RunScreen(Screen):
             self.view = view
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("p", "pick", "pick", id="run.pick"),
         Binding("e", "export", "export", id="run.export"),
         Binding("c", "cancel", "cancel", id="run.cancel"),
@@ -64,14 +66,16 @@ class RunScreen(Screen):
         Binding("a", "analyze", "analyze", id="run.analyze"),
         Binding("s", "evaluate", "scales", id="run.evaluate"),
         Binding("f", "report", "figures (report)", show=False, id="run.report"),
-        Binding("1", "tab('progress')", "progress", show=False, id="run.tab1"),
-        Binding("2", "tab('layers')", "layers", show=False, id="run.tab2"),
-        Binding("3", "tab('weights')", "weights", show=False, id="run.tab3"),
-        Binding("4", "tab('analysis')", "analysis", show=False, id="run.tab4"),
-        Binding("5", "tab('scales')", "scales", show=False, id="run.tab5"),
+        Binding("1", "tab('progress')", "tab 1: progress", show=False, id="run.tab1"),
+        Binding("2", "tab('layers')", "tab 2: layers", show=False, id="run.tab2"),
+        Binding("3", "tab('weights')", "tab 3: weights", show=False, id="run.tab3"),
+        Binding("4", "tab('analysis')", "tab 4: analysis", show=False, id="run.tab4"),
+        Binding("5", "tab('scales')", "tab 5: scales", show=False, id="run.tab5"),
         Binding("left_square_bracket", "weights_level(-1)", "level -", show=False, id="run.level_down"),
         Binding("right_square_bracket", "weights_level(1)", "level +", show=False, id="run.level_up"),
         Binding("escape", "app.pop_screen", "back", id="run.back"),
+        Binding("j,down", "scroll_tab(1)", "down in the tab (analysis: scroll)", show=False, id="run.down"),
+        Binding("k,up", "scroll_tab(-1)", "up in the tab (analysis: scroll)", show=False, id="run.up"),
     ]
 
     def __init__(self, run_id: str):
@@ -93,6 +97,7 @@ class RunScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="run-header", classes="screen-header")
+        yield Static(id="run-step", markup=False)  # above the tabs: seen from whichever tab started it
         with TabbedContent(id="run-tabs"):
             with TabPane("1 progress", id="progress"):
                 with Horizontal():
@@ -108,7 +113,6 @@ class RunScreen(Screen):
                 yield WeightHistogram(id="run-weights")
             with TabPane("4 analysis", id="analysis"):
                 with VerticalScroll(id="run-analysis-scroll"):
-                    yield Static(id="run-step", markup=False)
                     with Horizontal(id="run-analysis-plots"):
                         yield CurvesPlot(id="run-noise")
                         yield CurvesPlot(id="run-flight")
@@ -121,6 +125,8 @@ class RunScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        # not focusable: j/k scroll the whole analysis tab (plots, table, notes) instead
+        self.query_one("#run-analysis-table", DataTable).can_focus = False
         self.path = run_path(self.app.runs_dir, self.run_id)
         self.tail = EventTail(self.path)
         self.poll_events()
@@ -219,10 +225,12 @@ class RunScreen(Screen):
             median = view.last_level_median()
             if median is not None:
                 lines.append(f"val loss at {view.sparsity[view.levels_complete - 1]:.2f}: median {fmt_loss(median)}")
-            lines.append(f"{view.selection.passing}/{len(view.selection.choices)} nets pass "
-                         f"{fmt_threshold(view.selection.threshold)}")
+            sel = view.selection
+            median = "–" if sel.median_sparsity is None else f"{sel.median_sparsity:.2f}"
+            lines.append(f"chosen levels (val loss ≤ {fmt_threshold(sel.threshold)}):")
+            lines.append(f"  {sel.passing}/{len(sel.choices)} nets · median sparsity {median}")
         if p.status and p.status != "running":
-            lines.append(f"{status_label(p.status)}" + (f": {p.message}" if p.message else ""))
+            lines.append(end_line(p.status, p.message))
         self._show_curve()
         if not lines:
             lines = ["no progress events", "(a run made elsewhere, or not started yet)"]
@@ -275,9 +283,14 @@ class RunScreen(Screen):
         text = ""
         if step is not None:
             last = self.app.jobs.log_tail(self.run_id, 1).strip()
-            text = f"{step} running · {last or 'starting…'} · c cancels"
+            text = f"{step} running · {last or 'starting…'} · c cancels · l shows its log"
         self.query_one("#run-step", Static).update(text)
         self.query_one("#run-step").display = bool(text)
+        if step != getattr(self, "_step_shown", None):  # the empty tabs say what is under way
+            self._step_shown = step
+            if self.view is not None:
+                self._show_analysis(self.view.analysis)
+                self._show_scales(self.view.extrapolation)
 
     def _level_axis(self, summary: dict):
         sparsity = summary.get("sparsity") or []
@@ -290,7 +303,9 @@ class RunScreen(Screen):
         self.query_one("#run-analysis-plots").display = bool(summary and summary.get("eval_loss_median"))
         if summary is None:
             self.query_one("#run-analysis", Static).update(
-                f"no analysis stored yet: a analyses (or mothtui analyze {self.run_id})")
+                "analyzing… (progress above; the table fills in when it ends)"
+                if getattr(self, "_step_shown", None) == "analyze" else
+                f"no analysis stored yet: press a to analyze this run (or: mothtui analyze {self.run_id})")
             return
         if summary.get("eval_loss_median"):
             x, labels = self._level_axis(summary)
@@ -315,10 +330,15 @@ class RunScreen(Screen):
     def _show_scales(self, summary: dict | None) -> None:
         plot, note = self.query_one("#run-scales", CurvesPlot), self.query_one("#run-scales-note", Static)
         if not summary:
+            if getattr(self, "_step_shown", None) == "evaluate":
+                plot.set_data("test loss vs sparsity at other body scales", [],
+                              empty=f"evaluating at s = {EVALUATE_SCALES}… (progress above)")
+                note.update("the plot fills in when the evaluation ends")
+                return
             plot.set_data("test loss vs sparsity at other body scales", [],
-                          empty=f"not evaluated: s evaluates at s = {EVALUATE_SCALES}")
+                          empty=f"not evaluated yet: press s to evaluate at s = {EVALUATE_SCALES}")
             note.update(f"s simulates held-out strokes at body scales {EVALUATE_SCALES} and evaluates every level "
-                        f"(or: mothtui evaluate {self.run_id} --scale 0.5,2)")
+                        f"(or: mothtui evaluate {self.run_id} --scale {EVALUATE_SCALES})")
             return
         x, labels = self._level_axis(summary)
         series = [Series(x, _log10(np.asarray(summary["test_loss_median"], float)),
@@ -343,6 +363,16 @@ class RunScreen(Screen):
         if action == "resume":
             return self.status in ("interrupted", "cancelled", "failed")
         return True
+
+    def action_scroll_tab(self, step: int) -> None:
+        """j/k (and ↓/↑) move in the tab shown: the analysis tab scrolls (its table is below its plots
+        and runs past the bottom at 80x24), the layers tab moves its table's cursor."""
+        tab = self.query_one(TabbedContent).active
+        if tab == "analysis":
+            self.query_one("#run-analysis-scroll", VerticalScroll).scroll_relative(y=step * 2, animate=False)
+        elif tab == "layers":
+            table = self.query_one("#run-layers", DataTable)
+            table.action_cursor_down() if step > 0 else table.action_cursor_up()
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -7,6 +7,7 @@ the running runs' progress lines from their events) and posts it as `RunsScreen.
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,17 +15,20 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.runlist import fmt_bytes, list_runs, setup_labels
-from mothtui.fmt import fmt_created, status_label
-from mothtui.runfilter import matches
+from core.runlist import RunSummary, fmt_bytes, list_runs, run_path, setup_labels
+from mothtui.fmt import fmt_created, fmt_store, status_label
+from mothtui.runfilter import known_keys, matches, unknown_keys
+from mothtui.screens.dialogs import HELP_FIRST
 
 # mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
 # paint's critical path: the first paint uses core.runlist (plain JSON, standard library only).
 
-#: Most useful first: at 80 columns the last ones may need a horizontal scroll.
+#: Most useful first: at 80 columns the last ones need a horizontal scroll (→ / End, ← / Home).
 COLUMNS = ("run", "status", "nets", "setup", "levels", "chosen sparsity", "duration", "created", "disk", "tags")
 #: Characters of the setup column (what differs between runs: core.runlist.setup_labels).
-SETUP_WIDTH = 18
+SETUP_WIDTH = 24
+#: The mark of a run chosen for the comparison (space), in front of its id; not a status symbol.
+MARK = "◆ "
 SORT_KEYS = ("created", "run", "status", "nets")
 #: Seconds between re-reading the store (cheap: one zarr.json per run, cached loss medians).
 POLL_S = 1.0
@@ -42,6 +46,21 @@ class FirstPaintRow:
         self.run_id = summary.run_id
 
 
+def launched_row(runs_dir, run_id: str) -> FirstPaintRow:
+    """A run this app has just launched whose directory the engine has not claimed yet."""
+    summary = RunSummary(run_id, run_path(runs_dir, run_id), "starting", None, None, None, None)
+    row = FirstPaintRow(summary)
+    row.chosen = row.duration = "–"
+    return row
+
+
+def _newest_first(row) -> tuple:
+    """Sort key of `created`: a starting run has no creation time yet but is the newest; a damaged
+    run without one sorts last."""
+    created = row.summary.created or ("\uffff" if row.summary.status == "starting" else "")
+    return (created, row.run_id)
+
+
 class RunsTable(DataTable):
     BINDINGS = [Binding("j", "cursor_down", show=False), Binding("k", "cursor_up", show=False)]
 
@@ -57,6 +76,7 @@ class RunsScreen(Screen):
             self.view = view
 
     BINDINGS = [
+        HELP_FIRST,
         Binding("enter", "open", "open", id="runs.open"),
         Binding("n", "new", "new", id="runs.new"),
         Binding("r", "resume", "resume", id="runs.resume"),
@@ -70,6 +90,8 @@ class RunsScreen(Screen):
         Binding("l", "log", "log", id="runs.log"),
         Binding("t", "labels", "tags", show=False, id="runs.labels"),
         Binding("escape", "clear_filter", "clear filter", show=False, id="runs.clear_filter"),
+        # shown here only: the other screens' footers keep their room for `? help` at 80 columns
+        Binding("q", "app.quit", "quit", id="runs.quit"),
     ]
 
     def __init__(self) -> None:
@@ -89,6 +111,7 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="runs-header", classes="screen-header")
         yield Input(placeholder="filter: words, #tag, key=value, nets>100; enter keeps, esc clears", id="runs-filter")
+        yield Static(id="runs-note", markup=False)
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
@@ -97,6 +120,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#runs-filter").display = False
+        self.query_one("#runs-note").display = False
         self.query_one(RunsTable).focus()
         # first paint straight away from zarr.json alone (the list must show within a second);
         # the authoritative rows and the chosen-sparsity column follow from a worker
@@ -124,29 +148,15 @@ class RunsScreen(Screen):
         self._loader = self.load_rows()
 
     def _show(self, rows: list) -> None:
-        starting = [rid for rid in self.app.jobs.running() if rid not in {r.run_id for r in rows}]
+        known = {r.run_id for r in rows}
+        launched = [launched_row(self.app.runs_dir, rid) for rid in self.app.jobs.running() if rid not in known]
         self.rows = rows
         self.query_one("#runs-progress", Static).update("\n".join(self.live[:2]) or " ")
-        table = self.query_one(RunsTable)
-        current = self.selected_id()
+        visible = self._visible(rows + launched)
         setups = setup_labels([r.summary for r in rows])
-        table.clear()
-        for row in self._visible(rows):
-            s = row.summary
-            levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
-            setup = setups.get(s.run_id, "")
-            setup = setup if len(setup) <= SETUP_WIDTH else setup[: SETUP_WIDTH - 1] + "…"
-            table.add_row(("● " if s.run_id in self.marked else "") + s.run_id, status_label(s.status),
-                          "–" if s.nets is None else str(s.nets), setup, levels, row.chosen, row.duration,
-                          fmt_created(s.created),
-                          fmt_bytes(row.disk_bytes) if row.disk_bytes is not None else "…",
-                          " ".join(s.tags), key=s.run_id)
-        for rid in starting:
-            if matches(self.filter_text, run_id=rid, status="starting"):
-                table.add_row(rid, status_label("starting"), "", "", "", "simulating data / compiling",
-                              "", "", "", "", key=rid)
-        if current is not None and current in table.rows:
-            table.move_cursor(row=table.get_row_index(current))
+        cells = [self._cells(row, setups) for row in visible]
+        self._fill_table(cells, [row.run_id for row in visible])
+        self._show_filter_note(rows, visible)
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.summary.status] = counts.get(r.summary.status, 0) + 1
@@ -154,12 +164,65 @@ class RunsScreen(Screen):
         sizes = [r.disk_bytes for r in rows if r.disk_bytes is not None]
         if sizes:
             tally += f" · {fmt_bytes(sum(sizes))}"
-        shown = f"filter '{self.filter_text}' · " if self.filter_text else ""
+        shown = f"filter '{escape(self.filter_text)}' · " if self.filter_text else ""
         if self.marked:
             shown += f"{len(self.marked)} marked (C compares) · "
         self.query_one("#runs-header", Static).update(
-            f"[b]mothtui[/b]  {self.app.runs_dir}   {shown}sort {self.sort_key}   {tally}")
+            f"[b]mothtui[/b]  {escape(fmt_store(self.app.runs_dir))}   {shown}sort {self.sort_key}   {tally}")
         self.refresh_bindings()
+
+    def _cells(self, row, setups: dict[str, str]) -> tuple:
+        s = row.summary
+        levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
+        setup = setups.get(s.run_id, "")
+        setup = setup if len(setup) <= SETUP_WIDTH else setup[: SETUP_WIDTH - 1] + "…"
+        mark = MARK if s.run_id in self.marked else " " * len(MARK)  # ids stay aligned, marked or not
+        disk = fmt_bytes(row.disk_bytes) if row.disk_bytes is not None else ("–" if s.status == "starting" else "…")
+        return (mark + s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets), setup, levels,
+                row.chosen, row.duration, fmt_created(s.created), disk, " ".join(s.tags))
+
+    def _fill_table(self, cells: list[tuple], keys: list[str]) -> None:
+        """Put the rows in the table when they changed, with column widths measured again (a wide
+        value that went away gives its room back) and the cursor and horizontal scroll kept."""
+        if (cells, keys) == getattr(self, "_shown_cells", None):
+            return
+        self._shown_cells = (cells, keys)
+        table = self.query_one(RunsTable)
+        current, scroll_x = self.selected_id(), table.scroll_x
+        table.clear(columns=True)
+        table.add_columns(*COLUMNS)
+        for key, row in zip(keys, cells):
+            table.add_row(*row, key=key)
+        if current is not None and current in table.rows:
+            table.move_cursor(row=table.get_row_index(current))
+        if scroll_x:
+            def restore() -> None:
+                table.scroll_to(x=scroll_x, animate=False, immediate=True)
+            self.call_after_refresh(restore)
+
+    def _show_filter_note(self, rows: list, visible: list) -> None:
+        """Say why a filter shows nothing: a key no run has (with the keys there are), or no match."""
+        note = self.query_one("#runs-note", Static)
+        text = ""
+        if self.filter_text:
+            configs = [r.summary.config for r in rows]
+            unknown = unknown_keys(self.filter_text, configs)
+            if unknown:
+                import difflib
+
+                keys = known_keys(configs)
+                near = [m for k in unknown  # keys that contain the typed one first (epoch: epochs_per_level)
+                        for m in ([c for c in keys if k in c][:2] or difflib.get_close_matches(k, keys, n=2, cutoff=0.5))]
+                hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+                text = (f"⚠ unknown key {', '.join(repr(k) for k in unknown)}: no run has it{hint}. "
+                        f"Keys: {', '.join(keys)}")
+            elif not visible and rows:
+                text = f"no run matches '{self.filter_text}' (esc clears the filter)"
+        elif not rows:
+            text = (f"no runs in {fmt_store(self.app.runs_dir)} yet: n starts one "
+                    f"(mothtui --runs DIR opens another run store)")
+        note.update(text)
+        note.display = bool(text)
 
     def _matches(self, summary) -> bool:
         """The filter (mothtui/runfilter.py): words, #tags, the note, config values (nets>100)."""
@@ -168,7 +231,7 @@ class RunsScreen(Screen):
 
     def _visible(self, rows: list) -> list:
         shown = [r for r in rows if self._matches(r.summary)]
-        key = {"created": lambda r: (r.summary.created or "", r.run_id),
+        key = {"created": _newest_first,
                "run": lambda r: r.run_id, "status": lambda r: (r.summary.status, r.run_id),
                "nets": lambda r: (r.summary.nets or 0, r.run_id)}[self.sort_key]
         return sorted(shown, key=key, reverse=self.sort_key in ("created", "nets"))
@@ -185,6 +248,20 @@ class RunsScreen(Screen):
     def selected_row(self):
         rid = self.selected_id()
         return next((r for r in self.rows if r.run_id == rid), None)
+
+    def palette_commands(self) -> list:
+        """The command palette's commands about the selected run that have no key here (the run
+        screen's `p` and `e`), so typing `export` in the palette finds them from the runs list."""
+        from textual.app import SystemCommand
+
+        row = self.selected_row()
+        if row is None or row.summary.damaged or not row.summary.levels_complete:
+            return []
+        rid = row.run_id
+        return [SystemCommand(f"Export {rid}", "choose the networks and write them (e on the run screen)",
+                              lambda: self.app.open_picker(rid, export=True)),
+                SystemCommand(f"Pick levels of {rid}", "the picker: threshold, split, levels by hand (p on the run screen)",
+                              lambda: self.app.open_picker(rid))]
 
     # ---- keys ---------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
@@ -217,6 +294,10 @@ class RunsScreen(Screen):
             return
         if row.summary.damaged:
             self.notify(f"{row.run_id} is damaged: {row.summary.damaged}", severity="warning")
+            return
+        if row.summary.status == "starting":
+            self.notify(f"{row.run_id} is starting (simulating data / compiling): it opens once its "
+                        f"store is written; l shows its log now", severity="warning")
             return
         self.app.open_run(row.run_id)
 

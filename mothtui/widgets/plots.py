@@ -32,21 +32,51 @@ def _log10(values: np.ndarray) -> np.ndarray:
     return np.where(ok, np.log10(np.where(ok, values, 1.0)), np.nan)
 
 
-def _log_ticks(plt, *series) -> None:
-    """Y ticks (data in log10) labelled `1e-3`: whole decades, or 1-2-5 steps within a short span."""
+def _log_ticks(plt, *series, rows: int | None = None, keep: float | None = None) -> None:
+    """Y ticks (data in log10) labelled `1e-3`: whole decades, or 1-2-5 steps within a short span.
+
+    Only ticks inside the data's range (plotext puts a label outside it on a wrong row), and no two
+    closer than a row of the plot's `rows`, so each label sits on its own row; `keep`
+    (the threshold, drawn as a line) is always a tick, so the line's row is labelled with its value.
+    """
     values = np.concatenate([np.ravel(np.asarray(s, dtype=float)) for s in series if np.size(s)] or [[]])
     values = values[np.isfinite(values)]
     if values.size == 0:
         return
     low, high = float(values.min()), float(values.max())
+    eps = 1e-9
     if high - low >= 2:
         step = max(1, math.ceil((high - low) / 6))
-        ticks = [float(t) for t in range(math.floor(low), math.ceil(high) + 1, step)]
+        candidates = [float(t) for t in range(math.ceil(low - eps), math.floor(high + eps) + 1, step)]
     else:  # less than two decades: a decade alone would leave the axis with one label
-        ticks = [e + math.log10(m) for e in range(math.floor(low) - 1, math.ceil(high) + 1) for m in (1, 2, 5)]
-        # strictly inside the data: a tick below it lands on the x axis' labels
-        ticks = [t for t in ticks if low - 1e-9 <= t <= high + 1e-9] or [low]
+        candidates = [e + math.log10(m) for e in range(math.floor(low) - 1, math.ceil(high) + 1) for m in (1, 2, 5)]
+        candidates = [t for t in candidates if low - eps <= t <= high + eps] or [low]
+    # decades first, then 2 and 5: the ones kept when rows are few
+    candidates.sort(key=lambda t: (abs(t - round(t)) > 1e-6, t))
+    gap = (high - low) / max(1, rows - 1) if rows else 0.0  # a row apart at least
+    ticks = [keep] if keep is not None and low - eps <= keep <= high + eps else []
+    for t in candidates:
+        if all(abs(t - other) >= max(gap, 1e-6) for other in ticks):
+            ticks.append(t)
+    ticks.sort()
     plt.yticks(ticks, [fmt_tick(t) for t in ticks])
+
+
+def _plot_rows(widget, extra: int = 0) -> int:
+    """Rows of a plot's frame: its height less the title, frame and x labels (and `extra` lines)."""
+    return max(2, widget.size.height - 4 - extra)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[int]:
+    """About `count` whole-number ticks from `low` to `high` at 1-2-5 steps (`4000 8000 12000`)."""
+    span = max(high - low, 1.0)
+    exponent = 10 ** math.floor(math.log10(span / max(1, count)))
+    steps = [max(1, int(round(m * exponent * f))) for f in (1, 10) for m in (1, 2, 5)]
+
+    def ticks(step: int) -> list[int]:
+        return list(range(int(math.ceil(low / step) * step), int(math.floor(high)) + 1, step))
+
+    return min((ticks(step) for step in steps), key=lambda t: (abs(len(t) - count), -len(t)))
 
 
 def fmt_tick(log_value: float) -> str:
@@ -147,7 +177,8 @@ class LossPlot(ThrottledPlot):
             live = [math.log10(self.live[1])]
             plt.scatter([self.live[0]], live, marker="●", color="yellow", label="training")
         plt.hline(threshold, "red")
-        _log_ticks(plt, med, live, [threshold])
+        spread = [p10, p90] if levels else []
+        _log_ticks(plt, med, live, [threshold], *spread, rows=_plot_rows(self), keep=threshold)
         _level_ticks(plt, self.sparsity[: max(levels, (self.live or (0,))[0] + 1)], self.size.width)
 
 
@@ -171,10 +202,13 @@ class NetworkPlot(ThrottledPlot):
 
     def draw(self) -> None:
         plt = self.plt
-        mark = " (chosen by hand *)" if self.manual else ""
-        plt.title(f"net {self.network}: loss vs sparsity{mark}")
         values = _log10(self.curve)
         threshold = math.log10(self.threshold)
+        mark = " (chosen by hand *)" if self.manual else ""
+        if self.manual and self.chosen is not None and self.chosen < values.size \
+                and not values[self.chosen] <= threshold:
+            mark = " (by hand *, ⚠ above threshold)"
+        plt.title(f"net {self.network}: loss vs sparsity{mark}")
         keep = np.isfinite(values)
         if keep.any():
             x = np.arange(values.size)
@@ -183,7 +217,7 @@ class NetworkPlot(ThrottledPlot):
             plt.scatter([self.chosen], [float(values[self.chosen])], marker="●", color="yellow",
                         label=f"chosen: level {self.chosen}, {fmt_loss(10 ** values[self.chosen])}")
         plt.hline(threshold, "red")
-        _log_ticks(plt, values, [threshold])
+        _log_ticks(plt, values, [threshold], rows=_plot_rows(self), keep=threshold)
         _level_ticks(plt, self.sparsity[: values.size], self.size.width)
 
 
@@ -213,6 +247,8 @@ class WeightHistogram(ThrottledPlot):
             centres = ((self.edges[:-1] + self.edges[1:]) / 2).round(2).tolist()
             plt.bar(centres, self.counts.tolist(), width=0.9 * float(self.edges[1] - self.edges[0]))
             plt.xlabel("log10 |w| of remaining weights")
+            ticks = nice_ticks(0, float(self.counts.max()), max(2, min(6, _plot_rows(self, 1) // 2)))
+            plt.yticks(ticks, [str(t) for t in ticks])  # counts: whole numbers
 
 
 class Series:
@@ -269,12 +305,18 @@ class CurvesPlot(ThrottledPlot):
             plt.hline(line, "red")
             extra = [line]
         if self.ylog:
-            _log_ticks(plt, *(s.y for s in self.series), extra)
+            _log_ticks(plt, *(s.y for s in self.series), extra, rows=_plot_rows(self),
+                       keep=extra[0] if extra else None)
         self._legend_room(plt, extra)
         if self.xticks is not None:
             positions, labels = self.xticks
             every = max(1, math.ceil(len(positions) * 5 / max(10, self.size.width - 10)))
             plt.xticks(positions[::every], labels[::every])
+        else:
+            xs = [x for s in self.series for x in s.x]
+            if xs and all(float(x).is_integer() for x in xs):  # steps: whole numbers, not 13712.5
+                ticks = nice_ticks(min(xs), max(xs), max(2, min(6, (self.size.width - 10) // 10)))
+                plt.xticks(ticks, [str(t) for t in ticks])
         if self.xlabel:
             plt.xlabel(self.xlabel)
 

@@ -187,3 +187,17 @@ def test_compare_text_keeps_cells_apart_when_values_are_long(runs_dir, capsys):
     first, second = row.split()[1:]
     assert first.endswith("…") and first.startswith("0.5-0.5245-") and second == "0.5-0.8", row
     assert len(row.rstrip()) <= 2 + 18 + 40 + 40
+
+
+def test_the_setup_column_tells_same_length_schedules_and_epochs_apart(runs_dir):
+    """Two schedules of 4 levels that differ read `sched4a`/`sched4b`, not `sched4` twice; epochs show."""
+    from core.runlist import list_runs, setup_labels
+
+    make_fixture_run(runs_dir, "a", schedule=(0.5, 0.8, 0.9, 0.95))
+    make_fixture_run(runs_dir, "b", schedule=(0.5, 0.7, 0.9, 0.95), seed=1)
+    c = make_fixture_run(runs_dir, "c", schedule=(0.5, 0.8, 0.9, 0.95), seed=2)
+    c.set_attrs(config={**c.attrs["config"], "epochs_per_level": 7})
+    labels = setup_labels(list_runs(runs_dir))
+    assert labels["a"] != labels["b"] and labels["a"] != labels["c"]
+    assert {labels["a"].split()[0], labels["b"].split()[0]} == {"sched4a", "sched4b"}
+    assert labels["c"].split()[0] == labels["a"].split()[0] and "ep=7" in labels["c"]

@@ -23,3 +23,19 @@ def build_store(runs_dir: Path) -> Path:
 @pytest.fixture
 def store(runs_dir):
     return build_store(runs_dir)
+
+
+@pytest.fixture
+def sleeper():
+    """A live process standing in for an engine (an owner record's pid); killed afterwards."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    yield proc
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

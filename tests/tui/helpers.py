@@ -17,6 +17,16 @@ def fixed_plan_command(runs_dir: Path, preset: str, overrides: list[str]) -> lis
     return [sys.executable, "-c", f"print({json.dumps(json.dumps(FIXED_PLAN))})"]
 
 
+def snapshot_env(home: Path, monkeypatch) -> None:
+    """Screens that name the run store (`~/runs`) and suggest a run id (local time) look the same
+    on every machine: HOME is the test's directory, the time zone UTC."""
+    import time
+
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
 def make_app(runs_dir: Path, plan_command=fixed_plan_command):
     from mothtui.app import MothApp
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import pytest
@@ -14,6 +15,7 @@ from core.formatting import fmt_duration
 from core.runstore import open_run
 from mothtui.fmt import fmt_loss, fmt_threshold
 from core.runlist import new_run_id
+from mothtui import cmdline
 from mothtui.jobs import resume_command, train_command
 from mothtui.model import RunsModel, analysis_table, progress_line
 from mothtui.screens.new_run import form_overrides
@@ -102,3 +104,40 @@ def test_analysis_table_from_a_stored_analysis(store):
     kept = [float(r[2]) for r in rows]
     assert kept[0] == pytest.approx(1.0) and kept == sorted(kept, reverse=True)
     assert "thetad_0" in notes
+
+
+def test_one_command_line_builder_quotes_for_the_shell(tmp_path):
+    """What the form shows (`shell()`) is what the app runs (`argv()`), less the log-only `--quiet`."""
+    line = cmdline.train(tmp_path / "my runs", "smoke", ["schedule=[0.5, 0.7, 0.9]", "nets=3"], "r 1")
+    shown = line.shell()
+    assert "'schedule=[0.5, 0.7, 0.9]'" in shown and f"'{tmp_path / 'my runs'}'" in shown
+    assert shlex.split(shown)[0] == "mothtui"
+    assert line.argv() == [sys.executable, "-m", "core", *shlex.split(shown)[1:], "--quiet"]
+    assert train_command(tmp_path, "r1", "smoke", ["nets=3"]) == cmdline.train(tmp_path, "smoke", ["nets=3"], "r1").argv()
+    assert resume_command(tmp_path, "r1") == [sys.executable, "-m", "core", "resume", "r1", "--runs", str(tmp_path),
+                                              "--quiet"]
+
+
+def test_log_ticks_label_the_threshold_row_and_stay_inside_the_data():
+    from mothtui.widgets.plots import _log_ticks, nice_ticks
+
+    class Plt:
+        def yticks(self, ticks, labels):
+            self.ticks, self.labels = ticks, labels
+
+    plt = Plt()
+    _log_ticks(plt, [-3.3, -2.4], [-3.0], rows=3, keep=-3.0)  # 1e-3 line; 2e-3 would share its row
+    assert "1e-3" in plt.labels and "2e-3" not in plt.labels
+    _log_ticks(plt, [-4.2, -1.1], rows=10)
+    assert min(plt.ticks) >= -4.2 and max(plt.ticks) <= -1.1  # none outside: no label on a wrong row
+    ticks = nice_ticks(100, 13712, 5)
+    assert all(isinstance(t, int) and t % 1000 == 0 for t in ticks) and 3 <= len(ticks) <= 7
+
+
+def test_end_line_says_the_status_once():
+    from mothtui.fmt import end_line
+
+    assert end_line("cancelled", "cancelled; 0 levels complete, resume with x") == \
+        "✗ cancelled: 0 levels complete, resume with x"
+    assert end_line("done", "5 levels complete") == "✓ done: 5 levels complete"
+    assert end_line("failed", None) == "✗ failed"

@@ -15,7 +15,7 @@ from textual.widgets import Input
 from mothtui.widgets.plots import REDRAW_INTERVAL_S
 
 from tui.conftest import build_store
-from tui.helpers import make_app, settle
+from tui.helpers import make_app, settle, snapshot_env
 
 SIZE = (80, 24)
 
@@ -25,6 +25,7 @@ def app(tmp_path, monkeypatch):
     (tmp_path / "runs").mkdir()
     build_store(tmp_path / "runs")
     monkeypatch.chdir(tmp_path)
+    snapshot_env(tmp_path, monkeypatch)
     return make_app(Path("runs"))
 
 
@@ -90,3 +91,36 @@ def test_log_screen_with_search(snap_compare, app):
         await pilot.press("slash", *"median 4.2e-03", "enter")
         await still(pilot)
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_runs_screen_scrolled_right(snap_compare, app):
+    """End: the columns past `chosen sparsity` (duration, created, disk, tags) in view at 80 columns."""
+    assert snap_compare(app, terminal_size=SIZE, run_before=steps("end"))
+
+
+def test_runs_filter_with_an_unknown_key(snap_compare, app):
+    async def run_before(pilot) -> None:
+        await steps("slash")(pilot)
+        pilot.app.screen.query_one("#runs-filter").value = "epoch>100"
+        await still(pilot)
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_new_run_form_refuses_a_bad_set_field(snap_compare, app):
+    """`nets=abc` in --set: the --set field is marked, ctrl+s says why and scrolls to it."""
+    async def run_before(pilot) -> None:
+        await steps("n")(pilot)
+        pilot.app.screen.query_one("#field-extra").value = "nets=abc; schedule=[0.5, 0.7, 0.9]"
+        await pilot.press("ctrl+s")
+        await still(pilot)
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_new_run_form_command_line(snap_compare, app):
+    """The `will run:` line, shell-quoted (the schedule's spaces), with the run id it will use."""
+    async def run_before(pilot) -> None:
+        await steps("n")(pilot)
+        pilot.app.screen.query_one("#field-schedule").value = "0.5, 0.7, 0.9"
+        pilot.app.screen.query_one("#field-pruning").value = "global"
+        await still(pilot)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

@@ -47,7 +47,7 @@ async def test_mark_two_runs_and_compare(store):
         await settle(pilot)
         assert runs.marked == ["alpha", "beta"]
         labels = [str(runs.query_one("#runs-table").get_row_at(i)[0]) for i in range(2)]
-        assert labels == ["● alpha", "● beta"]
+        assert labels == ["◆ alpha", "◆ beta"]  # the mark is not the running symbol ●
         assert "2 marked" in str(runs.query_one("#runs-header").render())
         await pilot.press("C")
         await settle(pilot, 0.3)

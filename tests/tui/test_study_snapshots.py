@@ -19,7 +19,7 @@ from core.runstore import open_run
 
 from fixture_runs import make_fixture_run
 from tui.conftest import build_store
-from tui.helpers import make_app
+from tui.helpers import make_app, snapshot_env
 from tui.test_snapshots import steps
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
@@ -71,6 +71,7 @@ def app(tmp_path, monkeypatch):
     add_results(tmp_path / "runs")
     add_global_run(tmp_path / "runs")
     monkeypatch.chdir(tmp_path)
+    snapshot_env(tmp_path, monkeypatch)
     return make_app(Path("runs"))
 
 

@@ -56,7 +56,8 @@ async def test_run_screen_gets_its_view_through_a_message(store):
             np.testing.assert_allclose(remaining, structure.remaining_fractions(masks).mean(axis=0))
             assert overall == pytest.approx(float(structure.remaining_overall(masks).mean()))
             assert target == pytest.approx(run.sparsity[level])
-        assert f"{view.selection.passing}/4 nets pass 1e-3" in str(screen.query_one("#run-progress").render())
+        progress = str(screen.query_one("#run-progress").render())
+        assert "chosen levels (val loss ≤ 1e-3):" in progress and f"{view.selection.passing}/4 nets" in progress
         # the weights of the last level came the same way
         weights = of_type(seen, RunScreen.WeightsLoaded)
         assert weights and weights[-1].view.level == 4
