@@ -48,28 +48,30 @@ NETS_PER_BATCH = 16
 STREAM = 0x6D6F7469
 
 
-def _c2(d: np.ndarray) -> np.ndarray:
-    d = d.astype(np.int64)
-    return d * (d - 1) // 2
+def _small(d: np.ndarray) -> np.ndarray:
+    """Degrees as int32 while their cubes fit (half the memory traffic of int64), else int64."""
+    return d.astype(np.int32 if d.size == 0 or int(d.max()) < 1200 else np.int64, copy=False)
 
 
-def _c3(d: np.ndarray) -> np.ndarray:
-    d = d.astype(np.int64)
-    return d * (d - 1) * (d - 2) // 6
+def _pair_sums(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sum of d, of C(d, 2), of C(d, 3)) over the last axis, int64, from the power sums of d."""
+    d = _small(d)
+    d2 = d * d
+    s1, s2, s3 = (x.sum(axis=-1, dtype=np.int64) for x in (d, d2, d2 * d))
+    return s1, (s2 - s1) // 2, (s3 - 3 * s2 + 2 * s1) // 6
 
 
 def counts_from_degrees(out_deg: Sequence[np.ndarray], in_deg: Sequence[np.ndarray]) -> np.ndarray:
     """The six counts `(..., 6)` int64 from per weight layer k the out-degrees of its source units
     `out_deg[k] (..., n_k)` and the in-degrees of its target units `in_deg[k] (..., n_{k+1})`."""
-    edges = sum(o.astype(np.int64).sum(-1) for o in out_deg)
-    div2 = sum(_c2(o).sum(-1) for o in out_deg)
-    conv2 = sum(_c2(i).sum(-1) for i in in_deg)
-    chain = sum((in_deg[k - 1].astype(np.int64) * out_deg[k]).sum(-1) for k in range(1, len(out_deg)))
-    div3 = sum(_c3(o).sum(-1) for o in out_deg)
-    conv3 = sum(_c3(i).sum(-1) for i in in_deg)
-    if len(out_deg) == 1:
-        chain = np.zeros_like(edges)
-    return np.stack(np.broadcast_arrays(edges, div2, conv2, chain, div3, conv3), axis=-1)
+    outs = [_pair_sums(o) for o in out_deg]
+    ins = [_pair_sums(i) for i in in_deg]
+    edges = sum(o[0] for o in outs)
+    chain = sum((_small(in_deg[k - 1]) * _small(out_deg[k])).sum(axis=-1, dtype=np.int64)
+                for k in range(1, len(out_deg)))
+    columns = (edges, sum(o[1] for o in outs), sum(i[1] for i in ins), chain,
+               sum(o[2] for o in outs), sum(i[2] for i in ins))
+    return np.stack(np.broadcast_arrays(*columns), axis=-1).astype(np.int64)
 
 
 def motif_counts(weight_masks: Sequence[np.ndarray]) -> np.ndarray:
@@ -122,47 +124,135 @@ def null_mask(a: int, b: int, e: int, rng: np.random.Generator) -> np.ndarray:
 # ---- the null model, vectorised over networks and samples -------------------------------------------
 
 def _multinomial_uniform(n: np.ndarray, m: np.ndarray, width: int, rng: np.random.Generator) -> np.ndarray:
-    """`(B, width)`: n[i] balls thrown uniformly into the first m[i] bins of row i."""
+    """`(B, width)` int32: n[i] balls thrown uniformly into the first m[i] bins of row i."""
     rows = n.shape[0]
     most = int(n.max(initial=0))
-    out = np.zeros(rows * width, np.int64)
-    if most:
-        bins = (rng.random((rows, most)) * m[:, None]).astype(np.int64)
-        valid = np.arange(most)[None, :] < n[:, None]
-        flat = (np.arange(rows)[:, None] * width + bins)[valid]
-        out += np.bincount(flat, minlength=rows * width)
-    return out.reshape(rows, width)
+    if not most:
+        return np.zeros((rows, width), np.int32)
+    bins = (rng.random((rows, most)) * m[:, None]).astype(np.int64)
+    valid = np.arange(most)[None, :] < n[:, None]
+    flat = (np.arange(rows)[:, None] * width + bins)[valid]
+    return np.bincount(flat, minlength=rows * width).astype(np.int32).reshape(rows, width)
 
 
-def _hypergeometric(total: np.ndarray, caps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+#: Buckets of the guide tables that start each binomial inversion near its answer.
+_GUIDE = 1024
+
+
+def _binomial_by_table(table: np.ndarray, n: np.ndarray, p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Independent Binomial(n[t], p[t]) draws, t = table[i, j], by inversion of cumulative tables
+    (one per distinct (n, p): a batch has few, its networks times their cover counts)."""
+    from scipy.special import gammaln
+
+    top = int(n.max(initial=0))
+    k = np.arange(top + 1)[None, :]
+    nn, q = n[:, None].astype(np.float64), p[:, None].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_pmf = (gammaln(nn + 1) - gammaln(k + 1) - gammaln(np.maximum(nn - k, 0) + 1)
+                   + np.where(k > 0, k * np.log(q), 0.0) + np.where(nn - k > 0, (nn - k) * np.log1p(-q), 0.0))
+        cdf = np.cumsum(np.where(k <= nn, np.exp(log_pmf), 0.0), axis=1)
+    cdf[k >= nn] = 2.0                                            # the inversion never passes n
+    # guide[t, b]: how many cdf values are <= b / _GUIDE: where a draw in bucket b starts its search
+    guide = np.stack([np.searchsorted(row, np.arange(_GUIDE) / _GUIDE, side="right") for row in cdf])
+    guide, cdf = guide.astype(np.int32).ravel(), cdf.ravel()
+    t = table.ravel().astype(np.int64)
+    u = rng.random(t.size)
+    x = guide[t * _GUIDE + (u * _GUIDE).astype(np.int64)]
+    at = t * (top + 1)
+    step = np.flatnonzero(cdf[at + x] <= u)
+    while step.size:                                              # a few cdf values per bucket at most
+        x[step] += 1
+        step = step[cdf[at[step] + x[step]] <= u[step]]
+    return x.reshape(table.shape)
+
+
+def _uniform_subset_counts(k: np.ndarray, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per row i, the counts per unit of a uniformly random k[i]-subset of the row's cells (unit j
+    holds weights[i, j] cells). Drawn as k[i] uniform cell ranks, a rank equal to another drawn
+    again until all differ: the procedure treats every cell alike, so every k-subset is as likely."""
+    rows, width = weights.shape
+    most = int(k.max(initial=0))
+    if most == 0:
+        return np.zeros((rows, width), np.int64)
+    cells = weights.sum(axis=1, dtype=np.int64)
+    never = np.iinfo(np.int64).max                              # sorts after every real rank
+    valid = np.arange(most)[None, :] < k[:, None]
+    ranks = np.where(valid, (rng.random((rows, most)) * cells[:, None]).astype(np.int64), never)
+    todo = np.arange(rows)
+    while todo.size:
+        part = np.sort(ranks[todo], axis=1)
+        again = (part[:, 1:] == part[:, :-1]) & (part[:, 1:] != never)
+        part[:, 1:][again] = (rng.random(int(again.sum())) * np.broadcast_to(
+            cells[todo][:, None], again.shape)[again]).astype(np.int64)
+        ranks[todo] = part
+        todo = todo[again.any(axis=1)]
+    ranks.sort(axis=1)
+    # rank -> unit: one search in the cumulative cells of all rows laid end to end
+    offsets = np.concatenate([[0], np.cumsum(cells)[:-1]])
+    ends = (np.cumsum(weights, axis=1, dtype=np.int64) + offsets[:, None]).ravel()
+    unit = np.searchsorted(ends, (ranks + offsets[:, None])[valid], side="right")
+    return np.bincount(unit, minlength=rows * width).reshape(rows, width)
+
+
+def _hypergeometric(total: np.ndarray, caps: np.ndarray, rng: np.random.Generator,
+                    tables: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """`(B, W)` multivariate hypergeometric: how many of a uniformly random total[i]-subset of the
-    cells fall in each unit of row i, unit j holding caps[i, j] cells (sequential conditionals)."""
-    out = np.zeros(caps.shape, np.int64)
-    left = total.astype(np.int64).copy()
-    remaining = caps.sum(axis=1)
-    for j in range(caps.shape[1]):
-        c = caps[:, j]
-        remaining = remaining - c
-        busy = left > 0
-        if not busy.any():
-            break
-        x = np.zeros_like(left)
-        x[busy] = rng.hypergeometric(c[busy], remaining[busy], left[busy])
-        out[:, j] = x
-        left -= x
-    return out
+    cells fall in each unit of row i, unit j holding caps[i, j] cells. Exact, in two steps:
+
+    1. every cell is taken with probability p = total / cells independently (binomial counts per
+       unit): given how many were taken, the taken set is a uniformly random subset of that size;
+    2. the difference to `total` (about its square root) is made up by adding a uniformly random
+       subset of the cells not taken, or removing one of the cells taken (`_uniform_subset_counts`),
+       which leaves a uniformly random `total`-subset.
+
+    `tables`: `(table (B, W), p (T,))` with caps[i, j] = n of table[i, j], when the caller knows
+    which elements share (caps, p); otherwise one table per distinct pair, found here.
+    """
+    cells = caps.sum(axis=1, dtype=np.int64)
+    p_row = np.where(cells > 0, total / np.maximum(cells, 1), 0.0)
+    if tables is None:
+        _, first, inverse = np.unique(np.stack([np.broadcast_to(p_row[:, None], caps.shape).ravel(),
+                                                caps.ravel()]), axis=1, return_index=True, return_inverse=True)
+        table, n_t, p_t = inverse.reshape(caps.shape), caps.ravel()[first], np.broadcast_to(
+            p_row[:, None], caps.shape).ravel()[first]
+    else:
+        table, p_t = tables
+        n_t = np.zeros(p_t.shape, np.int64)
+        n_t[table.ravel()] = caps.ravel()
+    x = _binomial_by_table(table, n_t, p_t, rng)
+    diff = total - x.sum(axis=1)
+    for sign in (1, -1):
+        rows = np.flatnonzero(diff * sign > 0)
+        if not rows.size:
+            continue
+        weights = caps[rows] - x[rows] if sign > 0 else x[rows]
+        x[rows] += sign * _uniform_subset_counts(np.abs(diff[rows]), weights, rng)
+    return x
 
 
 def side_degrees(m: np.ndarray, other: np.ndarray, edges: np.ndarray, width: int,
-                 rng: np.random.Generator) -> np.ndarray:
+                 rng: np.random.Generator, group: np.ndarray | None = None) -> np.ndarray:
     """`(B, width)` degrees of one side (m[i] live units, the first m[i] columns) of a layer pair in
-    the null model, the other side having other[i] live units and the pair edges[i] weights."""
+    the null model, the other side having other[i] live units and the pair edges[i] weights.
+    Rows of one `group` (the samples of one network, numbered from 0) share m, other and edges."""
+    rows = m.shape[0]
+    group = np.arange(rows) if group is None else np.asarray(group)
     extra = np.maximum(other - m, 0)
-    cover = np.where(np.arange(width)[None, :] < m[:, None], 1, 0) + _multinomial_uniform(extra, m, width, rng)
-    alive = cover > 0
-    caps = np.where(alive, other[:, None] - cover, 0)
+    cover = _multinomial_uniform(extra, m, width, rng)
+    cover += np.arange(width, dtype=np.int32)[None, :] < m[:, None]
     fill = edges - np.maximum(m, other)
-    return cover + _hypergeometric(fill, caps, rng)
+    # the fill's binomial tables: one per network and cover count (cover 0: a unit that is not there)
+    depth = int(cover.max(initial=0)) + 1
+    groups = int(group.max(initial=0)) + 1
+    g_other, g_fill, g_cells = (np.zeros(groups, np.int64) for _ in range(3))
+    g_other[group], g_fill[group] = other, fill
+    g_cells[group] = m * other - np.maximum(m, other)
+    c = np.arange(depth)[None, :]
+    table_caps = np.where(c > 0, g_other[:, None] - c, 0)
+    table_p = np.repeat(np.where(g_cells > 0, g_fill / np.maximum(g_cells, 1), 0.0), depth)
+    table = group[:, None].astype(np.int32) * depth + cover
+    caps = table_caps.ravel()[table]
+    return cover + _hypergeometric(fill, caps.astype(np.int32), rng, (table, table_p))
 
 
 def sample_degrees(units: np.ndarray, edges: np.ndarray, samples: int, rng: np.random.Generator,
@@ -175,11 +265,12 @@ def sample_degrees(units: np.ndarray, edges: np.ndarray, samples: int, rng: np.r
     widths = list(widths) if widths is not None else [int(units[:, k].max(initial=0)) for k in range(units.shape[1])]
     rep_units = np.repeat(units, samples, axis=0)
     rep_edges = np.repeat(edges, samples, axis=0)
+    group = np.repeat(np.arange(rows), samples)
     outs, ins = [], []
     for k in range(edges.shape[1]):
         a, b, e = rep_units[:, k], rep_units[:, k + 1], rep_edges[:, k]
-        outs.append(side_degrees(a, b, e, widths[k], rng).reshape(rows, samples, widths[k]))
-        ins.append(side_degrees(b, a, e, widths[k + 1], rng).reshape(rows, samples, widths[k + 1]))
+        outs.append(side_degrees(a, b, e, widths[k], rng, group).reshape(rows, samples, widths[k]))
+        ins.append(side_degrees(b, a, e, widths[k + 1], rng, group).reshape(rows, samples, widths[k + 1]))
     return outs, ins
 
 

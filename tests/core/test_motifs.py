@@ -74,6 +74,24 @@ def _layout(seed=4, nets=5):
     return mo.live_layout(live)
 
 
+@pytest.mark.parametrize("caps,total", [([5, 0, 3, 10, 1, 7], 12), ([5, 0, 3, 10, 1, 7], 26),
+                                        (list(np.random.default_rng(0).integers(0, 30, 60)), 400)])
+def test_fast_hypergeometric_has_the_exact_moments(caps, total):
+    """The sampler behind the null model against the multivariate hypergeometric's exact moments."""
+    rows = 20_000
+    caps = np.tile(np.asarray(caps, np.int64), (rows, 1))
+    x = mo._hypergeometric(np.full(rows, total), caps, np.random.default_rng(5))
+    c, n = caps[0].astype(float), caps[0].sum()
+    assert (x.sum(axis=1) == total).all() and (x >= 0).all() and (x <= caps).all()
+    mean = total * c / n
+    var = total * (c / n) * (1 - c / n) * (n - total) / max(n - 1, 1)
+    se = np.sqrt(var / rows) + 1e-12
+    assert (np.abs(x.mean(axis=0) - mean) <= 5 * se).all()
+    assert np.allclose(x.var(axis=0), var, rtol=0.1, atol=1e-9)
+    cov = -total * (n - total) * c[0] * c[3] / (n * n * max(n - 1, 1))
+    assert abs(np.cov(x[:, 0], x[:, 3])[0, 1] - cov) <= 5 * np.sqrt(var[0] * var[3] / rows) + 1e-12
+
+
 def test_null_degrees_keep_weights_and_live_units_per_layer():
     units, edges = _layout()
     assert (edges > 0).all()
