@@ -181,3 +181,15 @@ def test_stored_with_the_analysis_and_in_analyze_json(runs_dir, capsys):
     assert main(["analyze", "m", "--runs", str(runs_dir), "--structure-only", "--motif-samples", "-1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mothtui: ") and "--motif-samples" in err and len(err.strip().splitlines()) == 1
+
+
+def test_networks_drawn_from_the_null_model_score_z_about_standard_normal():
+    rng = np.random.default_rng(3)
+    units, edges, nets = [6, 20, 25, 10, 4], [40, 120, 60, 15], 80
+    masks = [np.stack([mo.null_mask(units[k], units[k + 1], edges[k], rng) for _ in range(nets)])
+             for k in range(len(edges))]
+    live, ghosts = ghost_free(masks)
+    assert ghosts.sum() == 0 and all((a == b).all() for a, b in zip(live, masks))
+    z = mo.level_motifs(masks, live, 300, 1).z[:, 1:]
+    assert (np.abs(z.mean(axis=0)) < 0.4).all(), z.mean(axis=0)
+    assert ((z.std(axis=0) > 0.75) & (z.std(axis=0) < 1.25)).all(), z.std(axis=0)
