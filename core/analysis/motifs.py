@@ -255,29 +255,43 @@ def side_degrees(m: np.ndarray, other: np.ndarray, edges: np.ndarray, width: int
     return cover + _hypergeometric(fill, caps.astype(np.int32), rng, (table, table_p))
 
 
-def sample_degrees(units: np.ndarray, edges: np.ndarray, samples: int, rng: np.random.Generator,
-                   widths: Sequence[int] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Null-model degrees for rows `units (B, K+1)`, `edges (B, K)`: per layer pair k, out-degrees
-    `(B, samples, w_k)` and in-degrees `(B, samples, w_{k+1})` (live units first, zeros after)."""
+def _pair_degrees(units: np.ndarray, edges: np.ndarray, samples: int, rng: np.random.Generator):
+    """Yields, pair by pair, the null model's out-degrees `(B, samples, w_k)` and in-degrees
+    `(B, samples, w_{k+1})` for rows `units (B, K+1)`, `edges (B, K)` (live units first, zeros after)."""
     units, edges = np.asarray(units, np.int64), np.asarray(edges, np.int64)
     _check_layout(units, edges)
     rows = units.shape[0]
-    widths = list(widths) if widths is not None else [int(units[:, k].max(initial=0)) for k in range(units.shape[1])]
+    widths = [int(units[:, k].max(initial=0)) for k in range(units.shape[1])]
     rep_units = np.repeat(units, samples, axis=0)
     rep_edges = np.repeat(edges, samples, axis=0)
     group = np.repeat(np.arange(rows), samples)
-    outs, ins = [], []
     for k in range(edges.shape[1]):
         a, b, e = rep_units[:, k], rep_units[:, k + 1], rep_edges[:, k]
-        outs.append(side_degrees(a, b, e, widths[k], rng, group).reshape(rows, samples, widths[k]))
-        ins.append(side_degrees(b, a, e, widths[k + 1], rng, group).reshape(rows, samples, widths[k + 1]))
-    return outs, ins
+        out = side_degrees(a, b, e, widths[k], rng, group).reshape(rows, samples, widths[k])
+        yield out, side_degrees(b, a, e, widths[k + 1], rng, group).reshape(rows, samples, widths[k + 1])
+
+
+def sample_degrees(units: np.ndarray, edges: np.ndarray, samples: int,
+                   rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Null-model degrees for rows `units (B, K+1)`, `edges (B, K)`: per layer pair k, out-degrees
+    `(B, samples, w_k)` and in-degrees `(B, samples, w_{k+1})` (live units first, zeros after)."""
+    pairs = list(_pair_degrees(units, edges, samples, rng))
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def null_counts(units: np.ndarray, edges: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """`(B, samples, 6)` motif counts of random networks of the null model, per row of units/edges."""
-    outs, ins = sample_degrees(units, edges, samples, rng)
-    return counts_from_degrees(outs, ins)
+    """`(B, samples, 6)` motif counts of random networks of the null model, per row of units/edges
+    (the same draws as `sample_degrees`, holding two layer pairs' degrees at a time)."""
+    total, previous_in = None, None
+    for out, into in _pair_degrees(units, edges, samples, rng):
+        counts = counts_from_degrees([out], [into])
+        if previous_in is not None:
+            counts[..., MOTIFS.index("chain2")] = (_small(previous_in) * _small(out)).sum(axis=-1, dtype=np.int64)
+        total = counts if total is None else total + counts
+        previous_in = into
+    if total is None:
+        return np.zeros((len(units), samples, len(MOTIFS)), np.int64)
+    return total
 
 
 def z_scores(real: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -106,6 +106,9 @@ def test_null_degrees_keep_weights_and_live_units_per_layer():
     for k in range(1, edges.shape[1]):      # a hidden unit: one in and one out, as live units per layer say
         assert ((ins[k - 1] > 0) == (outs[k] > 0)).all()
         assert ((outs[k] > 0).sum(axis=2) == units[:, k, None]).all()
+    # null_counts streams the same draws pair by pair
+    np.testing.assert_array_equal(mo.null_counts(units, edges, 200, np.random.default_rng(0)),
+                                  mo.counts_from_degrees(outs, ins))
 
 
 @pytest.mark.parametrize("layout", ["random", "skewed"])
