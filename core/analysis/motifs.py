@@ -195,7 +195,7 @@ def _uniform_subset_counts(k: np.ndarray, weights: np.ndarray, rng: np.random.Ge
 
 
 def _hypergeometric(total: np.ndarray, caps: np.ndarray, rng: np.random.Generator,
-                    tables: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                    tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """`(B, W)` multivariate hypergeometric: how many of a uniformly random total[i]-subset of the
     cells fall in each unit of row i, unit j holding caps[i, j] cells. Exact, in two steps:
 
@@ -205,8 +205,8 @@ def _hypergeometric(total: np.ndarray, caps: np.ndarray, rng: np.random.Generato
        subset of the cells not taken, or removing one of the cells taken (`_uniform_subset_counts`),
        which leaves a uniformly random `total`-subset.
 
-    `tables`: `(table (B, W), p (T,))` with caps[i, j] = n of table[i, j], when the caller knows
-    which elements share (caps, p); otherwise one table per distinct pair, found here.
+    `tables`: `(table (B, W), n (T,), p (T,))` with caps[i, j] = n[table[i, j]], when the caller
+    knows which elements share (caps, p); otherwise one table per distinct pair, found here.
     """
     cells = caps.sum(axis=1, dtype=np.int64)
     p_row = np.where(cells > 0, total / np.maximum(cells, 1), 0.0)
@@ -216,9 +216,7 @@ def _hypergeometric(total: np.ndarray, caps: np.ndarray, rng: np.random.Generato
         table, n_t, p_t = inverse.reshape(caps.shape), caps.ravel()[first], np.broadcast_to(
             p_row[:, None], caps.shape).ravel()[first]
     else:
-        table, p_t = tables
-        n_t = np.zeros(p_t.shape, np.int64)
-        n_t[table.ravel()] = caps.ravel()
+        table, n_t, p_t = tables
     x = _binomial_by_table(table, n_t, p_t, rng)
     diff = total - x.sum(axis=1)
     for sign in (1, -1):
@@ -248,11 +246,11 @@ def side_degrees(m: np.ndarray, other: np.ndarray, edges: np.ndarray, width: int
     g_other[group], g_fill[group] = other, fill
     g_cells[group] = m * other - np.maximum(m, other)
     c = np.arange(depth)[None, :]
-    table_caps = np.where(c > 0, g_other[:, None] - c, 0)
+    table_caps = np.where(c > 0, np.maximum(g_other[:, None] - c, 0), 0)
     table_p = np.repeat(np.where(g_cells > 0, g_fill / np.maximum(g_cells, 1), 0.0), depth)
     table = group[:, None].astype(np.int32) * depth + cover
     caps = table_caps.ravel()[table]
-    return cover + _hypergeometric(fill, caps.astype(np.int32), rng, (table, table_p))
+    return cover + _hypergeometric(fill, caps.astype(np.int32), rng, (table, table_caps.ravel(), table_p))
 
 
 def _pair_degrees(units: np.ndarray, edges: np.ndarray, samples: int, rng: np.random.Generator):
