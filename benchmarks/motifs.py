@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     print("median z: " + ", ".join(f"{k} {v}" for k, v in report["z_median"].items()))
     if per_mask_cpu is not None:
         print(f"whole random masks one at a time: {per_mask_cpu * 1e3:.1f} ms CPU each, "
-              f"{per_mask_cpu * args.nets * args.samples / 3600:.1f} h CPU for {args.nets} x {args.samples:,}")
+              f"{per_mask_cpu * args.nets * args.samples:,.0f} s CPU for {args.nets} x {args.samples:,}")
     return 0
 
 
