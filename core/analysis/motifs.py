@@ -2,7 +2,8 @@
 
 The follow-on project MothMotifs counts small subgraphs in the 400 pruned networks and scores each
 against 1,000 random networks; this module does the same for every level and network of a run,
-vectorised over networks and random samples (pure numpy, no JAX: the UI may import it).
+vectorised over networks and random samples (numpy, and scipy's gammaln for the binomial tables;
+no JAX: the UI may import it).
 
 Counts (weight masks only: biases are not units here, docs/science.md says where MothMotifs differs):
 
@@ -24,7 +25,7 @@ E weights (a, b, E: those of the real network without its ghost units), independ
    a*b - max(a, b) live pairs the cover did not use.
 
 So every live unit keeps at least one connection in and out, each layer keeps its live units and
-its number of weights, and ghost units stay ghosts. One side's degrees are then exactly
+its number of weights, and no other unit gets a connection. One side's degrees are then exactly
 `cover + multivariate hypergeometric(R, caps = other side - cover)`, with the cover 1 on the larger
 side and 1 + multinomial(a - b, uniform) on the smaller: `side_degrees` samples that. Out- and
 in-degrees of one pair are sampled independently: each count uses one side of each pair (chain2
