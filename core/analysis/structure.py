@@ -1,8 +1,9 @@
 """What survives pruning, per level, across the ensemble: the structural half of the analysis.
 
 Pure numpy (no data, no JAX): remaining fraction of weights per layer, ghost units per hidden
-layer (and the masks without them, `ghost_free`, which the motif analysis counts on), first-layer connections per input, and the distribution of surviving weight values per
-layer pooled over the ensemble (the Monte Carlo statistics of the paper's 400 networks).
+layer (and the masks without them, `ghost_free`, which the motif analysis counts on), first-layer
+connections per input, and the distribution of surviving weight values per layer pooled over the
+ensemble (the Monte Carlo statistics of the paper's 400 networks).
 """
 
 from __future__ import annotations
