@@ -358,7 +358,7 @@ def motif_table(summary: dict[str, Any] | None) -> tuple[list[str], list[list[st
     names = (summary or {}).get("motif_names")
     z = (summary or {}).get("motif_z_median")
     if not names or z is None:
-        return [], [], "no motifs stored: a analyses again (or mothtui analyze RUN --force)"
+        return [], [], "the stored analysis predates the motif counts: a analyses again (or mothtui analyze RUN)"
     samples = summary.get("motif_samples") or 0
     shown = [i for i, name in enumerate(names) if name in MOTIF_HEADERS]
     sparsity = summary.get("sparsity") or [None] * len(z)
