@@ -159,6 +159,12 @@ def test_level_motifs_is_seeded_and_counts_only_without_samples():
     np.testing.assert_array_equal(a.z, b.z)
     assert not np.array_equal(a.null_mean, c.null_mean, equal_nan=True)
     assert np.isnan(a.z[:, 0]).all() and np.isfinite(a.z[:, 1:]).all()
+    many = mo.level_motifs([np.repeat(m, 12, axis=0) for m in masks], [np.repeat(m, 12, axis=0) for m in live],
+                           40, [0, 1], threads=1)                  # 36 networks: 3 batches of 16 or fewer
+    threaded = mo.level_motifs([np.repeat(m, 12, axis=0) for m in masks], [np.repeat(m, 12, axis=0) for m in live],
+                               40, [0, 1], threads=3)
+    np.testing.assert_array_equal(many.z, threaded.z)
+    assert not np.array_equal(many.null_mean[12], many.null_mean[16])  # one network, two batches: own draws
     none = mo.level_motifs(masks, live, 0, 0)
     assert (none.counts == a.counts).all() and np.isnan(none.z).all()
 
