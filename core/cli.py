@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out rows for per-output error and noise (default 20000; 0: all)")
     p.add_argument("--structure-only", action="store_true",
                    help="only what survives pruning (no dataset, no simulator)")
+    p.add_argument("--motif-samples", type=int, default=None, metavar="N",
+                   help="random networks per network and level for the motif z-scores (default 1000; 0: counts only)")
     p.add_argument("--threshold", type=float, default=None,
                    help="report flight at the levels chosen at this val loss (default: the run's)")
     _json_option(p)

@@ -22,6 +22,7 @@ The vocabulary (a name means the same axis in every store):
 | `quantile`, `moment` | the stored weight quantiles (5/25/50/75/95 %) and moments (count, mean, std) |
 | `noise` | input-noise standard deviation of the noise sweep |
 | `flight` | closed-loop flight sample |
+| `motif` | the six network motifs (core.analysis.motifs.MOTIFS order: edges, diverging2, converging2, chain2, diverging3, converging3) |
 | `scale` | body scale of an extrapolation |
 | `row` | dataset row (one simulated wing stroke) |
 | `state`, `control` | the 8 state variables (model.md order) and the 3 controls [F, alpha, tau] |
@@ -58,6 +59,7 @@ _TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"analysis/noise/sigma", ("noise",)),
     (r"analysis/noise/loss", ("noise", "analysed_level", "net")),
     (r"analysis/closed_loop/\w+", ("analysed_level", "net", "flight")),
+    (r"analysis/motifs/\w+", ("analysed_level", "net", "motif")),
     # extrapolation (core.analysis.extrapolate)
     (r"extrapolation/loss", ("scale", "analysed_level", "net")),
     (r"extrapolation/(scales|rows|valid_fraction)", ("scale",)),

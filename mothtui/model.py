@@ -344,3 +344,37 @@ def analysis_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]],
         notes.append("first-layer connections kept per input at the last level: " +
                      "  ".join(f"{n} {float(f):.0%}" for n, f in zip(names, last)))
     return columns, rows, "\n".join(notes)
+
+
+# ---- motifs (stored with the analysis) -----------------------------------------------------------
+
+#: Short column headers of the motif table, by the stored motif names (core.analysis.motifs.MOTIFS).
+MOTIF_HEADERS = {"diverging2": "div 2", "converging2": "conv 2", "chain2": "chain 2",
+                 "diverging3": "div 3", "converging3": "conv 3"}
+
+
+def motif_table(summary: dict[str, Any] | None) -> tuple[list[str], list[list[str]], str]:
+    """(columns, rows, note) of the motifs' median z-score over the networks, one row per level.
+
+    `edges` has no column: the null model keeps every layer's weights, so its z is undefined.
+    Without stored motifs (an analysis from before they were counted) there are no rows and the
+    note says how to get them.
+    """
+    names = (summary or {}).get("motif_names")
+    z = (summary or {}).get("motif_z_median")
+    if not names or z is None:
+        return [], [], "the stored analysis predates the motif counts: a analyses again (or mothtui analyze RUN)"
+    samples = summary.get("motif_samples") or 0
+    shown = [i for i, name in enumerate(names) if name in MOTIF_HEADERS]
+    sparsity = summary.get("sparsity") or [None] * len(z)
+    columns = ["level", "target", *(MOTIF_HEADERS[names[i]] for i in shown)]
+    rows = []
+    for level, row in enumerate(z):
+        target = "–" if sparsity[level] is None else f"{sparsity[level]:.2f}"
+        rows.append([str(level), target, *("–" if row[i] is None else f"{row[i]:+.1f}" for i in shown)])
+    if not samples:
+        note = "counted without random networks (--motif-samples 0): no z-scores"
+    else:
+        note = (f"median z over the networks vs {samples:,} random networks each (same live units, weights "
+                f"per layer) · div/conv 2, 3: pairs, triples leaving/entering a unit · chain 2: a→b→c")
+    return columns, rows, note

@@ -4,6 +4,7 @@
                 distribution of surviving weights (numpy only)
 - `performance` per-output error, input-noise robustness, closed-loop flight check (JAX and
                 the simulator, imported inside the functions)
+- `motifs`      network motifs of the masks and their z-scores against random networks (numpy only)
 - `store`       the `<run>/analysis` group: written once with a completion marker, read by the UI
 - `pipeline`    `analyze_run`, which computes all of it and stores it
 

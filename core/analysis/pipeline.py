@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from core.analysis import motifs as mo
 from core.analysis import structure as st
 from core.analysis.store import AnalysisWriter, load_analysis
 from core.errors import MothError
@@ -47,6 +48,8 @@ class AnalysisParams:
     """Seed of the input noise."""
     performance: bool = True
     """False: structure only (no dataset, no simulator)."""
+    motif_samples: int = mo.DEFAULT_SAMPLES
+    """Random networks of the motif null model per network and level (0: counts only, no z-scores)."""
 
     def check(self) -> "AnalysisParams":
         check_split(self.split)
@@ -56,6 +59,8 @@ class AnalysisParams:
             raise MothError(f"bad --noise {list(self.noise)}: standard deviations must be finite and >= 0")
         if self.bins < 2:
             raise MothError("bins must be at least 2")
+        if self.motif_samples < 0:
+            raise MothError(f"bad --motif-samples {self.motif_samples}: 0 (counts only) or more random networks")
         return self
 
 
@@ -133,14 +138,16 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
     held = _held_out_rows(run, params) if params.performance else None
     scale = float(run.config.scale)
     sparsity = run.sparsity[:levels]
-    structures, mse, noise, flight = [], [], [], []
+    structures, motifs, mse, noise, flight = [], [], [], [], []
     edges = None
     for level in range(levels):
         arrays = run.level(level)
         if edges is None:
             edges = st.histogram_edges(arrays["weight"], params.bins)
+        live, ghosts = st.ghost_free(arrays["weight_mask"])
         structures.append(st.level_structure(arrays["weight"], arrays["weight_mask"],
-                                             arrays["bias_mask"], edges))
+                                             arrays["bias_mask"], edges, ghosts=ghosts))
+        motifs.append(mo.level_motifs(arrays["weight_mask"], live, params.motif_samples, [params.seed, level]))
         if held is not None:
             mse_l, noise_l, flight_l = _performance(arrays, held, params, scale)
             mse.append(mse_l)
@@ -163,6 +170,8 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
         writer.array(f"weights/layer_{k}/hist", np.stack([s.hist[k] for s in structures]))
         writer.array(f"weights/layer_{k}/quantiles", np.stack([s.quantiles[k] for s in structures]))
         writer.array(f"weights/layer_{k}/moments", np.stack([s.moments[k] for s in structures]))
+    for name in mo.ARRAYS:
+        writer.array(f"motifs/{name}", np.stack([getattr(m, name) for m in motifs]))
     first_width = run.config.layer_sizes[1]
     summary: dict[str, Any] = {
         "levels": levels, "sparsity": sparsity,
@@ -172,6 +181,7 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
         "input_connections_fraction": connections.mean(axis=1) / first_width,
         "weight_quantiles": [np.stack([s.quantiles[k] for s in structures]) for k in range(len(edges))],
         "quantile_levels": st.QUANTILES,
+        **mo.motif_summary(motifs, params.motif_samples),
     }
     if held is not None:
         mse_a = np.stack(mse).astype(np.float32)                   # (L, N, 7)

@@ -15,6 +15,10 @@ Arrays (L analysed levels, N networks, K weight layers, S noise sizes, M flight 
 - `noise/sigma (S,)`, `noise/loss (S, L, N)`
 - `closed_loop/position_cm`, `closed_loop/theta_rad`, `closed_loop/phi_rad (L, N, M)` float32
   (NaN where the simulator rejected the trajectory), `closed_loop/valid (L, N, M)` bool
+- `motifs/counts`, `motifs/live_counts (L, N, 6)` int64: the six motif counts (core.analysis.motifs
+  .MOTIFS order) on the masks as stored and without ghost units; `motifs/null_mean`,
+  `motifs/null_sd`, `motifs/z (L, N, 6)` float64 over the random networks (NaN: undefined).
+  The summary has their medians over the networks (`motif_z_median` ...); params `motif_samples`.
 
 Every array carries zarr `dimension_names` (core.dimensions; L is `analysed_level`).
 The full specification: docs/store-format.md.

@@ -1,8 +1,9 @@
 """What survives pruning, per level, across the ensemble: the structural half of the analysis.
 
 Pure numpy (no data, no JAX): remaining fraction of weights per layer, ghost units per hidden
-layer, first-layer connections per input, and the distribution of surviving weight values per
-layer pooled over the ensemble (the Monte Carlo statistics of the paper's 400 networks).
+layer (and the masks without them, `ghost_free`, which the motif analysis counts on), first-layer
+connections per input, and the distribution of surviving weight values per layer pooled over the
+ensemble (the Monte Carlo statistics of the paper's 400 networks).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.export.compaction import ghost_units
+from core.export.compaction import compact
 
 #: Quantiles of the surviving weights reported per layer and level.
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -66,13 +67,42 @@ def input_connection_fractions(first_layer_mask: np.ndarray) -> np.ndarray:
     return input_connections(first_layer_mask) / first_layer_mask.shape[2]
 
 
+def ghost_free(weight_masks: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The masks without their ghost units' connections (same shapes: a removed unit keeps its
+    place with no connection) and `(N, K-1)` ghost units per hidden layer.
+
+    The ghost units are those `core.export.compaction.compact` removes (no input or no output,
+    repeated until nothing changes; they depend on the weight masks only), one network at a time.
+    """
+    n_nets = weight_masks[0].shape[0]
+    widths = [m.shape[2] for m in weight_masks[:-1]]
+    alive = [np.zeros((n_nets, w), bool) for w in widths]
+    for n in range(n_nets):
+        masks = [np.asarray(m[n], bool) for m in weight_masks]
+        kept = compact([np.zeros(m.shape, np.float32) for m in masks], [np.zeros(m.shape[1]) for m in masks],
+                       masks, [np.zeros(m.shape[1], bool) for m in masks]).kept
+        for h, k in enumerate(kept):
+            alive[h][n, k] = True
+    live = []
+    for k, m in enumerate(weight_masks):
+        m = np.asarray(m, bool)
+        if k > 0:
+            m = m & alive[k - 1][:, :, None]
+        if k < len(alive):
+            m = m & alive[k][:, None, :]
+        live.append(m)
+    ghosts = np.stack([w - a.sum(axis=1) for w, a in zip(widths, alive)], axis=1).astype(np.int32)
+    return live, ghosts.reshape(n_nets, len(widths))
+
+
 def level_structure(weights: list[np.ndarray], weight_masks: list[np.ndarray],
-                    bias_masks: list[np.ndarray], edges: list[np.ndarray]) -> LevelStructure:
-    """Statistics of one level: per layer `weights (N, in, out)`, masks the same, `bias_masks (N, out)`."""
-    n_nets = weights[0].shape[0]
+                    bias_masks: list[np.ndarray], edges: list[np.ndarray],
+                    ghosts: np.ndarray | None = None) -> LevelStructure:
+    """Statistics of one level: per layer `weights (N, in, out)`, masks the same, `bias_masks (N, out)`;
+    `ghosts (N, K-1)` if the caller has them from `ghost_free` already (the same count)."""
     remaining = remaining_fractions(weight_masks)
-    ghosts = np.array([ghost_units([m[n] for m in weight_masks], [b[n] for b in bias_masks])
-                       for n in range(n_nets)], dtype=np.int32).reshape(n_nets, len(weights) - 1)
+    if ghosts is None:
+        ghosts = ghost_free(weight_masks)[1]
     connections = input_connections(weight_masks[0])
     hist, quantiles, moments = [], [], []
     for w, m, e in zip(weights, weight_masks, edges):

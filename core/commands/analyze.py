@@ -1,5 +1,5 @@
 """`mothtui analyze RUN_ID [--noise S] [--flight-samples M] [--eval-samples N] [--structure-only]
-[--force] [--json]`: compute (or show the stored) per-level analysis of a run.
+[--motif-samples N] [--force] [--json]`: compute (or show the stored) per-level analysis of a run.
 
 Refuses while the run's engine is alive; otherwise analyses the completed levels and stores the
 results in `<run>/analysis` (see core/analysis/store.py), so the UI shows them instantly.
@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from core.analysis import AnalysisParams, analyze_run, load_analysis
+from core.analysis.motifs import load_motifs
 from core.cli import resolve_runs
 from core.owner import claim
 from core.runstore import open_run, run_path
@@ -29,6 +30,8 @@ def _params(args) -> AnalysisParams:
         values["eval_samples"] = args.eval_samples
     if getattr(args, "structure_only", False):
         values["performance"] = False
+    if getattr(args, "motif_samples", None) is not None:
+        values["motif_samples"] = args.motif_samples
     return AnalysisParams(**values)
 
 
@@ -69,7 +72,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"run": run_store.run_id, "levels": summary["levels"],
                           "params": load_analysis(run_store)["params"], "summary": summary,
-                          "chosen_vs_level0": flights}))
+                          "chosen_vs_level0": flights, "motifs": load_motifs(run_store)}))
         return 0
     _print_table(run_store, summary, flights)
     return 0
@@ -105,7 +108,24 @@ def _print_table(run_store, s: dict, flights: list[dict]) -> None:
     if perf:
         print(f"flying the dataset's own controls misses by {_fmt(s['replay_position_cm_median'])} cm "
               f"(median): the floor of the flight error")
+    _print_motifs(s)
     for f in flights:
         print(f"net {f['network']:>3} chosen level {f['level']} ({f['sparsity']:.2f}): flight "
               f"{_fmt(f['position_cm_chosen'])} cm / theta {_fmt(f['theta_rad_chosen'])} rad vs level 0 "
               f"{_fmt(f['position_cm_level0'])} cm / {_fmt(f['theta_rad_level0'])} rad")
+
+
+def _print_motifs(s: dict) -> None:
+    """Median z-score over the networks of each motif per level (the counts are in --json)."""
+    names, z = s.get("motif_names"), s.get("motif_z_median")
+    if not names or z is None:
+        return
+    samples = s.get("motif_samples") or 0
+    if not samples:
+        print("motifs: counted without random networks (--motif-samples 0): no z-scores; --json has the counts")
+        return
+    print(f"motif z-scores, median over networks, against {samples:,} random networks each "
+          f"(ghost units removed; edges are fixed by the null model, so no z):")
+    print(f"{'level':>5} " + " ".join(f"{n:>11}" for n in names[1:]))
+    for lvl, row in enumerate(z):
+        print(f"{lvl:>5} " + " ".join(f"{_fmt(v, '.2f'):>11}" for v in row[1:]))

@@ -1,5 +1,6 @@
 """One run: live progress from its event stream, loss vs sparsity, the training curve of the level
-in training, layers, weights, analysis (started here with `a`), other body scales (`s`).
+in training, layers, weights, analysis (started here with `a`), other body scales (`s`), and the
+network motifs' z-scores (stored with the analysis).
 
 Two timers keep it live without blocking: events are tailed at 4 Hz (reading the new lines is
 cheap) and folded into a `core.events.RunProgress` by the shared reducer; the store's `zarr.json`
@@ -26,13 +27,14 @@ from core.events import EventTail, RunProgress, fold
 from core.formatting import fmt_duration, fmt_rate
 from core.runstore import run_path, summarize
 from mothtui.fmt import end_line, fmt_loss, fmt_threshold, status_label
-from mothtui.model import LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view
+from mothtui.model import (LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view,
+                           motif_table)
 from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.widgets.plots import PALETTE, CurvesPlot, LossPlot, Series, WeightHistogram, _log10
 
 EVENT_POLL_S = 0.25
 STORE_POLL_S = 1.0
-TABS = ("progress", "layers", "weights", "analysis", "scales")
+TABS = ("progress", "layers", "weights", "analysis", "scales", "motifs")
 #: The body scales `s` evaluates the run at (the seed's extrapolation question, model.md §5).
 EVALUATE_SCALES = "0.5,2"
 #: The analysis steps the run screen starts (jobs of these kinds show their progress line).
@@ -71,6 +73,7 @@ class RunScreen(Screen):
         Binding("3", "tab('weights')", "tab 3: weights", show=False, id="run.tab3"),
         Binding("4", "tab('analysis')", "tab 4: analysis", show=False, id="run.tab4"),
         Binding("5", "tab('scales')", "tab 5: scales", show=False, id="run.tab5"),
+        Binding("6", "tab('motifs')", "tab 6: motifs", show=False, id="run.tab6"),
         Binding("left_square_bracket", "weights_level(-1)", "level -", show=False, id="run.level_down"),
         Binding("right_square_bracket", "weights_level(1)", "level +", show=False, id="run.level_up"),
         Binding("escape", "app.pop_screen", "back", id="run.back"),
@@ -122,6 +125,10 @@ class RunScreen(Screen):
                 with Vertical():
                     yield CurvesPlot(id="run-scales")
                     yield Static(id="run-scales-note", markup=False)
+            with TabPane("6 motifs", id="motifs"):
+                with Vertical():
+                    yield Static(id="run-motifs-note", markup=False)
+                    yield DataTable(id="run-motifs", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -171,6 +178,7 @@ class RunScreen(Screen):
         self._show_layers(view.layers)
         self._show_analysis(view.analysis)
         self._show_scales(view.extrapolation)
+        self._show_motifs(view.analysis)
         if self.weights_level is None or self.weights_level >= self.levels_complete:
             self.weights_level = max(0, self.levels_complete - 1)
         if self.levels_complete:
@@ -351,6 +359,21 @@ class RunScreen(Screen):
             f"s={s:g}: level 0 {fmt_loss(m[0])} ({'–' if q is None else f'{q:.0f}×'} own) · {v:.0%} valid"
             for s, m, q, v in zip(summary["scales"], summary["loss_median"], summary["ratio_to_level0"],
                                   summary["valid_fraction"])))
+
+    def _show_motifs(self, summary: dict | None) -> None:
+        table = self.query_one("#run-motifs", DataTable)
+        table.clear(columns=True)
+        if summary is None:
+            table.display = False
+            self.query_one("#run-motifs-note", Static).update(
+                f"no analysis stored yet: a analyses (or mothtui analyze {self.run_id}); it counts the motifs")
+            return
+        columns, rows, note = motif_table(summary)
+        table.display = bool(rows)
+        table.add_columns(*columns)
+        for row in rows:
+            table.add_row(*row)
+        self.query_one("#run-motifs-note", Static).update(note)
 
     # ---- keys -------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:

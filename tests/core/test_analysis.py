@@ -277,3 +277,17 @@ def test_analyze_command_json_reports_chosen_levels(trained, capsys):
     assert document["params"]["noise"] == [0.03]
     flights = document["chosen_vs_level0"]
     assert flights and {"position_cm_chosen", "position_cm_level0"} <= set(flights[0])
+    # the motifs of the really trained network: counts by matrix products, z against 1,000 random networks
+    motifs = document["motifs"]
+    assert motifs["names"] == ["edges", "diverging2", "converging2", "chain2", "diverging3", "converging3"]
+    assert motifs["samples"] == 1000 and np.asarray(motifs["counts"]).shape == (2, 1, 6)
+    run = open_run(runs, "trained")
+    for level in range(2):
+        masks = [m[0].astype(np.int64) for m in run.level(level)["weight_mask"]]
+        # (M^T M)[j, k]: sources feeding both targets j and k, i.e. pairs of connections leaving one unit
+        pairs_out = sum((np.sum(m.T @ m) - np.trace(m.T @ m)) // 2 for m in masks)
+        pairs_in = sum((np.sum(m @ m.T) - np.trace(m @ m.T)) // 2 for m in masks)
+        paths = sum(np.sum(a @ b) for a, b in zip(masks, masks[1:]))
+        assert motifs["counts"][level][0][:4] == [sum(m.sum() for m in masks), pairs_out, pairs_in, paths]
+    z = np.asarray(motifs["z"], dtype=float)
+    assert np.isnan(z[:, :, 0]).all() and np.isfinite(z[1, :, 1:]).all()

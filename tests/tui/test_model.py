@@ -17,7 +17,7 @@ from mothtui.fmt import fmt_loss, fmt_threshold
 from core.runlist import new_run_id
 from mothtui import cmdline
 from mothtui.jobs import resume_command, train_command
-from mothtui.model import RunsModel, analysis_table, progress_line
+from mothtui.model import RunsModel, analysis_table, motif_table, progress_line
 from mothtui.screens.new_run import form_overrides
 from mothtui.screens.picker import step_threshold
 
@@ -141,3 +141,16 @@ def test_end_line_says_the_status_once():
         "✗ cancelled: 0 levels complete, resume with x"
     assert end_line("done", "5 levels complete") == "✓ done: 5 levels complete"
     assert end_line("failed", None) == "✗ failed"
+
+
+def test_motif_table_from_a_stored_analysis(store):
+    run = open_run(store, "alpha")
+    analyze_run(run, AnalysisParams(performance=False, motif_samples=30))
+    summary = load_analysis(run)["summary"]
+    columns, rows, note = motif_table(summary)
+    assert columns == ["level", "target", "div 2", "conv 2", "chain 2", "div 3", "conv 3"]   # edges: no z
+    assert len(rows) == run.levels_complete and "30 random networks" in note
+    z = summary["motif_z_median"]
+    assert rows[-1][2] == ("–" if z[-1][1] is None else f"{z[-1][1]:+.1f}")
+    assert motif_table({**summary, "motif_names": None})[1] == []                  # an older analysis
+    assert "no z-scores" in motif_table({**summary, "motif_samples": 0})[2]

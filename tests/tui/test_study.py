@@ -144,6 +144,11 @@ async def test_analysis_started_from_the_run_screen_fills_the_tab(runs_dir, tmp_
         assert screen.query_one("#run-flight").series and str(screen.query_one("#run-step").render()) == ""
         stored = run.path / "analysis" / "zarr.json"
         assert stored.exists()
+        await pilot.press("6")                        # the motifs the same job counted
+        await settle(pilot)
+        motifs = screen.query_one("#run-motifs")
+        assert motifs.display and motifs.row_count == 3 and [c.label.plain for c in motifs.columns.values()][2] == "div 2"
+        assert "1,000 random networks" in str(screen.query_one("#run-motifs-note").render())
 
 
 @pytest.mark.slow

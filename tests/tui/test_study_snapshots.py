@@ -42,6 +42,9 @@ def add_results(runs_dir: Path) -> None:
         "replay_position_cm_median": 0.01,
         "input_names": run.attrs["input_names"],
         "input_connections_fraction": [[1 - s] * 10 for s in sparsity],
+        "motif_names": ["edges", "diverging2", "converging2", "chain2", "diverging3", "converging3"],
+        "motif_samples": 1000,
+        "motif_z_median": [[None, 4 * s - 1, 3 * s - 0.5, -2 * s, 5 * s - 1.5, 2.5 * s] for s in sparsity],
     })
     scales = AnalysisWriter(run.path, EXTRAPOLATION)
     scales.finish(levels=levels, params={"samples": 1000, "seed": 1}, summary={
@@ -84,7 +87,7 @@ def test_compare(snap_compare, app, keys, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("tab", ["1", "4", "5"], ids=["training-curve", "analysis-plots", "scales"])
+@pytest.mark.parametrize("tab", ["1", "4", "5", "6"], ids=["training-curve", "analysis-plots", "scales", "motifs"])
 def test_run_screen(snap_compare, app, tab, size):
     if tab == "1" and SIZES[size] == (80, 24):
         pytest.skip("the training curve at 80x24 renders with timing-dependent y ticks (throttled redraw); "
