@@ -46,7 +46,7 @@ __all__ = ["Derived", "LevelArrays", "RunResults", "list_runs", "load_export", "
 def _runs_dir(runs: Path | str | None) -> Path:
     if runs is not None:
         return Path(runs)
-    from core.cli import default_runs_dir  # $MOTHTUI_RUNS, the settings file, else ./runs
+    from core.settings import default_runs_dir  # $MOTHTUI_RUNS, the settings file, else ./runs
 
     return default_runs_dir()
 

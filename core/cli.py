@@ -13,10 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+from core.settings import DEFAULT_RUNS, default_runs_dir  # noqa: F401  (the CLI's default store)
 from core.config import DEFAULT_PRESET, PRESETS
 from core.errors import MothError
 
-DEFAULT_RUNS = "runs"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,16 +24,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"mothtui: {message} (see '{self.prog} --help')\n")
-
-
-def default_runs_dir() -> Path:
-    """The run store: `$MOTHTUI_RUNS` if set, else the settings file's `runs`, else `./runs`."""
-    if os.environ.get("MOTHTUI_RUNS"):
-        return Path(os.environ["MOTHTUI_RUNS"])
-    from core.settings import load_settings  # stdlib + platformdirs
-
-    runs = load_settings().runs
-    return Path(runs).expanduser() if runs else Path(DEFAULT_RUNS)
 
 
 def version_text() -> str:

@@ -204,3 +204,15 @@ def save_theme(theme: str, path: Path | None = None) -> Path:
 
 def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+#: The run store when nothing names one.
+DEFAULT_RUNS = "runs"
+
+
+def default_runs_dir() -> Path:
+    """The run store: `$MOTHTUI_RUNS` if set, else the settings file's `runs`, else `./runs`."""
+    if os.environ.get("MOTHTUI_RUNS"):
+        return Path(os.environ["MOTHTUI_RUNS"])
+    runs = load_settings().runs
+    return Path(runs).expanduser() if runs else Path(DEFAULT_RUNS)

@@ -21,7 +21,7 @@ def script(shell: str) -> str:
 
 def run_ids() -> list[str]:
     """Ids of the runs of the default run store, for the completion scripts (no zarr, no numpy)."""
-    from core.cli import default_runs_dir
+    from core.settings import default_runs_dir
 
     runs_dir = default_runs_dir()
     if not runs_dir.is_dir():
