@@ -103,6 +103,10 @@ class Config:
     results are the same."""
     eval_batch: int = 65_536
     """Rows per batch when evaluating whole splits."""
+    eval_train_rows: int = 0
+    """The training split's loss at each level on its first this many rows only (0: all of them). Its rows
+    are independent simulated strokes, so these are a fixed random sample, the same at every level; val
+    and test are always evaluated whole (selection reads val). Speed only for the selection."""
     precision: str = "float32"
     """Matmul precision: "float32" (exact), "tf32" (a GPU's TensorFloat-32; float32 on a CPU),
     "tf32-emulated" (inputs of every matmul rounded to tf32 on any device, to see its effect on a
@@ -308,6 +312,8 @@ def validate(cfg: Config) -> Config:
         raise bad("optimizer_state", f"must be one of {', '.join(OPTIMIZER_STATES)}, got {cfg.optimizer_state!r}")
     if cfg.prune_count not in PRUNE_COUNTS:
         raise bad("prune_count", f"must be one of {', '.join(PRUNE_COUNTS)}, got {cfg.prune_count!r}")
+    if cfg.eval_train_rows < 0:
+        raise bad("eval_train_rows", f"must be 0 (all rows) or positive, got {cfg.eval_train_rows}")
     if cfg.keep_per_output < 0:
         raise bad("keep_per_output", f"must be 0 (pure magnitude) or positive, got {cfg.keep_per_output}")
     if cfg.hidden and cfg.keep_per_output > cfg.hidden[-1]:

@@ -10,6 +10,7 @@ exit 2 (`DoesNotFit`), before anything runs.
 from __future__ import annotations
 
 import json
+import os
 
 from core.config import DEFAULT_PRESET, resolve
 from core.errors import ConfigError
@@ -26,7 +27,12 @@ def run(args) -> int:
     calibration = DEFAULT_CALIBRATION_S if args.calibration is None else args.calibration
     if not 0 < calibration <= MAX_CALIBRATION_S:
         raise ConfigError(f"--calibration must be in (0, {MAX_CALIBRATION_S:g}] seconds, got {calibration:g}")
-    plan = build_plan(config, preset, resolve_runs(args), calibration_s=calibration)
+    if getattr(args, "target_config", None) and not getattr(args, "gpu", None):
+        raise ConfigError("--target-config needs --gpu h100|h200")
+    if getattr(args, "gpu", None):  # the CUDA plugin registers without a GPU (for the compile-only device)
+        os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
+    plan = build_plan(config, preset, resolve_runs(args), calibration_s=calibration,
+                      gpu=getattr(args, "gpu", None), target_config=getattr(args, "target_config", None))
     if args.json:
         print(json.dumps(plan.to_json()))
     else:
@@ -106,8 +112,21 @@ def text(plan) -> list[str]:
                      + (" (compiles first)" if first.level == 0 else ""))
     for key, gpu in plan.gpus.items():
         fits = "" if gpu["fits"] else f" · needs {fmt_bytes(gpu['memory_needed'])}: does NOT fit"
-        lines.append(f"  one {gpu['name']}: {_seconds(gpu['run_s'])} · step {_seconds(gpu['step_s'])} "
+        cost = gpu["cost"]
+        lines.append(f"  one {gpu['name']}: {_seconds(gpu['run_s'])} (training {_seconds(gpu['train_s'])}, "
+                     f"evaluation {_seconds(gpu['eval_s'])}) · step {_seconds(gpu['step_s'])} "
                      f"({gpu['bound']}-bound) · eval block {_seconds(gpu['eval_block_s'])}{fits}")
+        lines.append(f"    basis: {cfg.precision} at {gpu['peak_flops'] / 1e12:g} TFLOP/s and "
+                     f"{gpu['bandwidth'] / 1e12:g} TB/s, {gpu['efficiency']['flops']:.0%} and "
+                     f"{gpu['efficiency']['bandwidth']:.0%} of them assumed ({_seconds(gpu['run_s_at_peak'])} at "
+                     f"100 %); the GPU program ({cost['source']}): step {_flops(cost['step']['flops'])} · "
+                     f"{_bytes_si(cost['step']['bytes'])}, {cost['eval_rows']:,}-row block "
+                     f"{_flops(cost['eval_block']['flops'])} · {_bytes_si(cost['eval_block']['bytes'])}")
+        if gpu.get("compiled_memory"):
+            m = gpu["compiled_memory"]
+            lines.append(f"    compiled for the GPU: peak {fmt_bytes(max(m['phases'].values()))} "
+                         f"({', '.join(f'{k} {fmt_bytes(v)}' for k, v in m['phases'].items())}) of "
+                         f"{fmt_bytes(m['limit'])}: " + ("fits" if gpu["fits"] else "does NOT fit"))
     lines.append("peaks used (dense): " + "; ".join(
         f"{g['name']} {g['flops']['float32'] / 1e12:g}/{g['flops']['tf32'] / 1e12:g}/{g['flops']['bf16'] / 1e12:g} "
         f"TFLOP/s fp32/tf32/bf16, {g['bandwidth'] / 1e12:g} TB/s, {g['memory'] / 1e9:g} GB"
