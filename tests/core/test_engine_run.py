@@ -299,3 +299,26 @@ def test_the_eta_counts_the_share_of_their_caps_that_levels_ran_and_their_evalua
     assert eta_seconds(engine, 3, 50, False, 0.01, done) == pytest.approx(2.0 + share * 400 * 0.01 + 2.0)
     # running past the expected share: the level is expected to end now
     assert eta_seconds(engine, 4, 390, True, 0.01, done) == pytest.approx(2.0)
+
+
+def test_training_split_loss_on_its_first_rows(setup):
+    """`eval_train_rows`: the train loss is the loss on the split's first rows (the same rows every level),
+    val and test stay whole; 0 (the default) evaluates every row."""
+    from core.engine import evaluate
+
+    root, config, data = setup
+    whole = Engine(config, data)
+    params, _, _ = whole.initial()
+    rows = 300
+    cut = Engine(config.replace(eval_train_rows=rows), data)
+    full, part = whole.evaluate(params), cut.evaluate(params)
+    split = data.splits["train"]
+    assert split.n > rows
+    expected = evaluate.split_loss(whole.place.nets(params), split.x[:rows], split.y[:rows], whole.eval_rows,
+                                   put=whole.place.data, group=whole.eval_group)
+    np.testing.assert_array_equal(part["train"], expected)
+    assert not np.array_equal(part["train"], full["train"])
+    for name in ("val", "test"):
+        np.testing.assert_array_equal(part[name], full[name])
+    big = Engine(config.replace(eval_train_rows=10 * split.n), data).evaluate(params)  # more than there are: all
+    np.testing.assert_array_equal(big["train"], full["train"])
