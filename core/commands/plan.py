@@ -98,6 +98,10 @@ def text(plan) -> list[str]:
         name = f"level {first.level}" if first is last else f"levels {first.level}–{last.level}, each"
         lines.append(f"  {name + ':':<22}{first.computed_steps:,} steps · {first.eval_blocks} eval blocks · "
                      f"{_flops(first.flops)} · {_bytes_si(first.bytes)}")
+    if plan.levels:
+        evals = plan.levels[-1].parts["eval"]
+        lines.append(f"  {'evaluation per level:':<22}" + " · ".join(
+            f"{name} {e['rows']:,} rows {_flops(e['flops'])}" for name, e in evals.items()))
     lines.append(f"  {'per run:':<22}{_flops(plan.run_flops)} · {_bytes_si(plan.run_bytes)}")
     load = here["load"][0]
     lines.append("time (the full budget: early stopping can only make it shorter)")

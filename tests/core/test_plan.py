@@ -151,7 +151,8 @@ def test_text_output_names_the_parts_and_the_peaks(dataset, tmp_path, capsys):
     text = capsys.readouterr().out
     for words in ("parameters", "optimizer state", "masks", "data on the device", "evaluation activations",
                   "compiled peak", "per step", "per run", "one H100 SXM5", "one H200 SXM", "peaks used",
-                  "67/495/989 TFLOP/s", "3.35 TB/s", "4.8 TB/s", "80 GB", "141 GB", "early stopping"):
+                  "67/495/989 TFLOP/s", "3.35 TB/s", "4.8 TB/s", "80 GB", "141 GB", "early stopping",
+                  "evaluation per level:", "basis: float32", "60% and 80% of them assumed", "analytic model"):
         assert words in text, words
 
 
