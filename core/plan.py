@@ -29,11 +29,16 @@ Where each number comes from:
   calls of `chunk` steps (`loop.budget`), and evaluates every split in blocks. Early stopping can
   only end a level sooner, so the prediction is the full budget: an upper bound. Not counted:
   reading the dataset into memory, pruning and writing each level to the store.
-- **GPUs**: a roofline, per step and per evaluation block max(FLOPs / peak, bytes / bandwidth), with
-  the published peaks in `GPU_PEAKS` (the peak of the config's `precision`). The FLOPs and bytes are
-  the local compile's; on a CPU that is a fair proxy of the same program on a GPU (the same maths;
-  fusion differs). The GPU's memory need is the analytic model's (`analytic_memory`), since XLA on a
-  GPU materialises each evaluation activation whole, where a CPU compile tiles them.
+- **GPUs**: a roofline, per step and per evaluation block max(FLOPs / (peak x efficiency), bytes /
+  (bandwidth x efficiency)), with the published peaks in `GPU_PEAKS` (the peak of the config's
+  `precision`) and the assumed shares of them in `GPU_EFFICIENCY`, and the GPU's own evaluation blocks.
+  The FLOPs and bytes are the GPU program's, not the local compile's (a CPU's fusions differ: its
+  bytes were 45 % above the GPU's for the paper preset): with `gpu` ("h100"/"h200"), the chunk and
+  block compiled for that GPU without one (core/engine/gpu_target.py), whose memory analysis also
+  says whether the run fits it; otherwise the analytic model `gpu_cost`, fitted to those compiles,
+  and the analytic memory model (`analytic_memory`).
+- **parts**: every level's FLOPs and bytes split into its training and each split's evaluation
+  (`Level.parts`; `parts_summary`: level 0, a retraining level, the run), on the local programs.
 
 This module imports no JAX at import time (the JAX side is core/engine/measure.py, imported when
 a plan is built), so the UI's layer rules hold for whoever formats a plan's JSON.
