@@ -187,6 +187,38 @@ def _planned_seconds(plan: dict) -> float | None:
     return time_.get("here_s") or time_.get("run_s")
 
 
+def gpu_prediction_lines(report: dict, paper: dict) -> list[str]:
+    """The GPU prediction `plan` makes without a GPU (`time.gpus`: the roofline of the GPU program at the
+    assumed efficiency) against what this GPU measured: a step and an evaluation block of the paper's 400
+    networks in float32 (`bench engine`), and the whole run as `plan` calibrates it on this GPU
+    (`time.here`). The measured/predicted ratios say how far the assumed efficiencies are off."""
+    kinds = " ".join(report["machine"].get("devices", [])).upper()
+    key = next((k for k in ("H200", "H100") if k in kinds), None)
+    gpu = ((paper.get("time") or {}).get("gpus") or {}).get(key) if key else None
+    engine = _result(report, "engine 400 nets float32").get("result") or {}
+    lines = ["", "## The GPU prediction made without a GPU, against this GPU", ""]
+    if not gpu:
+        return lines + [f"- not comparable: the devices are not an H100 or H200 ({kinds or 'unknown'}), "
+                        "or the paper plan did not run"]
+    nets, batch = engine.get("nets", 400), engine.get("batch", 128)
+    step = nets * batch / engine["network_samples_per_s"] if engine.get("network_samples_per_s") else None
+    rows = (gpu.get("cost") or {}).get("eval_rows")
+    ev = engine.get("evaluation") or {}
+    block = nets * rows / ev["network_rows_per_s"] if ev.get("network_rows_per_s") and rows else None
+    here = (paper.get("time") or {}).get("here") or {}
+    lines += [f"Basis of the prediction: {gpu.get('precision')}, {gpu.get('peak_flops', 0) / 1e12:g} TFLOP/s and "
+              f"{gpu.get('bandwidth', 0) / 1e12:g} TB/s at {gpu.get('efficiency')} of them, the GPU program's "
+              f"FLOPs and bytes from {(gpu.get('cost') or {}).get('source')}.", "",
+              "| what | predicted | measured | measured / predicted |", "|---|---:|---:|---:|"]
+    for name, predicted, measured in (("training step, 400 nets (s)", gpu.get("step_s"), step),
+                                      (f"evaluation block, {rows} rows (s)", gpu.get("eval_block_s"), block),
+                                      ("the paper run (s; measured = plan calibrated here)", gpu.get("run_s"),
+                                       here.get("run_s"))):
+        ratio = measured / predicted if measured and predicted else None
+        lines.append(f"| {name} | {_fmt(predicted, digits=4)} | {_fmt(measured, digits=4)} | {_fmt(ratio, digits=2)} |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The report as the Markdown tables that go into the README's scaling section."""
     m = report["machine"]
@@ -221,6 +253,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {level['level']} | {_fmt(level['seconds'])} | {level['max_steps']:,} | "
                      f"{_fmt(level['median_val'], digits=6) if level['median_val'] is not None else '–'} |")
     paper = (_result(report, "plan paper").get("result") or {})
+    lines += gpu_prediction_lines(report, paper)
     lines += ["", "## The paper preset's plan", "", "```", json.dumps(paper, indent=1)[:4000], "```", "",
               "## Steps", "", "| step | status | seconds |", "|---|---|---:|"]
     lines += [f"| {s['step']} | {s['status']} | {s.get('seconds', '–')} |" for s in report["steps"]]

@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_option(p)
     p.add_argument("--calibration", type=float, default=None, metavar="S",
                    help="seconds of timed calls on random arrays, at most 10 (default 6: core.plan)")
+    p.add_argument("--gpu", choices=("h100", "h200"), default=None,
+                   help="also compile the run's programs for this GPU, without one (needs the CUDA plugin: "
+                        "pip install -e '.[gpu-plan]'), and predict from XLA's analyses of them")
+    p.add_argument("--target-config", default=None, metavar="FILE",
+                   help="with --gpu: an XLA GPU spec (GpuTargetConfigProto text) to compile for instead of "
+                        "the built-in one")
     _json_option(p)
     p.set_defaults(handler="plan")
 

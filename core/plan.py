@@ -29,11 +29,16 @@ Where each number comes from:
   calls of `chunk` steps (`loop.budget`), and evaluates every split in blocks. Early stopping can
   only end a level sooner, so the prediction is the full budget: an upper bound. Not counted:
   reading the dataset into memory, pruning and writing each level to the store.
-- **GPUs**: a roofline, per step and per evaluation block max(FLOPs / peak, bytes / bandwidth), with
-  the published peaks in `GPU_PEAKS` (the peak of the config's `precision`). The FLOPs and bytes are
-  the local compile's; on a CPU that is a fair proxy of the same program on a GPU (the same maths;
-  fusion differs). The GPU's memory need is the analytic model's (`analytic_memory`), since XLA on a
-  GPU materialises each evaluation activation whole, where a CPU compile tiles them.
+- **GPUs**: a roofline, per step and per evaluation block max(FLOPs / (peak x efficiency), bytes /
+  (bandwidth x efficiency)), with the published peaks in `GPU_PEAKS` (the peak of the config's
+  `precision`) and the assumed shares of them in `GPU_EFFICIENCY`, and the GPU's own evaluation blocks.
+  The FLOPs and bytes are the GPU program's, not the local compile's (a CPU's fusions differ: its
+  bytes were 45 % above the GPU's for the paper preset): with `gpu` ("h100"/"h200"), the chunk and
+  block compiled for that GPU without one (core/engine/gpu_target.py), whose memory analysis also
+  says whether the run fits it; otherwise the analytic model `gpu_cost`, fitted to those compiles,
+  and the analytic memory model (`analytic_memory`).
+- **parts**: every level's FLOPs and bytes split into its training and each split's evaluation
+  (`Level.parts`; `parts_summary`: level 0, a retraining level, the run), on the local programs.
 
 This module imports no JAX at import time (the JAX side is core/engine/measure.py, imported when
 a plan is built), so the UI's layer rules hold for whoever formats a plan's JSON.
@@ -61,6 +66,23 @@ GPU_PEAKS: dict[str, dict[str, Any]] = {
     "H200": {"name": "H200 SXM", "flops": {"float32": 67e12, "tf32": 495e12, "tf32-emulated": 67e12, "bf16": 989e12},
              "bandwidth": 4.8e12, "memory": 141e9},
 }
+#: `plan --gpu` names and the GPU_PEAKS key of each.
+GPU_KEYS = {"h100": "H100", "h200": "H200"}
+#: Shares of the published peaks the GPU prediction assumes the engine's kernels reach (not measured:
+#: no GPU has been lent; benchmarks/device_check.sh measures them). HBM streaming kernels (Adam's update,
+#: the activations' elementwise fusions) reach 80-90 % of the bandwidth on Hopper; batched GEMMs of
+#: 128 x 400 x 400 per network, a few tens of percent to ~70 % of the matmul peak.
+GPU_EFFICIENCY = {"flops": 0.6, "bandwidth": 0.8}
+#: The analytic model of the GPU program's bytes (`gpu_cost`), read off XLA's cost analysis of the
+#: engine's programs compiled deviceless for an H100 (core/engine/gpu_target.py; 8 and 400 networks
+#: 10-400-400-400-16-7, batch 128): per network and step, STEP_BYTES_PER_PARAM bytes per parameter
+#: (the forward and backward matmuls' weights, the gradient, Adam's fused update of the parameters, both
+#: moments and the mask) plus STEP_BYTES_PER_ACTIVATION per activation (written, read back by the
+#: backward pass, its gradient written and read); per network and evaluated row, EVAL_BYTES_PER_ACTIVATION
+#: per activation (written and read once: a GPU materialises them whole).
+STEP_BYTES_PER_PARAM = 53.6
+STEP_BYTES_PER_ACTIVATION = 16.0
+EVAL_BYTES_PER_ACTIVATION = 8.2
 #: Seconds the calibration may spend by default, and at most.
 DEFAULT_CALIBRATION_S = 6.0
 MAX_CALIBRATION_S = 10.0
@@ -121,6 +143,9 @@ class Level:
     bytes: float
     seconds_here: float
     seconds_gpu: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, Any] = field(default_factory=dict)
+    """`train` ({steps, flops, bytes}: the computed steps) and `eval` (per split: {rows, blocks, flops,
+    bytes}), on this machine's programs; they add up to `flops` and `bytes`."""
 
 
 @dataclass
@@ -171,10 +196,28 @@ class Plan:
             "memory": memory,
             "cost": {**self.cost, "run": {"flops": self.run_flops, "bytes": self.run_bytes}},
             "levels": [asdict(level) for level in self.levels],
+            "parts": parts_summary(self.levels),
             "time": {"here": self.here, "gpus": self.gpus, "upper_bound": True},
             "peaks": GPU_PEAKS,
             "notes": self.notes,
         }
+
+
+def parts_summary(levels: list[Level]) -> dict[str, Any]:
+    """Where a run's FLOPs and bytes go: level 0, one retraining level (level 1: all alike), and the run
+    (training of every level; evaluation per split over every level)."""
+    def total(parts: list[dict]) -> dict[str, float]:
+        return {"flops": sum(p["flops"] for p in parts), "bytes": sum(p["bytes"] for p in parts)}
+
+    out: dict[str, Any] = {"level0": levels[0].parts if levels else {}}
+    if len(levels) > 1:
+        out["retraining_level"] = levels[1].parts
+    run = {"train": total([lv.parts["train"] for lv in levels]), "eval": {}}
+    for split in (levels[0].parts["eval"] if levels else {}):
+        run["eval"][split] = total([lv.parts["eval"][split] for lv in levels])
+    run["level0_train"] = levels[0].parts["train"] if levels else {}
+    out["run"] = run
+    return out
 
 
 # ---- memory: the analytic model, the limit, the check ------------------------------------------
@@ -396,14 +439,20 @@ def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int
 
 
 def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
-               calibration_s: float = DEFAULT_CALIBRATION_S, progress: Callable[[int, int, str], None] | None = None
-               ) -> Plan:
+               calibration_s: float = DEFAULT_CALIBRATION_S, progress: Callable[[int, int, str], None] | None = None,
+               gpu: str | None = None, target_config: str | None = None) -> Plan:
     """Compile, analyse and calibrate; DoesNotFit before anything runs if the config does not fit.
 
     `progress(k, n, what)` is told before each of the n steps (compiling a program, timing one),
     so a caller can show what the minute of work is doing.
-    """
+    `gpu` ("h100" or "h200"): also compile the run's programs for that GPU without one
+    (core/engine/gpu_target.py) and predict its time and memory from XLA's analyses of the GPU program;
+    `target_config`: the path of an XLA GPU spec to compile for instead of the built-in one."""
     from core.engine import measure
+
+    compiled_gpu = None
+    if gpu:
+        compiled_gpu = {GPU_KEYS[gpu]: compile_gpu(config, runs_dir, gpu, target_config)}
 
     load = os.getloadavg()
     calibration_s = min(max(0.5, calibration_s), MAX_CALIBRATION_S)
@@ -483,17 +532,22 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     # -- the levels, each with its full budget
     compile_s = chunk.seconds + block.seconds
     per_level_overhead = scaled["setup_s"] + scaled["finish_s"] + 2 * scaled["place_s"]
-    blocks = sum(-(-n // setup.eval_rows) for n in split_rows.values())
+    evaluated = eval_split_rows(config, split_rows)
     levels = []
     for level in range(config.levels):
         computed = setup.budget.calls_for(level) * setup.budget.chunk
+        parts = level_parts(computed, evaluated, setup.eval_rows, cost)
+        blocks = sum(p["blocks"] for p in parts["eval"].values())
         seconds = computed * step_s + blocks * block_s + per_level_overhead
         if level == 0:
             seconds += compile_s + scaled["first_setup_s"] - scaled["setup_s"]
+        flops = parts["train"]["flops"] + sum(p["flops"] for p in parts["eval"].values())
+        bytes_ = parts["train"]["bytes"] + sum(p["bytes"] for p in parts["eval"].values())
         levels.append(Level(level, config.sparsities[level], setup.budget.steps_for(level), computed, blocks,
-                            computed * cost["step"]["flops"] + blocks * cost["eval_block"]["flops"],
-                            computed * cost["step"]["bytes"] + blocks * cost["eval_block"]["bytes"], seconds))
-    gpus = _roofline(config, levels, cost, _analytic(setup, place, data, one_device=True))
+                            flops, bytes_, seconds, parts=parts))
+    gpu_costs = {key: (compiled_gpu or {}).get(key) or gpu_cost(config, setup.nets, split_rows, key)
+                 for key in GPU_PEAKS}
+    gpus = _roofline(config, levels, evaluated, gpu_costs, _analytic(setup, place, data, one_device=True))
     run_s = sum(level.seconds_here for level in levels)
     here = {"compile_s": compile_s, "simulate_s": sim_s, "run_s": run_s, "total_s": sim_s + run_s,
             "step_s": step_s, "eval_block_s": block_s, "sample_s": sample_s, "steps_per_timed_call": timed_steps,
@@ -501,14 +555,89 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
             "calibration_s": calibration_spent, "timed_s": timed_s, "load": [round(x, 2) for x in load]}
     notes.append("the full budget of every level: early stopping can only make the run shorter")
     notes.append("not counted here: reading the dataset, pruning, writing the levels")
-    if platform == "cpu":
-        notes.append("GPU FLOPs and bytes from this CPU's compile of the same programs (a fair proxy; "
-                     "fusion differs); GPU memory from the analytic model")
+    for key, gpu_plan in gpu_costs.items():
+        if gpu_plan["source"] == "analytic model":
+            notes.append(f"{key}: FLOPs and bytes from the analytic model of the GPU program (`--gpu "
+                         f"{key.lower()}` compiles it for the GPU), memory from the analytic model")
+    if config.eval_train_rows and config.eval_train_rows < split_rows["train"]:
+        notes.append(f"the training split's loss on its first {config.eval_train_rows:,} rows "
+                     f"(`eval_train_rows`; 0: all {split_rows['train']:,})")
     return Plan(preset=preset, config=config, nets=setup.nets, devices=devices, device_kind=kind, platform=platform,
                 split_rows=split_rows, dataset=data,
                 budget={"level0_steps": setup.budget.level0_steps, "max_steps": setup.budget.max_steps,
                         "chunk": setup.budget.chunk},
                 memory=memory, cost=cost, levels=levels, here=here, gpus=gpus, notes=notes)
+
+
+def eval_split_rows(config: Config, split_rows: dict[str, int]) -> dict[str, int]:
+    """Rows each split's loss is computed on at every level: all of them, but the training split's first
+    `eval_train_rows` when that is set (`loop.Engine.evaluate` does the same)."""
+    rows = dict(split_rows)
+    if config.eval_train_rows:
+        rows["train"] = min(rows["train"], config.eval_train_rows)
+    return rows
+
+
+def level_parts(steps: int, evaluated: dict[str, int], eval_rows: int, cost: dict[str, Any]) -> dict[str, Any]:
+    """FLOPs and bytes of a level's `steps` training steps and of evaluating each split in blocks of
+    `eval_rows` rows, from one step's and one block's `cost`."""
+    step, block = cost["step"], cost["eval_block"]
+    out: dict[str, Any] = {"train": {"steps": steps, "flops": steps * step["flops"], "bytes": steps * step["bytes"]},
+                           "eval": {}}
+    for split, rows in evaluated.items():
+        blocks = -(-rows // eval_rows)
+        out["eval"][split] = {"rows": rows, "blocks": blocks, "flops": blocks * block["flops"],
+                              "bytes": blocks * block["bytes"]}
+    return out
+
+
+def gpu_cost(config: Config, nets: int, split_rows: dict[str, int], key: str) -> dict[str, Any]:
+    """The analytic model of the GPU program's cost (STEP_BYTES_PER_PARAM and its kin, fitted to XLA's
+    analysis of the deviceless GPU compile): one step and one evaluation block of `nets` networks on one
+    GPU, its block rows as the engine would choose them there."""
+    from core.engine import gpu_target
+
+    params = param_count(config)
+    activations = config.batch * sum(config.layer_sizes[1:])
+    weights = sum(a * b for a, b in zip(config.layer_sizes, config.layer_sizes[1:]))
+    rows = gpu_target.eval_rows(config, max(split_rows.values()), gpu_target.TARGETS[_gpu_name(key)])
+    return {"source": "analytic model", "eval_rows": rows,
+            "step": {"flops": 6.0 * config.batch * weights * nets,
+                     "bytes": nets * (STEP_BYTES_PER_PARAM * params + STEP_BYTES_PER_ACTIVATION * activations)
+                     + 68 * config.batch},
+            "eval_block": {"flops": 2.0 * weights * nets * rows,
+                           "bytes": nets * (4 * params + EVAL_BYTES_PER_ACTIVATION * rows * sum(config.layer_sizes[1:]))
+                           + 72 * rows}}
+
+
+def _gpu_name(key: str) -> str:
+    return {v: k for k, v in GPU_KEYS.items()}[key]
+
+
+def compile_gpu(config: Config, runs_dir: Path | None, gpu: str, target_config: str | None) -> dict[str, Any]:
+    """`plan --gpu`: the run's chunk and evaluation block compiled for one GPU of kind `gpu` holding every
+    network (no GPU needed: core/engine/gpu_target.py); their cost (as `_costs` reads a local compile) and
+    the memory of each phase (as `_compiled_memory` adds what the level loop keeps beside them)."""
+    from core.engine import gpu_target, measure
+
+    split_rows, _ = data_plan(config, runs_dir)
+    text = gpu_target.load_target_config(target_config) if target_config else None
+    target = gpu_target.TARGETS[gpu]
+    setup, chunk, block = gpu_target.compile_for(config, split_rows, target, text)
+    notes: list[str] = []
+    cost = _costs(setup, chunk, block, setup.budget.chunk, 1, notes)
+    cost["source"] = "compiled for the GPU" if cost["source"] == "compiled" else "analytic (no cost analysis)"
+    params = 4 * param_count(config) * setup.nets
+    on_device = 68 * split_rows["train"] if setup.on_device else 0
+    val = 68 * split_rows["val"] if setup.seed_signal else 0
+    phases = {"train": chunk.memory["peak"] + params,
+              "evaluate": block.memory["peak"] + on_device + val + params + param_count(config) * setup.nets}
+    return {**cost, "memory": {"chunk": chunk.memory, "eval_block": block.memory, "phases": phases,
+                               "limit": int(target.memory * gpu_target.ALLOCATOR_FRACTION),
+                               "limit_source": f"{gpu_target.ALLOCATOR_FRACTION:.0%} of {target.memory / 1e9:.0f} GB "
+                                               "(JAX's default allocator share)"},
+            "compile_s": chunk.seconds + block.seconds, "target_config": target_config or "built in",
+            "device": target.name}
 
 
 def _costs(setup, chunk, block, steps: int, devices: int, notes: list[str]) -> dict[str, Any]:
@@ -537,23 +666,38 @@ def _costs(setup, chunk, block, steps: int, devices: int, notes: list[str]) -> d
             "eval_block": {"flops": block_flops, "bytes": block_bytes, "model_flops": model_block}}
 
 
-def _roofline(config: Config, levels: list[Level], cost: dict[str, Any], analytic: dict[str, int]) -> dict:
-    """Seconds on one GPU of each kind: max(FLOPs / peak, bytes / bandwidth) per step and per block."""
+def _roofline(config: Config, levels: list[Level], evaluated: dict[str, int], costs: dict[str, dict],
+              analytic: dict[str, int]) -> dict:
+    """Seconds on one GPU of each kind: per step and per evaluation block max(FLOPs / (peak x efficiency),
+    bytes / (bandwidth x efficiency)), with that GPU's program cost (`costs[key]`: compiled for it by
+    `--gpu`, else the analytic model) and its own evaluation blocks; `run_s_at_peak` at 100 %."""
     out = {}
     for key, gpu in GPU_PEAKS.items():
-        peak, bandwidth = gpu["flops"][config.precision], gpu["bandwidth"]
+        peak, bandwidth, cost = gpu["flops"][config.precision], gpu["bandwidth"], costs[key]
+        eff = GPU_EFFICIENCY
 
-        def seconds(part: dict[str, float]) -> float:
-            return max(part["flops"] / peak, part["bytes"] / bandwidth)
+        def seconds(part: dict[str, float], f: float = eff["flops"], b: float = eff["bandwidth"]) -> float:
+            return max(part["flops"] / (peak * f), part["bytes"] / (bandwidth * b))
 
         step_s, block_s = seconds(cost["step"]), seconds(cost["eval_block"])
-        levels_s = [level.computed_steps * step_s + level.eval_blocks * block_s for level in levels]
+        blocks = sum(-(-rows // cost["eval_rows"]) for rows in evaluated.values())
+        levels_s = [level.computed_steps * step_s + blocks * block_s for level in levels]
+        at_peak = sum(level.computed_steps * seconds(cost["step"], 1, 1) + blocks * seconds(cost["eval_block"], 1, 1)
+                      for level in levels)
         for level, s in zip(levels, levels_s):
             level.seconds_gpu[key] = s
-        need = max(analytic.values())
+        train_s = sum(level.computed_steps for level in levels) * step_s
+        compiled = cost.get("memory")
+        need = max(compiled["phases"].values()) if compiled else max(analytic.values())
+        limit = compiled["limit"] if compiled else gpu["memory"]
         out[key] = {"name": gpu["name"], "peak_flops": peak, "bandwidth": bandwidth, "memory": gpu["memory"],
-                    "step_s": step_s, "eval_block_s": block_s,
-                    "bound": "compute" if cost["step"]["flops"] / peak >= cost["step"]["bytes"] / bandwidth else "memory",
-                    "run_s": sum(levels_s), "memory_needed": need, "fits": need <= gpu["memory"],
-                    "levels_s": levels_s}
+                    "efficiency": dict(eff), "precision": config.precision,
+                    "cost": {k: v for k, v in cost.items() if k != "memory"},
+                    "step_s": step_s, "eval_block_s": block_s, "eval_blocks_per_level": blocks,
+                    "bound": "compute" if cost["step"]["flops"] / (peak * eff["flops"])
+                    >= cost["step"]["bytes"] / (bandwidth * eff["bandwidth"]) else "memory",
+                    "run_s": sum(levels_s), "run_s_at_peak": at_peak, "train_s": train_s,
+                    "eval_s": sum(levels_s) - train_s,
+                    "memory_needed": need, "memory_limit": limit, "fits": need <= limit,
+                    "compiled_memory": compiled, "levels_s": levels_s}
     return out

@@ -10,6 +10,7 @@ exit 2 (`DoesNotFit`), before anything runs.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from core.config import DEFAULT_PRESET, resolve
@@ -27,8 +28,13 @@ def run(args) -> int:
     calibration = DEFAULT_CALIBRATION_S if args.calibration is None else args.calibration
     if not 0 < calibration <= MAX_CALIBRATION_S:
         raise ConfigError(f"--calibration must be in (0, {MAX_CALIBRATION_S:g}] seconds, got {calibration:g}")
+    if getattr(args, "target_config", None) and not getattr(args, "gpu", None):
+        raise ConfigError("--target-config needs --gpu h100|h200")
+    if getattr(args, "gpu", None):  # the CUDA plugin registers without a GPU (for the compile-only device)
+        os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
     with _Progress() as progress:
-        plan = build_plan(config, preset, resolve_runs(args), calibration_s=calibration, progress=progress)
+        plan = build_plan(config, preset, resolve_runs(args), calibration_s=calibration, progress=progress,
+                          gpu=getattr(args, "gpu", None), target_config=getattr(args, "target_config", None))
     if args.json:
         print(json.dumps(plan.to_json()))
     else:
@@ -116,6 +122,10 @@ def text(plan) -> list[str]:
         name = f"level {first.level}" if first is last else f"levels {first.level}–{last.level}, each"
         lines.append(f"  {name + ':':<22}{first.computed_steps:,} steps · {first.eval_blocks} eval blocks · "
                      f"{_flops(first.flops)} · {_bytes_si(first.bytes)}")
+    if plan.levels:
+        evals = plan.levels[-1].parts["eval"]
+        lines.append(f"  {'evaluation per level:':<22}" + " · ".join(
+            f"{name} {e['rows']:,} rows {_flops(e['flops'])}" for name, e in evals.items()))
     lines.append(f"  {'per run:':<22}{_flops(plan.run_flops)} · {_bytes_si(plan.run_bytes)}")
     load = here["load"][0]
     lines.append("time (the full budget: early stopping can only make it shorter)")
@@ -130,8 +140,21 @@ def text(plan) -> list[str]:
                      + (" (compiles first)" if first.level == 0 else ""))
     for key, gpu in plan.gpus.items():
         fits = "" if gpu["fits"] else f" · needs {fmt_bytes(gpu['memory_needed'])}: does NOT fit"
-        lines.append(f"  one {gpu['name']}: {_seconds(gpu['run_s'])} · step {_seconds(gpu['step_s'])} "
+        cost = gpu["cost"]
+        lines.append(f"  one {gpu['name']}: {_seconds(gpu['run_s'])} (training {_seconds(gpu['train_s'])}, "
+                     f"evaluation {_seconds(gpu['eval_s'])}) · step {_seconds(gpu['step_s'])} "
                      f"({gpu['bound']}-bound) · eval block {_seconds(gpu['eval_block_s'])}{fits}")
+        lines.append(f"    basis: {cfg.precision} at {gpu['peak_flops'] / 1e12:g} TFLOP/s and "
+                     f"{gpu['bandwidth'] / 1e12:g} TB/s, {gpu['efficiency']['flops']:.0%} and "
+                     f"{gpu['efficiency']['bandwidth']:.0%} of them assumed ({_seconds(gpu['run_s_at_peak'])} at "
+                     f"100 %); the GPU program ({cost['source']}): step {_flops(cost['step']['flops'])} · "
+                     f"{_bytes_si(cost['step']['bytes'])}, {cost['eval_rows']:,}-row block "
+                     f"{_flops(cost['eval_block']['flops'])} · {_bytes_si(cost['eval_block']['bytes'])}")
+        if gpu.get("compiled_memory"):
+            m = gpu["compiled_memory"]
+            lines.append(f"    compiled for the GPU: peak {fmt_bytes(max(m['phases'].values()))} "
+                         f"({', '.join(f'{k} {fmt_bytes(v)}' for k, v in m['phases'].items())}) of "
+                         f"{fmt_bytes(m['limit'])}: " + ("fits" if gpu["fits"] else "does NOT fit"))
     lines.append("peaks used (dense): " + "; ".join(
         f"{g['name']} {g['flops']['float32'] / 1e12:g}/{g['flops']['tf32'] / 1e12:g}/{g['flops']['bf16'] / 1e12:g} "
         f"TFLOP/s fp32/tf32/bf16, {g['bandwidth'] / 1e12:g} TB/s, {g['memory'] / 1e9:g} GB"

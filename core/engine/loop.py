@@ -282,10 +282,12 @@ class Engine:
         return self.place.data(rows)
 
     def evaluate(self, params: Params) -> dict[str, np.ndarray]:
-        """Loss `(N,)` of every network on the whole train, val and test splits."""
+        """Loss `(N,)` of every network on the whole train, val and test splits (train: its first
+        `eval_train_rows` rows when set)."""
         on_device = self.place.nets(params)
-        return {name: evaluate.split_loss(on_device, s.x, s.y, self.eval_rows, self.config.precision,
-                                          put=self.place.data, group=self.eval_group)
+        rows = {"train": self.config.eval_train_rows or None}
+        return {name: evaluate.split_loss(on_device, s.x[:rows.get(name)], s.y[:rows.get(name)], self.eval_rows,
+                                          self.config.precision, put=self.place.data, group=self.eval_group)
                 for name, s in self.data.splits.items()}
 
 

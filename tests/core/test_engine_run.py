@@ -333,3 +333,26 @@ def test_a_trained_run_opens_in_xarray_runs_the_example_notebook_and_exports_to_
         y = ort.InferenceSession(str(out / entry["files"]["onnx"])).run(None, {"x": x})[0]
         expected = load(out / entry["file"]).predict(x.astype(np.float64))
         assert (np.abs(y - expected) <= 1e-6 * span).all(), json.dumps(entry["files"])
+
+
+def test_training_split_loss_on_its_first_rows(setup):
+    """`eval_train_rows`: the train loss is the loss on the split's first rows (the same rows every level),
+    val and test stay whole; 0 (the default) evaluates every row."""
+    from core.engine import evaluate
+
+    root, config, data = setup
+    whole = Engine(config, data)
+    params, _, _ = whole.initial()
+    rows = 300
+    cut = Engine(config.replace(eval_train_rows=rows), data)
+    full, part = whole.evaluate(params), cut.evaluate(params)
+    split = data.splits["train"]
+    assert split.n > rows
+    expected = evaluate.split_loss(whole.place.nets(params), split.x[:rows], split.y[:rows], whole.eval_rows,
+                                   put=whole.place.data, group=whole.eval_group)
+    np.testing.assert_array_equal(part["train"], expected)
+    assert not np.array_equal(part["train"], full["train"])
+    for name in ("val", "test"):
+        np.testing.assert_array_equal(part[name], full[name])
+    big = Engine(config.replace(eval_train_rows=10 * split.n), data).evaluate(params)  # more than there are: all
+    np.testing.assert_array_equal(big["train"], full["train"])

@@ -94,9 +94,34 @@ def _check_consistent(plan: dict) -> None:
     for key, gpu in plan["time"]["gpus"].items():
         assert gpu["peak_flops"] == GPU_PEAKS[key]["flops"][cfg["precision"]]
         assert gpu["run_s"] == pytest.approx(sum(gpu["levels_s"])) and gpu["run_s"] > 0
-        assert gpu["step_s"] == pytest.approx(max(step["flops"] / gpu["peak_flops"], step["bytes"] / gpu["bandwidth"]))
+        gpu_step, eff = gpu["cost"]["step"], gpu["efficiency"]
+        assert gpu["step_s"] == pytest.approx(max(gpu_step["flops"] / (gpu["peak_flops"] * eff["flops"]),
+                                                  gpu_step["bytes"] / (gpu["bandwidth"] * eff["bandwidth"])))
+        assert gpu_step["flops"] == pytest.approx(step.get("model_flops", gpu_step["flops"]), rel=0.2)
+        assert gpu["run_s_at_peak"] < gpu["run_s"] and gpu["precision"] == cfg["precision"]
+        assert gpu["train_s"] + gpu["eval_s"] == pytest.approx(gpu["run_s"])
     h100, h200 = plan["time"]["gpus"]["H100"], plan["time"]["gpus"]["H200"]
     assert h200["run_s"] <= h100["run_s"]  # same compute, more bandwidth
+    _check_parts(plan)
+
+
+def _check_parts(plan: dict) -> None:
+    """Every level's FLOPs and bytes split into its training and each split's evaluation, adding up; the
+    run's parts add up to the run; the training split evaluated on `eval_train_rows` rows when set."""
+    cfg, levels, parts = plan["config"], plan["levels"], plan["parts"]
+    evaluated_train = min(plan["split_rows"]["train"], cfg["eval_train_rows"] or plan["split_rows"]["train"])
+    for level in levels:
+        train, evals = level["parts"]["train"], level["parts"]["eval"]
+        assert set(evals) == {"train", "val", "test"} and train["steps"] == level["computed_steps"]
+        assert evals["train"]["rows"] == evaluated_train
+        assert evals["val"]["rows"] == plan["split_rows"]["val"] and evals["test"]["rows"] == plan["split_rows"]["test"]
+        assert sum(e["blocks"] for e in evals.values()) == level["eval_blocks"]
+        for key in ("flops", "bytes"):
+            assert train[key] + sum(e[key] for e in evals.values()) == pytest.approx(level[key])
+    assert parts["level0"] == levels[0]["parts"]
+    run = parts["run"]
+    for key in ("flops", "bytes"):
+        assert run["train"][key] + sum(e[key] for e in run["eval"].values()) == pytest.approx(plan["cost"]["run"][key])
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
@@ -132,8 +157,23 @@ def test_text_output_names_the_parts_and_the_peaks(dataset, tmp_path, capsys):
     text = capsys.readouterr().out
     for words in ("parameters", "optimizer state", "masks", "data on the device", "evaluation activations",
                   "compiled peak", "per step", "per run", "one H100 SXM5", "one H200 SXM", "peaks used",
-                  "67/495/989 TFLOP/s", "3.35 TB/s", "4.8 TB/s", "80 GB", "141 GB", "early stopping"):
+                  "67/495/989 TFLOP/s", "3.35 TB/s", "4.8 TB/s", "80 GB", "141 GB", "early stopping",
+                  "evaluation per level:", "basis: float32", "60% and 80% of them assumed", "analytic model"):
         assert words in text, words
+
+
+def test_training_split_evaluated_on_a_subsample(dataset, tmp_path, capsys):
+    """`eval_train_rows` cuts the training split's evaluation (blocks, FLOPs) and nothing else."""
+    whole = _plan_json(capsys, "--preset", "smoke", "--set", f"dataset={dataset}", "--runs", str(tmp_path))
+    cut = _plan_json(capsys, "--preset", "smoke", "--set", f"dataset={dataset}", "--set", "eval_train_rows=300",
+                     "--set", "eval_batch=256", "--runs", str(tmp_path))
+    _check_consistent(cut)
+    level, before = cut["levels"][1]["parts"], whole["levels"][1]["parts"]
+    assert level["eval"]["train"]["rows"] == 300 and level["eval"]["train"]["blocks"] == 2  # 256-row blocks
+    assert before["eval"]["train"]["rows"] == whole["split_rows"]["train"] > 300
+    assert cut["parts"]["run"]["train"]["flops"] == pytest.approx(whole["parts"]["run"]["train"]["flops"])
+    assert level["eval"]["val"]["rows"] == before["eval"]["val"]["rows"]
+    assert any("first 300 rows" in note for note in cut["notes"])
 
 
 def test_device_memory_from_the_environment():
