@@ -158,7 +158,7 @@ class Engine:
     def prune_for(self, level: int, params: Params, masks: Params) -> tuple[Params, Params]:
         cfg = self.config
         return prune.prune(params, masks, cfg.sparsities[level], cfg.bias_sparsities[level], cfg.pruning,
-                           cfg.prune_count, cfg.keep_per_output)
+                           cfg.prune_count, cfg.keep_per_output, cfg.pruned_layers, cfg.layer_caps)
 
     @property
     def carries_moments(self) -> bool:
