@@ -35,6 +35,7 @@ from core.engine.model import Layer, Params
 from core.engine.sharding import NetSlice, Placement, make_mesh, process_slice
 from core.errors import Cancelled, StoreError
 from core.events import Event, EventWriter
+from core.branch import open_origin, parent_of
 from core.runstore import SPLITS, Run
 
 #: Where events go besides events.jsonl (the CLI's console display): a callable taking each typed record.
@@ -227,19 +228,51 @@ def _to_host(tree: Params) -> Params:
 # ---- the run ------------------------------------------------------------------------------
 
 def load_level_start(run: Run, engine: Engine, level: int):
-    """The starting point of `level` from the run store (level 0: fresh initialisation):
-    params, masks, diverged flags, and Adam's carried state (None unless it carries over)."""
+    """The starting point of `level` from the run store (level 0: fresh initialisation, or in a
+    branch its parent's level, `core.branch`): params, masks, diverged flags, and Adam's carried
+    state (None unless it carries over)."""
+    if level == 0 and parent_of(run) is not None:
+        return _stored_level(open_origin(run), engine, parent_of(run)["level"], engine.carries_moments,
+                             parent_of(run).get("moments"))
     if level == 0:
         return (*engine.initial(), None)
+    return _stored_level(run, engine, level - 1, engine.carries_moments)
+
+
+def _stored_level(run: Run, engine: Engine, level: int, carried: bool, count: int | None = -1):
+    """A complete level of `run` as the start of the next: params, masks, diverged and Adam's state.
+
+    `count`: -1 reads the stored state as it is; a number checks that the stored state still has it
+    (a branch's parent may have written over it since); None starts fresh moments, as zeros.
+    """
     nets = engine.nets.slice
-    stored = run.level(level - 1, nets)
+    stored = run.level(level, nets)
     params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight"], stored["bias"])]
     masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight_mask"], stored["bias_mask"])]
     moments = None
-    if engine.carries_moments:
-        count, mu, nu = run.moments(level - 1, nets)
-        moments = train.Moments(count, [Layer(*layer) for layer in mu], [Layer(*layer) for layer in nu])
-    return params, masks, run.diverged(level - 1, nets), moments
+    if carried and count is None:  # the same as a fresh optimizer: zero moments at step 0
+        zeros = [Layer(np.zeros_like(w), np.zeros_like(b)) for w, b in zip(stored["weight"], stored["bias"])]
+        moments = train.Moments(np.int32(0), zeros, [Layer(*layer) for layer in zeros])
+    elif carried:
+        found, mu, nu = run.moments(level, nets)
+        if count != -1 and found != count:
+            raise StoreError(f"run {run.run_id!r} no longer holds the optimizer state of level {level} "
+                             f"(step count {found}, not {count}): the branch cannot start from it")
+        moments = train.Moments(found, [Layer(*layer) for layer in mu], [Layer(*layer) for layer in nu])
+    return params, masks, run.diverged(level, nets), moments
+
+
+def branch_level(engine: Engine, params: Params, masks: Params, diverged: np.ndarray,
+                 moments: train.Moments | None) -> LevelResult:
+    """A branch's level 0: its parent's level as stored, not trained (0 steps), evaluated here."""
+    t0 = time.perf_counter()
+    n = engine.nets.count
+    result = LevelResult(params=_to_host(params), masks=_to_host(masks), steps=np.zeros(n, np.int32),
+                         stopped=np.zeros(n, bool), diverged=np.asarray(diverged, bool),
+                         moments=moments if engine.carries_moments else None)
+    result.losses = engine.evaluate(result.params)
+    result.seconds = time.perf_counter() - t0
+    return result
 
 
 class _ProgressEmitter:
@@ -304,21 +337,27 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
          resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices,
          device_kind=engine.place.device_kind)
     level_seconds: list[float] = []
+    targets = [float(s) for s in run.sparsity]  # a branch's level 0 is at its parent's target
+    branched = parent_of(run) is not None
     try:
         params, masks, diverged, moments = load_level_start(run, engine, start)
         for level in range(start, cfg.levels):
             if level > 0:
                 params, masks = engine.prune_for(level, params, masks)
-            emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.steps_for(level))
-            progress = _ProgressEmitter(emit, engine, level, cfg.levels - level - 1, level_seconds)
-            result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop,
-                                        moments=moments)
-            t_eval = time.perf_counter()
-            result.losses = engine.evaluate(result.params)
-            result.seconds += time.perf_counter() - t_eval
+            branch = level == 0 and branched
+            emit("level_start", level=level, sparsity=targets[level], max_steps=0 if branch else engine.steps_for(level))
+            if branch:
+                result = branch_level(engine, params, masks, diverged, moments)
+            else:
+                progress = _ProgressEmitter(emit, engine, level, cfg.levels - level - 1, level_seconds)
+                result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop,
+                                            moments=moments)
+                t_eval = time.perf_counter()
+                result.losses = engine.evaluate(result.params)
+                result.seconds += time.perf_counter() - t_eval
+                level_seconds.append(result.seconds)
             write_level(run, engine.nets, level, result, sync)
-            level_seconds.append(result.seconds)
-            emit("level_end", level=level, sparsity=cfg.sparsities[level], steps=result.steps.tolist(),
+            emit("level_end", level=level, sparsity=targets[level], steps=result.steps.tolist(),
                  stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),
                  loss={k: v.tolist() for k, v in result.losses.items()}, seconds=round(result.seconds, 3))
             params, masks, diverged, moments = result.params, result.masks, result.diverged, result.moments
