@@ -31,11 +31,15 @@ def _print(c: Comparison) -> None:
     width = max(12, *(len(i) for i in ids)) + 2
     at = "each run's own threshold" if c.threshold is None else f"threshold {c.threshold:g}"
     print(f"compare · {len(ids)} runs · {at} ({c.split})")
+    for r in c.runs:  # branches (train --from): where each starts
+        if r.parent:
+            print(f"lineage: {r.run_id} from {r.parent['run']} level {r.parent['level']}")
     print("config: only what differs" if c.diff else "config: identical")
     if c.diff:
-        print(f"  {'key':<18}" + "".join(f"{i:<{width}}" for i in ids))
+        key_width = max(18, *(len(k) + 1 for k in c.diff))
+        print(f"  {'key':<{key_width}}" + "".join(f"{i:<{width}}" for i in ids))
         for key, values in c.diff.items():
-            print(f"  {key:<18}" + "".join(f"{short_value(v):<{width}}" for v in values))
+            print(f"  {key:<{key_width}}" + "".join(f"{short_value(v):<{width}}" for v in values))
     print(f"median {c.split} loss per level [p10–p90]")
     levels = max(len(r.sparsity) for r in c.runs)
     cell = max(width, 35)

@@ -140,7 +140,7 @@ class RunsScreen(Screen):
                           "–" if s.nets is None else str(s.nets), setup, levels, row.chosen, row.duration,
                           fmt_created(s.created),
                           fmt_bytes(row.disk_bytes) if row.disk_bytes is not None else "…",
-                          " ".join(s.tags), key=s.run_id)
+                          " ".join((*s.tags, s.lineage) if s.parent else s.tags), key=s.run_id)
         for rid in starting:
             if matches(self.filter_text, run_id=rid, status="starting"):
                 table.add_row(rid, status_label("starting"), "", "", "", "simulating data / compiling",
