@@ -25,7 +25,7 @@ from core.runstore import open_run
 from engine_fixtures import write_dataset
 
 TINY = ["--preset", "smoke", "--set", "hidden=[12, 8]", "--set", "max_steps=30", "--set", "steps_per_call=15",
-        "--set", "early_stop_window=1000000", "--set", "schedule=[0.5, 0.8]", "--set", "eval_batch=512",
+        "--set", "early_stop_every=1000000", "--set", "schedule=[0.5, 0.8]", "--set", "eval_batch=512",
         "--set", "batch=32", "--quiet"]
 
 
@@ -151,15 +151,15 @@ def _cli(*args, runs):
 
 
 def _branch_process(runs, run_id):
-    return subprocess.Popen([sys.executable, "-m", "core", "train", "--from", "parent:1", "--set", "max_steps=0",
-                             "--set", "epochs_per_level=30", "--set", "schedule=[0.6, 0.7, 0.8, 0.9, 0.95]",
+    return subprocess.Popen([sys.executable, "-m", "core", "train", "--from", "parent:1", "--set", "max_steps=3000",
+                             "--set", "steps_per_call=50", "--set", "schedule=[0.6, 0.8, 0.9, 0.95]",
                              "--set", "prune_output_layer=false", "--runs", str(runs), "--id", run_id, "--quiet"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=ENV)
 
 
 @pytest.mark.slow
-def test_a_branch_killed_and_resumed_equals_one_run_straight(runs_dir, dataset, tmp_path):
+def test_a_branch_killed_and_resumed_equals_one_run_straight(runs_dir, dataset, tmp_path, capsys):
     from test_train_cli import _same, _wait_for_level_end
 
     global ENV
@@ -172,8 +172,11 @@ def test_a_branch_killed_and_resumed_equals_one_run_straight(runs_dir, dataset, 
 
     proc = _branch_process(runs_dir, "killed")
     _wait_for_level_end(runs_dir / "killed", 1, proc)  # level 0 (the copy) and one pruned level are stored
-    busy = _cli("resume", "killed", runs=runs_dir)  # the branch has one owner, as any run
-    assert busy.returncode == 2 and "mothtui train" in busy.stderr and len(busy.stderr.strip().splitlines()) == 1
+    capsys.readouterr()
+    assert main(["resume", "killed", "--runs", str(runs_dir)]) == 2  # the branch has one owner, as any run
+    busy = capsys.readouterr().err.strip().splitlines()
+    assert len(busy) == 1 and "mothtui train" in busy[0], busy
+    assert proc.poll() is None, "the branch ended before the kill: give its levels more steps"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     killed = open_run(runs_dir, "killed")
