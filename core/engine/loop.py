@@ -345,7 +345,8 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
             if level > 0:
                 params, masks = engine.prune_for(level, params, masks)
             branch = level == 0 and branched
-            emit("level_start", level=level, sparsity=targets[level], max_steps=0 if branch else engine.steps_for(level))
+            emit("level_start", level=level, sparsity=targets[level],
+                 max_steps=0 if branch else engine.steps_for(level))
             if branch:
                 result = branch_level(engine, params, masks, diverged, moments)
             else:

@@ -89,7 +89,8 @@ def test_a_branch_starts_from_the_stored_level_and_prunes_only_the_hidden_layers
     assert main(["runs", "--runs", str(runs_dir)]) == 0
     assert "from hidden:1" in capsys.readouterr().out
     compared = _json(capsys, "compare", "parent", "hidden", "twig", "--runs", str(runs_dir), "--json")
-    assert [r["parent"] for r in compared["runs"]] == [None, {"run": "parent", "level": 2}, {"run": "hidden", "level": 1}]
+    assert [r["parent"] for r in compared["runs"]] == [None, {"run": "parent", "level": 2},
+                                                       {"run": "hidden", "level": 1}]
     assert main(["compare", "parent", "twig", "--runs", str(runs_dir)]) == 0
     assert "lineage: twig from hidden level 1" in capsys.readouterr().out
 
