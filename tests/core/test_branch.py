@@ -141,6 +141,29 @@ def test_bad_branches_are_one_line_exit_2_and_create_nothing(runs_dir, dataset, 
     assert sorted(p.name for p in runs_dir.iterdir()) == before
 
 
+def test_a_branch_resumed_at_level_0_reads_its_parent_again_and_equals_one_run_straight(runs_dir, dataset, capsys):
+    assert _train(runs_dir, *TINY, "--set", f"dataset={dataset}", "--id", "p") == 0
+    for run_id in ("straight", "again"):
+        assert _train(runs_dir, "--from", "p:1", "--set", "schedule=[0.9]", "--id", run_id, "--quiet") == 0
+    again = open_run(runs_dir, "again", mode="r+")
+    again.set_attrs(levels_complete=0, status="cancelled")  # as if stopped before its level 0 was complete
+    assert main(["resume", "again", "--quiet", "--runs", str(runs_dir)]) == 0
+    a, b = open_run(runs_dir, "again"), open_run(runs_dir, "straight")
+    for level in range(2):
+        for name, arrays in a.level(level).items():
+            for k, array in enumerate(arrays):
+                np.testing.assert_array_equal(array, b.level(level)[name][k], err_msg=f"{level} {name} {k}")
+    np.testing.assert_array_equal(a.losses("val"), b.losses("val"))
+    # a parent that is gone, or not the run the branch was made from, is one line
+    again.set_attrs(levels_complete=0, status="cancelled")
+    parent = open_run(runs_dir, "p", mode="r+")
+    parent.set_attrs(config={**parent.attrs["config"], "seed": 99})
+    capsys.readouterr()
+    assert main(["resume", "again", "--quiet", "--runs", str(runs_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not the run it was branched from" in err[0], err
+
+
 # ---- kill / resume equality and ownership of a branch: real processes -----------------------------
 
 ENV = dict(os.environ)
