@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="simulate")
 
     p = sub.add_parser("train", help="create a run, train and prune headless")
+    p.add_argument("--from", dest="branch_from", default=None, metavar="RUN:LEVEL",
+                   help="branch: start from a stored level of another run (its weights and masks as level 0), "
+                        "with the parent's config under --preset/--config/--set")
     _config_options(p)
     _runs_option(p)
     p.add_argument("--id", dest="run_id", default=None, help="run id (default: date, time and preset)")

@@ -89,6 +89,17 @@ class Config:
     """Weights each output keeps at least in the output layer while its count leaves room: that many
     largest per output are pruned last, so no output goes dead before the layer's count forces it
     (0: pure magnitude, as the seed; docs/science.md shows dead outputs make the cliff)."""
+    prune_first_layer: bool = True
+    """Prune the first layer (inputs to the first hidden layer); false keeps its mask as each level
+    starts: dense in a new run, the parent's in a branch (`train --from`). Its biases follow it."""
+    prune_output_layer: bool = True
+    """Prune the output layer (last hidden layer to the 7 outputs); false keeps its mask, as
+    `prune_first_layer`. Both false: only the layers between hidden layers are pruned (docs/science.md)."""
+    max_layer_sparsity: tuple[float, ...] = ()
+    """Cap on each weight layer's sparsity, first layer to output layer (one entry per layer, 1: no cap),
+    e.g. [1, 1, 0.8] in a 10-16-16-7 network: the output layer at most 80 % pruned, so floor(0.8·n)
+    weights at most; empty: no caps. "layer" mode prunes a capped layer to min(target, cap); "global"
+    mode leaves a capped layer's largest weights out of the cutoff, so the others give the count."""
     prune_biases: bool = False
     """Also prune biases by magnitude, with their own schedule."""
     bias_schedule: tuple[float, ...] = ()
@@ -134,6 +145,19 @@ class Config:
         if not self.prune_biases:
             return (0.0,) * self.levels
         return (0.0, *(self.bias_schedule or self.schedule))
+
+    @property
+    def pruned_layers(self) -> tuple[bool, ...]:
+        """Per weight layer, first to output: whether the schedule prunes it (`prune_first_layer`,
+        `prune_output_layer`); the layers between hidden layers always are."""
+        n = len(self.hidden) + 1
+        return tuple((k > 0 or self.prune_first_layer) and (k < n - 1 or self.prune_output_layer)
+                     for k in range(n))
+
+    @property
+    def layer_caps(self) -> tuple[float, ...]:
+        """Per weight layer, the most of it the schedule may prune (`max_layer_sparsity`; 1: no cap)."""
+        return self.max_layer_sparsity or (1.0,) * (len(self.hidden) + 1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists), as stored in the run's `config` attribute."""
@@ -321,6 +345,16 @@ def validate(cfg: Config) -> Config:
         raise bad("keep_per_output", f"must be 0 (pure magnitude) or positive, got {cfg.keep_per_output}")
     if cfg.hidden and cfg.keep_per_output > cfg.hidden[-1]:
         raise bad("keep_per_output", f"must be at most the last hidden width {cfg.hidden[-1]}")
+    layers = len(cfg.hidden) + 1
+    if not (cfg.prune_first_layer or cfg.prune_output_layer) and layers < 3:
+        raise bad("prune_output_layer", "with prune_first_layer also false, a network of one hidden layer "
+                  "has no layer left to prune")
+    if cfg.max_layer_sparsity:
+        if len(cfg.max_layer_sparsity) != layers:
+            raise bad("max_layer_sparsity", f"needs one cap per weight layer ({layers}), "
+                      f"got {len(cfg.max_layer_sparsity)}")
+        if any(not 0 <= c <= 1 for c in cfg.max_layer_sparsity):
+            raise bad("max_layer_sparsity", f"caps must be in [0, 1], got {list(cfg.max_layer_sparsity)}")
     if cfg.bias_schedule:
         _check_schedule("bias_schedule", cfg.bias_schedule)
         if len(cfg.bias_schedule) != len(cfg.schedule):

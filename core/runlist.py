@@ -41,6 +41,8 @@ class RunSummary:
     note: str = ""
     config: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     """The run's config as stored (the runs filter matches its values; the setup column); None if damaged."""
+    parent: tuple[str, int] | None = None
+    """(run id, level) a branch run started from (`mothtui train --from`, core.branch); None otherwise."""
 
     @property
     def pid(self) -> int | None:
@@ -59,7 +61,13 @@ class RunSummary:
                 "owner": None if owner is None or owner.record is None else {
                     "host": owner.record.host, "pid": owner.record.pid, "command": owner.record.command,
                     "since": owner.record.since, "last_heard_s": None if owner.age_s is None else round(owner.age_s, 1)},
-                "tags": list(self.tags), "note": self.note}
+                "tags": list(self.tags), "note": self.note,
+                "parent": None if self.parent is None else {"run": self.parent[0], "level": self.parent[1]}}
+
+    @property
+    def lineage(self) -> str:
+        """`from RUN:LEVEL` for a branch, "" otherwise (the runs list and the app)."""
+        return "" if self.parent is None else f"from {self.parent[0]}:{self.parent[1]}"
 
 
 def read_engine_pid(run_dir: Path) -> int | None:
@@ -158,7 +166,15 @@ def summarize(path: Path) -> RunSummary:
     return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
                       attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
                       preset=attrs.get("preset"), owner=owner, tags=tags, note=note,
-                      config=config if isinstance(config, dict) else None)
+                      config=config if isinstance(config, dict) else None, parent=_parent(attrs))
+
+
+def _parent(attrs: dict[str, Any]) -> tuple[str, int] | None:
+    """A branch's (parent run, level) from its `parent` attribute (core.branch); None if absent or odd."""
+    parent = attrs.get("parent")
+    if isinstance(parent, dict) and isinstance(parent.get("run"), str) and isinstance(parent.get("level"), int):
+        return parent["run"], parent["level"]
+    return None
 
 
 def fmt_bytes(size: int | None) -> str:

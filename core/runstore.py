@@ -80,8 +80,11 @@ class Run:
     @classmethod
     def create(cls, path: Path | str, config: Config, *, dataset: str, split: dict[str, list[int]],
                scaler: dict[str, list[float]], chunk_nets: int | None = None,
-               extra_attrs: dict[str, Any] | None = None) -> "Run":
+               extra_attrs: dict[str, Any] | None = None, sparsity: Iterable[float] | None = None) -> "Run":
         """A new run with every array pre-sized to all levels and status `running`.
+
+        `sparsity`: the target of every level when it is not `config.sparsities` (a branch's level 0
+        is at its parent's target, `core.branch`).
 
         `path` must not exist, or be a directory its creator has just claimed (`core.owner.claim_new`).
         """
@@ -98,8 +101,11 @@ class Run:
         sizes = config.layer_sizes
         levels, nets = config.levels, config.nets
         cn = chunk_nets or chunk_nets_for(nets, max(a * b for a, b in zip(sizes, sizes[1:])))
+        targets = np.asarray(config.sparsities if sparsity is None else list(sparsity), np.float64)
+        if targets.shape != (levels,):
+            raise ValueError(f"sparsity needs {levels} targets, got {targets.shape}")
         group.create_array("sparsity", shape=(levels,), dtype="float64", chunks=(levels,),
-                           fill_value=0.0, dimension_names=dims_of("sparsity"))[:] = np.asarray(config.sparsities)
+                           fill_value=0.0, dimension_names=dims_of("sparsity"))[:] = targets
         for k, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
             layer = group.require_group(f"layer_{k}")
             for name, shape, dtype, fill, codec in (

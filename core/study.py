@@ -85,6 +85,8 @@ class RunComparison:
     """Per input, the median fraction of its first-layer connections kept at the chosen levels."""
     extrapolation: dict[str, Any] | None = None
     """`mothtui evaluate`'s stored summary (core.analysis.extrapolate), if any."""
+    parent: dict[str, Any] | None = None
+    """A branch's parent, `{"run", "level"}` (core.branch); None for a run from scratch."""
 
     def to_dict(self) -> dict[str, Any]:
         return _clean({
@@ -94,7 +96,7 @@ class RunComparison:
             "histogram": [{"sparsity": s, "networks": n} for s, n in sorted(self.histogram.items())],
             "none": self.nets - self.chosen,
             "remaining_per_layer": self.remaining, "input_connections": self.inputs,
-            "extrapolation": self.extrapolation,
+            "extrapolation": self.extrapolation, "parent": self.parent,
         })
 
 
@@ -155,9 +157,11 @@ def compare_run(run, threshold: float | None = None, split: str = "val") -> RunC
     histogram = Counter(round(float(c.sparsity), 6) for c in chosen)
     remaining, inputs = _structure_at_chosen(run, chosen)
     extrapolation = load_analysis(run, EXTRAPOLATION)
+    parent = run.attrs.get("parent")
     return RunComparison(run.run_id, dict(run.attrs["config"]), sparsity, p10, med, p90, run.nets,
                          len(chosen), selection.median_sparsity, dict(sorted(histogram.items())),
-                         remaining, inputs, None if extrapolation is None else extrapolation["summary"])
+                         remaining, inputs, None if extrapolation is None else extrapolation["summary"],
+                         {"run": parent["run"], "level": parent["level"]} if isinstance(parent, dict) else None)
 
 
 def check_comparable(runs) -> None:

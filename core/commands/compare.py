@@ -43,6 +43,9 @@ def _print(c: Comparison) -> None:
     width = max(12, *(len(i) for i in ids)) + 2
     at = "each run's own threshold" if c.threshold is None else f"threshold {c.threshold:g}"
     print(f"compare · {len(ids)} runs · {at} ({c.split})")
+    for r in c.runs:  # branches (train --from): where each starts
+        if r.parent:
+            print(f"lineage: {r.run_id} from {r.parent['run']} level {r.parent['level']}")
     print("config: only what differs" if c.diff else "config: identical")
     if c.diff:
         shown = {key: [short_value(v) for v in values] for key, values in c.diff.items()}

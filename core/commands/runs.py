@@ -1,5 +1,5 @@
 """`mothtui runs [--runs DIR] [--json]`: every run of the store, newest first (damaged ones described),
-with its tags and its disk use (and the total)."""
+with its tags, its parent when it is a branch (`from RUN:LEVEL`), and its disk use (and the total)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def run(args) -> int:
         if s.owner is not None:  # who writes it: `pid 123` here, `HOST (last heard from 2m ago)` elsewhere
             note += f"  [{s.owner.where()}]"
         tags = ("  " + " ".join(f"#{t}" for t in s.tags)) if s.tags else ""
+        tags += f"  {s.lineage}" if s.parent else ""  # a branch: the run and level it started from
         print(f"{s.run_id:<28} {s.status:<12} {nets:>5} {levels:>7}  {s.created or '–':<25} "
               f"{fmt_bytes(sizes[s.run_id]):>8}{tags}{note}")
     print(f"{len(summaries)} runs, {fmt_bytes(total)} on disk")

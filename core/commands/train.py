@@ -1,4 +1,4 @@
-"""`mothtui train [--preset P] [--config F] [--set k=v ...] [--runs DIR] [--id ID] [--quiet] [--distributed ...]`.
+"""`mothtui train [--from RUN:LEVEL] [--preset P] [--config F] [--set k=v ...] [--runs DIR] [--id ID] [--quiet] [--distributed ...]`.
 
 Resolves the config, finds or simulates the dataset, prepares the data, creates the run store
 and runs the level loop with a progress display (or none with --quiet; events.jsonl is always
@@ -10,6 +10,9 @@ One flow for one process and for many (`--distributed`): process 0 takes every d
 (run id, dataset, "does it exist"), through `core.distributed.Cluster`, and hands it to all;
 every process simulates its share of a missing dataset and trains its slice of the networks.
 With one process the cluster just calls the actions.
+
+`--from RUN:LEVEL` makes a branch run (`core.branch`): its config starts from the parent's, its
+data are scaled with the parent's scaler, and its level 0 is the parent's level as stored.
 """
 
 from __future__ import annotations
@@ -104,32 +107,53 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
 
 def run(args) -> int:
     with from_args(args) as cluster, stop_on_signals() as stop:  # SIGTERM in set-up cancels at the first chunk
-        preset = args.preset or DEFAULT_PRESET
-        config = resolve(preset, args.config, args.overrides)
-        runs_dir = resolve_runs(args)
+        branch = None
+        if getattr(args, "branch_from", None):
+            runs_dir = resolve_runs(args)
+            preset, config, branch = _branch(args, runs_dir, cluster)
+        else:
+            preset = args.preset or DEFAULT_PRESET
+            config = resolve(preset, args.config, args.overrides)
+            runs_dir = resolve_runs(args)
         nets = cluster.nets(config.nets)
         require_fit(config, nets.count, runs_dir)  # the memory check of `mothtui plan`, before anything is written
         path = Path(cluster.on_main("train/path", lambda: str(claim_new_run(runs_dir, args.run_id, preset))))
         try:
-            return _train(args, cluster, stop, preset, config, runs_dir, nets, path)
+            return _train(args, cluster, stop, preset, config, runs_dir, nets, path, branch)
         finally:
             release(path)
 
 
-def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: Path, nets, path: Path) -> int:
+def _branch(args, runs_dir: Path, cluster: Cluster):
+    """(preset, config, branch) of `train --from RUN:LEVEL`: the parent and level checked, the branch's
+    config resolved over the parent's (core.branch), and the `parent` attribute decided on process 0."""
+    from core.branch import branch_config, open_parent, origin
+
+    parent, level = open_parent(runs_dir, args.branch_from)
+    config = branch_config(parent, level, args.preset, args.config, args.overrides)
+    attr = cluster.on_main("train/origin", lambda: origin(parent, level, config).attr())
+    preset = args.preset or parent.attrs.get("preset") or DEFAULT_PRESET
+    return preset, config, {"parent": attr, "scaler": parent.attrs["scaler"]}
+
+
+def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: Path, nets, path: Path,
+           branch: dict | None = None) -> int:
     """Dataset, data, store, levels: everything after process 0 has claimed the new run."""
     dataset = dataset_for(config, runs_dir, args.quiet, stop, cluster)
-    data, engine = cluster.on_all("train/prepared", lambda: prepare_engine(config, dataset, nets))
+    scaler = branch["scaler"] if branch else None  # a branch's weights expect its parent's scaling
+    data, engine = cluster.on_all("train/prepared", lambda: prepare_engine(config, dataset, nets, scaler=scaler))
     sizes = config.layer_sizes
 
     def create() -> str:
+        extra = {"parent": branch["parent"]} if branch else {}
         Run.create(path, config, dataset=str(Path(dataset).resolve()), split=data.row_ranges,
                    scaler=data.scaler.to_dict(),
                    chunk_nets=chunk_nets_for(config.nets, max(a * b for a, b in zip(sizes, sizes[1:])),
                                              cluster.count),
                    extra_attrs={"preset": preset, "invalid_samples": data.invalid,
                                 "train_rows": data.splits["train"].n, "processes": cluster.count,
-                                "layout": engine.layout._asdict()})
+                                "layout": engine.layout._asdict(), **extra},
+                   sparsity=(branch["parent"]["sparsity"], *config.schedule) if branch else None)
         return uuid.uuid4().hex  # this attempt, told apart from earlier ones in the status files
 
     attempt = cluster.on_main("train/created", create)

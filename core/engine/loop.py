@@ -35,6 +35,7 @@ from core.engine.model import Layer, Params
 from core.engine.sharding import NetSlice, Placement, make_mesh, process_slice
 from core.errors import Cancelled, StoreError
 from core.events import Event, EventWriter
+from core.branch import open_origin, parent_of
 from core.runstore import SPLITS, Checkpoint, Run
 
 #: Where events go besides events.jsonl (the CLI's console display): a callable taking each typed record.
@@ -203,7 +204,7 @@ class Engine:
     def prune_for(self, level: int, params: Params, masks: Params) -> tuple[Params, Params]:
         cfg = self.config
         return prune.prune(params, masks, cfg.sparsities[level], cfg.bias_sparsities[level], cfg.pruning,
-                           cfg.prune_count, cfg.keep_per_output)
+                           cfg.prune_count, cfg.keep_per_output, cfg.pruned_layers, cfg.layer_caps)
 
     @property
     def carries_moments(self) -> bool:
@@ -298,19 +299,51 @@ def _to_host(tree: Params) -> Params:
 # ---- the run ------------------------------------------------------------------------------
 
 def load_level_start(run: Run, engine: Engine, level: int):
-    """The starting point of `level` from the run store (level 0: fresh initialisation):
-    params, masks, diverged flags, and Adam's carried state (None unless it carries over)."""
+    """The starting point of `level` from the run store (level 0: fresh initialisation, or in a
+    branch its parent's level, `core.branch`): params, masks, diverged flags, and Adam's carried
+    state (None unless it carries over)."""
+    if level == 0 and parent_of(run) is not None:
+        return _stored_level(open_origin(run), engine, parent_of(run)["level"], engine.carries_moments,
+                             parent_of(run).get("moments"))
     if level == 0:
         return (*engine.initial(), None)
+    return _stored_level(run, engine, level - 1, engine.carries_moments)
+
+
+def _stored_level(run: Run, engine: Engine, level: int, carried: bool, count: int | None = -1):
+    """A complete level of `run` as the start of the next: params, masks, diverged and Adam's state.
+
+    `count`: -1 reads the stored state as it is; a number checks that the stored state still has it
+    (a branch's parent may have written over it since); None starts fresh moments, as zeros.
+    """
     nets = engine.nets.slice
-    stored = run.level(level - 1, nets)
+    stored = run.level(level, nets)
     params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight"], stored["bias"])]
     masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight_mask"], stored["bias_mask"])]
     moments = None
-    if engine.carries_moments:
-        count, mu, nu = run.moments(level - 1, nets)
-        moments = train.Moments(count, [Layer(*layer) for layer in mu], [Layer(*layer) for layer in nu])
-    return params, masks, run.diverged(level - 1, nets), moments
+    if carried and count is None:  # the same as a fresh optimizer: zero moments at step 0
+        zeros = [Layer(np.zeros_like(w), np.zeros_like(b)) for w, b in zip(stored["weight"], stored["bias"])]
+        moments = train.Moments(np.int32(0), zeros, [Layer(*layer) for layer in zeros])
+    elif carried:
+        found, mu, nu = run.moments(level, nets)
+        if count != -1 and found != count:
+            raise StoreError(f"run {run.run_id!r} no longer holds the optimizer state of level {level} "
+                             f"(step count {found}, not {count}): the branch cannot start from it")
+        moments = train.Moments(found, [Layer(*layer) for layer in mu], [Layer(*layer) for layer in nu])
+    return params, masks, run.diverged(level, nets), moments
+
+
+def branch_level(engine: Engine, params: Params, masks: Params, diverged: np.ndarray,
+                 moments: train.Moments | None) -> LevelResult:
+    """A branch's level 0: its parent's level as stored, not trained (0 steps), evaluated here."""
+    t0 = time.perf_counter()
+    n = engine.nets.count
+    result = LevelResult(params=_to_host(params), masks=_to_host(masks), steps=np.zeros(n, np.int32),
+                         stopped=np.zeros(n, bool), diverged=np.asarray(diverged, bool),
+                         moments=moments if engine.carries_moments else None)
+    result.losses = engine.evaluate(result.params)
+    result.seconds = time.perf_counter() - t0
+    return result
 
 
 class LevelTiming(NamedTuple):
@@ -426,6 +459,8 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
          resumed_from=resumed_from, max_steps=engine.max_steps, devices=engine.place.devices,
          device_kind=engine.place.device_kind, layout=engine.layout._asdict())
     done: list[LevelTiming] = []  # the levels completed in this process, for the ETA
+    targets = [float(s) for s in run.sparsity]  # a branch's level 0 is at its parent's target
+    branched = parent_of(run) is not None
     try:
         params, masks, diverged, moments = load_level_start(run, engine, start)
         nets = engine.nets.slice
@@ -433,27 +468,31 @@ def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: thread
         for level in range(start, cfg.levels):
             if level > 0:
                 params, masks = engine.prune_for(level, params, masks)
-            resume = checkpoint if checkpoint is not None and checkpoint.level == level else None
-            emit("level_start", level=level, sparsity=cfg.sparsities[level], max_steps=engine.steps_for(level),
-                 step=resume.step if resume else None)
-            progress = _ProgressEmitter(emit, engine, level, done, resume.step if resume else 0)
+            branch = level == 0 and branched
+            resume = checkpoint if not branch and checkpoint is not None and checkpoint.level == level else None
+            emit("level_start", level=level, sparsity=targets[level],
+                 max_steps=0 if branch else engine.steps_for(level), step=resume.step if resume else None)
+            if branch:
+                result = branch_level(engine, params, masks, diverged, moments)
+            else:
+                progress = _ProgressEmitter(emit, engine, level, done, resume.step if resume else 0)
 
-            def save(step: int, leaves: list[np.ndarray], level: int = level) -> None:
-                run.write_checkpoint(level, step, nets, leaves)
-                emit("checkpoint", level=level, step=step)
+                def save(step: int, leaves: list[np.ndarray], level: int = level) -> None:
+                    run.write_checkpoint(level, step, nets, leaves)
+                    emit("checkpoint", level=level, step=step)
 
-            result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop,
-                                        moments=moments, resume=resume, save=save)
-            t_eval = time.perf_counter()
-            result.losses = engine.evaluate(result.params)
-            eval_s = time.perf_counter() - t_eval
-            if resume is None:
-                done.append(LevelTiming(level, engine.steps_for(level), int(result.steps.max(initial=0)),
-                                        result.seconds, eval_s))
-            result.seconds += eval_s
+                result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop,
+                                            moments=moments, resume=resume, save=save)
+                t_eval = time.perf_counter()
+                result.losses = engine.evaluate(result.params)
+                eval_s = time.perf_counter() - t_eval
+                if resume is None:
+                    done.append(LevelTiming(level, engine.steps_for(level), int(result.steps.max(initial=0)),
+                                            result.seconds, eval_s))
+                result.seconds += eval_s
             write_level(run, engine.nets, level, result, sync)
             run.clear_checkpoint(nets)
-            emit("level_end", level=level, sparsity=cfg.sparsities[level], steps=result.steps.tolist(),
+            emit("level_end", level=level, sparsity=targets[level], steps=result.steps.tolist(),
                  stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),
                  loss={k: v.tolist() for k, v in result.losses.items()}, seconds=round(result.seconds, 3))
             params, masks, diverged, moments = result.params, result.masks, result.diverged, result.moments

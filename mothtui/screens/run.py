@@ -198,6 +198,7 @@ class RunScreen(Screen):
         nets = summary.nets if summary.nets is not None else "?"
         self.query_one("#run-header", Static).update(
             f"[b]{self.run_id}[/b] · {status_label(summary.status)} · {nets} nets · {arch} · {pruning} · "
+            f"{summary.lineage + ' · ' if summary.parent else ''}"
             f"threshold {fmt_threshold(self.threshold)} (val) · levels {summary.levels_complete}/{summary.levels}"
             f"{self._devices_text()}")
 

@@ -179,7 +179,8 @@ class RunsScreen(Screen):
         mark = MARK if s.run_id in self.marked else " " * len(MARK)  # ids stay aligned, marked or not
         disk = fmt_bytes(row.disk_bytes) if row.disk_bytes is not None else ("–" if s.status == "starting" else "…")
         return (mark + s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets), setup, levels,
-                row.chosen, row.duration, fmt_created(s.created), disk, " ".join(s.tags))
+                row.chosen, row.duration, fmt_created(s.created), disk,
+                " ".join((*s.tags, s.lineage) if s.parent else s.tags))
 
     def _fill_table(self, cells: list[tuple], keys: list[str]) -> None:
         """Put the rows in the table when they changed, with column widths measured again (a wide

@@ -38,6 +38,9 @@ def test_toml_then_set_override_in_that_order(tmp_path):
     (["bias_schedule=[0.1]", "schedule=[0.2, 0.3]"], "bias_schedule"), (["batch=100000"], "batch"),
     (["prune_biases=maybe"], "prune_biases"), (["keep_per_output=-1"], "keep_per_output"),
     (["keep_per_output=17"], "keep_per_output"),
+    (["max_layer_sparsity=[1, 0.8]"], "max_layer_sparsity"), (["max_layer_sparsity=[1, 1, 1.2]"], "max_layer_sparsity"),
+    (["hidden=[16]", "prune_first_layer=false", "prune_output_layer=false"], "prune_output_layer"),
+    (["prune_first_layer=sometimes"], "prune_first_layer"),
 ])
 def test_bad_values_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
@@ -60,3 +63,12 @@ def test_missing_or_broken_files_and_presets(tmp_path):
 def test_every_key_is_documented():
     for name in Config.__dataclass_fields__:
         assert key_help(name), name
+
+
+def test_per_layer_keys_name_the_layers_pruned_and_their_caps():
+    """smoke is 10-16-16-7: three weight layers, first to output."""
+    cfg = resolve("smoke", None, ["prune_first_layer=false", "prune_output_layer=false"])
+    assert cfg.pruned_layers == (False, True, False) and cfg.layer_caps == (1.0, 1.0, 1.0)
+    cfg = resolve("smoke", None, ["prune_output_layer=false", "max_layer_sparsity=[1, 0.9, 0.8]"])
+    assert cfg.pruned_layers == (True, True, False) and cfg.layer_caps == (1.0, 0.9, 0.8)
+    assert resolve("smoke").pruned_layers == (True, True, True)

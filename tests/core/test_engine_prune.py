@@ -1,5 +1,7 @@
 """Per-network magnitude pruning: exact counts, per network, monotone masks, global and bias modes."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,107 @@ def test_keep_per_output_gives_way_to_the_count_when_it_leaves_no_room():
     out_m = np.asarray(masks[-1].weight)
     assert np.all(out_m.reshape(2, -1).sum(1) == 84 - prune.prune_count(0.98, 84))
     assert np.all(out_m.any(axis=1).sum(1) == 2)  # two outputs, one weight each
+
+
+# ---- per-layer control: layers left out, caps (config prune_first_layer, prune_output_layer,
+# max_layer_sparsity), against an independent numpy rule ---------------------------------------
+
+def _rule(weights, kept, fraction, mode, layers, caps):
+    """Independent numpy rule for one network: lists of (in, out) |w| and kept masks -> new masks.
+
+    layer: a pruned layer's count is min(round half up of c·n, floor(cap·n)), the smallest kept |w|
+    going first; a layer left out keeps its mask. global: walk the entries of the pruned layers from
+    the smallest |w| up and prune one unless its layer has reached its cap, until the group has
+    round(c·N) pruned (already pruned entries count, and never come back)."""
+    sizes = [w.size for w in weights]
+    cap_n = [math.floor(c * n + 1e-9) for c, n in zip(caps, sizes)]
+    new = [m.copy().ravel() for m in kept]
+    if mode == "layer":
+        for i, (w, n) in enumerate(zip(weights, sizes)):
+            if not layers[i]:
+                continue
+            k = min(math.floor(fraction * n + 0.5), cap_n[i])
+            todo = k - int((~new[i]).sum())
+            order = sorted(np.flatnonzero(new[i]), key=lambda f: (abs(w.ravel()[f]), f))
+            new[i][order[:max(todo, 0)]] = False
+    else:
+        group = [i for i in range(len(weights)) if layers[i]]
+        k = math.floor(fraction * sum(sizes[i] for i in group) + 0.5)
+        pruned = {i: int((~new[i]).sum()) for i in group}
+        entries = sorted(((abs(weights[i].ravel()[f]), i, f) for i in group for f in np.flatnonzero(new[i])),
+                         key=lambda e: (e[0], group.index(e[1]), e[2]))
+        for _, i, f in entries:
+            if sum(pruned.values()) >= k:
+                break
+            if pruned[i] < cap_n[i]:
+                new[i][f] = False
+                pruned[i] += 1
+    return [m.reshape(w.shape) for m, w in zip(new, weights)]
+
+
+PER_LAYER_CASES = [
+    ("layer", (False, True, False), None),  # hidden layers only (first and output kept dense)
+    ("layer", (True, True, False), None),  # output layer kept dense
+    ("layer", (False, True, True), None),  # first layer kept dense
+    ("layer", (True, True, True), (1.0, 1.0, 0.8)),  # output layer at most 80 %
+    ("global", (False, True, False), None),
+    ("global", (True, True, True), (1.0, 0.7, 0.8)),
+    ("global", (False, True, True), (1.0, 1.0, 0.5)),
+]
+
+
+@pytest.mark.parametrize("mode,layers,caps", PER_LAYER_CASES)
+def test_per_layer_pruning_follows_the_numpy_rule_with_exact_counts(mode, layers, caps):
+    sizes, nets = (10, 24, 12, 7), 3
+    params = model.init_params(sizes, 0.2, seed=7, nets=range(nets))
+    masks = model.full_masks(params)
+    caps_or_none = caps or (1.0,) * 3
+    for fraction in (0.5, 0.85, 0.95):
+        before = [np.asarray(m.weight) for m in masks]
+        weights = [np.asarray(p.weight) for p in params]
+        params, masks = prune.prune(params, masks, fraction, mode=mode, layers=layers, caps=caps)
+        after = [np.asarray(m.weight) for m in masks]
+        for n in range(nets):
+            expected = _rule([w[n] for w in weights], [b[n] for b in before], fraction, mode, layers, caps_or_none)
+            for k in range(3):
+                assert np.array_equal(after[k][n], expected[k]), f"{mode} {fraction} net {n} layer {k}"
+                assert (~after[k][n]).sum() <= math.floor(caps_or_none[k] * after[k][n].size + 1e-9)
+                if not layers[k]:
+                    assert after[k][n].all(), "a layer left out was pruned"
+        for p, m in zip(params, masks):  # pruned weights are zero
+            assert np.all(np.asarray(p.weight)[~np.asarray(m.weight)] == 0.0)
+        if mode == "layer":  # exact counts per pruned layer: the target, or the cap where it binds
+            for k, size in enumerate(a[0].size for a in after):
+                want = min(prune.prune_count(fraction, size), prune.cap_count(caps_or_none[k], size)) if layers[k] else 0
+                assert np.all((~after[k].reshape(nets, -1)).sum(1) == want)
+        else:  # the group's count, unless the caps leave less room
+            group = [k for k in range(3) if layers[k]]
+            total = sum(after[k][0].size for k in group)
+            room = sum(prune.cap_count(caps_or_none[k], after[k][0].size) for k in group)
+            got = sum((~after[k].reshape(nets, -1)).sum(1) for k in group)
+            assert np.all(got == min(prune.prune_count(fraction, total), room))
+
+
+def test_the_output_cap_binds_at_80_percent_of_the_papers_16x7_layer():
+    """The 16x7 output layer capped at 0.8 keeps 23 weights at 95 %, where the plain rule keeps 6."""
+    assert prune.cap_count(0.8, 112) == 89 and prune.cap_count(1.0, 112) == 112 and prune.cap_count(0.0, 112) == 0
+    params = model.init_params((10, 40, 16, 7), 0.2, seed=2, nets=range(2))
+    _, masks = prune.prune(params, model.full_masks(params), 0.95, caps=(1.0, 1.0, 0.8))
+    kept = [np.asarray(m.weight).reshape(2, -1).sum(1) for m in masks]
+    assert kept[2].tolist() == [23, 23] and kept[0].tolist() == [400 - 380] * 2
+    _, plain = prune.prune(params, model.full_masks(params), 0.95)
+    assert np.asarray(plain[2].weight).reshape(2, -1).sum(1).tolist() == [6, 6]
+
+
+def test_a_layer_left_out_or_over_its_cap_keeps_its_mask_as_it_came():
+    """A branch from a 94 % network: the output layer, left out or capped below its pruned fraction,
+    neither loses more weights nor gets any back; the hidden layers go on to the new target."""
+    params = model.init_params((10, 24, 12, 7), 0.2, seed=4, nets=range(2))
+    params, masks = prune.prune(params, model.full_masks(params), 0.94)
+    start = [np.asarray(m.weight) for m in masks]
+    for kwargs in (dict(layers=(False, True, False)), dict(caps=(0.94, 1.0, 0.5))):
+        _, new = prune.prune(params, masks, 0.99, **kwargs)
+        new = [np.asarray(m.weight) for m in new]
+        assert np.array_equal(new[2], start[2]) and np.array_equal(new[0], start[0])
+        assert np.all((~new[1].reshape(2, -1)).sum(1) == prune.prune_count(0.99, 24 * 12))
+        assert not np.any(new[1] & ~start[1])
