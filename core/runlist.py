@@ -39,6 +39,8 @@ class RunSummary:
     """Who holds the run while it is written (None: nobody alive)."""
     tags: tuple[str, ...] = ()
     note: str = ""
+    sweep: str | None = None
+    """The sweep the run belongs to (`mothtui sweep`, core.sweep), if any."""
     config: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     """The run's config as stored (the runs filter matches its values; the setup column); None if damaged."""
 
@@ -59,7 +61,7 @@ class RunSummary:
                 "owner": None if owner is None or owner.record is None else {
                     "host": owner.record.host, "pid": owner.record.pid, "command": owner.record.command,
                     "since": owner.record.since, "last_heard_s": None if owner.age_s is None else round(owner.age_s, 1)},
-                "tags": list(self.tags), "note": self.note}
+                "tags": list(self.tags), "note": self.note, "sweep": self.sweep}
 
 
 def read_engine_pid(run_dir: Path) -> int | None:
@@ -155,6 +157,7 @@ def summarize(path: Path) -> RunSummary:
     return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
                       attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
                       preset=attrs.get("preset"), owner=owner, tags=tags, note=note,
+                      sweep=attrs["sweep"] if isinstance(attrs.get("sweep"), str) else None,
                       config=config if isinstance(config, dict) else None)
 
 
