@@ -53,6 +53,8 @@ SUPERVISOR_DIR = "supervisor"
 SUPERVISOR_LOG = "supervisor.log"
 #: Seconds between two looks of the supervisor at its engines and the queue.
 TICK_S = 0.5
+#: How long a command that starts the supervisor waits for it to take the queue.
+_START_WAIT_S = 10.0
 
 #: Entry states. `queued` waits; `running` has an engine; `paused` was stopped by `queue pause`
 #: and goes back to `queued` on `queue resume`; the rest are final.
@@ -280,6 +282,13 @@ def ensure_supervisor(runs_dir: Path | str) -> int | None:
     with open(folder / SUPERVISOR_LOG, "ab") as out:
         process = subprocess.Popen(supervisor_command(runs_dir), stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True, cwd=os.getcwd())
+    # Wait until it holds the queue (or lost that to another), so `mothtui queue` right after shows it.
+    deadline = time.monotonic() + _START_WAIT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        owner = supervisor(runs_dir)
+        if owner.alive:
+            return owner.pid
+        time.sleep(0.02)
     return process.pid
 
 

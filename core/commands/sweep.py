@@ -40,8 +40,12 @@ def run(args) -> int:
     if args.slurm:
         from core.slurm import write_script
 
-        write_sweep(runs_dir, record)
-        path = write_script(Path(args.slurm), record, spec, runs_dir)
+        path = write_script(Path(args.slurm), record, spec, runs_dir)  # refuses to overwrite a file
+        try:
+            write_sweep(runs_dir, record)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         if not args.json:
             print(f"{len(record.points)} runs: submit with `sbatch {path}` (again to resume what did not finish)")
             print(name)
