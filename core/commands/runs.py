@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 
 from core.cli import resolve_runs
-from core.runlist import disk_usage, fmt_bytes, list_runs
+from core.diskcache import disk_usages
+from core.runlist import fmt_bytes, list_runs
 
 
 def run(args) -> int:
     runs_dir = resolve_runs(args)
     summaries = list_runs(runs_dir)
-    sizes = {s.run_id: disk_usage(s.path) for s in summaries}
+    sizes = disk_usages(runs_dir, summaries)  # remembered in <runs>/.cache while a run does not change
     total = sum(sizes.values())
     if args.json:
         print(json.dumps({"runs_dir": str(runs_dir), "disk_bytes": total,
