@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_option(p)
     p.add_argument("--calibration", type=float, default=None, metavar="S",
                    help="seconds of timed calls on random arrays, at most 10 (default 6: core.plan)")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="plan a sweep (as `mothtui sweep`): each distinct config and the total")
+    _parallel_option(p)
     _json_option(p)
     p.set_defaults(handler="plan")
 

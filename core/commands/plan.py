@@ -20,6 +20,10 @@ from core.runlist import fmt_bytes
 
 
 def run(args) -> int:
+    if getattr(args, "grid", None):  # the plan of a whole sweep (core.commands.sweep)
+        from core.commands.sweep import plan as plan_sweep
+
+        return plan_sweep(args)
     from core.cli import resolve_runs
 
     preset = args.preset or DEFAULT_PRESET

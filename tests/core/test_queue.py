@@ -94,8 +94,13 @@ def test_sweep_of_three_runs_one_after_the_other(runs_dir, dataset, stop_supervi
         assert after.started >= before.ended
     _wait(lambda: not q.supervisor(runs_dir).alive, "the supervisor to end when nothing is left")
 
-    runs = json.loads(_cli("runs", "--json", runs=runs_dir).stdout)["runs"]
-    assert sorted((r["id"], r["status"], r["sweep"]) for r in runs) == [(i, "done", "s1") for i in ids]
+    listing = json.loads(_cli("runs", "--json", runs=runs_dir).stdout)
+    assert sorted((r["id"], r["status"], r["sweep"]) for r in listing["runs"]) == [(i, "done", "s1") for i in ids]
+    (sweep,) = listing["sweeps"]
+    assert (sweep["name"], sweep["done"], sweep["total"]) == ("s1", 3, 3)
+    text = _cli("runs", runs=runs_dir).stdout.splitlines()
+    head = next(i for i, line in enumerate(text) if "sweep s1" in line)
+    assert "3/3 done" in text[head] and all(text[head + k].startswith("  s1-0") for k in (1, 2, 3))
     assert [open_run(runs_dir, i).config.seed for i in ids] == [1, 2, 3]
     compared = json.loads(_cli("compare", "s1", "--json", runs=runs_dir).stdout)
     assert [r["run"] for r in compared["runs"]] == ids

@@ -126,3 +126,19 @@ def test_slurm_script_names_every_point_once_with_commands_the_cli_accepts(runs_
     args = build_parser().parse_args(call["argv"])
     assert args.command == "resume" and args.run_id == "arr-02"
     assert subprocess.run(cmd, capture_output=True, text=True).returncode != 0  # no overwrite of sweep or script
+
+
+@pytest.mark.slow
+def test_plan_of_a_sweep_sums_its_runs(runs_dir):
+    """`plan --grid`: seeds share one plan; the total time is the sum over the runs (one at a time)."""
+    proc = subprocess.run([sys.executable, "-m", "core", "plan", "--preset", "smoke", "--grid", "seed=1,2,3",
+                           "--calibration", "0.5", "--json", "--runs", str(runs_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    (config,) = plan["configs"]
+    total = plan["total"]
+    assert config["runs"] == 3 and total["runs"] == 3 and total["distinct_configs"] == 1 and total["fits"]
+    assert total["time_here_s"] == pytest.approx(3 * config["time_here_s"])
+    assert total["memory_peak"] == config["memory_peak"] > 0
+    assert set(total["time_gpus_s"]) == set(config["time_gpus_s"]) and total["time_gpus_s"]
