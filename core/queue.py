@@ -10,7 +10,8 @@ stdin closed) holds `<runs>/.queue/supervisor/` with `core.owner.claim`: the ker
 the only one, and its owner record is how a new CLI or app finds it again (`supervisor`). Every
 tick it looks at the running entries, records the ones that ended (from the run's own status:
 `done`, else `failed` with the reason, and the queue goes on), and starts the next queued entries
-while fewer than `parallel` run (one per GPU by default, each with its own `CUDA_VISIBLE_DEVICES`).
+while fewer than `parallel` run (one per GPU by default, each with its own `CUDA_VISIBLE_DEVICES`),
+one at a time through its set-up (so parallel runs never simulate one missing dataset twice).
 It exits when nothing is left to run; any command that gives it work starts it (`ensure_supervisor`).
 
 The queue's state is all in the store, so a killed supervisor loses nothing: the engines it
@@ -338,7 +339,7 @@ class Supervisor:
         with locked(self.runs_dir) as state:
             for entry in state.with_state("running"):
                 self.watch(entry, state.paused)
-            if not state.paused:
+            if not state.paused and not self.setting_up(state):
                 free = self.parallel(state) - len(state.with_state("running"))
                 for entry in state.with_state("queued"):
                     if free <= 0:
@@ -346,6 +347,11 @@ class Supervisor:
                     if self.start(entry, state):
                         free -= 1
             return state.needs_supervisor
+
+    def setting_up(self, state: QueueState) -> bool:
+        """A running entry has no run store yet (it simulates or loads its dataset, compiles): start
+        nothing beside it, so that parallel runs never simulate one missing cached dataset twice at once."""
+        return any(not (self.runs_dir / e.run / "zarr.json").exists() for e in state.with_state("running"))
 
     def _alive(self, entry: Entry) -> bool:
         child = self.children.get(entry.pid or -1)
@@ -386,6 +392,8 @@ class Supervisor:
 
     def start(self, entry: Entry, state: QueueState) -> bool:
         """Start the entry's engine (train, or resume if its run exists); False if nothing was started."""
+        if self.setting_up(state):  # one set-up at a time (see setting_up)
+            return False
         run_dir = run_path(self.runs_dir, entry.run)
         status = _run_status(self.runs_dir, entry.run)
         if status == "done":

@@ -232,8 +232,9 @@ def _layout_problem(path: Path, attrs: dict[str, Any]) -> str | None:
     if not isinstance(done, int) or isinstance(done, bool) or not isinstance(levels, int) \
             or not 0 <= done <= levels:
         return f"levels_complete is {done!r} of {levels!r} levels"
-    for name in ("sparsity", "loss/val", "layer_0/weight"):
-        if not (path / name / "zarr.json").is_file():
+    folder = os.fspath(path)
+    for name in ("sparsity", "loss/val", "layer_0/weight"):  # os.path, not pathlib: 1,000 runs, 3,000 checks
+        if not os.path.isfile(os.path.join(folder, name, "zarr.json")):
             return f"array {name} missing"
     return None
 
