@@ -377,11 +377,11 @@ class Supervisor:
                     pass
             return
         status = _run_status(self.runs_dir, entry.run)
-        entry.ended, entry.pid, entry.pid_started, entry.device = _now(), None, None, None
+        entry.ended, entry.pid, entry.pid_started = _now(), None, None  # `device`: where it last ran
         if status == "done":
             entry.state, entry.reason = "done", ""
-        elif entry.stopping == "pause":
-            entry.state, entry.reason = "paused", f"paused (run {status})"
+        elif entry.stopping == "pause":  # resumed again before it stopped: back in line, it resumes next
+            entry.state, entry.reason = ("paused", f"paused (run {status})") if paused else ("queued", "")
         elif entry.stopping == "cancel":
             entry.state, entry.reason = "cancelled", f"cancelled (run {status})"
         else:

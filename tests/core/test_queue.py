@@ -205,3 +205,20 @@ def test_queue_order_cancel_and_move_without_running(runs_dir):
         q.enqueue(runs_dir, [q.Entry("r2", [])])
     text = _cli("queue", runs=runs_dir).stdout
     assert "PAUSED" in text and "r3" in text
+
+
+@pytest.mark.slow
+def test_parallel_runs_each_get_their_own_device(runs_dir, dataset, stop_supervisors):
+    """On a node with two GPUs (as CUDA_VISIBLE_DEVICES names them) the queue runs two at once, one per GPU,
+    the second started only once the first has its store (one set-up at a time)."""
+    _wait.runs = runs_dir
+    env = {**ENV, "CUDA_VISIBLE_DEVICES": "0,1"}  # the supervisor inherits it; the engines here use the CPU
+    subprocess.run([sys.executable, "-m", "core", "sweep", *SLOW, "--set", f"dataset={dataset}", "--grid",
+                    "seed=1", "--id", "long", "--runs", str(runs_dir)], check=True, env=env, capture_output=True)
+    subprocess.run([sys.executable, "-m", "core", "train", *FAST, "--set", f"dataset={dataset}", "--id", "short",
+                    "--queue", "--runs", str(runs_dir)], check=True, env=env, capture_output=True)
+    _wait(lambda: _state(runs_dir, "short") == "running", "the second run to start beside the first")
+    assert _state(runs_dir, "long-01") == "running" and (runs_dir / "long-01" / "zarr.json").exists()
+    assert {_entry(runs_dir, "long-01").device, _entry(runs_dir, "short").device} == {"0", "1"}
+    _wait(lambda: _state(runs_dir, "long-01") in q.FINAL and _state(runs_dir, "short") in q.FINAL, "both to end")
+    assert [_state(runs_dir, i) for i in ("long-01", "short")] == ["done", "done"]

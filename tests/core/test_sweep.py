@@ -142,3 +142,27 @@ def test_plan_of_a_sweep_sums_its_runs(runs_dir):
     assert total["time_here_s"] == pytest.approx(3 * config["time_here_s"])
     assert total["memory_peak"] == config["memory_peak"] > 0
     assert set(total["time_gpus_s"]) == set(config["time_gpus_s"]) and total["time_gpus_s"]
+
+
+def test_sweep_status_counts_and_eta(runs_dir):
+    """The runs list's sweep line: done/total from the runs, the ETA from the queue's timings."""
+    from core import queue as q
+    from core.runlist import list_runs
+    from core.sweep import write_sweep
+    from core.sweep_status import sweep_statuses
+
+    record = plan_sweep(runs_dir, SweepSpec.build("smoke", None, [], ["seed=1,2,3,4"]), "e")
+    write_sweep(runs_dir, record)
+    make_fixture_run(runs_dir, "e-01")
+    make_fixture_run(runs_dir, "e-02")
+    t = "2026-12-01T10:{:02d}:00+00:00"
+    with q.locked(runs_dir) as state:  # two done in 10 minutes each, one running for 4, one waiting
+        state.paused = True
+        state.entries = [q.Entry("e-01", [], "e", "done", started=t.format(0), ended=t.format(10)),
+                         q.Entry("e-02", [], "e", "done", started=t.format(10), ended=t.format(20)),
+                         q.Entry("e-03", [], "e", "running", started=t.format(20)),
+                         q.Entry("e-04", [], "e", "queued")]
+    now = __import__("datetime").datetime.fromisoformat(t.format(24)).timestamp()
+    (status,) = sweep_statuses(runs_dir, list_runs(runs_dir), now=now)
+    assert (status.total, status.done, status.queued) == (4, 2, 1)
+    assert status.eta_s == pytest.approx(6 * 60 + 10 * 60)
