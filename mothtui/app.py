@@ -42,6 +42,7 @@ class MothApp(App):
         Binding("q", "quit", "quit", id="app.quit"),
         Binding("question_mark", "help", "help", id="app.help"),
         Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
+        Binding("Q", "queue", show=False, id="app.queue"),  # also "Queue" in the command palette
     ]
 
     def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time, settings=None,
@@ -155,6 +156,14 @@ class MothApp(App):
         yield SystemCommand("New run", "Open the new-run form", self.new_run)
         yield SystemCommand("Help", "List every key of this screen", self.action_help)
         yield SystemCommand("Runs", "Back to the runs list", self._home)
+        yield SystemCommand("Queue", "The run queue: pause, resume, cancel, retry, reorder (Q)", self.action_queue)
+
+    def action_queue(self) -> None:
+        """The run queue (mothtui.screens.queue), unless it is already on top."""
+        from mothtui.screens.queue import QueueScreen
+
+        if not isinstance(self.screen, QueueScreen):
+            self.push_screen(QueueScreen())
 
     def _home(self) -> None:
         while len(self.screen_stack) > 2:
