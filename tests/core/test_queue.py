@@ -145,17 +145,21 @@ def test_killed_supervisor_and_killed_engine(runs_dir, dataset, stop_supervisors
 
 
 @pytest.mark.slow
-def test_pause_during_a_level_then_resume_loses_no_completed_level(runs_dir, dataset, stop_supervisors):
+def test_pause_during_a_level_then_resume_loses_no_completed_step(runs_dir, dataset, stop_supervisors):
     _wait.runs = runs_dir
     out = _cli("train", *SLOW, "--set", f"dataset={dataset}", "--id", "p", "--queue", runs=runs_dir).stdout
     assert out.strip().splitlines()[-1] == "p"
     _cli("train", *FAST, "--set", f"dataset={dataset}", "--id", "next", "--queue", runs=runs_dir)
-    _wait(lambda: _level_done(runs_dir, "p", 0) and _state(runs_dir, "p") == "running", "p's level 0")
+    _wait(lambda: any(e.event == "progress" and e.level == 1 and e.step > 0 for e in read_events(runs_dir / "p")),
+          "p to be inside level 1")
     _cli("queue", "pause", runs=runs_dir)
     _wait(lambda: _state(runs_dir, "p") == "paused", "p to be paused")
     paused = open_run(runs_dir, "p")
     kept = paused.levels_complete
     assert paused.status == "cancelled" and kept >= 1
+    saved = [e for e in read_events(runs_dir / "p") if e.event == "checkpoint" and e.level == kept]
+    assert saved and saved[-1].step > 0  # the cancel saved the level in progress (core.engine.loop)
+    n_events = len(read_events(runs_dir / "p"))
     steps = np.asarray(paused.group["train/steps"][:kept])
     time.sleep(2 * q.TICK_S + 0.5)
     assert _state(runs_dir, "next") == "queued" and not (runs_dir / "next").exists()  # nothing new starts
@@ -167,6 +171,9 @@ def test_pause_during_a_level_then_resume_loses_no_completed_level(runs_dir, dat
     run = open_run(runs_dir, "p")
     starts = [e for e in read_events(runs_dir / "p") if e.event == "run_start"]
     assert starts[-1].resumed_from == kept  # continued from every level complete at the pause
+    later = read_events(runs_dir / "p")[n_events:]  # the level in progress went on from the saved step
+    first = next(e for e in later if e.event == "level_start")
+    assert (first.level, first.step) == (kept, saved[-1].step)
     np.testing.assert_array_equal(np.asarray(run.group["train/steps"][:kept]), steps)
     assert run.status == "done" and run.levels_complete == run.levels
 
