@@ -39,7 +39,8 @@ def _key(summary: RunSummary) -> list | None:
 
 
 def disk_usages(runs_dir: Path | str, summaries: list[RunSummary]) -> dict[str, int]:
-    """Bytes on disk of each run, by run id: from the cache where the run has not changed."""
+    """Bytes on disk of each run, by run id: from the cache where the run has not changed. The cache
+    is rewritten with these runs only: pass the whole store (`list_runs`), as `mothtui runs` does."""
     path = Path(runs_dir) / CACHE_DIR / DISK_FILE
     try:
         cache = json.loads(path.read_text())
