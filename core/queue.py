@@ -97,6 +97,9 @@ class Entry:
     attempts: int = 0
     exit: int | None = None
     reason: str = ""
+    cwd: str = field(default_factory=os.getcwd)
+    """Where it was queued: its engine starts there, so relative paths in its arguments mean what they
+    meant to the user, whichever supervisor starts it."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Entry":
@@ -269,7 +272,7 @@ def supervisor(runs_dir: Path | str) -> Liveness:
 
 
 def supervisor_command(runs_dir: Path | str) -> list[str]:
-    return [sys.executable, "-m", "core", "queue", "supervise", "--runs", str(runs_dir)]
+    return [sys.executable, "-m", "core", "queue", "supervise", "--runs", str(Path(runs_dir).resolve())]
 
 
 def ensure_supervisor(runs_dir: Path | str) -> int | None:
@@ -409,7 +412,7 @@ class Supervisor:
             command = [sys.executable, "-m", "core", "train", *entry.args, "--id", entry.run]
             if entry.sweep:
                 command += ["--sweep", entry.sweep]
-        command += ["--runs", str(self.runs_dir), "--quiet"]
+        command += ["--runs", str(self.runs_dir.resolve()), "--quiet"]
         env = dict(os.environ)
         entry.device = self.device_for(state)
         if entry.device is not None:
@@ -422,7 +425,8 @@ class Supervisor:
             out.write(f"\n[{_now()}] queue: {' '.join(command[2:])}\n".encode())
             out.flush()
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True, env=env, cwd=os.getcwd())
+                                     start_new_session=True, env=env,
+                                     cwd=entry.cwd if os.path.isdir(entry.cwd) else os.getcwd())
         self.children[child.pid] = child
         try:
             started = psutil.Process(child.pid).create_time()

@@ -84,7 +84,14 @@ def enqueue_train(args) -> int:
     runs_dir = resolve_runs(args)
     preset = args.preset or DEFAULT_PRESET
     resolve(preset, args.config, args.overrides)  # a bad config is refused now, not when its turn comes
-    run_id = args.run_id or new_run_id(runs_dir, preset)
+    run_id = args.run_id
+    if not run_id:  # a fresh default id that no waiting entry has either
+        taken = {e.run for e in q.read_queue(runs_dir).entries}
+        base = run_id = new_run_id(runs_dir, preset)
+        for n in range(2, 1000):
+            if run_id not in taken:
+                break
+            run_id = f"{base}-{n}"
     run_path(runs_dir, run_id)
     train_args = ["--preset", preset]
     if args.config:
