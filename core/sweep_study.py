@@ -34,7 +34,7 @@ def expand_names(runs_dir: Path | str, names: Sequence[str]) -> tuple[list[str],
         if record is None:
             ids.append(name)  # neither: open_run says "no run ..." in its own words
             continue
-        levels = {s.run_id: s.levels_complete or 0 for s in list_runs(runs_dir) if s.sweep == name}
+        levels = {s.run_id: s.levels_complete or 0 for s in list_runs(runs_dir)}  # members: the record's
         members = [r for r in record.run_ids if levels.get(r, 0) >= 1]
         if not members:
             raise MothError(f"sweep {name!r}: none of its {len(record.run_ids)} runs has a completed level yet")

@@ -157,6 +157,24 @@ class MothApp(App):
         yield SystemCommand("Help", "List every key of this screen", self.action_help)
         yield SystemCommand("Runs", "Back to the runs list", self._home)
         yield SystemCommand("Queue", "The run queue: pause, resume, cancel, retry, reorder (Q)", self.action_queue)
+        from core.sweep import list_sweeps  # standard library: the sweeps' records
+
+        for record in list_sweeps(self.runs_dir):
+            yield SystemCommand(f"Compare sweep {record.name}",
+                                f"its {len(record.points)} runs side by side ({', '.join(record.keys)} swept)",
+                                lambda name=record.name: self.compare_sweep(name))
+
+    def compare_sweep(self, name: str) -> None:
+        """The comparison of a sweep's runs that have a completed level (as `mothtui compare NAME`)."""
+        from core.errors import MothError
+        from core.sweep_study import expand_names
+
+        try:
+            run_ids, _ = expand_names(self.runs_dir, [name])
+        except MothError as err:
+            self.notify(str(err), title="compare", severity="warning")
+            return
+        self.open_compare(run_ids)
 
     def action_queue(self) -> None:
         """The run queue (mothtui.screens.queue), unless it is already on top."""

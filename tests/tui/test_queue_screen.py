@@ -60,3 +60,23 @@ async def test_queue_screen_keys_act_on_the_queue(runs_dir):
 
         await pilot.press("escape")
         assert not isinstance(app.screen, QueueScreen)
+
+
+async def test_palette_compares_a_whole_sweep(runs_dir):
+    """`Compare sweep NAME` in the command palette opens the comparison of the sweep's runs with a level."""
+    from core.sweep import SweepSpec, plan_sweep, write_sweep
+    from fixture_runs import make_fixture_run
+    from mothtui.screens.compare import CompareScreen
+
+    write_sweep(runs_dir, plan_sweep(runs_dir, SweepSpec.build("smoke", None, [], ["seed=1,2,3"]), "sw"))
+    make_fixture_run(runs_dir, "sw-01", seed=1)
+    make_fixture_run(runs_dir, "sw-02", seed=2)  # sw-03 not started yet: left out
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert "Compare sweep sw" in commands  # what the palette lists and runs (the palette itself is Textual's)
+        commands["Compare sweep sw"].callback()
+        await settle(pilot, 0.5)
+        assert isinstance(app.screen, CompareScreen)
+        assert app.screen.run_ids == ["sw-01", "sw-02"]
