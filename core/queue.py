@@ -155,8 +155,9 @@ def _write(runs_dir: Path | str, state: QueueState) -> None:
 
 
 @contextmanager
-def locked(runs_dir: Path | str) -> Iterator[QueueState]:
-    """The queue, held exclusively for a read-modify-write; written back when the block ends normally."""
+def locked(runs_dir: Path | str, write: bool = True) -> Iterator[QueueState]:
+    """The queue, held exclusively for a read-modify-write; written back when the block ends normally
+    (`write=False`: only held, for a decision that must not race a change)."""
     folder = queue_dir(runs_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -167,7 +168,8 @@ def locked(runs_dir: Path | str) -> Iterator[QueueState]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         state = read_queue(runs_dir)
         yield state
-        _write(runs_dir, state)
+        if write:
+            _write(runs_dir, state)
     finally:
         os.close(fd)
 
@@ -276,16 +278,19 @@ def supervisor_command(runs_dir: Path | str) -> list[str]:
 
 
 def ensure_supervisor(runs_dir: Path | str) -> int | None:
-    """Start the supervisor, detached, unless one is alive or there is nothing to do; its pid (or None)."""
-    alive = supervisor(runs_dir)
-    if alive.alive:
-        return alive.pid
-    if not read_queue(runs_dir).needs_supervisor:
-        return None
-    folder = queue_dir(runs_dir)
-    with open(folder / SUPERVISOR_LOG, "ab") as out:
-        process = subprocess.Popen(supervisor_command(runs_dir), stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=os.getcwd())
+    """Start the supervisor, detached, unless one is alive or there is nothing to do; its pid (or None).
+
+    Decided under the queue's lock, as the supervisor decides to end (and lets go of its claim)
+    under it: work added just as a supervisor ends is seen either by it or by this check."""
+    with locked(runs_dir, write=False) as state:
+        alive = supervisor(runs_dir)
+        if alive.alive:
+            return alive.pid
+        if not state.needs_supervisor:
+            return None
+        with open(queue_dir(runs_dir) / SUPERVISOR_LOG, "ab") as out:
+            process = subprocess.Popen(supervisor_command(runs_dir), stdin=subprocess.DEVNULL, stdout=out,
+                                       stderr=subprocess.STDOUT, start_new_session=True, cwd=os.getcwd())
     # Wait until it holds the queue (or lost that to another), so `mothtui queue` right after shows it.
     deadline = time.monotonic() + _START_WAIT_S
     while time.monotonic() < deadline and process.poll() is None:
@@ -330,26 +335,32 @@ class Supervisor:
         except StoreError as err:  # another supervisor runs this queue: it does the work
             print(f"mothtui: {err}", file=sys.stderr)
             return 0
-        with held:
+        try:
             print(f"{_now()} supervisor {os.getpid()} starts", flush=True)
-            while self.tick():
+            while True:
+                with locked(self.runs_dir) as state:
+                    if not self.tick(state):
+                        held.release()  # under the queue's lock: see ensure_supervisor
+                        break
                 time.sleep(TICK_S)
             print(f"{_now()} supervisor {os.getpid()} ends: nothing left to run", flush=True)
+        finally:
+            if held.depth > 0:
+                held.release()
         return 0
 
-    def tick(self) -> bool:
-        """One look at the queue; False when the supervisor can end."""
-        with locked(self.runs_dir) as state:
-            for entry in state.with_state("running"):
-                self.watch(entry, state.paused)
-            if not state.paused and not self.setting_up(state):
-                free = self.parallel(state) - len(state.with_state("running"))
-                for entry in state.with_state("queued"):
-                    if free <= 0:
-                        break
-                    if self.start(entry, state):
-                        free -= 1
-            return state.needs_supervisor
+    def tick(self, state: QueueState) -> bool:
+        """One look at the queue (held locked by the caller); False when the supervisor can end."""
+        for entry in state.with_state("running"):
+            self.watch(entry, state.paused)
+        if not state.paused and not self.setting_up(state):
+            free = self.parallel(state) - len(state.with_state("running"))
+            for entry in state.with_state("queued"):
+                if free <= 0:
+                    break
+                if self.start(entry, state):
+                    free -= 1
+        return state.needs_supervisor
 
     def setting_up(self, state: QueueState) -> bool:
         """A running entry has no run store yet (it simulates or loads its dataset, compiles): start
