@@ -229,3 +229,16 @@ def test_parallel_runs_each_get_their_own_device(runs_dir, dataset, stop_supervi
     assert {_entry(runs_dir, "long-01").device, _entry(runs_dir, "short").device} == {"0", "1"}
     _wait(lambda: _state(runs_dir, "long-01") in q.FINAL and _state(runs_dir, "short") in q.FINAL, "both to end")
     assert [_state(runs_dir, i) for i in ("long-01", "short")] == ["done", "done"]
+
+
+def test_dry_run_writes_nothing_and_queued_default_ids_differ(runs_dir):
+    out = _cli("sweep", "--preset", "smoke", "--grid", "seed=1,2", "--grid", "nets=2,4", "--id", "d", "--dry-run",
+               "--json", runs=runs_dir).stdout
+    record = json.loads(out)
+    assert [p["run"] for p in record["points"]] == ["d-01", "d-02", "d-03", "d-04"]
+    assert record["points"][1]["values"] == {"seed": 1, "nets": 4} and record["keys"] == ["seed", "nets"]
+    assert list(runs_dir.iterdir()) == []
+    q.pause(runs_dir)  # nothing starts: only the queue's bookkeeping
+    ids = [_cli("train", "--preset", "smoke", "--queue", runs=runs_dir).stdout.strip().splitlines()[-1]
+           for _ in range(2)]
+    assert ids[0] != ids[1] and [e.run for e in q.read_queue(runs_dir).entries] == ids
