@@ -386,7 +386,8 @@ class Supervisor:
             if entry.stopping and entry.reason != "stopping":
                 entry.reason = "stopping"
                 try:
-                    os.killpg(entry.pid, signal.SIGTERM)  # its own session: the engine and its children
+                    if entry.pid:
+                        os.killpg(entry.pid, signal.SIGTERM)  # its own session: the engine and its children
                 except (ProcessLookupError, PermissionError):
                     pass
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from core import queue as q
 from core.cli import resolve_runs
@@ -82,7 +83,8 @@ def plan(args) -> int:
         groups.setdefault(json.dumps(shape, sort_keys=True), []).append(values)
     calibration = args.calibration or max(1.0, DEFAULT_CALIBRATION_S / len(groups))
     parallel = args.parallel or 1
-    rows, fits = [], True
+    rows: list[dict[str, Any]] = []
+    fits = True
     for members in groups.values():
         values = {k: v for k, v in members[0].items() if k != "seed"}
         config = resolve(preset, args.config, spec.point_overrides(members[0]))
@@ -98,7 +100,7 @@ def plan(args) -> int:
                      "time_gpus_s": {k: g["run_s"] for k, g in p["time"]["gpus"].items()}, "label": label})
         fits = fits and p["memory"]["fits"]
     ok = [r for r in rows if "memory_peak" in r]
-    total = {"runs": len(points), "distinct_configs": len(groups), "parallel": parallel, "fits": fits,
+    total: dict[str, Any] = {"runs": len(points), "distinct_configs": len(groups), "parallel": parallel, "fits": fits,
              "memory_peak": max((r["memory_peak"] for r in ok), default=None),
              "time_here_s": sum(r["time_here_s"] * r["runs"] for r in ok) / parallel,
              "time_gpus_s": {k: sum(r["time_gpus_s"][k] * r["runs"] for r in ok) / parallel
