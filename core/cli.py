@@ -96,6 +96,11 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
                         help="override one config key (repeatable), e.g. --set nets=16")
 
 
+def _parallel_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parallel", type=int, default=None, metavar="K",
+                        help="the queue runs K runs at once (default: one per GPU, one without)")
+
+
 def _distributed_options(parser: argparse.ArgumentParser) -> None:
     """Where jax.distributed finds its peers; none of them: $MOTHTUI_* or the cluster scheduler's variables."""
     parser.add_argument("--coordinator", default=None, metavar="HOST:PORT",
@@ -142,7 +147,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distributed", action="store_true",
                    help="initialise jax.distributed; each process trains its slice of the networks")
     _distributed_options(p)
+    p.add_argument("--sweep", default=None, metavar="NAME", help="record the run as a member of this sweep")
+    p.add_argument("--queue", action="store_true",
+                   help="put the run in the run store's queue instead of training it here (see `mothtui queue`)")
+    _parallel_option(p)
     p.set_defaults(handler="train")
+
+    p = sub.add_parser("sweep", help="one run per point of a grid, as a named sweep, into the queue")
+    _config_options(p)
+    _runs_option(p)
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a swept key and its values (repeatable: the grids are crossed); "
+                        "commas inside [...] belong to a value")
+    p.add_argument("--id", dest="sweep_id", default=None, metavar="NAME",
+                   help="sweep name; its runs are NAME-01, NAME-02, ... (default: date, time and preset)")
+    _parallel_option(p)
+    p.add_argument("--slurm", type=Path, default=None, metavar="FILE",
+                   help="write a SLURM job-array script (one task per point) instead of queueing here")
+    p.add_argument("--dry-run", action="store_true", help="check and list the points; write nothing")
+    _json_option(p)
+    p.set_defaults(handler="sweep")
+
+    p = sub.add_parser("queue", help="the run queue: list, pause, resume, cancel, retry, move")
+    p.add_argument("action", nargs="?", default="list",
+                   choices=("list", "pause", "resume", "cancel", "retry", "move", "supervise"),
+                   help="list (default) | pause | resume | cancel RUN|SWEEP... | retry RUN|SWEEP... | move RUN N")
+    p.add_argument("names", nargs="*", metavar="RUN|SWEEP", help="what cancel, retry and move act on")
+    _runs_option(p)
+    _parallel_option(p)
+    _json_option(p)
+    p.set_defaults(handler="queue")
 
     p = sub.add_parser("plan", help="memory, FLOPs and predicted time of a config, without training")
     _config_options(p)
@@ -155,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-config", default=None, metavar="FILE",
                    help="with --gpu: an XLA GPU spec (GpuTargetConfigProto text) to compile for instead of "
                         "the built-in one")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="plan a sweep (as `mothtui sweep`): each distinct config and the total")
+    _parallel_option(p)
     _json_option(p)
     p.set_defaults(handler="plan")
 
@@ -226,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="analyze")
 
     p = sub.add_parser("compare", help="runs side by side: config diff, losses, chosen sparsities")
-    p.add_argument("run_ids", nargs="+", metavar="RUN")
+    p.add_argument("run_ids", nargs="+", metavar="RUN|SWEEP", help="runs, or sweeps (all their runs)")
     _runs_option(p)
     p.add_argument("--threshold", type=float, default=None,
                    help="one loss threshold for every run (default: each run's own)")

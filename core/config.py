@@ -402,7 +402,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_toml(path: Path) -> dict[str, Any]:
-    """Config keys from a TOML file (top level, or under a [config] table)."""
+    """Config keys from a TOML file (top level, or under a [config] table). A `[sweep]` table is
+    `mothtui sweep`'s (core.sweep), not a config key: ignored here, so one file serves both."""
     try:
         data = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -411,7 +412,8 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r}: cannot read ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {str(path)!r}: not valid TOML ({err})") from None
-    return data.get("config", data)
+    values = data.get("config", data)
+    return {k: v for k, v in values.items() if k != "sweep"} if isinstance(values, dict) else values
 
 
 def resolve(preset: str | None = None, file: Path | None = None,

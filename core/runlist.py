@@ -39,6 +39,8 @@ class RunSummary:
     """Who holds the run while it is written (None: nobody alive)."""
     tags: tuple[str, ...] = ()
     note: str = ""
+    sweep: str | None = None
+    """The sweep the run belongs to (`mothtui sweep`, core.sweep), if any."""
     config: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     """The run's config as stored (the runs filter matches its values; the setup column); None if damaged."""
     parent: tuple[str, int] | None = None
@@ -61,7 +63,7 @@ class RunSummary:
                 "owner": None if owner is None or owner.record is None else {
                     "host": owner.record.host, "pid": owner.record.pid, "command": owner.record.command,
                     "since": owner.record.since, "last_heard_s": None if owner.age_s is None else round(owner.age_s, 1)},
-                "tags": list(self.tags), "note": self.note,
+                "tags": list(self.tags), "note": self.note, "sweep": self.sweep,
                 "parent": None if self.parent is None else {"run": self.parent[0], "level": self.parent[1]}}
 
     @property
@@ -166,6 +168,7 @@ def summarize(path: Path) -> RunSummary:
     return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
                       attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
                       preset=attrs.get("preset"), owner=owner, tags=tags, note=note,
+                      sweep=attrs["sweep"] if isinstance(attrs.get("sweep"), str) else None,
                       config=config if isinstance(config, dict) else None, parent=_parent(attrs))
 
 
@@ -271,8 +274,9 @@ def _layout_problem(path: Path, attrs: dict[str, Any]) -> str | None:
     if not isinstance(done, int) or isinstance(done, bool) or not isinstance(levels, int) \
             or not 0 <= done <= levels:
         return f"levels_complete is {done!r} of {levels!r} levels"
-    for name in ("sparsity", "loss/val", "layer_0/weight"):
-        if not (path / name / "zarr.json").is_file():
+    folder = os.fspath(path)
+    for name in ("sparsity", "loss/val", "layer_0/weight"):  # os.path, not pathlib: 1,000 runs, 3,000 checks
+        if not os.path.isfile(os.path.join(folder, name, "zarr.json")):
             return f"array {name} missing"
     return None
 

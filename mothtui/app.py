@@ -45,6 +45,7 @@ class MothApp(App):
         Binding("q", "quit", "quit", show=False, id="app.quit"),  # in the footer of the runs list only
         Binding("question_mark", "help", "help", id="app.help"),
         Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
+        Binding("Q", "queue", show=False, id="app.queue"),  # also "Queue" in the command palette
     ]
 
     def __init__(self, runs_dir: Path, *, clock: Callable[[], float] = time.time, settings=None,
@@ -163,11 +164,38 @@ class MothApp(App):
         for command in (SystemCommand("New run", "Open the new-run form (n on the runs list)", self.new_run),
                         SystemCommand("Help", "List every key of this screen (?)", self.action_help),
                         SystemCommand("Runs", "Back to the runs list", self._home),
+                        SystemCommand("Queue", "The run queue: pause, resume, cancel, retry, reorder (Q)",
+                                      self.action_queue),
                         *getattr(screen, "palette_commands", lambda: [])(),
                         *screen_commands(screen)):
             if command.title.lower() not in titles:
                 titles.add(command.title.lower())
                 yield command
+        from core.sweep import list_sweeps  # standard library: the sweeps' records
+
+        for record in list_sweeps(self.runs_dir):
+            yield SystemCommand(f"Compare sweep {record.name}",
+                                f"its {len(record.points)} runs side by side ({', '.join(record.keys)} swept)",
+                                lambda name=record.name: self.compare_sweep(name))
+
+    def compare_sweep(self, name: str) -> None:
+        """The comparison of a sweep's runs that have a completed level (as `mothtui compare NAME`)."""
+        from core.errors import MothError
+        from core.sweep_study import expand_names
+
+        try:
+            run_ids, _ = expand_names(self.runs_dir, [name])
+        except MothError as err:
+            self.notify(str(err), title="compare", severity="warning")
+            return
+        self.open_compare(run_ids)
+
+    def action_queue(self) -> None:
+        """The run queue (mothtui.screens.queue), unless it is already on top."""
+        from mothtui.screens.queue import QueueScreen
+
+        if not isinstance(self.screen, QueueScreen):
+            self.push_screen(QueueScreen())
 
     def _home(self) -> None:
         while len(self.screen_stack) > 2:

@@ -1,4 +1,7 @@
-"""`mothtui compare RUN RUN ... [--threshold T] [--split val] [--json]`: runs side by side.
+"""`mothtui compare RUN|SWEEP ... [--threshold T] [--split val] [--json]`: runs side by side.
+
+A sweep's name stands for its runs (those with a completed level), and adds the chosen sparsity
+against the swept keys (`core.sweep_study`; `"sweeps"` in the JSON).
 
 Read-only (claims nothing): the config keys that differ, the loss per level (median and p10-p90
 over networks), the chosen-sparsity histograms, the structure at the chosen levels and the
@@ -30,11 +33,18 @@ def _loss(value) -> str:
 
 
 def run(args) -> int:
-    comparison = compare_ids(resolve_runs(args), args.run_ids, args.threshold, args.split)
+    from core.sweep_study import expand_names, sweep_lines, sweep_view
+
+    runs_dir = resolve_runs(args)
+    run_ids, sweeps = expand_names(runs_dir, args.run_ids)  # a sweep's name stands for its runs
+    comparison = compare_ids(runs_dir, run_ids, args.threshold, args.split)
+    views = [sweep_view(record, comparison) for record in sweeps]
     if args.json:
-        print(json.dumps(comparison.to_dict()))
+        print(json.dumps({**comparison.to_dict(), "sweeps": views}))
         return 0
     _print(comparison)
+    for view in views:
+        print("\n".join(sweep_lines(view)))
     return 0
 
 

@@ -21,6 +21,12 @@ from core.runlist import fmt_bytes
 
 
 def run(args) -> int:
+    from core.sweep import load_sweep_table
+
+    if getattr(args, "grid", None) or load_sweep_table(args.config):  # a whole sweep (core.commands.sweep)
+        from core.commands.sweep import plan as plan_sweep
+
+        return plan_sweep(args)
     from core.cli import resolve_runs
 
     preset = args.preset or DEFAULT_PRESET

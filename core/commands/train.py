@@ -106,6 +106,10 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
 
 
 def run(args) -> int:
+    if getattr(args, "queue", False):  # queue it for the supervisor instead (core.queue)
+        from core.commands.queue import enqueue_train
+
+        return enqueue_train(args)
     with from_args(args) as cluster, stop_on_signals() as stop:  # SIGTERM in set-up cancels at the first chunk
         branch = None
         if getattr(args, "branch_from", None):
@@ -152,7 +156,8 @@ def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: 
                                              cluster.count),
                    extra_attrs={"preset": preset, "invalid_samples": data.invalid,
                                 "train_rows": data.splits["train"].n, "processes": cluster.count,
-                                "layout": engine.layout._asdict(), **extra},
+                                "layout": engine.layout._asdict(), **extra,
+                                **({"sweep": args.sweep} if getattr(args, "sweep", None) else {})},
                    sparsity=(branch["parent"]["sparsity"], *config.schedule) if branch else None)
         return uuid.uuid4().hex  # this attempt, told apart from earlier ones in the status files
 

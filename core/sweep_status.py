@@ -1,0 +1,81 @@
+"""Where each sweep of a store stands: members done of total, running, failed, and an ETA.
+
+The runs list (`mothtui runs`, its `--json`, the app) groups a sweep's runs under one line built from
+this. The ETA is the queue's: the mean duration of the sweep's finished runs (as the queue timed
+them) times the runs still to go, divided by the runs the queue runs at once, less the time the
+running ones have already had; None until one member has finished (or for a SLURM sweep, which
+the cluster's scheduler times). Pure standard library.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.queue import QueueState, read_queue
+from core.runlist import RunSummary
+from core.sweep import SweepRecord, list_sweeps
+
+
+@dataclass(frozen=True)
+class SweepStatus:
+    name: str
+    total: int
+    done: int
+    running: int
+    failed: int
+    queued: int
+    eta_s: float | None
+    where: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "total": self.total, "done": self.done, "running": self.running,
+                "failed": self.failed, "queued": self.queued,
+                "eta_s": None if self.eta_s is None else round(self.eta_s), "where": self.where}
+
+
+def _time(text: str | None) -> float | None:
+    try:
+        return _dt.datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def _eta(record: SweepRecord, state: QueueState, now: float) -> float | None:
+    entries = [e for e in state.entries if e.sweep == record.name]
+    spans = [(_time(e.ended) or 0) - (_time(e.started) or 0) for e in entries
+             if e.state == "done" and _time(e.started) and _time(e.ended)]
+    if not spans:
+        return None
+    mean = sum(spans) / len(spans)
+    running = [e for e in entries if e.state == "running"]
+    waiting = sum(1 for e in entries if e.state in ("queued", "paused"))
+    left_running = sum(max(0.0, mean - (now - (_time(e.started) or now))) for e in running)
+    parallel = max(1, state.parallel or 1)
+    return left_running / max(1, len(running)) + waiting * mean / parallel
+
+
+def sweep_statuses(runs_dir: Path | str, summaries: list[RunSummary],
+                   now: float | None = None) -> list[SweepStatus]:
+    """One status per sweep record of the store, from the runs' own statuses and the queue."""
+    records = list_sweeps(runs_dir)
+    if not records:
+        return []
+    now = _dt.datetime.now().timestamp() if now is None else now
+    by_id = {s.run_id: s for s in summaries}
+    try:
+        state = read_queue(runs_dir)
+    except Exception:  # an unreadable queue must not hide the runs list
+        state = QueueState()
+    out = []
+    for record in records:
+        statuses = [by_id[r].status if r in by_id else "not started" for r in record.run_ids]
+        queued = sum(1 for e in state.entries if e.sweep == record.name and e.state in ("queued", "paused"))
+        out.append(SweepStatus(record.name, len(statuses), statuses.count("done"),
+                               sum(s in ("running", "starting") for s in statuses),
+                               sum(s in ("failed", "interrupted", "cancelled", "damaged") for s in statuses),
+                               queued, _eta(record, state, now) if record.where == "queue" else None,
+                               record.where))
+    return out
