@@ -1,6 +1,6 @@
 """The one builder of the engine command lines the app runs and shows. Standard library only.
 
-Every process the app starts (train, resume, analyze, evaluate, plan) is `python -m core <args>`,
+Every process the app starts (train, resume, analyze, evaluate, report, plan) is `python -m core <args>`,
 the same arguments as `mothtui <args>` in a shell. `CommandLine` holds those arguments once:
 `argv()` is what the app executes, `shell()` is what a screen shows (the new-run form's
 `will run:` line), shell-quoted with `shlex.join` so it can be pasted into a shell as it is.
@@ -66,3 +66,8 @@ def plan(runs_dir: Path | str, preset: str, overrides) -> CommandLine:
     """`mothtui plan --json` of a config the new-run form holds (a short calibration: it runs as you type)."""
     return CommandLine(("plan", "--preset", preset, *_sets(overrides), "--runs", str(runs_dir),
                         "--calibration", "2", "--json"))
+
+
+def report(runs_dir: Path | str, run_id: str, out: Path | str) -> CommandLine:
+    """`mothtui report RUN --out DIR`: the paper's figures and their index (the `report` extra)."""
+    return CommandLine(("report", run_id, "--runs", str(runs_dir), "--out", str(out)))

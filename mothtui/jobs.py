@@ -188,4 +188,4 @@ class JobSupervisor:
 
 def report_command(runs_dir: Path, run_id: str, out: Path) -> list[str]:
     """`mothtui report RUN --out DIR`: the paper's figures and their index (matplotlib: the `report` extra)."""
-    return [sys.executable, "-m", "core", "report", run_id, "--runs", str(runs_dir), "--out", str(out)]
+    return cmdline.report(runs_dir, run_id, out).argv()

@@ -50,17 +50,16 @@ def run(args) -> int:
 
 class _Progress:
     """What the plan is doing, step k of n, on stderr (stdout keeps the plan, or its one JSON document):
-    on a terminal one line rewritten in place and cleared when the plan is ready, elsewhere a line per step."""
+    on a terminal one line rewritten in place and cleared when the plan is ready (or refused, so the
+    refusal is the one line left). Elsewhere (a script, a log, the app's form) nothing: a refusal
+    stays one line on stderr."""
 
     def __init__(self):
         self.terminal = sys.stderr.isatty()
 
     def __call__(self, k: int, n: int, what: str) -> None:
-        line = f"plan {k}/{n}: {what}…"
         if self.terminal:
-            print(f"\r\x1b[2K{line}", end="", file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr, flush=True)
+            print(f"\r\x1b[2Kplan {k}/{n}: {what}…", end="", file=sys.stderr, flush=True)
 
     def __enter__(self) -> "_Progress":
         return self

@@ -367,7 +367,7 @@ class RunScreen(Screen):
         if summary is None:
             table.display = False
             self.query_one("#run-motifs-note", Static).update(
-                f"no analysis stored yet: a analyses (or mothtui analyze {self.run_id}); it counts the motifs")
+                f"no analysis stored yet: press a to analyze this run (or mothtui analyze {self.run_id}); it counts the motifs")
             return
         columns, rows, note = motif_table(summary)
         table.display = bool(rows)

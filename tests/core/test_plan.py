@@ -47,10 +47,15 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _plan_json(capsys, *args: str) -> dict:
-    """The plan's one JSON document on stdout; on stderr, meanwhile, what it is doing: `plan k/n: …`, k = 1..n."""
-    assert main(["plan", *args, "--json", "--calibration", "1"]) == 0
+    """The plan's one JSON document on stdout; on stderr (a terminal), meanwhile, what it is doing:
+    `plan k/n: …`, k = 1..n, each line rewritten in place, and cleared at the end."""
+    from unittest import mock
+
+    with mock.patch.object(sys.stderr, "isatty", return_value=True):
+        assert main(["plan", *args, "--json", "--calibration", "1"]) == 0
     out, err = capsys.readouterr()
-    steps = err.splitlines()
+    assert err.endswith("\r\x1b[2K"), err  # nothing of the progress is left on the screen
+    steps = [line for line in err.split("\r\x1b[2K") if line]
     n = len(steps)
     assert n >= 4 and [line.split(":")[0] for line in steps] == [f"plan {k}/{n}" for k in range(1, n + 1)], err
     assert "compiling the training chunk" in steps[0] and any("timing training" in line for line in steps), err

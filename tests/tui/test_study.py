@@ -124,7 +124,7 @@ async def test_analysis_started_from_the_run_screen_fills_the_tab(runs_dir, tmp_
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, RunScreen)
-        assert "a analyses" in str(screen.query_one("#run-analysis").render())
+        assert "press a to analyze" in str(screen.query_one("#run-analysis").render())
         await pilot.press("a")
         await wait_for(pilot, lambda: app.jobs.jobs.get("withdata") is not None, 10, "the job")
         job = app.jobs.jobs["withdata"]
