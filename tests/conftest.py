@@ -30,6 +30,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import contextlib  # noqa: E402
 import fcntl  # noqa: E402
+import time  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -48,9 +49,33 @@ def _machine(alone: bool):
     with open(os.environ["MOTHTUI_TEST_LOCK"], "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         try:
+            if alone:
+                _wait_for_quiet_cpus()
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _wait_for_quiet_cpus(busy_below: float = 0.25, timeout_s: float = 60.0) -> None:
+    """Wait (at most `timeout_s`) until the CPUs are mostly idle for a second: an engine or app job a
+    test started in its own session may outlive the test that held the lock. Linux's /proc/stat; a
+    no-op elsewhere."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    try:
+        idle, total = sample()
+    except (OSError, ValueError, IndexError):
+        return
+    deadline, quiet = time.monotonic() + timeout_s, 0
+    while quiet < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        idle2, total2 = sample()
+        busy = 1 - (idle2 - idle) / max(total2 - total, 1)
+        idle, total = idle2, total2
+        quiet = quiet + 1 if busy < busy_below else 0
 
 
 @pytest.hookimpl(wrapper=True)

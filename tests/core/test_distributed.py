@@ -340,10 +340,15 @@ def test_a_peer_cancelled_while_simulating_ends_every_process_with_one_line(stud
     """SIGTERM to process 1 during the shared dataset simulation of `train`: both stop, no run, no traceback."""
     job = study.job(lambda extra: ["train", "--preset", "smoke", "--set", f"nets={NETS}", "--set", "samples=400000",
                                    "--set", "data_seed=9", "--id", "cancelled-sim", *extra], "cancelsim")
-    log1 = sorted(study.logs.glob("cancelsim-*-p1.log"))[-1]
+    datasets = study.runs / ".datasets"
+
+    def simulating() -> bool:  # a completed chunk is marked in the staging store (core.dataset)
+        return any((staging / ".chunks_done").is_dir() and any((staging / ".chunks_done").iterdir())
+                   for staging in datasets.glob(".sim_n400000_seed9*"))
+
     deadline = time.monotonic() + JOB_TIMEOUT_S
     try:
-        while "simulating dataset" not in log1.read_text():
+        while not simulating():
             assert all(p.poll() is None for p in job), study.log_text()
             assert time.monotonic() < deadline, "the simulation never reported progress"
             time.sleep(0.05)
@@ -358,9 +363,11 @@ def test_a_peer_cancelled_while_simulating_ends_every_process_with_one_line(stud
     assert job[1].returncode == 130 and job[0].returncode == 2, study.log_text()
     logs = sorted(study.logs.glob("cancelsim-*.log"))
     lines = [[line for line in log.read_text().splitlines() if line.startswith("mothtui:")] for log in logs]
-    assert lines[0] == ["mothtui: process 1: cancelled while simulating the dataset; no run was created"], lines
-    assert lines[1] == ["mothtui: cancelled while simulating the dataset; no run was created"], lines
+    kept = " (its completed chunks are kept: the next start continues from them)"
+    assert lines[0] == ["mothtui: process 1: cancelled while simulating the dataset; no run was created" + kept], lines
+    assert lines[1] == ["mothtui: cancelled while simulating the dataset; no run was created" + kept], lines
     assert not any("Traceback" in log.read_text() for log in logs)
     assert not (study.runs / "cancelled-sim").exists()
-    datasets = study.runs / ".datasets"  # neither the dataset nor its staging copy is left behind
-    assert not [p for p in datasets.glob("*") if "sim_n400000_seed9" in p.name]
+    # no dataset; its staging store is kept (one) so the next start continues its completed chunks
+    assert not [p for p in datasets.glob("sim_n400000_seed9*")]
+    assert len(list(datasets.glob(".sim_n400000_seed9*"))) <= 1
