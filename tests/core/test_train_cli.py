@@ -205,7 +205,8 @@ def test_one_owner_two_trains_of_one_id_and_analyze_during_training(runs_dir, da
     assert loser.count("\n") == 0 and loser.startswith(f"mothtui: run 'same' already exists in {runs_dir}"), loser
     assert open_run(runs_dir, "same").status == "done"
 
-    proc = _start(runs_dir, dataset, "busy", "--set", "epochs_per_level=3000")  # still training throughout
+    # a short level 0, then levels that keep it training throughout
+    proc = _start(runs_dir, dataset, "busy", "--set", "level0_epochs=30", "--set", "epochs_per_level=3000")
     try:
         _wait_for_level_end(runs_dir / "busy", 0, proc)
         before = sorted(p.name for p in (runs_dir / "busy").iterdir())
