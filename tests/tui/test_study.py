@@ -97,7 +97,7 @@ async def test_mark_two_runs_and_compare(store):
         assert isinstance(app.screen, RunsScreen)
 
 
-def _run_with_dataset(runs_dir, tmp_path):
+def _run_with_dataset(runs_dir, tmp_path, nets=2, schedule=(0.5, 0.8), hidden=(8, 8)):
     """A fixture run on a small stand-in dataset (tests/core/engine_fixtures.py) of 1,000 rows."""
     import importlib.util
     from pathlib import Path
@@ -108,7 +108,7 @@ def _run_with_dataset(runs_dir, tmp_path):
     spec.loader.exec_module(module)
     write_dataset = module.write_dataset
 
-    run = make_fixture_run(runs_dir, "withdata", nets=2, hidden=(8, 8), schedule=(0.5, 0.8))
+    run = make_fixture_run(runs_dir, "withdata", nets=nets, hidden=hidden, schedule=schedule)
     dataset = write_dataset(tmp_path / "dataset", n=1000, seed=0)
     run.set_attrs(dataset=str(dataset))   # its rows: train 0-640, val 640-800, test 800-1000
     return run
@@ -153,7 +153,11 @@ async def test_analysis_started_from_the_run_screen_fills_the_tab(runs_dir, tmp_
 
 @pytest.mark.slow
 async def test_an_analysis_started_from_the_app_survives_it_and_can_be_cancelled(runs_dir, tmp_path):
-    _run_with_dataset(runs_dir, tmp_path)
+    # an analysis long enough to outlive one app and be cancelled from the next (its programs may come
+    # from the session's compilation cache, so it is sized by its work: 64 networks, 9 levels, about
+    # 8 s of analysis on the 2-core machine)
+    _run_with_dataset(runs_dir, tmp_path, nets=64, hidden=(32, 32),
+                      schedule=(0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95))
     app = make_app(runs_dir)
     async with app.run_test(size=(100, 32)) as pilot:
         await settle(pilot)
