@@ -148,7 +148,7 @@ def test_killed_supervisor_and_killed_engine(runs_dir, dataset, stop_supervisors
 def test_pause_during_a_level_then_resume_loses_no_completed_step(runs_dir, dataset, stop_supervisors):
     _wait.runs = runs_dir
     # levels of some seconds each, so the pause (a process start away) lands inside level 1, not between levels
-    long_levels = [*SLOW, "--set", "epochs_per_level=400", "--set", "schedule=[0.3,0.5]"]
+    long_levels = [*SLOW, "--set", "epochs_per_level=200", "--set", "schedule=[0.3]"]
     out = _cli("train", *long_levels, "--set", f"dataset={dataset}", "--id", "p", "--queue", runs=runs_dir).stdout
     assert out.strip().splitlines()[-1] == "p"
     _cli("train", *FAST, "--set", f"dataset={dataset}", "--id", "next", "--queue", runs=runs_dir)
