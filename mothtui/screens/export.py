@@ -19,6 +19,7 @@ from textual.widgets import Input, Static
 
 from core.errors import MothError
 from core.runstore import open_run
+from mothtui.clipboard import copy
 from mothtui.fmt import fmt_threshold
 
 
@@ -103,6 +104,7 @@ class ExportDialog(ModalScreen[dict | None]):
 
     def on_export_dialog_written(self, message: Written) -> None:
         self.app.notify(f"exported {len(message.manifest['networks'])} networks to {message.out}", title="export")
+        copy(self.app, str(Path(message.out).resolve()), "export folder")  # to paste into scp/rsync over SSH
         self.dismiss(message.manifest)
 
     def action_cancel(self) -> None:

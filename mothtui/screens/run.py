@@ -26,6 +26,7 @@ from core.analysis.store import stored_stamp
 from core.events import EventTail, RunProgress, fold
 from core.formatting import fmt_duration, fmt_rate
 from core.runstore import run_path, summarize
+from mothtui.clipboard import copy
 from mothtui.fmt import end_line, fmt_loss, fmt_threshold, status_label
 from mothtui.model import (LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view,
                            motif_table)
@@ -68,6 +69,8 @@ class RunScreen(Screen):
         Binding("a", "analyze", "analyze", id="run.analyze"),
         Binding("s", "evaluate", "scales", id="run.evaluate"),
         Binding("f", "report", "figures (report)", show=False, id="run.report"),
+        Binding("y", "copy_id", "copy id", show=False, id="run.copy_id"),
+        Binding("Y", "copy_path", "copy path", show=False, id="run.copy_path"),
         Binding("1", "tab('progress')", "tab 1: progress", show=False, id="run.tab1"),
         Binding("2", "tab('layers')", "tab 2: layers", show=False, id="run.tab2"),
         Binding("3", "tab('weights')", "tab 3: weights", show=False, id="run.tab3"),
@@ -424,6 +427,14 @@ class RunScreen(Screen):
     def action_analyze(self) -> None:
         self.app.start_step(self.run_id, "analyze")
         self.action_tab("analysis")
+
+    def action_copy_id(self) -> None:
+        """`y`: this run's id to the clipboard (OSC 52, through tmux: mothtui.clipboard)."""
+        copy(self.app, self.run_id, "run id")
+
+    def action_copy_path(self) -> None:
+        """`Y`: this run's directory to the clipboard."""
+        copy(self.app, str((self.app.runs_dir / self.run_id).resolve()), "run path")
 
     def action_report(self) -> None:
         """`mothtui report` of this run into `<runs>/.reports/<run>/` (SVG, PNG, index.md)."""

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from core.runlist import RunSummary, fmt_bytes, list_runs, run_path, setup_labels
+from mothtui.clipboard import copy
 from mothtui.fmt import fmt_created, fmt_store, status_label
 from mothtui.runfilter import known_keys, matches, unknown_keys
 from mothtui.screens.dialogs import HELP_FIRST
@@ -89,6 +90,8 @@ class RunsScreen(Screen):
         Binding("s", "sort", "sort", show=False, id="runs.sort"),  # in ? help: the footer fits 80 columns
         Binding("l", "log", "log", id="runs.log"),
         Binding("t", "labels", "tags", show=False, id="runs.labels"),
+        Binding("y", "copy_id", "copy id", show=False, id="runs.copy_id"),
+        Binding("Y", "copy_path", "copy path", show=False, id="runs.copy_path"),
         Binding("escape", "clear_filter", "clear filter", show=False, id="runs.clear_filter"),
         # shown here only: the other screens' footers keep their room for `? help` at 80 columns
         Binding("q", "app.quit", "quit", id="runs.quit"),
@@ -236,6 +239,16 @@ class RunsScreen(Screen):
                "run": lambda r: r.run_id, "status": lambda r: (r.summary.status, r.run_id),
                "nets": lambda r: (r.summary.nets or 0, r.run_id)}[self.sort_key]
         return sorted(shown, key=key, reverse=self.sort_key in ("created", "nets"))
+
+    def action_copy_id(self) -> None:
+        """`y`: the selected run's id to the clipboard (OSC 52, through tmux: mothtui.clipboard)."""
+        if (run_id := self.selected_id()) is not None:
+            copy(self.app, run_id, "run id")
+
+    def action_copy_path(self) -> None:
+        """`Y`: the selected run's directory to the clipboard."""
+        if (run_id := self.selected_id()) is not None:
+            copy(self.app, str((self.app.runs_dir / run_id).resolve()), "run path")
 
     def selected_id(self) -> str | None:
         table = self.query_one(RunsTable)
