@@ -52,8 +52,9 @@ def matmul_peak(sizes=PEAK_SIZES, repeats: int = 5) -> float:
 
 def _layout(nets: int, batch: int, hidden, rows: int, eval_batch: int = 65_536) -> tuple[Placement, Layout]:
     """The engine's placement and layout (`core.engine.loop.Layout.of`) of this synthetic ensemble."""
+    # a config only for its shapes: samples large enough that no batch size is refused as too big
     config = from_dict({**PRESETS["smoke"], "nets": nets, "batch": batch, "hidden": list(hidden),
-                        "eval_batch": eval_batch})
+                        "eval_batch": eval_batch, "samples": max(PRESETS["smoke"]["samples"], 4 * batch)})
     place = Placement(make_mesh(nets))
     return place, Layout.of(config, place, nets, rows)
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -261,17 +259,6 @@ async def test_new_run_form_validates_inline(store):
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen)
-
-
-@pytest.fixture
-def sleeper():
-    """A live process standing in for an engine that is alive (for pid files); killed afterwards."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    yield proc
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 async def test_running_run_is_live_and_cancel_sends_sigterm(runs_dir, sleeper):
