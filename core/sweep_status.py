@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.formatting import fmt_duration
 from core.queue import QueueState, read_queue
 from core.runlist import RunSummary
 from core.sweep import SweepRecord, list_sweeps
@@ -29,11 +30,25 @@ class SweepStatus:
     queued: int
     eta_s: float | None
     where: str
+    keys: tuple[str, ...] = ()
+    """The swept keys (the sweep record's)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "total": self.total, "done": self.done, "running": self.running,
                 "failed": self.failed, "queued": self.queued,
-                "eta_s": None if self.eta_s is None else round(self.eta_s), "where": self.where}
+                "eta_s": None if self.eta_s is None else round(self.eta_s), "where": self.where,
+                "keys": list(self.keys)}
+
+    def summary(self) -> str:
+        """`2/4 done · 1 running · 1 queued · ETA 16m00s`: the sweep's line in `runs` and in the app."""
+        parts = [f"{self.done}/{self.total} done"]
+        parts += [f"{n} {what}" for n, what in ((self.running, "running"), (self.queued, "queued"),
+                                                 (self.failed, "failed")) if n]
+        if self.eta_s is not None and self.done < self.total:
+            parts.append(f"ETA {fmt_duration(self.eta_s)}")
+        if self.where != "queue":
+            parts.append(self.where.replace("slurm:", "SLURM "))
+        return " · ".join(parts)
 
 
 def _time(text: str | None) -> float | None:
@@ -77,5 +92,5 @@ def sweep_statuses(runs_dir: Path | str, summaries: list[RunSummary],
                                sum(s in ("running", "starting") for s in statuses),
                                sum(s in ("failed", "interrupted", "cancelled", "damaged") for s in statuses),
                                queued, _eta(record, state, now) if record.where == "queue" else None,
-                               record.where))
+                               record.where, tuple(record.keys)))
     return out

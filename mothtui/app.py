@@ -141,10 +141,11 @@ class MothApp(App):
 
         self.push_screen(LabelsDialog(self.runs_dir, run_id))
 
-    def open_compare(self, run_ids: list[str]) -> None:
+    def open_compare(self, names: list[str]) -> None:
+        """The comparison of runs and sweeps (a sweep's name stands for its runs)."""
         from mothtui.screens.compare import CompareScreen
 
-        self.push_screen(CompareScreen(run_ids))
+        self.push_screen(CompareScreen(names))
 
     def new_run(self) -> None:
         from mothtui.screens.new_run import NewRunScreen
@@ -184,11 +185,11 @@ class MothApp(App):
         from core.sweep_study import expand_names
 
         try:
-            run_ids, _ = expand_names(self.runs_dir, [name])
+            expand_names(self.runs_dir, [name])
         except MothError as err:
             self.notify(str(err), title="compare", severity="warning")
             return
-        self.open_compare(run_ids)
+        self.open_compare([name])
 
     def action_queue(self) -> None:
         """The run queue (mothtui.screens.queue), unless it is already on top."""

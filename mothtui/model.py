@@ -67,6 +67,8 @@ class RunsView:
 
     rows: tuple[RunRow, ...]
     live: tuple[str, ...] = ()
+    sweeps: tuple = ()
+    """`core.sweep_status.SweepStatus` of each sweep of the store: the runs table groups their runs."""
 
 
 class RunsModel:
@@ -84,8 +86,11 @@ class RunsModel:
 
     def view(self, now: float | None = None) -> RunsView:
         """Rows and the live progress lines of the running runs (the runs screen's worker calls this)."""
+        from core.sweep_status import sweep_statuses
+
         rows = tuple(self.rows(now))
-        return RunsView(rows, tuple(self.live_lines(rows)))
+        sweeps = sweep_statuses(self.runs_dir, [r.summary for r in rows], now=now)
+        return RunsView(rows, tuple(self.live_lines(rows)), tuple(sweeps))
 
     def rows(self, now: float | None = None, *, quick: bool = False) -> list[RunRow]:
         """Every run's row. `quick`: only what zarr.json tells (the first paint), `…` for the rest."""

@@ -9,7 +9,6 @@ import json
 
 from core.cli import resolve_runs
 from core.diskcache import disk_usages
-from core.formatting import fmt_duration
 from core.runlist import RunSummary, fmt_bytes, list_runs
 from core.sweep_status import SweepStatus, sweep_statuses
 
@@ -49,13 +48,7 @@ def run(args) -> int:
 
 
 def _sweep_line(s: SweepStatus) -> str:
-    parts = [f"sweep {s.name}", f"{s.done}/{s.total} done"]
-    parts += [f"{n} {what}" for n, what in ((s.running, "running"), (s.queued, "queued"), (s.failed, "failed")) if n]
-    if s.eta_s is not None and s.done < s.total:
-        parts.append(f"ETA {fmt_duration(s.eta_s)}")
-    if s.where != "queue":
-        parts.append(s.where.replace("slurm:", "SLURM "))
-    return "▾ " + " · ".join(parts)
+    return f"▾ sweep {s.name} · {s.summary()}"
 
 
 def _line(s: RunSummary, size: int, indent: str = "") -> str:

@@ -1,8 +1,10 @@
 """Runs side by side (the runs marked with `space`): loss vs sparsity overlaid, chosen-sparsity
-histograms, the config keys that differ, the structure at the chosen levels, other body scales.
+histograms, the config keys that differ, the structure at the chosen levels, other body scales, and
+for a sweep (its line marked) the chosen sparsity against the swept keys.
 
-The numbers are `core.study.Comparison`'s (the same as `mothtui compare --json`), loaded by a
-thread worker and handed over as `CompareScreen.Loaded`; this module only lays them out.
+The numbers are `core.study.Comparison`'s and `core.sweep_study.sweep_view`'s (the same as
+`mothtui compare --json`), loaded by a thread worker and handed over as `CompareScreen.Loaded`;
+this module only lays them out.
 X axes are the union of the runs' target sparsities in order (the schedules are far from
 uniform, and runs may have different ones), labelled with the sparsity.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,7 +26,7 @@ from mothtui.fmt import fmt_threshold
 from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.widgets.plots import PALETTE, CurvesPlot, Series, _log10
 
-TABS = ("loss", "chosen", "config", "structure", "scales")
+TABS = ("loss", "chosen", "config", "structure", "scales", "sweep")
 #: Characters of the longest histogram bar.
 BAR = 12
 
@@ -45,12 +48,18 @@ def _xticks(values: list[float]):
 
 
 class CompareScreen(Screen):
-    """The comparison of `run_ids`; `d` toggles the config table between what differs and everything."""
+    """The comparison of runs and sweeps (`names`); `d` toggles the config table between what differs and everything."""
 
     class Loaded(Message):
-        def __init__(self, comparison) -> None:
+        def __init__(self, comparison, sweeps: list) -> None:
             super().__init__()
             self.comparison = comparison
+            self.sweeps = sweeps  # core.sweep_study.sweep_view of each sweep named
+
+    class Failed(Message):
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
 
     BINDINGS = [
         HELP_FIRST,
@@ -59,15 +68,16 @@ class CompareScreen(Screen):
         Binding("escape", "app.pop_screen", "back", id="compare.back"),
     ]
 
-    def __init__(self, run_ids: list[str], threshold: float | None = None):
+    def __init__(self, names: list[str], threshold: float | None = None):
+        """`names`: run ids and sweep names (a sweep stands for its runs with a completed level)."""
         super().__init__()
-        self.run_ids = list(run_ids)
+        self.names = list(names)
         self.threshold = threshold
         self.comparison = None
         self.diff_only = True
 
     def compose(self) -> ComposeResult:
-        yield Static(f"compare · {len(self.run_ids)} runs · loading…", id="compare-header",
+        yield Static(f"compare · {', '.join(self.names)} · loading…", id="compare-header",
                      classes="screen-header")
         with TabbedContent(id="compare-tabs"):
             with TabPane("1 loss", id="loss"):
@@ -80,6 +90,9 @@ class CompareScreen(Screen):
                 yield DataTable(id="compare-structure", zebra_stripes=True)
             with TabPane("5 scales", id="scales"):
                 yield CurvesPlot(id="compare-scales")
+            with TabPane("6 sweep", id="sweep"):
+                yield CurvesPlot(id="compare-sweep")
+                yield DataTable(id="compare-sweep-table", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -87,9 +100,20 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True, group="compare-load", exit_on_error=False)
     def load(self) -> None:
+        from core.errors import MothError
         from core.study import compare_ids
+        from core.sweep_study import expand_names, sweep_view
 
-        self.post_message(self.Loaded(compare_ids(self.app.runs_dir, self.run_ids, self.threshold)))
+        try:
+            run_ids, sweeps = expand_names(self.app.runs_dir, self.names)
+            comparison = compare_ids(self.app.runs_dir, run_ids, self.threshold)
+        except MothError as e:
+            self.post_message(self.Failed(str(e)))
+            return
+        self.post_message(self.Loaded(comparison, [sweep_view(r, comparison) for r in sweeps]))
+
+    def on_compare_screen_failed(self, message: Failed) -> None:
+        self.query_one("#compare-header", Static).update(f"[b]compare[/b] · [red]{escape(message.error)}[/]")
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
         c = self.comparison = message.comparison
@@ -104,6 +128,9 @@ class CompareScreen(Screen):
         self._show_config(c)
         self._show_structure(c)
         self._show_scales(c)
+        self._show_sweeps(message.sweeps)
+        if message.sweeps:  # a sweep was asked for: its view first
+            self.action_tab("sweep")
 
     # ---- the panes ----------------------------------------------------------------------------
     def _show_loss(self, c) -> None:
@@ -180,6 +207,35 @@ class CompareScreen(Screen):
         self.query_one("#compare-scales", CurvesPlot).set_data(
             "median test loss vs sparsity at other body scales (log)", series, xticks=_xticks(values),
             empty="no run evaluated at other scales: mothtui evaluate RUN --scale 0.5,2 (or s on a run)")
+
+    def _show_sweeps(self, views: list) -> None:
+        """The chosen sparsity (median, p10–p90 dotted) against the first sweep's first key, and a
+        table of every sweep's keys and values."""
+        plot = self.query_one("#compare-sweep", CurvesPlot)
+        table = self.query_one("#compare-sweep-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("sweep", "key", "value", "chosen sparsity", "p10–p90", "chosen/nets", "runs")
+        series, xticks, title = [], None, "chosen sparsity against a swept key"
+        for view in views:
+            for key, rows in view["by_key"].items():
+                for row in rows:
+                    band = row["chosen_sparsity"]
+                    table.add_row(view["name"], key, short(row["value"]),
+                                  "–" if band["median"] is None else f"{band['median']:.3f}",
+                                  "–" if band["median"] is None else f"{band['p10']:.3f}–{band['p90']:.3f}",
+                                  f"{row['chosen']}/{row['nets']}", str(len(row["runs"])))
+        if views and views[0]["by_key"]:
+            view = views[0]
+            key, rows = next(iter(view["by_key"].items()))
+            x = list(range(len(rows)))
+            bands = [row["chosen_sparsity"] for row in rows]
+            pick = lambda name: [math.nan if b[name] is None else b[name] for b in bands]  # noqa: E731
+            series = [Series(x, pick("p10"), None, PALETTE[0], "dot"), Series(x, pick("p90"), None, PALETTE[0], "dot"),
+                      Series(x, pick("median"), f"{view['name']}: median", PALETTE[0], "braille")]
+            xticks = (x, [short(row["value"]) for row in rows])
+            title = f"sweep {view['name']}: chosen sparsity vs {key} (median, p10–p90 dotted)"
+        plot.set_data(title, series, xticks=xticks, log=False, xlabel=key if series else "",
+                      empty="no sweep here: mark a sweep's line in the runs list (space), then C")
 
     # ---- keys -------------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:

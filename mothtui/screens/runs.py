@@ -15,14 +15,16 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from core.formatting import fmt_duration
 from core.runlist import RunSummary, fmt_bytes, list_runs, run_path, setup_labels
+from core.sweep_status import sweep_statuses
 from mothtui.clipboard import copy
 from mothtui.fmt import fmt_created, fmt_store, status_label
 from mothtui.runfilter import known_keys, matches, unknown_keys
 from mothtui.screens.dialogs import HELP_FIRST
 
 # mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
-# paint's critical path: the first paint uses core.runlist (plain JSON, standard library only).
+# paint's critical path: the first paint uses core.runlist and core.sweep_status (plain JSON, standard library only).
 
 #: Most useful first: at 80 columns the last ones need a horizontal scroll (→ / End, ← / Home).
 COLUMNS = ("run", "status", "nets", "setup", "levels", "chosen sparsity", "duration", "created", "disk", "tags")
@@ -31,6 +33,10 @@ SETUP_WIDTH = 24
 #: The mark of a run chosen for the comparison (space), in front of its id; not a status symbol.
 MARK = "◆ "
 SORT_KEYS = ("created", "run", "status", "nets")
+#: A sweep's line in the table is keyed `.sweep/NAME`: run ids never start with "." (core.runlist.run_path).
+SWEEP_ROW = ".sweep/"
+#: In front of a sweep's runs, under its line.
+MEMBER_INDENT = "  "
 #: Seconds between re-reading the store (cheap: one zarr.json per run, cached loss medians).
 POLL_S = 1.0
 
@@ -104,7 +110,9 @@ class RunsScreen(Screen):
         self.sort_key = "created"
         self.live: tuple[str, ...] = ()  # progress lines of the running runs, from the last RunsView
         self._loader = None
-        self.marked: list[str] = []  # runs marked with space for the comparison, in marking order
+        self.marked: list[str] = []  # runs and sweeps marked with space for the comparison, in marking order
+        self.sweeps: dict = {}  # sweep name -> core.sweep_status.SweepStatus, from the last RunsView
+        self.collapsed: set[str] = set()  # sweeps whose runs are hidden under their line (enter toggles)
 
     @property
     def model(self):
@@ -127,7 +135,9 @@ class RunsScreen(Screen):
         self.query_one(RunsTable).focus()
         # first paint straight away from zarr.json alone (the list must show within a second);
         # the authoritative rows and the chosen-sparsity column follow from a worker
-        self._show([FirstPaintRow(s) for s in list_runs(self.app.runs_dir)])
+        summaries = list_runs(self.app.runs_dir)
+        self.sweeps = {s.name: s for s in sweep_statuses(self.app.runs_dir, summaries, now=self.app.clock())}
+        self._show([FirstPaintRow(s) for s in summaries])
         self._loader = self.load_rows()
         self.set_interval(POLL_S, self.poll)
 
@@ -144,6 +154,7 @@ class RunsScreen(Screen):
 
     def on_runs_screen_rows_loaded(self, message: RowsLoaded) -> None:
         self.live = message.view.live
+        self.sweeps = {s.name: s for s in message.view.sweeps}
         self._show(list(message.view.rows))
 
     def refresh_runs(self) -> None:
@@ -157,8 +168,16 @@ class RunsScreen(Screen):
         self.query_one("#runs-progress", Static).update("\n".join(self.live[:2]) or " ")
         visible = self._visible(rows + launched)
         setups = setup_labels([r.summary for r in rows])
-        cells = [self._cells(row, setups) for row in visible]
-        self._fill_table(cells, [row.run_id for row in visible])
+        keys, cells = [], []
+        for item in self._grouped(visible):
+            if isinstance(item, tuple):  # a sweep's line and its visible runs
+                status, members = item
+                keys.append(SWEEP_ROW + status.name)
+                cells.append(self._sweep_cells(status, members))
+            else:
+                keys.append(item.run_id)
+                cells.append(self._cells(item, setups))
+        self._fill_table(cells, keys)
         self._show_filter_note(rows, visible)
         counts: dict[str, int] = {}
         for r in rows:
@@ -174,6 +193,46 @@ class RunsScreen(Screen):
             f"[b]mothtui[/b]  {escape(fmt_store(self.app.runs_dir))}   {shown}sort {self.sort_key}   {tally}")
         self.refresh_bindings()
 
+    def _grouped(self, visible: list) -> list:
+        """The rows in table order: a sweep's runs follow its line, which stands where its first
+        visible run would (as `mothtui runs` prints them); a collapsed sweep shows its line alone,
+        unless a filter is typed (then the runs it matches show)."""
+        members: dict[str, list] = {}
+        for row in visible:
+            if row.summary.sweep in self.sweeps:
+                members.setdefault(row.summary.sweep, []).append(row)
+        out: list = []
+        for row in visible:
+            name = row.summary.sweep
+            if name not in members:
+                out.append(row)
+            elif name not in [i[0].name for i in out if isinstance(i, tuple)]:
+                out.append((self.sweeps[name], members[name]))
+                if name not in self.collapsed or self.filter_text:
+                    out += members[name]
+        return out
+
+    def _sweep_cells(self, status, members: list) -> tuple:
+        """A sweep's line: done/total in the status column, the swept keys in the setup column, its
+        ETA in the duration column, what is running, queued or failed in the last; ▸ when its runs
+        are hidden (enter shows them)."""
+        shown = "▸" if status.name in self.collapsed and not self.filter_text else "▾"
+        mark = MARK if self.sweep_key(status.name) in self.marked else " " * len(MARK)
+        keys = ", ".join(status.keys)
+        sizes = [r.disk_bytes for r in members if r.disk_bytes is not None]
+        busy = " · ".join(f"{n} {what}" for n, what in ((status.running, "running"), (status.queued, "queued"),
+                                                         (status.failed, "failed")) if n)
+        eta = f"ETA {fmt_duration(status.eta_s)}" if status.eta_s is not None and status.done < status.total else "–"
+        created = max((r.summary.created or "" for r in members), default="") or None
+        return (f"{mark}{shown} sweep {status.name}", f"{status.done}/{status.total} done",
+                str(sum(r.summary.nets or 0 for r in members)),
+                keys if len(keys) <= SETUP_WIDTH else keys[: SETUP_WIDTH - 1] + "…", "–", "–", eta,
+                fmt_created(created), fmt_bytes(sum(sizes)) if sizes else "…", busy)
+
+    @staticmethod
+    def sweep_key(name: str) -> str:
+        return SWEEP_ROW + name
+
     def _cells(self, row, setups: dict[str, str]) -> tuple:
         s = row.summary
         levels = "–" if s.levels_complete is None else f"{s.levels_complete}/{s.levels}"
@@ -181,7 +240,8 @@ class RunsScreen(Screen):
         setup = setup if len(setup) <= SETUP_WIDTH else setup[: SETUP_WIDTH - 1] + "…"
         mark = MARK if s.run_id in self.marked else " " * len(MARK)  # ids stay aligned, marked or not
         disk = fmt_bytes(row.disk_bytes) if row.disk_bytes is not None else ("–" if s.status == "starting" else "…")
-        return (mark + s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets), setup, levels,
+        indent = MEMBER_INDENT if s.sweep in self.sweeps else ""
+        return (mark + indent + s.run_id, status_label(s.status), "–" if s.nets is None else str(s.nets), setup, levels,
                 row.chosen, row.duration, fmt_created(s.created), disk,
                 " ".join((*s.tags, s.lineage) if s.parent else s.tags))
 
@@ -192,7 +252,7 @@ class RunsScreen(Screen):
             return
         self._shown_cells = (cells, keys)
         table = self.query_one(RunsTable)
-        current, scroll_x = self.selected_id(), table.scroll_x
+        current, scroll_x = self.selected_key(), table.scroll_x
         table.clear(columns=True)
         table.add_columns(*COLUMNS)
         for key, row in zip(keys, cells):
@@ -250,7 +310,8 @@ class RunsScreen(Screen):
         if (run_id := self.selected_id()) is not None:
             copy(self.app, str((self.app.runs_dir / run_id).resolve()), "run path")
 
-    def selected_id(self) -> str | None:
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor: a run id, or a sweep's line (`SWEEP_ROW` + name)."""
         table = self.query_one(RunsTable)
         if table.row_count == 0:
             return None
@@ -258,6 +319,16 @@ class RunsScreen(Screen):
             return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         except Exception:  # noqa: BLE001 - the cursor sits on no row
             return None
+
+    def selected_id(self) -> str | None:
+        """The run under the cursor (None on a sweep's line)."""
+        key = self.selected_key()
+        return None if key is None or key.startswith(SWEEP_ROW) else key
+
+    def selected_sweep(self) -> str | None:
+        """The sweep whose line is under the cursor."""
+        key = self.selected_key()
+        return key[len(SWEEP_ROW):] if key and key.startswith(SWEEP_ROW) else None
 
     def selected_row(self):
         rid = self.selected_id()
@@ -282,6 +353,8 @@ class RunsScreen(Screen):
         """The footer shows only what applies to the selected run."""
         row = self.selected_row()
         status = row.summary.status if row else None
+        if action in ("open", "mark") and self.selected_sweep() is not None:
+            return True
         if action == "open":
             return row is not None and not row.summary.damaged
         if action == "resume":
@@ -293,7 +366,7 @@ class RunsScreen(Screen):
         if action in ("log", "labels"):
             return row is not None and not (action == "labels" and row.summary.damaged)
         if action == "compare":
-            return bool(self.marked)
+            return bool(self.marked) or self.selected_sweep() is not None
         return True
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -303,6 +376,10 @@ class RunsScreen(Screen):
         self.action_open()
 
     def action_open(self) -> None:
+        if (sweep := self.selected_sweep()) is not None:  # a sweep's line: show or hide its runs
+            self.collapsed ^= {sweep}
+            self._show(self.rows)
+            return
         row = self.selected_row()
         if row is None:
             return
@@ -334,27 +411,32 @@ class RunsScreen(Screen):
             self.app.delete_run(row.run_id)
 
     def action_mark(self) -> None:
-        """Mark or unmark the selected run for the comparison (`C`), and move down as lazygit does."""
+        """Mark or unmark the selected run, or a sweep's line (the whole sweep), for the comparison
+        (`C`), and move down as lazygit does."""
+        key = self.selected_key()
         row = self.selected_row()
-        if row is None or row.summary.damaged:
+        if key is None or (row is not None and row.summary.damaged):
             return
-        if row.run_id in self.marked:
-            self.marked.remove(row.run_id)
+        if key in self.marked:
+            self.marked.remove(key)
         else:
-            self.marked.append(row.run_id)
+            self.marked.append(key)
         self._show(self.rows)
         self.query_one(RunsTable).action_cursor_down()
 
     def action_compare(self) -> None:
-        """Compare the marked runs (with the selected one when only one is marked)."""
-        ids = list(self.marked)
-        current = self.selected_id()
-        if len(ids) == 1 and current and current not in ids:
-            ids.append(current)
-        if len(ids) < 2:
-            self.notify("mark two or more runs with space, then C compares them", severity="warning")
+        """Compare the marked runs and sweeps (with the selected row when only one is marked); a
+        sweep's line alone compares its runs (and plots the chosen sparsity against its keys)."""
+        keys = list(self.marked)
+        current = self.selected_key()
+        if len(keys) <= 1 and current and current not in keys:
+            keys.append(current)
+        names = [k[len(SWEEP_ROW):] if k.startswith(SWEEP_ROW) else k for k in keys]
+        if len(names) < 2 and not any(k.startswith(SWEEP_ROW) for k in keys):
+            self.notify("mark two or more runs (or a sweep's line) with space, then C compares them",
+                        severity="warning")
             return
-        self.app.open_compare(ids)
+        self.app.open_compare(names)
 
     def action_undo_delete(self) -> None:
         self.app.undo_delete()

@@ -79,4 +79,43 @@ async def test_palette_compares_a_whole_sweep(runs_dir):
         commands["Compare sweep sw"].callback()
         await settle(pilot, 0.5)
         assert isinstance(app.screen, CompareScreen)
-        assert app.screen.run_ids == ["sw-01", "sw-02"]
+        assert app.screen.names == ["sw"]
+        assert [r.run_id for r in app.screen.comparison.runs] == ["sw-01", "sw-02"]
+
+
+async def test_runs_list_groups_a_sweep_and_compares_it_against_its_key(runs_dir):
+    """A sweep's runs sit under one line (done/total, the swept key) that enter folds and unfolds;
+    C on that line opens the comparison on the sweep tab: chosen sparsity per value of the key."""
+    from core.sweep import SweepSpec, plan_sweep, write_sweep
+    from fixture_runs import make_fixture_run
+    from mothtui.screens.compare import CompareScreen
+    from mothtui.screens.runs import RunsScreen
+
+    write_sweep(runs_dir, plan_sweep(runs_dir, SweepSpec.build("smoke", None, [], ["seed=1,2,3"]), "sw"))
+    for i in (1, 2):
+        make_fixture_run(runs_dir, f"sw-0{i}", seed=i, created=f"2026-12-01T10:0{i}:00+00:00").set_attrs(sweep="sw")
+    make_fixture_run(runs_dir, "alone", created="2026-12-01T09:00:00+00:00")
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+
+        def rows():
+            table = screen.query_one("#runs-table")
+            return [str(table.get_row(k)[0]).strip() + " | " + str(table.get_row(k)[1]) for k in table.rows]
+
+        await _until(pilot, lambda: any("sweep sw" in r for r in rows()))
+        assert rows() == ["▾ sweep sw | 2/3 done", "sw-02 | ✓ done", "sw-01 | ✓ done", "alone | ✓ done"], rows()
+        assert screen.query_one("#runs-table").get_row(".sweep/sw")[3] == "seed"  # the swept key as its setup
+        screen.query_one("#runs-table").move_cursor(row=0)
+        await pilot.press("enter")  # fold: the sweep's line alone
+        await settle(pilot)
+        assert rows() == ["▸ sweep sw | 2/3 done", "alone | ✓ done"]
+        assert screen.selected_id() is None and screen.selected_sweep() == "sw"
+        await pilot.press("C")
+        await _until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.comparison is not None)
+        compare = app.screen
+        assert compare.query_one("#compare-tabs").active == "sweep"
+        table = compare.query_one("#compare-sweep-table")
+        values = [(table.get_row(k)[1], table.get_row(k)[2], table.get_row(k)[5]) for k in table.rows]
+        assert values == [("seed", "1", "4/4"), ("seed", "2", "4/4")], values
