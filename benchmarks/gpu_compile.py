@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.engine import gpu_target
     from core.errors import MothError
     from core.plan import GPU_KEYS, _costs, gpu_cost, param_count
-    from core.runlist import fmt_bytes
+    from core.formatting import fmt_bytes
 
     config = resolve(args.preset, None, args.overrides)
     rows = {name: b - a for name, (a, b) in split_rows(config.samples, config.splits).items()}

@@ -56,7 +56,7 @@ from typing import Any, Callable
 
 from core.config import Config
 from core.errors import DoesNotFit, MothError
-from core.runlist import fmt_bytes
+from core.formatting import fmt_bytes
 
 #: Published peaks (dense, no sparsity) of one GPU: FLOP/s per precision, HBM bandwidth (bytes/s),
 #: memory (bytes). H100 SXM5 and H200 SXM share the compute; the H200 has faster and more HBM.

@@ -180,16 +180,6 @@ def _parent(attrs: dict[str, Any]) -> tuple[str, int] | None:
     return None
 
 
-def fmt_bytes(size: int | None) -> str:
-    """`812 B`, `4.0 kB`, `12.3 MB`, `1.2 GB` (powers of 1000, as df -H); `–` when unknown."""
-    if size is None:
-        return "–"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return "–"
-
 
 def disk_usage(path: Path | str) -> int:
     """Bytes of all files under `path` (their sizes, as `du --apparent-size` counts them); 0 if absent.

@@ -1,31 +1,15 @@
-"""Text of the screens: losses, thresholds, dates, statuses. Standard library only (imported at start-up).
+"""Text of the screens: dates, run stores, statuses. Standard library only (imported at start-up).
 
-Durations and rates are `core.formatting`'s (the console display shares them).
+Durations, rates, sizes, losses and thresholds are `core.formatting`'s (the console shares them).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 
 #: Statuses of a run and the symbol shown with the word (never colour alone, ux.md).
 STATUS_SYMBOLS = {"running": "●", "done": "✓", "cancelled": "✗", "failed": "✗",
                   "interrupted": "◌", "damaged": "⚠", "starting": "…"}
-
-
-def fmt_loss(value: float | None) -> str:
-    """A loss in compact scientific notation (`4.1e-04` -> `4.1e-4`); `–` when missing."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    mantissa, exponent = f"{value:.1e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def fmt_threshold(value: float) -> str:
-    """A threshold as people type it: `1e-3`, `2.5e-3`, `0.1` -> `1e-1`."""
-    m, e = f"{value:.1e}".split("e")
-    m = m.rstrip("0").rstrip(".")
-    return f"{m}e{int(e)}"
 
 
 def fmt_created(created: str | None) -> str:

@@ -19,10 +19,9 @@ import numpy as np
 from core.analysis import structure
 from core.config import Config
 from core.events import EventTail, RunProgress, event_span, fold
-from core.formatting import fmt_duration, fmt_rate
+from core.formatting import fmt_duration, fmt_loss, fmt_rate, fmt_threshold
 from core.runstore import SPLITS, Run, RunSummary, disk_usage, list_runs, open_run
 from core.select import Selection, select
-from mothtui.fmt import fmt_loss, fmt_threshold
 
 #: Networks read for the layer and weight views: enough for fractions and histograms, and a
 #: 400-network paper run stays a quick read.

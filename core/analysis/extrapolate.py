@@ -27,6 +27,7 @@ import numpy as np
 
 from core.analysis.store import EXTRAPOLATION, AnalysisWriter, load_analysis
 from core.errors import MothError
+from core.formatting import fmt_value
 from core.schema import INPUT_NAMES, OUTPUT_NAMES
 
 #: The held-out strokes' seed is the run's `data_seed` plus this: never the training rows.
@@ -142,12 +143,9 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
     loss_a = level_losses(run, held_out, levels)                    # (S, L, N)
     summary = store_extrapolation(run, scales, loss_a, rows, valid, samples=samples, seed=seed, datasets=datasets)
     for scale, m, v in zip(scales, summary["loss_median"], valid):
-        say(f"s = {scale:g}: level 0 median loss {_fmt(m[0])}, {v:.0%} of strokes valid")
+        say(f"s = {scale:g}: level 0 median loss {fmt_value(m[0])}, {v:.0%} of strokes valid")
     return summary
 
-
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3g}"
 
 
 def store_extrapolation(run, scales: Sequence[float], loss_a: np.ndarray, rows: Sequence[int],

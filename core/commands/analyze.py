@@ -15,6 +15,7 @@ import numpy as np
 from core.analysis import AnalysisParams, analyze_run, load_analysis
 from core.analysis.motifs import load_motifs
 from core.cli import resolve_runs
+from core.formatting import fmt_value
 from core.owner import claim
 from core.runstore import open_run, run_path
 from core.select import check_threshold, select_run
@@ -34,9 +35,6 @@ def _params(args) -> AnalysisParams:
         values["motif_samples"] = args.motif_samples
     return AnalysisParams(**values)
 
-
-def _fmt(value, spec: str = ".3g") -> str:
-    return "–" if value is None else format(value, spec)
 
 
 def chosen_vs_level0(run, threshold: float | None = None) -> list[dict]:
@@ -92,10 +90,10 @@ def _print_table(run_store, s: dict, flights: list[dict]) -> None:
         gh = " ".join(f"{x:.1f}" for x in s["ghosts_mean"][lvl])
         line = f"{lvl:>5} {s['sparsity'][lvl]:>6.2f} {rem:<24} {gh:<14}"
         if perf:
-            noise = "/".join(_fmt(row[lvl], ".2g") for row in s["noise_loss_median"])
-            line += (f" {_fmt(s['eval_loss_median'][lvl]):>8} {noise:>16} "
-                     f"{_fmt(s['flight_position_cm_median'][lvl]):>9} "
-                     f"{_fmt(s['flight_theta_rad_median'][lvl]):>7} {_fmt(s['flight_phi_rad_median'][lvl]):>7}")
+            noise = "/".join(fmt_value(row[lvl], ".2g") for row in s["noise_loss_median"])
+            line += (f" {fmt_value(s['eval_loss_median'][lvl]):>8} {noise:>16} "
+                     f"{fmt_value(s['flight_position_cm_median'][lvl]):>9} "
+                     f"{fmt_value(s['flight_theta_rad_median'][lvl]):>7} {fmt_value(s['flight_phi_rad_median'][lvl]):>7}")
         print(line)
     # Inputs are most telling at the level the pick lands on (at the last level nothing is left).
     chosen = sorted(f["level"] for f in flights)
@@ -106,13 +104,13 @@ def _print_table(run_store, s: dict, flights: list[dict]) -> None:
           + (" (median chosen level)" if chosen else "") + ", fewest first: "
           + ", ".join(f"{s['input_names'][i]} {kept[i]:.2f}" for i in order))
     if perf:
-        print(f"flying the dataset's own controls misses by {_fmt(s['replay_position_cm_median'])} cm "
+        print(f"flying the dataset's own controls misses by {fmt_value(s['replay_position_cm_median'])} cm "
               f"(median): the floor of the flight error")
     _print_motifs(s)
     for f in flights:
         print(f"net {f['network']:>3} chosen level {f['level']} ({f['sparsity']:.2f}): flight "
-              f"{_fmt(f['position_cm_chosen'])} cm / theta {_fmt(f['theta_rad_chosen'])} rad vs level 0 "
-              f"{_fmt(f['position_cm_level0'])} cm / {_fmt(f['theta_rad_level0'])} rad")
+              f"{fmt_value(f['position_cm_chosen'])} cm / theta {fmt_value(f['theta_rad_chosen'])} rad vs level 0 "
+              f"{fmt_value(f['position_cm_level0'])} cm / {fmt_value(f['theta_rad_level0'])} rad")
 
 
 def _print_motifs(s: dict) -> None:
@@ -128,4 +126,4 @@ def _print_motifs(s: dict) -> None:
           f"(ghost units removed; edges are fixed by the null model, so no z):")
     print(f"{'level':>5} " + " ".join(f"{n:>11}" for n in names[1:]))
     for lvl, row in enumerate(z):
-        print(f"{lvl:>5} " + " ".join(f"{_fmt(v, '.2f'):>11}" for v in row[1:]))
+        print(f"{lvl:>5} " + " ".join(f"{fmt_value(v, '.2f'):>11}" for v in row[1:]))

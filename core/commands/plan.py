@@ -15,9 +15,8 @@ import sys
 
 from core.config import DEFAULT_PRESET, resolve
 from core.errors import ConfigError
+from core.formatting import fmt_bytes, fmt_duration
 from core.plan import DEFAULT_CALIBRATION_S, GPU_PEAKS, MAX_CALIBRATION_S, PHASES, build_plan
-from core.formatting import fmt_duration
-from core.runlist import fmt_bytes
 
 
 def run(args) -> int:

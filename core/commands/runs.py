@@ -9,7 +9,8 @@ import json
 
 from core.cli import resolve_runs
 from core.diskcache import disk_usages
-from core.runlist import RunSummary, fmt_bytes, list_runs
+from core.formatting import fmt_bytes
+from core.runlist import RunSummary, list_runs
 from core.sweep_status import SweepStatus, sweep_statuses
 
 HEADER = f"{'run':<28} {'status':<12} {'nets':>5} {'levels':>7}  {'created':<25} {'disk':>8}"

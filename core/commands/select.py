@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 
 from core.cli import resolve_runs
+from core.formatting import fmt_value
 from core.runstore import open_run
 from core.schema import check_split
 from core.select import Selection, check_threshold, histogram_lines, parse_overrides, require_any, select_run
 
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "–" if value is None else format(value, spec)
 
 
 def run(args) -> int:
@@ -36,9 +34,9 @@ def run(args) -> int:
           f"{run_store.levels_complete}/{run_store.levels} levels complete")
     print(f"{'net':>5} {'level':>5} {'sparsity':>8} {split + ' loss':>10}  {'best loss':>9}")
     for c in selection.choices:
-        level = _fmt(c.level, "d") + ("*" if c.manual else "")
-        print(f"{c.network:>5} {level:>5} {_fmt(c.sparsity, '.3f'):>8} "
-              f"{_fmt(c.loss, '.3g'):>10}  {_fmt(c.best_loss, '.3g'):>9}")
+        level = fmt_value(c.level, "d") + ("*" if c.manual else "")
+        print(f"{c.network:>5} {level:>5} {fmt_value(c.sparsity, '.3f'):>8} "
+              f"{fmt_value(c.loss, '.3g'):>10}  {fmt_value(c.best_loss, '.3g'):>9}")
     print(f"{selection.passing}/{len(selection.choices)} networks pass · "
           f"median sparsity {selection.median_sparsity:.3f}"
           + (" · * chosen by hand" if any(c.manual for c in selection.choices) else ""))
@@ -56,5 +54,5 @@ def _print_loss_by_level(selection: Selection) -> None:
     print(f"{selection.split} loss per level over the ensemble:")
     print(f"{'level':>5} {'sparsity':>8} {'p10':>10} {'median':>10} {'p90':>10} {'nets':>5}")
     for row in selection.loss_by_level:
-        print(f"{row.level:>5} {row.sparsity:>8.3f} {_fmt(row.p10, '.3g'):>10} {_fmt(row.median, '.3g'):>10} "
-              f"{_fmt(row.p90, '.3g'):>10} {row.finite:>5}")
+        print(f"{row.level:>5} {row.sparsity:>8.3f} {fmt_value(row.p10, '.3g'):>10} {fmt_value(row.median, '.3g'):>10} "
+              f"{fmt_value(row.p90, '.3g'):>10} {row.finite:>5}")

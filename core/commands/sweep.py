@@ -70,8 +70,7 @@ def plan(args) -> int:
     from core.errors import DoesNotFit
     from core.plan import DEFAULT_CALIBRATION_S, build_plan
     from core.config import resolve
-    from core.formatting import fmt_duration
-    from core.runlist import fmt_bytes
+    from core.formatting import fmt_bytes, fmt_duration
 
     runs_dir = resolve_runs(args)
     preset = args.preset or DEFAULT_PRESET

@@ -31,6 +31,7 @@ from core.config import Config
 from core.data import N_INPUTS, N_OUTPUTS, BatchPlan, Prepared
 from core.distributed import Cluster, LevelSync
 from core.engine import evaluate, model, prune, train
+from core.engine.eta import LevelTiming, eta_seconds, held
 from core.engine.model import Layer, Params
 from core.engine.sharding import NetSlice, Placement, make_mesh, process_slice
 from core.errors import Cancelled, StoreError
@@ -346,43 +347,6 @@ def branch_level(engine: Engine, params: Params, masks: Params, diverged: np.nda
     return result
 
 
-class LevelTiming(NamedTuple):
-    """What a completed level took, for the ETA of the levels after it."""
-
-    level: int
-    cap: int
-    """Its step cap."""
-    steps: int
-    """Steps it ran (the slowest network's; fewer than `cap` when every network stopped early)."""
-    train_s: float
-    eval_s: float
-
-
-def eta_seconds(engine: Engine, level: int, step: int, active: bool, step_s: float,
-                done: list[LevelTiming]) -> float:
-    """Seconds until the run ends: the rest of `level` (now at `step`) and every later level.
-
-    A level's steps are its cap times the share of their caps that the completed levels of its kind
-    ran (retraining levels from the latest two retraining levels, level 0 from itself; early
-    stopping makes that share well below 1), at `step_s` seconds a step, plus an evaluation as long
-    as the completed ones took. Without a completed level the caps and no evaluation are all there
-    is to go by.
-    """
-    def share(lv: int) -> float:
-        later = [t for t in done if t.level > 0]
-        same = [t for t in done if t.level == 0] if lv == 0 else (later[-2:] or [t for t in done if t.cap ==
-                                                                                   engine.steps_for(lv)])
-        return float(np.mean([t.steps / t.cap for t in same])) if same else 1.0
-
-    eval_s = float(np.mean([t.eval_s for t in done])) if done else 0.0
-    cap = engine.steps_for(level)
-    expected = min(cap, max(step, round(share(level) * cap)))
-    left = ((expected - step) * step_s if active else 0.0) + eval_s
-    for later in range(level + 1, engine.config.levels):
-        left += share(later) * engine.steps_for(later) * step_s + eval_s
-    return left
-
-
 class _ProgressEmitter:
     """Turns per-chunk losses into throttled `progress` events with a rate and an ETA (`eta_seconds`)."""
 
@@ -423,8 +387,11 @@ class _ProgressEmitter:
             return
         elapsed = now - self.t0
         rate = (step - self.first_step) * self.engine.config.batch * self.engine.nets.count / max(elapsed, 1e-9)
-        eta = eta_seconds(self.engine, self.level, step, bool(active.any()), self.step_seconds(now, step), self.done)
         loss = [float(s / c) if c else None for s, c in zip(self.sum, self.count)]
+        cfg = self.engine.config
+        hold = held(loss, active.tolist(), step, cfg.early_stop_below, cfg.early_stop_window)
+        caps = [self.engine.steps_for(lv) for lv in range(cfg.levels)]
+        eta = eta_seconds(caps, self.level, step, bool(active.any()), self.step_seconds(now, step), self.done, hold)
         self.emit("progress", level=self.level, step=step, max_steps=cap,
                   active=int(active.sum()), loss=loss, samples_per_s=round(rate, 1), eta_s=round(eta, 1))
         self.sum[:] = 0.0

@@ -18,9 +18,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from core.errors import MothError
+from core.formatting import fmt_threshold
 from core.runstore import open_run
 from mothtui.clipboard import copy
-from mothtui.fmt import fmt_threshold
 
 
 def default_export_dir(runs_dir: Path, run_id: str, threshold: float, split: str) -> Path:

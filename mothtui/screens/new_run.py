@@ -27,8 +27,8 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from core.config import PRESETS, PRUNING_MODES, ConfigError, key_help, resolve
 from core.errors import StoreError
-from core.formatting import fmt_duration
-from core.runlist import fmt_bytes, new_run_id, run_path
+from core.formatting import fmt_bytes, fmt_duration
+from core.runlist import new_run_id, run_path
 from mothtui import cmdline
 from mothtui.jobs import run_captured
 from mothtui.screens.dialogs import HELP_FIRST

@@ -24,9 +24,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from core.errors import MothError
+from core.formatting import fmt_loss, fmt_threshold
 from core.runstore import run_path, summarize
 from core.select import SPLITS, Selection, check_threshold, histogram_lines, select
-from mothtui.fmt import fmt_loss, fmt_threshold
 from mothtui.model import PickerView, load_picker_view
 from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.screens.export import ExportDialog

@@ -24,10 +24,10 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from core.analysis.store import stored_stamp
 from core.events import EventTail, RunProgress, fold
-from core.formatting import fmt_duration, fmt_rate
+from core.formatting import fmt_duration, fmt_loss, fmt_rate, fmt_threshold
 from core.runstore import run_path, summarize
 from mothtui.clipboard import copy
-from mothtui.fmt import end_line, fmt_loss, fmt_threshold, status_label
+from mothtui.fmt import end_line, status_label
 from mothtui.model import (LayersView, RunView, WeightsView, analysis_table, load_run_view, load_weights_view,
                            motif_table)
 from mothtui.screens.dialogs import HELP_FIRST

@@ -15,8 +15,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from core.formatting import fmt_duration
-from core.runlist import RunSummary, fmt_bytes, list_runs, run_path, setup_labels
+from core.formatting import fmt_bytes, fmt_duration
+from core.runlist import RunSummary, list_runs, run_path, setup_labels
 from core.sweep_status import sweep_statuses
 from mothtui.clipboard import copy
 from mothtui.fmt import fmt_created, fmt_store, status_label

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from textual_plotext import PlotextPlot
 
-from mothtui.fmt import fmt_loss, fmt_threshold
+from core.formatting import fmt_loss, fmt_threshold
 
 #: Seconds between redraws at most: the chart is cheap to look at, not to build.
 REDRAW_INTERVAL_S = 1.0

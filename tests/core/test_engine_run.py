@@ -280,25 +280,35 @@ def test_a_cancel_inside_a_level_keeps_its_steps_and_resume_continues_bit_for_bi
     assert [(e.level, e.step) for e in starts] == [(0, None), (1, None), (1, 32), (2, None), (3, None)]
 
 
-def test_the_eta_counts_the_share_of_their_caps_that_levels_ran_and_their_evaluation():
-    from types import SimpleNamespace
+def test_the_eta_predicts_each_level_from_the_levels_before_and_the_early_stopping_state():
+    from core.engine.eta import LevelTiming, eta_seconds, held
 
-    from core.engine.loop import LevelTiming, eta_seconds
-
-    caps = {0: 1000}
-    engine = SimpleNamespace(config=SimpleNamespace(levels=5), steps_for=lambda lv: caps.get(lv, 400))
+    caps = [1000, 400, 400, 400, 400]
     # nothing completed yet: the caps, no evaluation
-    assert eta_seconds(engine, 0, 100, True, 0.01, []) == pytest.approx(900 * 0.01 + 4 * 400 * 0.01)
-    # level 0 ran 500 of 1,000 steps, level 1 200 of 400 and level 2 100 of 400: later levels are
-    # expected to run (0.5 + 0.25) / 2 of their caps, with 2 s of evaluation each
+    assert eta_seconds(caps, 0, 100, True, 0.01, []) == pytest.approx(900 * 0.01 + 4 * 400 * 0.01)
+    # level 1 ran 200 of 400 steps and level 2 100: level 3, at step 50, is expected to run as long
+    # as the levels that outlasted 50 steps (150), level 4 the mean share of levels 2 and 3
     done = [LevelTiming(0, 1000, 500, 5.0, 2.0), LevelTiming(1, 400, 200, 2.0, 2.0), LevelTiming(2, 400, 100, 1.0, 2.0)]
-    share = (200 / 400 + 100 / 400) / 2
-    assert eta_seconds(engine, 3, 50, True, 0.01, done) == pytest.approx(
-        (share * 400 - 50) * 0.01 + 2.0 + share * 400 * 0.01 + 2.0)
-    # every network of the level has stopped: only its evaluation and the last level are left
-    assert eta_seconds(engine, 3, 50, False, 0.01, done) == pytest.approx(2.0 + share * 400 * 0.01 + 2.0)
-    # running past the expected share: the level is expected to end now
-    assert eta_seconds(engine, 4, 390, True, 0.01, done) == pytest.approx(2.0)
+    share = (100 / 400 + 150 / 400) / 2
+    assert eta_seconds(caps, 3, 50, True, 0.01, done) == pytest.approx((150 - 50) * 0.01 + 2.0 + share * 400 * 0.01 + 2.0)
+    # at step 150 only level 1 outlasted it: 200 expected
+    share = (100 / 400 + 200 / 400) / 2
+    assert eta_seconds(caps, 3, 150, True, 0.01, done) == pytest.approx(50 * 0.01 + 2.0 + share * 400 * 0.01 + 2.0)
+    # past every completed level: halfway to the cap (325 of 400)
+    share = (100 / 400 + 325 / 400) / 2
+    assert eta_seconds(caps, 3, 250, True, 0.01, done) == pytest.approx(75 * 0.01 + 2.0 + share * 400 * 0.01 + 2.0)
+    # every network of the level has stopped: its evaluation and the last level
+    share = (100 / 400 + 50 / 400) / 2
+    assert eta_seconds(caps, 3, 50, False, 0.01, done) == pytest.approx(2.0 + share * 400 * 0.01 + 2.0)
+    # held: a network cannot stop (its loss above early_stop_below), so this level and the later
+    # ones are expected to run to their caps
+    assert eta_seconds(caps, 3, 50, True, 0.01, done, held_now=True) == pytest.approx(
+        350 * 0.01 + 2.0 + (100 / 400 + 1.0) / 2 * 400 * 0.01 + 2.0)
+    # held only with a bound, only for active networks above it, and only after the first check
+    assert held([3e-4, 1e-4], [True, True], 1000, 2e-4, 500)
+    assert not held([3e-4, 1e-4], [False, True], 1000, 2e-4, 500)
+    assert not held([3e-4, 1e-4], [True, True], 999, 2e-4, 500)
+    assert not held([3e-4, 1e-4], [True, True], 1000, 0.0, 500)
 
 
 def test_a_trained_run_opens_in_xarray_runs_the_example_notebook_and_exports_to_onnx(reference, tmp_path):

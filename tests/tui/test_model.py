@@ -11,9 +11,8 @@ from core.analysis import AnalysisParams, analyze_run
 from core.analysis.store import load_analysis
 from core.config import ConfigError, resolve
 from core.events import EventTail, EventWriter, event_span, fold
-from core.formatting import fmt_duration
+from core.formatting import fmt_duration, fmt_loss, fmt_threshold
 from core.runstore import open_run
-from mothtui.fmt import fmt_loss, fmt_threshold
 from core.runlist import new_run_id
 from mothtui import cmdline
 from mothtui.jobs import resume_command, train_command

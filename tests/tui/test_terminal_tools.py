@@ -227,7 +227,7 @@ async def test_disk_column_and_total(store):
         rows = {r.run_id: r for r in screen.rows}
         assert rows["alpha"].disk_bytes == disk_usage(store / "alpha")
         total = sum(disk_usage(store / name) for name in ("alpha", "beta", "broken"))
-        from core.runlist import fmt_bytes
+        from core.formatting import fmt_bytes
 
         assert fmt_bytes(total) in str(screen.query_one("#runs-header").render())
 

@@ -1,0 +1,94 @@
+"""Per level and per layer, where a run's networks give out: the tables of docs/science.md's
+"beyond the paper" section and docs/cluster.md's precision comparison (numpy only, no JAX).
+
+    python benchmarks/layer_limits.py RUN [RUN ...] [--runs runs] [--nets 0,1] [--threshold 1e-3]
+
+For each run, one Markdown table, a row per complete level: the target, the median val loss
+[p10-p90] and how many networks are at most the threshold, then per weight layer the median count
+of weights kept, per hidden layer the median count of live units (units with a path in and out:
+`core.analysis.structure.ghost_free`), and the outputs left with no weight (summed over the
+networks). Then each network's chosen level (the sparsest at most the threshold, as `select`) with
+its val loss and kept weights per layer. `--nets` restricts everything to those networks, so that
+a run of 2 networks compares with the same 2 networks of a run of 4 (network i is drawn from
+fold_in(seed, i) whatever the count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+
+def level_rows(run, nets: list[int], threshold: float) -> list[str]:
+    from core.analysis.structure import ghost_free
+
+    sizes = run.config.layer_sizes
+    layers = len(sizes) - 1
+    head = (["level", "target", "median val [p10–p90]", f"≤ {threshold:g}"]
+            + [f"kept L{k} ({sizes[k]}×{sizes[k + 1]})" for k in range(layers)]
+            + [f"live h{k + 1}" for k in range(layers - 1)] + ["dead outputs"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    val = run.losses("val")[:, nets]
+    for level in range(run.levels_complete):
+        masks = [np.asarray(m, bool) for m in run.level(level, nets)["weight_mask"]]
+        kept = [np.median(m.reshape(len(nets), -1).sum(axis=1)) for m in masks]
+        _, ghosts = ghost_free(masks)
+        live = [np.median(sizes[k + 1] - ghosts[:, k]) for k in range(layers - 1)]
+        dead = int((masks[-1].sum(axis=1) == 0).sum())
+        p10, med, p90 = np.percentile(val[level], [10, 50, 90])
+        cells = ([str(level), f"{run.sparsity[level]:.3f}", f"{med:.2e} [{p10:.2e}–{p90:.2e}]",
+                  f"{int((val[level] <= threshold).sum())}/{len(nets)}"]
+                 + [f"{k:g}" for k in kept] + [f"{u:g}" for u in live] + [str(dead)])
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def chosen_rows(run, nets: list[int], threshold: float) -> list[str]:
+    from core.select import select_run
+
+    choices = {c.network: c.level for c in select_run(run, threshold=threshold).choices}
+    val = run.losses("val")
+    lines = ["| network | chosen level | target | val loss | kept weights per layer |", "|---:|---:|---:|---:|---|"]
+    for n in nets:
+        level = choices.get(n)
+        if level is None:
+            lines.append(f"| {n} | – | – | – | – |")
+            continue
+        masks = run.level(level, [n])["weight_mask"]
+        kept = ", ".join(str(int(np.asarray(m).sum())) for m in masks)
+        lines.append(f"| {n} | {level} | {run.sparsity[level]:.3f} | {val[level, n]:.2e} | {kept} |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_ids", nargs="+")
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--nets", default=None, help="networks to show, e.g. 0,1 (default: all)")
+    parser.add_argument("--threshold", type=float, default=None)
+    args = parser.parse_args()
+
+    from core.runstore import open_run
+
+    for run_id in args.run_ids:
+        run = open_run(args.runs, run_id)
+        nets = [int(n) for n in args.nets.split(",")] if args.nets else list(range(run.nets))
+        threshold = args.threshold if args.threshold is not None else run.config.threshold
+        parent = run.attrs.get("parent")
+        origin = f", branch of {parent['run']}:{parent['level']}" if parent else ""
+        print(f"### `{run_id}`: {'-'.join(map(str, run.config.layer_sizes))}, networks {nets}, "
+              f"precision {run.config.precision}{origin}\n")
+        print("\n".join(level_rows(run, nets, threshold)))
+        print()
+        print("\n".join(chosen_rows(run, nets, threshold)))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
