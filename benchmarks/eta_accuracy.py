@@ -46,9 +46,9 @@ def errors(run_dir: Path) -> list[tuple[float, float]]:
 def replayed(run_dir: Path) -> list[float]:
     """The relative error of today's predictor at every progress event after level 0 ended."""
     from core.engine.eta import LevelTiming, eta_seconds, held
-    from core.runstore import Run
+    from core.runstore import open_run
 
-    config = Run(run_dir).config
+    config = open_run(run_dir.parent, run_dir.name).config
     events = read_events(run_dir)
     end = next(e for e in reversed(events) if e.event == "run_end")
     caps = {e.level: e.max_steps for e in events if e.event == "level_start"}

@@ -331,11 +331,9 @@ def read_events(run_dir: Path | str) -> list[Event]:
     return EventTail(run_dir).read()
 
 
-def event_span(run_dir: Path | str, tail_bytes: int = 4096) -> tuple[float | None, float | None, bool]:
-    """(first event time, last event time, ended) of a run's event file, reading only its two ends.
-
-    The runs list asks this of every run once a second: a paper run's file has thousands of lines.
-    """
+def _ends(run_dir: Path | str, tail_bytes: int) -> tuple[Event | None, list[Event]]:
+    """The first event of a run's event file and the complete events of its last `tail_bytes`
+    (oldest first), reading only the file's two ends."""
     path = Path(run_dir) / EVENTS_FILE
     try:
         with open(path, "rb") as f:
@@ -345,15 +343,34 @@ def event_span(run_dir: Path | str, tail_bytes: int = 4096) -> tuple[float | Non
             f.seek(start)
             tail = f.read()
     except OSError:
-        return None, None, False
+        return None, []
     first = parse_line(first_line) if first_line.endswith(b"\n") else None
     lines = tail[: tail.rfind(b"\n") + 1].splitlines()  # never a final line without its newline
     if start > 0 and lines:
         lines = lines[1:]  # the seek landed inside a line
-    last = next((e for e in map(parse_line, reversed(lines)) if e is not None), None)
+    return first, [e for e in map(parse_line, lines) if e is not None]
+
+
+def event_span(run_dir: Path | str, tail_bytes: int = 4096) -> tuple[float | None, float | None, bool]:
+    """(first event time, last event time, ended) of a run's event file, reading only its two ends.
+
+    The runs list asks this of every run once a second: a paper run's file has thousands of lines.
+    """
+    first, tail = _ends(run_dir, tail_bytes)
     if first is None:
         return None, None, False
+    last = tail[-1] if tail else None
     return first.t, (last or first).t, isinstance(last, RunEnd)
+
+
+def latest_eta(run_dir: Path | str, tail_bytes: int = 4096) -> tuple[float, float] | None:
+    """(time, eta_s) of the run's latest progress event with an ETA, from the end of its event file;
+    None when there is none there (not started training, or ended)."""
+    _, tail = _ends(run_dir, tail_bytes)
+    if tail and isinstance(tail[-1], RunEnd):
+        return None
+    last = next((e for e in reversed(tail) if isinstance(e, StepProgress) and e.eta_s is not None), None)
+    return None if last is None or last.eta_s is None else (last.t, last.eta_s)
 
 
 # ---- the reducer -----------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Where each sweep of a store stands: members done of total, running, failed, and an ETA.
 
 The runs list (`mothtui runs`, its `--json`, the app) groups a sweep's runs under one line built from
-this. The ETA is the queue's: the mean duration of the sweep's finished runs (as the queue timed
-them) times the runs still to go, divided by the runs the queue runs at once, less the time the
-running ones have already had; None until one member has finished (or for a SLURM sweep, which
-the cluster's scheduler times). Pure standard library.
+this. The ETA: each running run's own (its engine's ETA, `core.engine.eta`, from its latest progress
+event), then the runs still waiting at the mean duration of the sweep's finished runs (as the queue
+timed them; before one has finished, the duration the running ones are heading for), divided by
+the runs the queue runs at once. None before any run reported progress (and for a SLURM sweep,
+which the cluster's scheduler times). Pure standard library.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.events import latest_eta
 from core.formatting import fmt_duration
 from core.queue import QueueState, read_queue
-from core.runlist import RunSummary
+from core.runlist import RunSummary, run_path
 from core.sweep import SweepRecord, list_sweeps
 
 
@@ -58,16 +60,23 @@ def _time(text: str | None) -> float | None:
         return None
 
 
-def _eta(record: SweepRecord, state: QueueState, now: float) -> float | None:
+def _eta(record: SweepRecord, state: QueueState, runs_dir: Path, now: float) -> float | None:
     entries = [e for e in state.entries if e.sweep == record.name]
     spans = [(_time(e.ended) or 0) - (_time(e.started) or 0) for e in entries
              if e.state == "done" and _time(e.started) and _time(e.ended)]
+    running = [e for e in entries if e.state == "running"]
+    own = {}  # a running run's own ETA (its engine's, from its latest progress event), aged to now
+    for e in running:
+        latest = latest_eta(run_path(runs_dir, e.run))
+        if latest is not None:
+            own[e.run] = max(0.0, latest[1] - (now - latest[0]))
+    if not spans:  # no member finished yet: a run takes what the running ones will have taken
+        spans = [now - (_time(e.started) or now) + own[e.run] for e in running if e.run in own]
     if not spans:
         return None
     mean = sum(spans) / len(spans)
-    running = [e for e in entries if e.state == "running"]
     waiting = sum(1 for e in entries if e.state in ("queued", "paused"))
-    left_running = sum(max(0.0, mean - (now - (_time(e.started) or now))) for e in running)
+    left_running = sum(own.get(e.run, max(0.0, mean - (now - (_time(e.started) or now)))) for e in running)
     parallel = max(1, state.parallel or 1)
     return left_running / max(1, len(running)) + waiting * mean / parallel
 
@@ -91,6 +100,6 @@ def sweep_statuses(runs_dir: Path | str, summaries: list[RunSummary],
         out.append(SweepStatus(record.name, len(statuses), statuses.count("done"),
                                sum(s in ("running", "starting") for s in statuses),
                                sum(s in ("failed", "interrupted", "cancelled", "damaged") for s in statuses),
-                               queued, _eta(record, state, now) if record.where == "queue" else None,
+                               queued, _eta(record, state, Path(runs_dir), now) if record.where == "queue" else None,
                                record.where, tuple(record.keys)))
     return out

@@ -166,3 +166,20 @@ def test_sweep_status_counts_and_eta(runs_dir):
     (status,) = sweep_statuses(runs_dir, list_runs(runs_dir), now=now)
     assert (status.total, status.done, status.queued) == (4, 2, 1)
     assert status.eta_s == pytest.approx(6 * 60 + 10 * 60)
+
+    # the running run's engine says 3 more minutes (an event 1 minute old that said 4): that replaces
+    # the mean's guess for it; the waiting one still takes the mean of the finished runs
+    from core.events import EventWriter, make
+
+    running = make_fixture_run(runs_dir, "e-03", status="running", levels_complete=1)
+    EventWriter(running.path).write(make("progress", now - 60, level=1, step=10, max_steps=100, active=4,
+                                         loss=[1e-3] * 4, samples_per_s=1.0, eta_s=240.0))
+    (status,) = sweep_statuses(runs_dir, list_runs(runs_dir), now=now)
+    assert status.eta_s == pytest.approx(3 * 60 + 10 * 60)
+
+    # before any member has finished: a run takes what the running one is heading for (4 + 3 min)
+    with q.locked(runs_dir) as state:
+        for entry in state.entries[:2]:
+            entry.state, entry.ended = "queued", None
+    (status,) = sweep_statuses(runs_dir, list_runs(runs_dir), now=now)
+    assert status.eta_s == pytest.approx(3 * 60 + 3 * 7 * 60)
