@@ -1,7 +1,7 @@
 """Per level and per layer, where a run's networks give out: the tables of docs/science.md's
 "beyond the paper" section and docs/cluster.md's precision comparison (numpy only, no JAX).
 
-    python benchmarks/layer_limits.py RUN [RUN ...] [--runs runs] [--nets 0,1] [--threshold 1e-3]
+    python benchmarks/layer_limits.py RUN [RUN ...] [--runs runs] [--nets 0,1] [--threshold 1e-3] [--side-by-side]
 
 For each run, one Markdown table, a row per complete level: the target, the median val loss
 [p10-p90] and how many networks are at most the threshold, then per weight layer the median count
@@ -10,7 +10,9 @@ of weights kept, per hidden layer the median count of live units (units with a p
 networks). Then each network's chosen level (the sparsest at most the threshold, as `select`) with
 its val loss and kept weights per layer. `--nets` restricts everything to those networks, so that
 a run of 2 networks compares with the same 2 networks of a run of 4 (network i is drawn from
-fold_in(seed, i) whatever the count).
+fold_in(seed, i) whatever the count). `--side-by-side`: one table instead, each network's val loss
+per level in every run, then each network's chosen target and kept weights per layer (the runs must
+share the schedule: the precision comparison).
 """
 
 from __future__ import annotations
@@ -65,15 +67,43 @@ def chosen_rows(run, nets: list[int], threshold: float) -> list[str]:
     return lines
 
 
+def side_by_side(runs: list, nets: list[int], threshold: float) -> list[str]:
+    from core.select import select_run
+
+    head = ["level", "target"] + [f"{r.config.precision} net {n}" for r in runs for n in nets]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    vals = [r.losses("val") for r in runs]
+    for level in range(min(r.levels_complete for r in runs)):
+        cells = [str(level), f"{runs[0].sparsity[level]:.3g}"] + [f"{v[level, n]:.2e}" for v in vals for n in nets]
+        lines.append("| " + " | ".join(cells) + " |")
+    chosen, kept = ["chosen target", ""], ["kept per layer at it", ""]
+    for r in runs:
+        choices = {c.network: c.level for c in select_run(r, threshold=threshold).choices}
+        for n in nets:
+            level = choices.get(n)
+            chosen.append("–" if level is None else f"{r.sparsity[level]:.3g}")
+            kept.append("–" if level is None else
+                        "/".join(str(int(np.asarray(m).sum())) for m in r.level(level, [n])["weight_mask"]))
+    return lines + ["| " + " | ".join(chosen) + " |", "| " + " | ".join(kept) + " |"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_ids", nargs="+")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--nets", default=None, help="networks to show, e.g. 0,1 (default: all)")
     parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--side-by-side", action="store_true", help="one table of every run's networks")
     args = parser.parse_args()
 
     from core.runstore import open_run
+
+    if args.side_by_side:
+        runs = [open_run(args.runs, r) for r in args.run_ids]
+        nets = [int(n) for n in args.nets.split(",")] if args.nets else list(range(min(r.nets for r in runs)))
+        threshold = args.threshold if args.threshold is not None else runs[0].config.threshold
+        print("\n".join(side_by_side(runs, nets, threshold)))
+        return 0
 
     for run_id in args.run_ids:
         run = open_run(args.runs, run_id)

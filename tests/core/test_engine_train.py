@@ -102,13 +102,23 @@ def test_early_stopping_is_decided_per_network(data):
     assert len(set(state.steps.tolist())) > 1, "networks should stop at different steps"
 
 
-def test_evaluation_blocks_are_capped_by_memory_and_loss_is_blockwise_exact():
-    from core.engine import evaluate
+def test_evaluation_blocks_are_capped_by_memory_and_loss_is_blockwise_exact(monkeypatch):
+    import os
+
+    from core.engine import evaluate, train
 
     # the paper's ensemble: 400 networks 400 wide may not take the default 65,536-row blocks
     rows = evaluate.block_rows(65_536, 2_000_000, nets=400, widest=400)
     assert 400 * rows * 400 * 4 <= evaluate.EVAL_ACTIVATION_BYTES and rows >= 256 and rows % 256 == 0
-    assert evaluate.block_rows(65_536, 5_000, nets=8, widest=64) == 5_000  # small runs: one block
+    # on a CPU a block's activation fits the L2 caches of all cores (forced here, so that the test
+    # reads the same on any machine): a small run in one block where they are large, cut into whole
+    # 256-row pieces where the caches hold 1 MiB in all
+    monkeypatch.setenv(train.L2_OVERRIDE_ENV, "64M")
+    assert evaluate.block_rows(65_536, 5_000, nets=8, widest=64) == 5_000
+    monkeypatch.setenv(train.L2_OVERRIDE_ENV, str(2 ** 20 // (os.cpu_count() or 1)))
+    small = evaluate.block_rows(65_536, 5_000, nets=8, widest=64)
+    assert small % 256 == 0 and 256 <= small < 5_000
+    assert train.MIN_GROUP * small * 64 * 4 <= 2 ** 20
     # whatever the block size, the loss is the mean over every row (padding counts zero)
     params = model.init_params((10, 8, 7), 0.2, 0, range(2))
     rng = np.random.default_rng(0)
