@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from core import paths
 from core.analysis.store import EXTRAPOLATION, GROUP, load_analysis
 from core.config import Config
 from core.dimensions import dims_of
@@ -303,7 +304,7 @@ def _labelled(path: Path) -> bool:
     import json
 
     found = False
-    for meta_path in Path(path).rglob("zarr.json"):
+    for meta_path in Path(path).rglob(paths.ZARR_META):
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):

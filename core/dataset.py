@@ -37,10 +37,11 @@ import numpy as np
 import psutil
 import zarr
 
+from core import paths
 from core.dimensions import dims_of
 from core.distributed import Cluster
 from core.errors import Cancelled, MothError, StoreError
-from core.owner import OWNER_FILE, claim, held, liveness
+from core.owner import claim, held, liveness
 from core.schema import DATASET_ARRAYS, INPUT_NAMES, OUTPUT_NAMES
 from core.sim.sampling import SAMPLING_BLOCK, SAMPLING_RANGES, sample_rows, validate_scale
 
@@ -301,7 +302,7 @@ def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 
             raise StoreError(f"{path} exists and is not a dataset store")
         staging = _continue_staging(path, attrs)
         if staging is None:
-            staging = path.with_name(f"{_staging_prefix(path)}{os.getpid()}")
+            staging = paths.dataset_staging(path, os.getpid())
             shutil.rmtree(staging, ignore_errors=True)
             try:
                 staging.parent.mkdir(parents=True, exist_ok=True)
@@ -322,11 +323,11 @@ def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 
         group = zarr.open_group(staging, mode="r+", zarr_format=3)
         mine = range(cluster.index, -(-samples // chunk), cluster.count)
         cluster.gather("dataset/written", _simulate_chunks(group, mine, samples, seed, scale, chunk, dtype,
-                                                           progress, api, staging / DONE_DIR))
+                                                           progress, api, paths.chunks_done_dir(staging)))
 
         def seal() -> str:
-            group.attrs.update({"invalid": _invalid_done(staging / DONE_DIR), "complete": True})
-            shutil.rmtree(staging / DONE_DIR)
+            group.attrs.update({"invalid": _invalid_done(paths.chunks_done_dir(staging)), "complete": True})
+            shutil.rmtree(paths.chunks_done_dir(staging))
             if path.exists():
                 shutil.rmtree(path)
             os.replace(staging, path)  # still claimed: no other writer touches it while it moves
@@ -347,14 +348,6 @@ def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 
             if not isinstance(err, (Cancelled, KeyboardInterrupt)):
                 shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-#: In a staging store: one file per completed chunk, `<index>`, holding its count of invalid rows.
-DONE_DIR = ".chunks_done"
-
-
-def _staging_prefix(path: Path) -> str:
-    return f".{path.name}.writing-"
 
 
 def _chunks_done(done_dir: Path) -> dict[int, int]:
@@ -382,11 +375,8 @@ def _writer_dead(staging: Path) -> bool:
     owner = liveness(staging)
     if owner.record is not None:
         return not owner.alive
-    try:
-        pid = int(staging.name.rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return False
-    return not psutil.pid_exists(pid)
+    pid = paths.dataset_staging_pid(staging)
+    return pid is not None and not psutil.pid_exists(pid)
 
 
 def _same_request(staging: Path, attrs: dict) -> bool:
@@ -403,8 +393,8 @@ def _same_request(staging: Path, attrs: dict) -> bool:
 def _continue_staging(path: Path, attrs: dict) -> Path | None:
     """Claim the staging store of a dead writer of this request (the one with most chunks done) to
     continue it; remove the other dead writers' staging stores of this name. None: start afresh."""
-    stale = [p for p in path.parent.glob(f"{_staging_prefix(path)}*") if p.is_dir() and _writer_dead(p)]
-    stale.sort(key=lambda p: len(_chunks_done(p / DONE_DIR)), reverse=True)
+    stale = [p for p in paths.dataset_stagings(path) if p.is_dir() and _writer_dead(p)]
+    stale.sort(key=lambda p: len(_chunks_done(paths.chunks_done_dir(p))), reverse=True)
     chosen = None
     for candidate in stale:
         try:
@@ -467,11 +457,11 @@ def _write_rows(group, start, stop, initial, controls, final, valid, marker: Pat
         group["controls"][start:stop] = controls
         group["final"][start:stop] = final
         group["valid"][start:stop] = valid
-        tmp = marker.with_name(f".{marker.name}.tmp")
+        tmp = paths.tmp_sibling(marker, per_process=False)
         tmp.write_text(str(invalid))
         os.replace(tmp, marker)
         try:  # the owner record's time says the writer is alive (to a reader on another host)
-            os.utime(marker.parent.parent / OWNER_FILE)
+            os.utime(paths.owner_file(marker.parent.parent))
         except OSError:
             pass
     except OSError as err:
@@ -491,13 +481,10 @@ def cache_name(kind: str, samples: int, seed: int, scale: float) -> str:
     return f"{kind}_n{samples}_seed{seed}_s{scale:g}_{hashlib.sha1(settings.encode()).hexdigest()[:8]}"
 
 
-#: Where a run store keeps the datasets its runs simulated (`<runs>/.datasets/<cache_name>`).
-DATASETS_DIR = ".datasets"
-
-
 def cached_path(runs_dir: Path | str, samples: int, seed: int, scale: float) -> Path:
-    """The cached simulated dataset of a config in a run store: what `mothtui train` reuses or writes."""
-    return Path(runs_dir) / DATASETS_DIR / cache_name("sim", samples, seed, scale)
+    """The cached simulated dataset of a config in a run store (`<runs>/.datasets/<cache_name>`):
+    what `mothtui train` reuses or writes."""
+    return paths.dataset_dir(runs_dir, cache_name("sim", samples, seed, scale))
 
 
 def ensure_dataset(path: Path | str, samples: int, seed: int, scale: float = 1.0,

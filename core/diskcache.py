@@ -18,17 +18,16 @@ import json
 import os
 from pathlib import Path
 
+from core import paths
 from core.runlist import RunSummary, disk_usage
 
-CACHE_DIR = ".cache"
-DISK_FILE = "disk.json"
 #: Statuses whose files are changing: never trusted from the cache.
 _LIVE = ("running", "starting")
 
 
 def _key(summary: RunSummary) -> list | None:
     try:
-        store = os.stat(os.path.join(summary.path, "zarr.json")).st_mtime_ns
+        store = os.stat(paths.meta_file(summary.path)).st_mtime_ns
     except OSError:
         store = None
     try:
@@ -41,7 +40,7 @@ def _key(summary: RunSummary) -> list | None:
 def disk_usages(runs_dir: Path | str, summaries: list[RunSummary]) -> dict[str, int]:
     """Bytes on disk of each run, by run id: from the cache where the run has not changed. The cache
     is rewritten with these runs only: pass the whole store (`list_runs`), as `mothtui runs` does."""
-    path = Path(runs_dir) / CACHE_DIR / DISK_FILE
+    path = paths.disk_cache_file(runs_dir)
     try:
         cache = json.loads(path.read_text())
         if not isinstance(cache, dict):
@@ -66,7 +65,7 @@ def disk_usages(runs_dir: Path | str, summaries: list[RunSummary]) -> dict[str, 
     if changed or len(fresh) != len(cache):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{DISK_FILE}.{os.getpid()}.tmp")
+            tmp = paths.tmp_sibling(path)
             tmp.write_text(json.dumps(fresh))
             os.replace(tmp, path)
         except OSError:  # a read-only store: measured, just not remembered

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from core import paths
 from core.errors import Cancelled, MothError, StoreError
 
 #: Environment variables read when the command line does not name the coordinator.
@@ -43,7 +44,7 @@ ENV_COORDINATOR = "MOTHTUI_COORDINATOR"
 ENV_NUM_PROCESSES = "MOTHTUI_NUM_PROCESSES"
 ENV_PROCESS_ID = "MOTHTUI_PROCESS_ID"
 #: Directory of the per-level slice markers and per-process status files inside a run.
-SLICES_DIR = "slices"
+SLICES_DIR = paths.SLICES_DIR  # the name tests import
 #: How long a process waits for process 0's decision or for its peers' slices (a level can take
 #: hours); `$MOTHTUI_DISTRIBUTED_WAIT_S` overrides it. A dead peer is caught sooner by JAX's heartbeat.
 DEFAULT_WAIT_S = 7 * 24 * 3600
@@ -273,21 +274,17 @@ def from_args(args) -> Cluster:
 
 # ---- markers in the run store ----------------------------------------------------------------
 
-def _slices_dir(run_path: Path) -> Path:
-    return Path(run_path) / SLICES_DIR
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write atomically (temporary file, then rename): a reader never sees half a marker."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = paths.tmp_sibling(path)
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
 
 
 def mark_slice(run_path: Path, level: int, nets, process: int, seconds: float) -> None:
     """Record that networks `nets` (a NetSlice) of `level` are fully written (after their arrays)."""
-    _write_json(_slices_dir(run_path) / f"level_{level:03d}" / f"nets_{nets.start}-{nets.stop}.json",
+    _write_json(paths.slice_marker(run_path, level, nets.start, nets.stop),
                 {"nets": [nets.start, nets.stop], "process": process, "seconds": seconds,
                  "written": time.time()})
 
@@ -295,7 +292,7 @@ def mark_slice(run_path: Path, level: int, nets, process: int, seconds: float) -
 def written_slices(run_path: Path, level: int) -> list[dict[str, Any]]:
     """The markers of one level (each `{"nets": [a, b], "process", "seconds", ...}`)."""
     out = []
-    for path in sorted((_slices_dir(run_path) / f"level_{level:03d}").glob("nets_*.json")):
+    for path in paths.slice_markers(run_path, level):
         try:
             out.append(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -328,14 +325,14 @@ def advance(run) -> int:
 
 def report(run_path: Path, process: int, attempt: str, status: str, message: str = "") -> None:
     """Write this process's status (running, done, failed, cancelled) for its peers to see."""
-    _write_json(_slices_dir(run_path) / f"process_{process}.json",
+    _write_json(paths.process_marker(run_path, process),
                 {"process": process, "attempt": attempt, "status": status, "message": message,
                  "time": time.time()})
 
 
 def peer_failure(run_path: Path, attempt: str, me: int) -> str | None:
     """The message of a peer of this attempt that failed or was cancelled, else None."""
-    for path in sorted(_slices_dir(run_path).glob("process_*.json")):
+    for path in paths.process_markers(run_path):
         try:
             info = json.loads(path.read_text())
         except (OSError, ValueError):

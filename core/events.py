@@ -44,7 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, Union
 
-EVENTS_FILE = "events.jsonl"
+from core import paths
+
+EVENTS_FILE = paths.EVENTS_FILE  # the name tests and tools import
 #: How a run can end (`run_end.status`).
 END_STATUSES = ("done", "cancelled", "failed")
 #: Events that are fsync'ed as they are written (a crash must not lose a level's or the run's end).
@@ -278,7 +280,7 @@ class EventWriter:
     """Appends events to a run's event file, one flushed line each (a crash loses at most one)."""
 
     def __init__(self, run_dir: Path | str, *, enabled: bool = True):
-        self.path = Path(run_dir) / EVENTS_FILE
+        self.path = paths.events_file(run_dir)
         self.enabled = enabled
 
     def emit(self, event: str, **fields: Any) -> Event:
@@ -301,7 +303,7 @@ class EventTail:
     """Reads new complete events from a run's event file, remembering where it stopped."""
 
     def __init__(self, run_dir: Path | str):
-        self.path = Path(run_dir) / EVENTS_FILE
+        self.path = paths.events_file(run_dir)
         self.offset = 0
 
     def read(self) -> list[Event]:
@@ -334,7 +336,7 @@ def read_events(run_dir: Path | str) -> list[Event]:
 def _ends(run_dir: Path | str, tail_bytes: int) -> tuple[Event | None, list[Event]]:
     """The first event of a run's event file and the complete events of its last `tail_bytes`
     (oldest first), reading only the file's two ends."""
-    path = Path(run_dir) / EVENTS_FILE
+    path = paths.events_file(run_dir)
     try:
         with open(path, "rb") as f:
             first_line = f.readline()

@@ -39,11 +39,11 @@ from pathlib import Path
 
 import psutil
 
+from core import paths
 from core.errors import StoreError
 
-OWNER_FILE = "owner.json"
 #: Files of the ownership protocol: a run directory holding only these has no store yet.
-OWNER_FILES = (OWNER_FILE,)
+OWNER_FILES = (paths.OWNER_FILE,)
 #: Seconds without a new event after which an owner on another host counts as gone. The engine
 #: writes a progress event at least every few seconds while it trains; evaluating a level of
 #: the paper preset can take several minutes; an hour leaves room for both.
@@ -51,7 +51,7 @@ STALE_AFTER_S = 3600.0
 #: Two start times within this many seconds are the same process (psutil rounds to 10 ms).
 _START_TOLERANCE_S = 0.05
 #: Files whose modification time tells when the owner was last heard from.
-_ACTIVITY_FILES = ("events.jsonl", OWNER_FILE)
+_ACTIVITY_FILES = (paths.events_file, paths.owner_file)
 
 # Locks this process holds, by run directory: the open file keeps the lock, so it must live on.
 _held: dict[Path, "Claim"] = {}
@@ -108,7 +108,7 @@ class OwnerRecord:
 def read_record(run_dir: Path | str) -> OwnerRecord | None:
     """The owner record of a run directory, or None if there is none (or it is unreadable)."""
     try:
-        data = json.loads((Path(run_dir) / OWNER_FILE).read_text())
+        data = json.loads(paths.owner_file(run_dir).read_text())
         return OwnerRecord(host=str(data["host"]), boot_id=str(data["boot_id"]), pid=int(data["pid"]),
                            started=float(data["started"]), command=str(data["command"]), since=str(data["since"]))
     except (OSError, ValueError, KeyError, TypeError):
@@ -167,9 +167,9 @@ def _age(seconds: float) -> str:
 def last_heard(run_dir: Path | str) -> float | None:
     """Seconds since the newest of the run's events and its owner record were written."""
     times = []
-    for name in _ACTIVITY_FILES:
+    for where in _ACTIVITY_FILES:
         try:
-            times.append((Path(run_dir) / name).stat().st_mtime)
+            times.append(where(run_dir).stat().st_mtime)
         except OSError:
             continue
     return time.time() - max(times) if times else None
@@ -207,7 +207,7 @@ class Claim:
             del _held[self.run_dir]
         try:
             if read_record(self.run_dir) == self.record:
-                (self.run_dir / OWNER_FILE).unlink(missing_ok=True)
+                paths.owner_file(self.run_dir).unlink(missing_ok=True)
         except OSError:
             pass
         os.close(self.fd)  # drops the lock
@@ -326,7 +326,7 @@ def store_less(run_dir: Path | str) -> bool:
         names = [p.name for p in Path(run_dir).iterdir()]
     except OSError:
         return False
-    return all(n in OWNER_FILES or (n.startswith(f".{OWNER_FILE}.") and n.endswith(".tmp")) for n in names)
+    return all(n in OWNER_FILES or paths.is_tmp_of(n, paths.OWNER_FILE) for n in names)
 
 
 def _take_over_abandoned(run_dir: Path, command: str | None) -> Claim | None:
@@ -355,7 +355,7 @@ def held(run_dir: Path | str) -> Claim | None:
 
 def write_record(run_dir: Path | str, record: OwnerRecord) -> None:
     """Atomically (temporary file, then rename): a reader never sees half a record."""
-    run_dir = Path(run_dir)
-    tmp = run_dir / f".{OWNER_FILE}.{os.getpid()}.tmp"
+    target = paths.owner_file(run_dir)
+    tmp = paths.tmp_sibling(target)
     tmp.write_text(json.dumps(asdict(record)))
-    os.replace(tmp, run_dir / OWNER_FILE)
+    os.replace(tmp, target)

@@ -318,6 +318,7 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
     from core.data import split_rows
     from core.dataset import cached_path, open_dataset
     from core.errors import StoreError
+    from core.paths import DEFAULT_RUNS
 
     if config.dataset:
         path = Path(config.dataset).expanduser()
@@ -325,7 +326,7 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
             raise StoreError(f"dataset {config.dataset!r} not found (config key 'dataset')")
         dataset, simulate = open_dataset(path), False
     else:
-        path = cached_path(runs_dir or Path("runs"), config.samples, config.data_seed, config.scale)
+        path = cached_path(runs_dir or Path(DEFAULT_RUNS), config.samples, config.data_seed, config.scale)
         try:
             dataset, simulate = open_dataset(path), False
         except StoreError:

@@ -43,15 +43,11 @@ from typing import Any, Iterator
 
 import psutil
 
+from core import paths
 from core.errors import MothError, StoreError
 from core.owner import OWNER_FILES, Liveness, claim, liveness, process_alive
-from core.runlist import LOGS_DIR, run_path, summarize
+from core.runlist import run_path, summarize
 
-QUEUE_DIR = ".queue"
-QUEUE_FILE = "queue.json"
-LOCK_FILE = "queue.lock"
-SUPERVISOR_DIR = "supervisor"
-SUPERVISOR_LOG = "supervisor.log"
 #: Seconds between two looks of the supervisor at its engines and the queue.
 TICK_S = 0.5
 #: How long a command that starts the supervisor waits for it to take the queue.
@@ -61,15 +57,6 @@ _START_WAIT_S = 10.0
 #: and goes back to `queued` on `queue resume`; the rest are final.
 STATES = ("queued", "running", "paused", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
-
-
-def queue_dir(runs_dir: Path | str) -> Path:
-    return Path(runs_dir) / QUEUE_DIR
-
-
-def log_path(runs_dir: Path | str, run_id: str) -> Path:
-    """The engine's output, where the app's jobs write it too: `<runs>/.logs/<run_id>.log`."""
-    return Path(runs_dir) / LOGS_DIR / f"{run_id}.log"
 
 
 def _now() -> str:
@@ -138,7 +125,7 @@ class QueueState:
 
 def read_queue(runs_dir: Path | str) -> QueueState:
     """The queue as last written (no lock needed: it is replaced atomically). Empty if none."""
-    path = queue_dir(runs_dir) / QUEUE_FILE
+    path = paths.queue_file(runs_dir)
     try:
         return QueueState.from_dict(json.loads(path.read_text()))
     except FileNotFoundError:
@@ -148,20 +135,20 @@ def read_queue(runs_dir: Path | str) -> QueueState:
 
 
 def _write(runs_dir: Path | str, state: QueueState) -> None:
-    folder = queue_dir(runs_dir)
-    tmp = folder / f".{QUEUE_FILE}.{os.getpid()}.tmp"
+    path = paths.queue_file(runs_dir)
+    tmp = paths.tmp_sibling(path)
     tmp.write_text(json.dumps(state.to_dict(), indent=1))
-    os.replace(tmp, folder / QUEUE_FILE)
+    os.replace(tmp, path)
 
 
 @contextmanager
 def locked(runs_dir: Path | str, write: bool = True) -> Iterator[QueueState]:
     """The queue, held exclusively for a read-modify-write; written back when the block ends normally
     (`write=False`: only held, for a decision that must not race a change)."""
-    folder = queue_dir(runs_dir)
+    folder = paths.queue_dir(runs_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(paths.queue_lock(runs_dir), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
         raise StoreError(f"cannot open the queue in {folder}: {err.strerror or err}") from None
     try:
@@ -270,7 +257,7 @@ def move(runs_dir: Path | str, run_id: str, position: int) -> QueueState:
 
 def supervisor(runs_dir: Path | str) -> Liveness:
     """The supervisor's owner record and whether it is alive (through core.owner)."""
-    return liveness(queue_dir(runs_dir) / SUPERVISOR_DIR)
+    return liveness(paths.supervisor_dir(runs_dir))
 
 
 def supervisor_command(runs_dir: Path | str) -> list[str]:
@@ -288,7 +275,7 @@ def ensure_supervisor(runs_dir: Path | str) -> int | None:
             return alive.pid
         if not state.needs_supervisor:
             return None
-        with open(queue_dir(runs_dir) / SUPERVISOR_LOG, "ab") as out:
+        with open(paths.supervisor_log(runs_dir), "ab") as out:
             process = subprocess.Popen(supervisor_command(runs_dir), stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=subprocess.STDOUT, start_new_session=True, cwd=os.getcwd())
     # Wait until it holds the queue (or lost that to another), so `mothtui queue` right after shows it.
@@ -328,7 +315,7 @@ class Supervisor:
         return max(1, state.parallel or len(self.devices) or 1)
 
     def run(self) -> int:
-        folder = queue_dir(self.runs_dir) / SUPERVISOR_DIR
+        folder = paths.supervisor_dir(self.runs_dir)
         folder.mkdir(parents=True, exist_ok=True)
         try:
             held = claim(folder, "mothtui queue supervise", run_id="queue supervisor")
@@ -365,7 +352,7 @@ class Supervisor:
     def setting_up(self, state: QueueState) -> bool:
         """A running entry has no run store yet (it simulates or loads its dataset, compiles): start
         nothing beside it, so that parallel runs never simulate one missing cached dataset twice at once."""
-        return any(not (self.runs_dir / e.run / "zarr.json").exists() for e in state.with_state("running"))
+        return any(not paths.meta_file(self.runs_dir / e.run).exists() for e in state.with_state("running"))
 
     def _alive(self, entry: Entry) -> bool:
         child = self.children.get(entry.pid or -1)
@@ -418,7 +405,7 @@ class Supervisor:
             return False
         if status == "abandoned":  # a claimed directory left before its store existed: start afresh
             shutil.rmtree(run_dir, ignore_errors=True)
-        if (run_dir / "zarr.json").exists():
+        if paths.meta_file(run_dir).exists():
             command = [sys.executable, "-m", "core", "resume", entry.run]
         else:
             command = [sys.executable, "-m", "core", "train", *entry.args, "--id", entry.run]
@@ -431,7 +418,7 @@ class Supervisor:
             env["CUDA_VISIBLE_DEVICES"] = entry.device
             if self.parallel(state) > len(self.devices):  # runs share a GPU: none may take most of it
                 env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-        log = log_path(self.runs_dir, entry.run)
+        log = paths.log_file(self.runs_dir, entry.run)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             out.write(f"\n[{_now()}] queue: {' '.join(command[2:])}\n".encode())
@@ -474,7 +461,7 @@ def _failure(runs_dir: Path, entry: Entry, status: str) -> str:
     """Why an entry failed, in one line: the engine's own `mothtui: ...` line if it wrote one."""
     last = ""
     try:
-        with open(log_path(runs_dir, entry.run), "rb") as f:
+        with open(paths.log_file(runs_dir, entry.run), "rb") as f:
             f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
             lines = [l for l in f.read().decode(errors="replace").splitlines() if l.startswith("mothtui: ")]
             last = lines[-1] if lines else ""

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.errors import StoreError
 from core.owner import Liveness, liveness, store_less
+from core.paths import run_dir as run_path  # noqa: F401  (the name its many callers import)
 
 KIND = "mothtui.run"
-#: Engine logs of the runs, `<runs>/.logs/<run_id>.log` (hidden: not a run).
-LOGS_DIR = ".logs"
 
 
 @dataclass(frozen=True)
@@ -88,17 +88,10 @@ def _short(err: BaseException) -> str:
     return text[:160]
 
 
-def run_path(runs_dir: Path | str, run_id: str) -> Path:
-    """`<runs>/<run_id>`, rejecting ids that would escape the store."""
-    if not run_id or "/" in run_id or run_id.startswith(".") or "\\" in run_id:
-        raise StoreError(f"bad run id {run_id!r}")
-    return Path(runs_dir) / run_id
-
-
 def run_ids(runs_dir: Path | str) -> list[str]:
     """The ids of the runs in a store (its visible directories), sorted; none if it does not exist."""
     try:
-        return sorted(p.name for p in Path(runs_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in Path(runs_dir).iterdir() if p.is_dir() and not paths.is_hidden(p.name))
     except OSError:
         return []
 
@@ -124,16 +117,29 @@ def new_run_id(runs_dir: Path | str, preset: str, now: _dt.datetime | None = Non
     base = f"{(now or _dt.datetime.now()):%Y-%m-%d_%H%M%S}_{preset}"
     runs_dir = Path(runs_dir)
     candidate, n = base, 1
-    while (runs_dir / candidate).exists() or (runs_dir / LOGS_DIR / f"{candidate}.log").exists():
+    while (runs_dir / candidate).exists() or paths.log_file(runs_dir, candidate).exists():
         n += 1
         candidate = f"{base}-{n}"
     return candidate
 
 
+def read_attributes(run_dir: Path | str) -> dict[str, Any]:
+    """A run's root attributes as plain JSON from its zarr.json (no zarr): the runs list reads them here
+    and `core.runstore` re-reads labels here. OSError / ValueError when missing or unreadable."""
+    return json.loads(paths.meta_file(run_dir).read_text()).get("attributes", {})
+
+
+def levels_complete_valid(done: Any, levels: Any) -> bool:
+    """The one damage rule for `levels_complete` (the runs list's and `Run.open`'s): a whole number
+    (not a bool) from 0 to `levels`."""
+    return isinstance(done, int) and not isinstance(done, bool) and isinstance(levels, int) \
+        and 0 <= done <= levels
+
+
 def summarize(path: Path) -> RunSummary:
     """A RunSummary of one run directory; damaged runs are described, never raised."""
     try:
-        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+        attrs = read_attributes(path)
     except FileNotFoundError:
         if store_less(path):  # claimed, its store not yet written
             owner = live_owner(path)
@@ -143,10 +149,10 @@ def summarize(path: Path) -> RunSummary:
                               damaged="abandoned before its store was written "
                                       f"(`mothtui train --id {path.name}` starts it again)")
         return RunSummary(path.name, path, "damaged", None, None, None, None,
-                          damaged="store unreadable: zarr.json missing")
+                          damaged=f"store unreadable: {paths.ZARR_META} missing")
     except (OSError, ValueError) as err:
         return RunSummary(path.name, path, "damaged", None, None, None, None,
-                          damaged=f"store unreadable: zarr.json ({_short(err)})")
+                          damaged=f"store unreadable: {paths.ZARR_META} ({_short(err)})")
     if attrs.get("kind") != KIND or "status" not in attrs:
         owner = live_owner(path)
         if owner is not None:  # its engine is writing the store right now (Run.create): not damaged
@@ -261,12 +267,11 @@ def _layout_problem(path: Path, attrs: dict[str, Any]) -> str | None:
     The full check (array shapes, readable chunks) happens when the run is opened.
     """
     done, levels = attrs.get("levels_complete"), attrs.get("levels")
-    if not isinstance(done, int) or isinstance(done, bool) or not isinstance(levels, int) \
-            or not 0 <= done <= levels:
+    if not levels_complete_valid(done, levels):
         return f"levels_complete is {done!r} of {levels!r} levels"
     folder = os.fspath(path)
     for name in ("sparsity", "loss/val", "layer_0/weight"):  # os.path, not pathlib: 1,000 runs, 3,000 checks
-        if not os.path.isfile(os.path.join(folder, name, "zarr.json")):
+        if not os.path.isfile(os.path.join(folder, name, paths.ZARR_META)):
             return f"array {name} missing"
     return None
 
@@ -284,15 +289,6 @@ def list_runs(runs_dir: Path | str) -> list[RunSummary]:
     runs_dir = check_runs_dir(runs_dir)
     if not runs_dir.is_dir():
         return []
-    paths = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    summaries = [summarize(p) for p in paths]
+    found = [p for p in runs_dir.iterdir() if p.is_dir() and not paths.is_hidden(p.name)]
+    summaries = [summarize(p) for p in found]
     return sorted(summaries, key=lambda s: (s.created or "", s.run_id), reverse=True)
-
-
-#: The app's reports (`mothtui report` started with f on a run), `<runs>/.reports/<run_id>/` (hidden: not a run).
-REPORTS_DIR = ".reports"
-
-
-def report_dir(runs_dir: Path | str, run_id: str) -> Path:
-    """Where the app writes a run's report (`index.md`, the figures); a shell user names any `--out`."""
-    return Path(runs_dir) / REPORTS_DIR / run_path(runs_dir, run_id).name

@@ -26,7 +26,9 @@ import threading
 import traceback
 from pathlib import Path
 
-LOG_FILE = "engine.log"
+from core import paths
+
+LOG_FILE = paths.ENGINE_LOG  # the name tests import
 #: CSI and OSC escape sequences, and other escapes of two characters.
 _ESCAPE = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _ERASE_LINE = re.compile(rb"\x1b\[[0-2]?K")
@@ -39,7 +41,7 @@ def log_name() -> str:
         index = jax.process_index() if jax is not None else 0
     except Exception:  # noqa: BLE001 - no backend yet: a single process
         index = 0
-    return LOG_FILE if index == 0 else f"engine.{index}.log"
+    return paths.engine_log_name(index)
 
 
 class _Cleaner:

@@ -24,18 +24,16 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from core import paths
 from core.config import Config, from_dict
 from core.dimensions import COORDINATES, dims_of
 from core.errors import StoreError
-from core.events import EVENTS_FILE
 from core.owner import Liveness, claim, held, liveness, store_less
-from core.runlist import (KIND, RunSummary, _short, disk_usage, list_runs, no_run, read_engine_pid,  # noqa: F401
-                          run_path, summarize)
+from core.runlist import (KIND, RunSummary, _short, disk_usage, levels_complete_valid, list_runs,  # noqa: F401
+                          no_run, read_attributes, read_engine_pid, run_path, summarize)
 from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
-#: The level in progress, saved inside a level (`Run.write_checkpoint`): `<run>/checkpoint/nets-A-B.npz`.
-CHECKPOINT_DIR = "checkpoint"
 
 
 class Checkpoint(NamedTuple):
@@ -186,8 +184,7 @@ class Run:
             raise StoreError(f"run {self.run_id!r} is damaged: bad config ({_short(err)})") from None
         levels_complete = attrs["levels_complete"]
         levels = self.config.levels
-        if not isinstance(levels_complete, int) or isinstance(levels_complete, bool) \
-                or not 0 <= levels_complete <= levels:
+        if not levels_complete_valid(levels_complete, levels):
             raise StoreError(f"run {self.run_id!r} is damaged: levels_complete is {levels_complete!r}, "
                              f"not a whole number from 0 to {levels}")
         self._check_shapes(levels)
@@ -257,7 +254,7 @@ class Run:
 
     @property
     def events_path(self) -> Path:
-        return self.path / EVENTS_FILE
+        return paths.events_file(self.path)
 
     def set_attrs(self, **values: Any) -> None:
         """Update attributes (one atomic rewrite of zarr.json).
@@ -427,7 +424,7 @@ class Run:
     # ---- the level in progress (checkpoints inside a level) -------------------------------
     def _checkpoint_file(self, nets: slice) -> Path:
         start, stop, _ = nets.indices(self.nets)
-        return self.path / CHECKPOINT_DIR / f"nets-{start}-{stop}.npz"
+        return paths.checkpoint_file(self.path, start, stop)
 
     def write_checkpoint(self, level: int, step: int, nets: slice, leaves: list[np.ndarray]) -> None:
         """The training state of the level in progress after `step` steps, for a slice of networks.
@@ -438,7 +435,7 @@ class Run:
         """
         target = self._checkpoint_file(nets)
         target.parent.mkdir(exist_ok=True)
-        tmp = target.with_name(f".{target.name}.writing")
+        tmp = paths.checkpoint_staging(target)
         meta = json.dumps({"level": level, "step": step, "leaves": len(leaves)})
         with open(tmp, "wb") as f:
             np.savez(f, meta=np.array(meta), **{f"leaf_{i}": np.asarray(a) for i, a in enumerate(leaves)})
@@ -530,7 +527,7 @@ def check_tag(tag: str) -> str:
 def _labels_on_disk(path: Path) -> dict[str, Any]:
     """The `tags` and `note` attributes as the run's zarr.json has them now (plain JSON read)."""
     try:
-        attrs = json.loads((Path(path) / "zarr.json").read_text()).get("attributes", {})
+        attrs = read_attributes(path)
     except (OSError, ValueError):
         return {}
     return {k: attrs[k] for k in ("tags", "note") if k in attrs}

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import paths
+
 SETTINGS_ENV = "MOTHTUI_SETTINGS"
 SETTINGS_FILE = "settings.toml"
 DESKTOP_KINDS = ("osc9", "osc777", "off")
@@ -207,7 +209,7 @@ def _toml_string(value: str) -> str:
 
 
 #: The run store when nothing names one.
-DEFAULT_RUNS = "runs"
+DEFAULT_RUNS = paths.DEFAULT_RUNS
 
 
 def default_runs_dir() -> Path:

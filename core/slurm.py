@@ -15,8 +15,8 @@ import os
 import shlex
 from pathlib import Path
 
+from core import paths
 from core.errors import StoreError
-from core.runlist import LOGS_DIR
 from core.sweep import SweepRecord, SweepSpec
 
 HEADER = """#!/bin/bash
@@ -25,7 +25,7 @@ HEADER = """#!/bin/bash
 # Made by: mothtui sweep --slurm; each task runs `mothtui train ... --id <run> --sweep {name}`.
 #SBATCH --job-name=mothtui-{name}
 #SBATCH --array=0-{last}
-#SBATCH --output={runs}/.logs/{name}-%a.slurm.log
+#SBATCH --output={runs}/{logs}/{name}-%a.slurm.log
 #SBATCH --gres=gpu:1
 # Add your site's options here (or on the sbatch command line), e.g.:
 # #SBATCH --partition=gpu
@@ -41,15 +41,15 @@ case "$TASK" in
 FOOTER = """  *) echo "mothtui: sweep {name} has no point $TASK (0-{last})" >&2; exit 2 ;;
 esac
 RUN="$RUNS/$ID"
-if [ -f "$RUN/zarr.json" ]; then
-  if grep -q '"status": *"done"' "$RUN/zarr.json"; then
+if [ -f "$RUN/{meta}" ]; then
+  if grep -q '"status": *"done"' "$RUN/{meta}"; then
     echo "$ID is done"
     exit 0
   fi
   exec $MOTHTUI resume "$ID" --runs "$RUNS" --quiet
 fi
 if [ -d "$RUN" ]; then  # claimed by an earlier attempt that died before writing its store
-  rm -f "$RUN/owner.json"
+  rm -f "$RUN/{owner}"
   rmdir "$RUN" 2>/dev/null || true
 fi
 exec $MOTHTUI train "${{ARGS[@]}}" --runs "$RUNS" --id "$ID" --sweep "$SWEEP" --quiet
@@ -61,18 +61,18 @@ def script_text(record: SweepRecord, spec: SweepSpec, runs_dir: Path | str, scri
     runs = str(Path(runs_dir).resolve())
     last = len(record.points) - 1
     lines = [HEADER.format(name=record.name, count=len(record.points), runs=runs, runs_q=shlex.quote(runs),
-                           name_q=shlex.quote(record.name), script=script, last=last)]
+                           name_q=shlex.quote(record.name), script=script, last=last, logs=paths.LOGS_DIR)]
     for task, point in enumerate(record.points):
         args = " ".join(shlex.quote(a) for a in spec.train_args(point.values))
         lines.append(f"  {task}) ID={shlex.quote(point.run)}; ARGS=({args}) ;;\n")
-    lines.append(FOOTER.format(name=record.name, last=last))
+    lines.append(FOOTER.format(name=record.name, last=last, meta=paths.ZARR_META, owner=paths.OWNER_FILE))
     return "".join(lines)
 
 
 def write_script(path: Path, record: SweepRecord, spec: SweepSpec, runs_dir: Path | str) -> Path:
     """Write the script (executable); StoreError rather than overwrite an existing file."""
     path = Path(path)
-    (Path(runs_dir) / LOGS_DIR).mkdir(parents=True, exist_ok=True)  # SLURM does not create --output's folder
+    paths.log_dir(runs_dir).mkdir(parents=True, exist_ok=True)  # SLURM does not create --output's folder
     try:
         with open(path, "x") as f:
             f.write(script_text(record, spec, runs_dir, path))

@@ -28,12 +28,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.config import ConfigError, parse_override, resolve
 from core.errors import StoreError
 from core.runlist import run_path
 
-#: Sweep records, `<runs>/.sweeps/<name>.json` (hidden: not a run).
-SWEEPS_DIR = ".sweeps"
 #: The most runs one sweep may hold (a typo in a grid should not queue a million runs).
 MAX_POINTS = 10_000
 
@@ -210,12 +209,6 @@ class SweepRecord:
                    extra=dict(data.get("extra", {})))
 
 
-def sweep_path(runs_dir: Path | str, name: str) -> Path:
-    """`<runs>/.sweeps/<name>.json`, refusing names that are not good run-id prefixes."""
-    run_path(runs_dir, name)  # the same rule as run ids: no '/', no leading '.'
-    return Path(runs_dir) / SWEEPS_DIR / f"{name}.json"
-
-
 def member_id(name: str, index: int, count: int) -> str:
     """The run id of a sweep's `index`-th point (0-based): `s1-01`, `s1-02`, ... (`s1-001` past 99)."""
     return f"{name}-{index + 1:0{max(2, len(str(count)))}d}"
@@ -230,7 +223,7 @@ def plan_sweep(runs_dir: Path | str, spec: SweepSpec, name: str, where: str = "q
     """Check every point (its config resolves; its run id and the sweep name are free) and return the
     record, writing nothing. ConfigError/StoreError, one line naming the point, if one is wrong."""
     runs_dir = Path(runs_dir)
-    path = sweep_path(runs_dir, name)
+    path = paths.sweep_file(runs_dir, name)
     if path.exists():
         raise StoreError(f"sweep {name!r} already exists in {runs_dir}")
     points = spec.expand()
@@ -252,9 +245,9 @@ def plan_sweep(runs_dir: Path | str, spec: SweepSpec, name: str, where: str = "q
 
 def write_sweep(runs_dir: Path | str, record: SweepRecord) -> Path:
     """Write the record atomically; StoreError if a sweep of that name exists (exclusive create)."""
-    path = sweep_path(runs_dir, record.name)
+    path = paths.sweep_file(runs_dir, record.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = paths.tmp_sibling(path)
     tmp.write_text(json.dumps(record.to_dict(), indent=1))
     try:
         os.link(tmp, path)  # fails if it exists: two sweeps of one name, exactly one wins
@@ -268,7 +261,7 @@ def write_sweep(runs_dir: Path | str, record: SweepRecord) -> Path:
 def read_sweep(runs_dir: Path | str, name: str) -> SweepRecord | None:
     """The sweep's record, or None if there is no sweep of that name (or its record is unreadable)."""
     try:
-        path = sweep_path(runs_dir, name)
+        path = paths.sweep_file(runs_dir, name)
         return SweepRecord.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError, StoreError):
         return None
@@ -276,8 +269,7 @@ def read_sweep(runs_dir: Path | str, name: str) -> SweepRecord | None:
 
 def list_sweeps(runs_dir: Path | str) -> list[SweepRecord]:
     """Every readable sweep record of the store, oldest first."""
-    folder = Path(runs_dir) / SWEEPS_DIR
-    if not folder.is_dir():
+    if not paths.sweeps_dir(runs_dir).is_dir():
         return []
-    records = [read_sweep(runs_dir, p.stem) for p in sorted(folder.glob("*.json"))]
+    records = [read_sweep(runs_dir, p.stem) for p in paths.sweep_files(runs_dir)]
     return sorted((r for r in records if r is not None), key=lambda r: (r.created, r.name))

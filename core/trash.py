@@ -20,12 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import paths
 from core.errors import MothError, StoreError
 from core.owner import claim
 from core.runlist import did_you_mean, no_run, run_path
 
-TRASH_DIR = ".trash"
-DELETED_FILE = "deleted.json"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -39,19 +38,15 @@ class Trashed:
     """When it was deleted (seconds since the epoch)."""
 
 
-def trash_dir(runs_dir: Path | str) -> Path:
-    return Path(runs_dir) / TRASH_DIR
-
-
 def delete_run(runs_dir: Path | str, run_id: str) -> Path:
     """Move a run to the trash (refused while another process owns it); returns where it went."""
     path = run_path(runs_dir, run_id)
     if not path.is_dir():
         raise no_run(runs_dir, run_id)
     with claim(path, run_id=run_id) as held:  # refused while another process, here or elsewhere, writes it
-        target = _free_name(trash_dir(runs_dir), run_id)
+        target = _free_name(runs_dir, run_id)
         target.parent.mkdir(exist_ok=True)
-        (path / DELETED_FILE).write_text(json.dumps({"run": run_id, "deleted": time.time()}))
+        paths.deleted_file(path).write_text(json.dumps({"run": run_id, "deleted": time.time()}))
         os.rename(path, target)
         held.moved_to(target)
     return target
@@ -60,15 +55,15 @@ def delete_run(runs_dir: Path | str, run_id: str) -> Path:
 def trashed(runs_dir: Path | str) -> list[Trashed]:
     """Every run in the trash, most recently deleted first."""
     out = []
-    folder = trash_dir(runs_dir)
+    folder = paths.trash_dir(runs_dir)
     if not folder.is_dir():
         return out
     for path in folder.iterdir():
         try:
-            info = json.loads((path / DELETED_FILE).read_text())
+            info = json.loads(paths.deleted_file(path).read_text())
             out.append(Trashed(str(info["run"]), path, float(info["deleted"])))
         except (OSError, ValueError, KeyError, TypeError):
-            out.append(Trashed(path.name.split("~")[0], path, path.stat().st_mtime))
+            out.append(Trashed(paths.trashed_id(path), path, path.stat().st_mtime))
     return sorted(out, key=lambda t: t.deleted, reverse=True)
 
 
@@ -85,7 +80,7 @@ def restore_run(runs_dir: Path | str, run_id: str) -> Path:
     with claim(source, run_id=run_id) as held:
         os.rename(source, target)
         held.moved_to(target)
-        (target / DELETED_FILE).unlink(missing_ok=True)
+        paths.deleted_file(target).unlink(missing_ok=True)
     return target
 
 
@@ -118,9 +113,9 @@ def parse_age(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _free_name(folder: Path, run_id: str) -> Path:
-    candidate, n = folder / run_id, 1
+def _free_name(runs_dir: Path | str, run_id: str) -> Path:
+    candidate, n = paths.trash_entry(runs_dir, run_id), 1
     while candidate.exists():
         n += 1
-        candidate = folder / f"{run_id}~{n}"
+        candidate = paths.trash_entry(runs_dir, run_id, n)
     return candidate

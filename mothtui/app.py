@@ -234,7 +234,7 @@ class MothApp(App):
 
     def start_report(self, run_id: str) -> None:
         """`mothtui report RUN --out <runs>/.reports/RUN` as a supervised job: the paper's figures."""
-        from core.runlist import report_dir
+        from core.paths import report_dir
 
         out = report_dir(self.runs_dir, run_id)
 
@@ -251,7 +251,7 @@ class MothApp(App):
         code = await job.process.wait()
         if code == 0:
             if job.kind == "report":  # no run-end notification: say where the figures are
-                from core.runlist import report_dir
+                from core.paths import report_dir
 
                 self.notify(f"{job.run_id}: figures and index.md in {report_dir(self.runs_dir, job.run_id)}",
                             title="report", timeout=12)

@@ -17,8 +17,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import paths
 from core.errors import MothError
-from core.runlist import LOGS_DIR, read_engine_pid, run_path  # standard library only
+from core.runlist import read_engine_pid, run_path  # standard library only
 from mothtui import cmdline
 
 
@@ -87,7 +88,7 @@ class JobSupervisor:
         self.jobs: dict[str, Job] = {}
 
     def log_path(self, run_id: str) -> Path:
-        return self.runs_dir / LOGS_DIR / f"{run_id}.log"
+        return paths.log_file(self.runs_dir, run_id)
 
     async def start(self, run_id: str, command: list[str], kind: str) -> Job:
         """Start an engine process in its own session, output to the run's log file."""

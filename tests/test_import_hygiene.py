@@ -73,3 +73,11 @@ def test_events_and_formatting_need_no_array_stack():
     """The runs list tails events and formats durations at first paint: standard library only."""
     loaded = imported_after("import core.events, core.formatting")
     assert not {"zarr", "numpy", "jax", "textual", "rich"} & loaded
+
+
+def test_paths_is_standard_library():
+    """core.paths (every artefact's path) is imported by the first paint and `--version`: beyond what
+    a bare interpreter loads, only the standard library and core itself."""
+    bare = imported_after("pass")
+    loaded = imported_after("import core.paths")
+    assert loaded - bare <= set(sys.stdlib_module_names) | {"core"}, loaded - bare

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from core import paths
 from core.analysis.store import EXTRAPOLATION, AnalysisWriter, load_analysis
 from core.errors import MothError
 from core.formatting import fmt_value
@@ -116,7 +117,7 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
     The caller holds the run (`core.owner.claim`), as for the analysis.
     """
     from core.data import Scaler
-    from core.dataset import DATASETS_DIR, ensure_dataset, open_dataset
+    from core.dataset import ensure_dataset, open_dataset
 
     say = progress or (lambda text: None)
     check_architecture(run)
@@ -129,7 +130,7 @@ def evaluate_scales(run, runs_dir: Path, scales: Sequence[float], samples: int =
     scaler = Scaler.from_dict(run.attrs["scaler"])
     held_out, rows, valid, datasets = [], [], [], []
     for scale in scales:
-        path = Path(runs_dir) / DATASETS_DIR / held_out_name(samples, seed, scale)  # beside the training data
+        path = paths.dataset_dir(runs_dir, held_out_name(samples, seed, scale))  # beside the training data
         say(f"s = {scale:g}: {samples:,} held-out strokes ({path.name})")
         ensure_dataset(path, samples, seed, scale)
         found = open_dataset(path).usable_rows(0, samples)

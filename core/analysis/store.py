@@ -33,11 +33,12 @@ from typing import Any
 import numpy as np
 import zarr
 
+from core import paths
 from core.dimensions import dims_of
 
-GROUP = "analysis"
+GROUP = paths.ANALYSIS_GROUP
 #: `mothtui evaluate`'s results (core.analysis.extrapolate): the same protocol, its own group.
-EXTRAPOLATION = "extrapolation"
+EXTRAPOLATION = paths.EXTRAPOLATION_GROUP
 #: Every group of derived results; `stored_stamp` watches them.
 GROUPS = (GROUP, EXTRAPOLATION)
 
@@ -46,7 +47,7 @@ class AnalysisWriter:
     """A fresh, not-yet-complete analysis group of a run (`group`: GROUP or EXTRAPOLATION)."""
 
     def __init__(self, run_path: Path, group: str = GROUP):
-        path = Path(run_path) / group
+        path = paths.analysis_dir(run_path, group)
         if path.exists():
             shutil.rmtree(path)
         self.name = group
@@ -65,8 +66,8 @@ class AnalysisWriter:
 
 
 def analysis_group(run, group: str = GROUP) -> zarr.Group | None:
-    path = Path(run.path) / group
-    if not (path / "zarr.json").exists():
+    path = paths.analysis_dir(run.path, group)
+    if not paths.meta_file(path).exists():
         return None
     try:
         return zarr.open_group(path, mode="r", zarr_format=3)
@@ -94,7 +95,7 @@ def stored_stamp(run_path: Path) -> tuple[float | None, ...]:
     stamps = []
     for group in GROUPS:
         try:
-            stamps.append((Path(run_path) / group / "zarr.json").stat().st_mtime)
+            stamps.append(paths.meta_file(paths.analysis_dir(run_path, group)).stat().st_mtime)
         except OSError:
             stamps.append(None)
     return tuple(stamps)

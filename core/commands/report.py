@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.cli import resolve_runs
 from core.errors import MothError
+from core.paths import figure_files
 from core.schema import check_split
 from core.select import check_threshold
 
@@ -45,8 +46,8 @@ def prepare_out(out: Path) -> None:
         if not (out / NUMBERS).is_file():
             raise MothError(f"--out {out} is not empty and holds no report: name a new or empty directory")
         for stem, _ in FIGURES:  # a figure not drawn this time must not stay from the last
-            for suffix in (".svg", ".png"):
-                (out / f"{stem}{suffix}").unlink(missing_ok=True)
+            for path in figure_files(out, stem):
+                path.unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

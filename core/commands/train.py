@@ -21,6 +21,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from core import paths
 from core.cli import resolve_runs
 from core.commands.signals import stop_on_signals
 from core.config import DEFAULT_PRESET, Config, resolve
@@ -59,7 +60,7 @@ def release(path: Path) -> None:
     if claim is None:
         return
     claim.release()
-    if not (path / "zarr.json").exists():  # set-up failed or was cancelled: leave nothing behind
+    if not paths.meta_file(path).exists():  # set-up failed or was cancelled: leave nothing behind
         shutil.rmtree(path, ignore_errors=True)
 
 

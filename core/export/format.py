@@ -25,13 +25,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from core import paths
 from core.errors import MothError
 
 FORMAT = "mothtui.export"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-COMPACT_DIR = "compact"
-EDGES_DIR = "edges"
+MANIFEST = paths.EXPORT_MANIFEST
+COMPACT_DIR = paths.EXPORT_COMPACT_DIR
+EDGES_DIR = paths.EXPORT_EDGES_DIR
 #: Zip entries get this date instead of "now", so identical inputs give identical bytes.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -165,7 +166,7 @@ def read_manifest(directory: Path | str) -> dict[str, Any]:
 
 def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """An .npz (deflated) that np.load reads, byte-identical for identical arrays; atomic rename."""
-    tmp = path.with_name(path.name + ".partial")
+    tmp = paths.partial_file(path)
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, array in arrays.items():
             buffer = io.BytesIO()
@@ -178,7 +179,7 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
+    tmp = paths.partial_file(path)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 

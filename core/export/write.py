@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from core import paths
 from core.errors import MothError
 from core.export.compaction import compact
 from core.export.edges import edges_csv
@@ -109,7 +110,7 @@ def _export_one(out: Path, choice: Choice, layers: dict[str, list[np.ndarray]], 
                 output_names, common: dict[str, Any], all_losses: dict[str, np.ndarray],
                 formats: Sequence[str] = DEFAULT_FORMATS) -> dict[str, Any]:
     net, lvl = choice.network, choice.level
-    stem = f"net_{net:03d}"
+    stem, edges = paths.export_stem(net), paths.export_edges(net)
     weights = [np.asarray(w, dtype=np.float32) for w in layers["weight"]]
     biases = [np.asarray(b, dtype=np.float32) for b in layers["bias"]]
     wmasks, bmasks = layers["weight_mask"], layers["bias_mask"]
@@ -123,14 +124,15 @@ def _export_one(out: Path, choice: Choice, layers: dict[str, list[np.ndarray]], 
     compact_meta = {**meta, "compacted": True, "ghosts_removed": small.removed, "layer_sizes": sizes}
     files = _write_formats(out, stem, formats, weights, biases, wmasks, bmasks, scaler, input_names,
                            output_names, meta)
-    compacted = _write_formats(out, f"{COMPACT_DIR}/{stem}", formats, small.weights, small.biases, small.weight_masks,
-                               small.bias_masks, scaler, input_names, output_names, compact_meta, kept=small.kept)
-    write_text(out / EDGES_DIR / f"{stem}.csv", edges_csv(weights, wmasks, input_names, output_names, small.kept))
+    compacted = _write_formats(out, paths.export_compact_stem(net), formats, small.weights, small.biases,
+                               small.weight_masks, small.bias_masks, scaler, input_names, output_names, compact_meta,
+                               kept=small.kept)
+    write_text(out / edges, edges_csv(weights, wmasks, input_names, output_names, small.kept))
     entry = {"network": net, "level": lvl, "sparsity": choice.sparsity, "manual": choice.manual,
              "remaining": remaining, "losses": losses}
     if "npz" in files:  # the contract's keys name the npz files
         entry.update({"file": files["npz"], "compacted": compacted["npz"]})
-    entry.update({"edges": f"{EDGES_DIR}/{stem}.csv", "files": files, "compacted_files": compacted,
+    entry.update({"edges": edges, "files": files, "compacted_files": compacted,
                   "ghosts_removed": small.removed, "compacted_sizes": sizes})
     return entry
 
@@ -159,6 +161,6 @@ def _write_formats(out: Path, stem: str, formats: Sequence[str], weights, biases
 
 def write_bytes(path: Path, data: bytes) -> None:
     """`data` into `path` under a `.partial` name, then renamed (never a half-written file)."""
-    tmp = path.with_name(path.name + ".partial")
+    tmp = paths.partial_file(path)
     tmp.write_bytes(data)
     os.replace(tmp, path)

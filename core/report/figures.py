@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator  # noqa: E402
 
+from core.paths import figure_files  # noqa: E402
 from core.report import seed  # noqa: E402
 from core.report.gather import Report  # noqa: E402
 from core.study import KEY_COLUMNS, short_value  # noqa: E402
@@ -323,7 +324,7 @@ def draw(report: Report, stem: str, out: Path) -> list[Path] | str:
         if isinstance(fig, str):
             return fig
         try:
-            paths = [out / f"{stem}.svg", out / f"{stem}.png"]
+            paths = figure_files(out, stem)
             fig.savefig(paths[0], metadata={"Date": None})  # no timestamp: the same report, the same file
             fig.savefig(paths[1], dpi=PNG_DPI)
         finally:

@@ -12,11 +12,12 @@ import json
 import math
 from typing import Any, Mapping
 
+from core import paths
 from core.report import FIGURES, seed
 from core.report.gather import Report, weight_summary
 
-INDEX = "index.md"
-NUMBERS = "report.json"
+INDEX = paths.REPORT_INDEX
+NUMBERS = paths.REPORT_NUMBERS
 
 
 def _g(value: Any) -> str:

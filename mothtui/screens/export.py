@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from core import paths
 from core.errors import MothError
 from core.formatting import fmt_threshold
 from core.runstore import open_run
@@ -25,7 +26,7 @@ from mothtui.clipboard import copy
 
 def default_export_dir(runs_dir: Path, run_id: str, threshold: float, split: str) -> Path:
     """`<runs>/../exports/<run>_<threshold>_<split>`: beside the store, named by what was picked."""
-    return Path(runs_dir).absolute().parent / "exports" / f"{run_id}_{fmt_threshold(threshold)}_{split}"
+    return paths.export_dir(runs_dir, run_id, fmt_threshold(threshold), split)
 
 
 def fresh_export_dir(path: Path) -> Path:

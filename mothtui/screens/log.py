@@ -19,8 +19,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log, Static
 
-from core.runlist import LOGS_DIR
-from core.runlog import LOG_FILE
+from core import paths
 from mothtui.screens.dialogs import HELP_FIRST
 
 POLL_S = 0.25
@@ -30,8 +29,8 @@ MAX_INITIAL_BYTES = 4_000_000
 
 def log_files(runs_dir: Path, run_id: str) -> list[tuple[str, Path]]:
     """(name, path) of a run's logs: the engine's, and the app's job log (analyze, evaluate, launches)."""
-    return [("engine log", Path(runs_dir) / run_id / LOG_FILE),
-            ("job log: analyze, evaluate, launch", Path(runs_dir) / LOGS_DIR / f"{run_id}.log")]
+    return [("engine log", paths.engine_log(paths.run_dir(runs_dir, run_id))),
+            ("job log: analyze, evaluate, launch", paths.log_file(runs_dir, run_id))]
 
 
 def _mtime(path: Path) -> float:

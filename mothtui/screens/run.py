@@ -434,7 +434,7 @@ class RunScreen(Screen):
 
     def action_copy_path(self) -> None:
         """`Y`: this run's directory to the clipboard."""
-        copy(self.app, str((self.app.runs_dir / self.run_id).resolve()), "run path")
+        copy(self.app, str(run_path(self.app.runs_dir, self.run_id).resolve()), "run path")
 
     def action_report(self) -> None:
         """`mothtui report` of this run into `<runs>/.reports/<run>/` (SVG, PNG, index.md)."""

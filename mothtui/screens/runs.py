@@ -308,7 +308,7 @@ class RunsScreen(Screen):
     def action_copy_path(self) -> None:
         """`Y`: the selected run's directory to the clipboard."""
         if (run_id := self.selected_id()) is not None:
-            copy(self.app, str((self.app.runs_dir / run_id).resolve()), "run path")
+            copy(self.app, str(run_path(self.app.runs_dir, run_id).resolve()), "run path")
 
     def selected_key(self) -> str | None:
         """The key of the row under the cursor: a run id, or a sweep's line (`SWEEP_ROW` + name)."""

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from core.report import FIGURES
-from core.runlist import report_dir
+from core.paths import report_dir
 from mothtui.screens.run import RunScreen
 from fixture_runs import make_fixture_run
 from tui.helpers import make_app, settle
