@@ -349,11 +349,11 @@ def require_fit(config: Config, nets: int | None = None, runs_dir: Path | None =
     Compiling the chunk costs seconds on a CPU, so it is done only when the analytic estimate
     comes within COMPILE_CHECK_FRACTION of the limit; well below it the config fits anyway.
     """
-    from core.engine import measure
+    from core.engine import loop, measure
 
     split_rows, data = data_plan(config, runs_dir)
     setup = measure.Setup.of(config, split_rows, nets)
-    place = measure.placement(setup.nets)
+    place = loop.placement(setup.nets)
     analytic = _analytic(setup, place, data)
     limit, _ = _limit(place, data)
     if max(analytic.values()) <= COMPILE_CHECK_FRACTION * limit:
@@ -448,7 +448,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     `gpu` ("h100" or "h200"): also compile the run's programs for that GPU without one
     (core/engine/gpu_target.py) and predict its time and memory from XLA's analyses of the GPU program;
     `target_config`: the path of an XLA GPU spec to compile for instead of the built-in one."""
-    from core.engine import measure
+    from core.engine import loop, measure
 
     compiled_gpu = None
     if gpu:
@@ -458,7 +458,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     calibration_s = min(max(0.5, calibration_s), MAX_CALIBRATION_S)
     split_rows, data = data_plan(config, runs_dir)
     setup = measure.Setup.of(config, split_rows)
-    place = measure.placement(setup.nets)
+    place = loop.placement(setup.nets)
     devices, kind, platform = measure.devices_kind(place)
     grouped = measure.grouped(setup, place)
     subset = measure.timing_nets(setup, platform, devices) < setup.nets
@@ -494,7 +494,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     timed, timed_place, timed_chunk, timed_steps = setup, place, chunk, steps
     nets = measure.timing_nets(setup, platform, devices)
     if nets < setup.nets:
-        timed, timed_place = dataclasses.replace(setup, nets=nets), measure.placement(nets)
+        timed, timed_place = dataclasses.replace(setup, nets=nets), loop.placement(nets)
         say(f"compiling a one-step chunk of {nets} networks to time")
         timed_chunk, timed_steps = measure.compile_chunk(timed, timed_place, 1), 1
         notes.append(f"timed on {nets} of the {setup.nets} networks, one step a call, and scaled up "
