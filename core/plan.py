@@ -316,16 +316,13 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
     config's `dataset`, or the cached simulated one in the run store, or one still to simulate (its
     rows then all counted valid: the simulator rejects very few)."""
     from core.data import split_rows
-    from core.dataset import cached_path, open_dataset
+    from core.dataset import dataset_path, open_dataset
     from core.errors import StoreError
 
+    path = dataset_path(config, runs_dir or Path("runs"))
     if config.dataset:
-        path = Path(config.dataset).expanduser()
-        if not path.exists():
-            raise StoreError(f"dataset {config.dataset!r} not found (config key 'dataset')")
         dataset, simulate = open_dataset(path), False
     else:
-        path = cached_path(runs_dir or Path("runs"), config.samples, config.data_seed, config.scale)
         try:
             dataset, simulate = open_dataset(path), False
         except StoreError:
