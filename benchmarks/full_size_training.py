@@ -62,10 +62,9 @@ def main() -> int:
         masks = place.nets(masks)
         val = data.splits["val"]
         points, t0 = [], time.perf_counter()
-        step = 0
+        step, batches = 0, engine.batches(0)
         while step < args.steps:
-            rows = engine._batches(0, step)
-            state, _ = train.chunk_on_device(sc, state, masks, engine.x_train, engine.y_train, rows,
+            state, _ = train.chunk_on_device(sc, state, masks, engine.x_train, engine.y_train, *batches(step),
                                              jnp.int32(step), jnp.int32(args.steps))
             step += engine.chunk
             if step % args.every == 0 or step >= args.steps:

@@ -31,7 +31,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import psutil
@@ -44,6 +44,9 @@ from core.errors import Cancelled, MothError, StoreError
 from core.owner import claim, held, liveness
 from core.schema import DATASET_ARRAYS, INPUT_NAMES, OUTPUT_NAMES
 from core.sim.sampling import SAMPLING_BLOCK, SAMPLING_RANGES, sample_rows, validate_scale
+
+if TYPE_CHECKING:
+    from core.config import Config
 
 SCHEMA_VERSION = 1
 KIND = "mothtui.dataset"
@@ -485,6 +488,18 @@ def cached_path(runs_dir: Path | str, samples: int, seed: int, scale: float) -> 
     """The cached simulated dataset of a config in a run store (`<runs>/.datasets/<cache_name>`):
     what `mothtui train` reuses or writes."""
     return paths.dataset_dir(runs_dir, cache_name("sim", samples, seed, scale))
+
+
+def dataset_path(config: Config, runs_dir: Path | str) -> Path:
+    """Where a run of `config` reads its dataset, as `mothtui train` and `mothtui plan` both find it: the
+    config's `dataset` (StoreError, one line, when nothing is there), else the simulated one cached in
+    the run store `runs_dir` (`cached_path`; it may still have to be simulated)."""
+    if config.dataset:
+        path = Path(config.dataset).expanduser()
+        if not path.exists():
+            raise StoreError(f"dataset {config.dataset!r} not found (config key 'dataset')")
+        return path
+    return cached_path(runs_dir, config.samples, config.data_seed, config.scale)
 
 
 def ensure_dataset(path: Path | str, samples: int, seed: int, scale: float = 1.0,

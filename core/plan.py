@@ -52,7 +52,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from core.config import Config
 from core.errors import DoesNotFit, MothError
@@ -316,17 +316,14 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
     config's `dataset`, or the cached simulated one in the run store, or one still to simulate (its
     rows then all counted valid: the simulator rejects very few)."""
     from core.data import split_rows
-    from core.dataset import cached_path, open_dataset
+    from core.dataset import dataset_path, open_dataset
     from core.errors import StoreError
     from core.paths import DEFAULT_RUNS
 
+    path = dataset_path(config, runs_dir or Path(DEFAULT_RUNS))
     if config.dataset:
-        path = Path(config.dataset).expanduser()
-        if not path.exists():
-            raise StoreError(f"dataset {config.dataset!r} not found (config key 'dataset')")
         dataset, simulate = open_dataset(path), False
     else:
-        path = cached_path(runs_dir or Path(DEFAULT_RUNS), config.samples, config.data_seed, config.scale)
         try:
             dataset, simulate = open_dataset(path), False
         except StoreError:
@@ -350,20 +347,47 @@ def require_fit(config: Config, nets: int | None = None, runs_dir: Path | None =
     Compiling the chunk costs seconds on a CPU, so it is done only when the analytic estimate
     comes within COMPILE_CHECK_FRACTION of the limit; well below it the config fits anyway.
     """
-    from core.engine import measure
-
-    split_rows, data = data_plan(config, runs_dir)
-    setup = measure.Setup.of(config, split_rows, nets)
-    place = measure.placement(setup.nets)
-    analytic = _analytic(setup, place, data)
-    limit, _ = _limit(place, data)
+    start = _start(config, runs_dir, nets)
+    limit, _ = _limit(start.place, start.data)
+    analytic = start.analytic
     if max(analytic.values()) <= COMPILE_CHECK_FRACTION * limit:
         return
-    memory, *_ = _compiled_memory(setup, place, data, analytic,
-                                  compile_sim=analytic.get("simulate", 0) > COMPILE_CHECK_FRACTION * limit)
-    problem = fit_problem(memory, setup.eval_rows, setup.nets)
+    _fitting(start, compile_sim=analytic.get("simulate", 0) > COMPILE_CHECK_FRACTION * limit)
+
+
+class _Start(NamedTuple):
+    """What `require_fit` and `build_plan` both start from (`_start`): one derivation, so `train`'s fit
+    check and `mothtui plan` judge the same set-up."""
+
+    data: dict[str, Any]
+    """Where the data come from (`data_plan`)."""
+    setup: Any
+    """The run's set-up on this process's devices (`core.engine.loop.Setup`)."""
+    place: Any
+    """The engine's placement of the networks (`core.engine.loop.placement`)."""
+    analytic: dict[str, int]
+    """The analytic memory model of each phase (`_analytic`)."""
+
+
+def _start(config: Config, runs_dir: Path | None, nets: int | None = None) -> _Start:
+    """The data a run of `config` will see, the engine's set-up of `nets` networks (default: all) on this
+    process's devices, and its analytic memory."""
+    from core.engine import loop
+
+    split_rows, data = data_plan(config, runs_dir)
+    place = loop.placement(nets or config.nets)
+    setup = loop.Setup.of(config, split_rows, nets, place)
+    return _Start(data, setup, place, _analytic(setup, place, data))
+
+
+def _fitting(start: _Start, compile_sim: bool = True, say=None):
+    """`_compiled_memory` of the start, or DoesNotFit (`fit_problem`'s line) when the peak exceeds the limit."""
+    memory, *programs = _compiled_memory(start.setup, start.place, start.data, start.analytic,
+                                         compile_sim=compile_sim, say=say)
+    problem = fit_problem(memory, start.setup.eval_rows, start.setup.nets)
     if problem:
         raise DoesNotFit(problem)
+    return (memory, *programs)
 
 
 def _analytic(setup, place, data: dict[str, Any], one_device: bool = False) -> dict[str, int]:
@@ -449,7 +473,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     `gpu` ("h100" or "h200"): also compile the run's programs for that GPU without one
     (core/engine/gpu_target.py) and predict its time and memory from XLA's analyses of the GPU program;
     `target_config`: the path of an XLA GPU spec to compile for instead of the built-in one."""
-    from core.engine import measure
+    from core.engine import loop, measure
 
     compiled_gpu = None
     if gpu:
@@ -457,9 +481,9 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
 
     load = os.getloadavg()
     calibration_s = min(max(0.5, calibration_s), MAX_CALIBRATION_S)
-    split_rows, data = data_plan(config, runs_dir)
-    setup = measure.Setup.of(config, split_rows)
-    place = measure.placement(setup.nets)
+    start = _start(config, runs_dir)
+    data, setup, place = start.data, start.setup, start.place
+    split_rows = setup.split_rows
     devices, kind, platform = measure.devices_kind(place)
     grouped = measure.grouped(setup, place)
     subset = measure.timing_nets(setup, platform, devices) < setup.nets
@@ -472,11 +496,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
         if progress is not None:
             progress(min(count["k"], total), total, what)
 
-    analytic = _analytic(setup, place, data)
-    memory, chunk, block, sim, steps = _compiled_memory(setup, place, data, analytic, say=say)
-    problem = fit_problem(memory, setup.eval_rows, setup.nets)
-    if problem:
-        raise DoesNotFit(problem)
+    memory, chunk, block, sim, steps = _fitting(start, say=say)
     notes: list[str] = []
     if grouped:  # costs of the programs as an accelerator runs them (all at once)
         say("compiling the training chunk without network groups (for the GPU's FLOPs)")
@@ -495,7 +515,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
     timed, timed_place, timed_chunk, timed_steps = setup, place, chunk, steps
     nets = measure.timing_nets(setup, platform, devices)
     if nets < setup.nets:
-        timed, timed_place = dataclasses.replace(setup, nets=nets), measure.placement(nets)
+        timed, timed_place = dataclasses.replace(setup, nets=nets), loop.placement(nets)
         say(f"compiling a one-step chunk of {nets} networks to time")
         timed_chunk, timed_steps = measure.compile_chunk(timed, timed_place, 1), 1
         notes.append(f"timed on {nets} of the {setup.nets} networks, one step a call, and scaled up "

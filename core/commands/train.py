@@ -26,7 +26,7 @@ from core.cli import resolve_runs
 from core.commands.signals import stop_on_signals
 from core.config import DEFAULT_PRESET, Config, resolve
 from core.distributed import Cluster, LevelSync, from_args
-from core.errors import Cancelled, MothError, StoreError
+from core.errors import Cancelled, StoreError
 from core.owner import claim_new, held
 from core.plan import require_fit
 from core.runlist import new_run_id
@@ -70,21 +70,12 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
     A SIGTERM during the simulation stops it after the current chunk (Cancelled, no run is
     created; the next start continues the dataset from its completed chunks, core.dataset).
     """
+    from core.dataset import dataset_path, ensure_dataset
+
     cluster = cluster or Cluster()
-    if config.dataset:
-        path = Path(config.dataset).expanduser()
-
-        def check() -> str:
-            if not path.exists():
-                raise StoreError(f"dataset {config.dataset!r} not found (config key 'dataset')")
-            return str(path)
-
-        return cluster.on_main("train/dataset", check)
-    try:
-        from core.dataset import cached_path, ensure_dataset
-    except ImportError:
-        raise MothError("the simulator (core.dataset) is not available: set config key 'dataset'") from None
-    path = cached_path(runs_dir, config.samples, config.data_seed, config.scale)
+    if config.dataset:  # the user's: process 0 checks that it is there
+        return cluster.on_main("train/dataset", lambda: str(dataset_path(config, runs_dir)))
+    path = dataset_path(config, runs_dir)
     display = None
     if not quiet and cluster.is_main:
         from core.commands.display import SimulationProgress

@@ -9,7 +9,8 @@ timed repeats (the machine is shared; the best is the least disturbed).
 
 Training runs the networks in the groups the engine would use on this placement (`group` in the
 result) and evaluation with the engine's block rows and network groups, all from the engine's own
-`core.engine.loop.Layout.of` on `eval_batch` (the config's default).
+`core.engine.loop.Layout.of` on `eval_batch` (the config's default); the step's settings are the
+engine's `core.engine.loop.step_config` of a config of the synthetic ensemble (`_config`).
 
 The seed's loop structure: the same step (same maths, same masks, same Adam), compiled alone,
 called once per batch from Python with the batch sliced from host arrays, no buffer donation,
@@ -26,10 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core.config import PRESETS, from_dict
+from core.config import PRESETS, Config, from_dict
 from core.engine import evaluate, model, train
-from core.engine.loop import Layout
-from core.engine.sharding import Placement, make_mesh
+from core.engine.loop import Layout, placement, step_config
+from core.engine.sharding import Placement
 
 #: Rows of the synthetic training data the benchmark draws its batches from.
 BENCH_ROWS = 65_536
@@ -50,23 +51,30 @@ def matmul_peak(sizes=PEAK_SIZES, repeats: int = 5) -> float:
     return best
 
 
-def _layout(nets: int, batch: int, hidden, rows: int, eval_batch: int = 65_536) -> tuple[Placement, Layout]:
+def _config(nets: int, batch: int, hidden, precision: str = "float32", eval_batch: int = 65_536) -> Config:
+    """A config of this synthetic ensemble, for its shapes and its step: Adam at 5e-4, and no early stop
+    that can trigger (check interval beyond any step), so every network trains throughout."""
+    # samples large enough that no batch size is refused as bigger than the training split
+    return from_dict({**PRESETS["smoke"], "nets": nets, "batch": batch, "hidden": list(hidden),
+                      "eval_batch": eval_batch, "samples": max(PRESETS["smoke"]["samples"], 4 * batch),
+                      "learning_rate": 5e-4, "early_stop_window": 8, "early_stop_every": 2 ** 30,
+                      "early_stop_ratio": 1.01, "early_stop_below": 0.0, "early_stop_signal": "train",
+                      "optimizer_state": "fresh", "precision": precision})
+
+
+def _layout(config: Config, rows: int) -> tuple[Placement, Layout]:
     """The engine's placement and layout (`core.engine.loop.Layout.of`) of this synthetic ensemble."""
-    # a config only for its shapes: samples large enough that no batch size is refused as too big
-    config = from_dict({**PRESETS["smoke"], "nets": nets, "batch": batch, "hidden": list(hidden),
-                        "eval_batch": eval_batch, "samples": max(PRESETS["smoke"]["samples"], 4 * batch)})
-    place = Placement(make_mesh(nets))
-    return place, Layout.of(config, place, nets, rows)
+    place = placement(config.nets)
+    return place, Layout.of(config, place, config.nets, rows)
 
 
 def _setup(nets: int, batch: int, hidden, precision: str, seed: int = 0):
     sizes = (10, *hidden, 7)
-    place, layout = _layout(nets, batch, hidden, BENCH_ROWS)
+    config = _config(nets, batch, hidden, precision)
+    place, layout = _layout(config, BENCH_ROWS)
     params = model.init_params(sizes, 0.2, seed, range(nets))
     masks = place.nets(model.full_masks(params))
-    # No early stop can trigger (check interval beyond any step), so every network trains throughout;
-    # networks in the engine's groups.
-    sc = train.StepConfig(5e-4, window=8, every=2 ** 30, ratio=1.01, precision=precision, group=layout.train_group)
+    sc = step_config(config, place, nets, layout)  # the engine's step, networks in the engine's groups
     state = place.state(train.init_state(place.nets(params), jnp.zeros(nets, bool), sc))
     rng = np.random.default_rng(seed)
     x = rng.uniform(-0.5, 0.5, (BENCH_ROWS, 10)).astype(np.float32)
@@ -102,7 +110,7 @@ class _Evaluation:
 
     def __init__(self, nets, hidden, rows, precision, eval_batch):
         sizes = (10, *hidden, 7)
-        place, layout = _layout(nets, 128, hidden, max(rows, 1), eval_batch)
+        place, layout = _layout(_config(nets, 128, hidden, precision, eval_batch), max(rows, 1))
         self.params = place.nets(model.init_params(sizes, 0.2, 0, range(nets)))
         self.block, self.group = layout.eval_rows, layout.eval_group
         self.rows = max(1, round(rows / self.block)) * self.block

@@ -171,9 +171,8 @@ def compile_for(config, split_rows: dict[str, int], target: Target, target_confi
     topo = topology(target_config or target_config_text(target))
     place = Placement(topologies.make_mesh(topo=topo, mesh_shape=(1,), axis_names=(AXIS,)))
     rows = eval_rows(config, max(split_rows.values()), target)
-    setup = measure.Setup.of(config, split_rows)  # shapes and budget; the layout is the GPU's below
-    setup = measure.Setup(config, setup.nets, setup.split_rows, setup.budget, setup.on_device,
-                          loop.Layout(setup.nets, rows, 0))
+    # the engine's set-up on that GPU: every network in one group, the GPU's evaluation blocks
+    setup = loop.Setup.of(config, split_rows, place=place, layout=loop.Layout(config.nets, rows, 0))
     programs = [measure.compile_chunk(setup, place, setup.budget.chunk, all_at_once=True),
                 measure.compile_eval(setup, place, rows, all_at_once=True)]
     chunk, block = (p._replace(cost=module_cost(p.compiled)) for p in programs)

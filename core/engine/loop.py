@@ -16,6 +16,7 @@ progress is abandoned, the run is marked `cancelled`, and `Cancelled` is raised.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import threading
@@ -145,11 +146,137 @@ class Layout(NamedTuple):
 
 
 def step_config(config: Config, place: Placement, nets: int, layout: Layout | None = None) -> train.StepConfig:
-    """The compiled step's settings for `nets` networks on `place` (the engine and `mothtui plan`),
-    with the training group of `layout` (default: this machine's choice, `Layout.of`)."""
+    """The compiled step's settings for `nets` networks on `place` (the engine, `mothtui plan` and
+    `mothtui bench`), with the training group of `layout` (default: this machine's choice, `Layout.of`)."""
     layout = layout or Layout.of(config, place, nets, 1)
     return dataclasses.replace(train.StepConfig.from_config(config),
                                group=layout.train_group if place.devices == 1 else nets)
+
+
+def placement(nets: int, devices: list | None = None) -> Placement:
+    """Where the engine puts `nets` networks: sharded over `devices` (default: the local ones, as many
+    as divide them; `sharding.make_mesh`)."""
+    return Placement(make_mesh(nets, devices))
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A run's set-up on this process's devices, described once: the networks, the rows of each split,
+    the level budget, where the training data live and how the work is cut.
+
+    Why one description: `Engine` trains on it, and `mothtui plan` (core.engine.measure) compiles,
+    analyses and times the same programs from it before any data exist (`split_rows` is all it
+    needs), so what plan predicts and what the engine runs cannot be derived two ways.
+    """
+
+    config: Config
+    nets: int
+    """Networks of this process (all of them, unless a distributed run gives it a slice)."""
+    split_rows: dict[str, int]
+    """Valid rows of each split (train, val, test)."""
+    budget: Budget
+    on_device: bool
+    """The training split stays on the device (else each chunk's batches come from the host)."""
+    layout: Layout
+    """How the engine cuts the work (training groups, evaluation blocks)."""
+
+    @classmethod
+    def of(cls, config: Config, split_rows: dict[str, int], nets: int | None = None,
+           place: Placement | None = None, layout: Layout | None = None) -> "Setup":
+        """The set-up of `nets` networks (default: the config's) on `place` (default: `placement`),
+        with `layout` (a run's recorded one, or a target's; default: this machine's, `Layout.of`)."""
+        nets = nets or config.nets
+        place = place or placement(nets)
+        train_rows = split_rows["train"]
+        steps = budget(config, BatchPlan(train_rows, config.batch, config.seed).steps_per_epoch)
+        layout = layout.on(place) if layout else Layout.of(config, place, nets, max(split_rows.values()))
+        return cls(config, nets, dict(split_rows), steps, train_split_on_device(train_rows), layout)
+
+    def step_config(self, place: Placement) -> train.StepConfig:
+        """The compiled step's settings on `place` (`step_config`)."""
+        return step_config(self.config, place, self.nets, self.layout)
+
+    def batch_plan(self) -> BatchPlan:
+        """Which training rows each step of a level uses."""
+        return BatchPlan(self.split_rows["train"], self.config.batch, self.config.seed)
+
+    @property
+    def eval_rows(self) -> int:
+        """Rows per evaluation block."""
+        return self.layout.eval_rows
+
+    @property
+    def eval_group(self) -> int:
+        """Networks evaluated at once (0: all), as the engine evaluates them."""
+        return self.layout.eval_group
+
+    @property
+    def seed_signal(self) -> bool:
+        """The seed's early-stopping signal keeps the validation split on the device."""
+        return self.config.early_stop_signal == "seed"
+
+
+def chunk_function(on_device: bool) -> Callable:
+    """The compiled chunk the engine calls: `train.chunk_on_device` when the training split stays on the
+    device, else `train.chunk_from_host`."""
+    return train.chunk_on_device if on_device else train.chunk_from_host
+
+
+def chunk_batches(place: Placement, plan: BatchPlan, level: int, chunk: int,
+                  host: tuple[np.ndarray, np.ndarray] | None = None) -> Callable[[int], tuple]:
+    """`batches(step)`: the arguments that feed the chunk of `chunk` steps starting at `step` of `level`:
+    the batches' row indices (the split is on the device), or with `host` (the split's x and y on the
+    host) the rows gathered there, put on the devices."""
+    def batches(step: int) -> tuple:
+        rows = plan.indices(level, step, chunk)
+        if host is None:
+            return (place.data(rows),)
+        return place.data(host[0][rows]), place.data(host[1][rows])
+    return batches
+
+
+def level_state(place: Placement, sc: train.StepConfig, params: Params, diverged, moments: train.Moments | None = None,
+                resume: Checkpoint | None = None) -> train.TrainState:
+    """A level's training state on the devices (`params` already there): `train.init_state`, or the
+    state saved in `resume`."""
+    state = train.init_state(params, jnp.asarray(diverged), sc, moments)
+    if resume is not None:
+        state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(a) for a in resume.leaves])
+    return place.state(state)
+
+
+class Chunks:
+    """The compiled calls of a level's training from `step` to `cap`, one `next()` each: the engine's
+    `train_level` runs them, and `mothtui plan` times them (core.engine.measure), so the timed loop
+    is the trained one.
+
+    Per call: the chunk program on the state, the masks, the data on the device (`data`), the
+    pending batches and the step; then the next chunk's batches prepared while the device works;
+    then the losses and the active flags pulled, once. A call returns `(step after it, losses (K, N),
+    active (N,))`; `state` is the state after the last call (the previous one was donated to it).
+    """
+
+    def __init__(self, program: Callable, state: train.TrainState, masks: Params, batches: Callable[[int], tuple],
+                 step: int, cap: int, chunk: int, data: tuple = (), val=None):
+        """`program(state, masks, *data, *batches(step), step, max_steps, val)`: `train.chunk_on_device` or
+        `train.chunk_from_host` with its StepConfig bound, or its compiled executable."""
+        self.program, self.state, self.masks, self.batches = program, state, masks, batches
+        self.step, self.cap, self.chunk, self.data, self.val = step, cap, chunk, data, val
+        self.max_steps = jnp.int32(cap)
+        self.pending = batches(step)
+
+    def __iter__(self) -> "Chunks":
+        return self
+
+    def __next__(self) -> tuple[int, np.ndarray, np.ndarray]:
+        if self.step >= self.cap:
+            raise StopIteration
+        self.state, losses = self.program(self.state, self.masks, *self.data, *self.pending, jnp.int32(self.step),
+                                          self.max_steps, self.val)
+        self.step += self.chunk
+        if self.step < self.cap:  # prepare the next batches while the device works
+            self.pending = self.batches(self.step)
+        return self.step, np.asarray(losses), np.asarray(self.state.active)  # one pull per chunk
 
 
 class Engine:
@@ -157,26 +284,27 @@ class Engine:
 
     def __init__(self, config: Config, data: Prepared, *, devices: list | None = None,
                  nets: NetSlice | None = None, host_batches: bool | None = None, layout: Layout | None = None):
-        """`layout`: the one recorded in the run being continued; None: this machine's choice."""
+        """`layout`: the one recorded in the run being continued; None: this machine's choice.
+        `host_batches`: gather each chunk's batches on the host (None: as `Setup.on_device` says)."""
         self.config = config
         self.data = data
         self.nets = nets or process_slice(config.nets)
-        self.place = Placement(make_mesh(self.nets.count, devices))
-        largest = max(s.n for s in data.splits.values())
-        self.layout = layout.on(self.place) if layout else Layout.of(config, self.place, self.nets.count, largest)
-        self.step_config = step_config(config, self.place, self.nets.count, self.layout)
-        self.plan = BatchPlan(data.splits["train"].n, config.batch, config.seed)
-        self.budget = budget(config, self.plan.steps_per_epoch)
-        """Step caps of the levels and steps per compiled call (what `mothtui plan` predicts from)."""
+        self.place = placement(self.nets.count, devices)
+        self.setup = Setup.of(config, {name: s.n for name, s in data.splits.items()}, self.nets.count, self.place,
+                              layout)
+        """The run's set-up on these devices: budget, data placement, layout (what `mothtui plan` predicts from)."""
+        self.layout = self.setup.layout
+        self.step_config = self.setup.step_config(self.place)
+        self.plan = self.setup.batch_plan()
+        self.budget = self.setup.budget
+        """Step caps of the levels and steps per compiled call."""
         tr = data.splits["train"]
-        if host_batches is None:
-            host_batches = not train_split_on_device(tr.n)
-        self.host_batches = host_batches
-        if not host_batches:
+        self.host_batches = not self.setup.on_device if host_batches is None else host_batches
+        if not self.host_batches:
             self.x_train = self.place.data(tr.x)
             self.y_train = self.place.data(tr.y)
         self.val = None  # the validation split on the device, for the seed's early-stopping signal only
-        if config.early_stop_signal == "seed":
+        if self.setup.seed_signal:
             val = data.splits["val"]
             self.val = (self.place.data(val.x), self.place.data(val.y))
         self.eval_rows, self.eval_group = self.layout.eval_rows, self.layout.eval_group
@@ -192,7 +320,7 @@ class Engine:
         return self.budget.max_steps
 
     def steps_for(self, level: int) -> int:
-        """The step cap of `level`."""
+        """The step cap of `level` (`Budget.steps_for`)."""
         return self.budget.steps_for(level)
 
     # ---- the pieces of a level -------------------------------------------------------
@@ -226,48 +354,33 @@ class Engine:
         through.
         """
         t0 = time.perf_counter()
-        sc, place = self.step_config, self.place
+        place = self.place
         params, masks = place.nets(params), place.nets(masks)
-        state = train.init_state(params, jnp.asarray(diverged), sc, moments)
-        step = 0
-        if resume is not None:
-            state = jax.tree.unflatten(jax.tree.structure(state), [jnp.asarray(a) for a in resume.leaves])
-            step = resume.step
-        state = place.state(state)
         cap = self.steps_for(level)
-        max_steps = jnp.int32(cap)
-        saved_step, saved_t = step, time.monotonic()
+        chunks = self.chunks(level, level_state(place, self.step_config, params, diverged, moments, resume), masks,
+                             resume.step if resume is not None else 0, cap)
+        saved_step, saved_t = chunks.step, time.monotonic()
 
-        def keep(state) -> None:
+        def keep() -> None:
             nonlocal saved_step, saved_t
-            if save is not None and step > saved_step:
-                save(step, [np.asarray(a) for a in jax.tree.leaves(jax.device_get(state))])
-                saved_step, saved_t = step, time.monotonic()
+            if save is not None and chunks.step > saved_step:
+                save(chunks.step, [np.asarray(a) for a in jax.tree.leaves(jax.device_get(chunks.state))])
+                saved_step, saved_t = chunks.step, time.monotonic()
 
-        pending = self._batches(level, step)
         every = self.config.checkpoint_every_s
-        while step < cap:
+        while chunks.step < cap:
             if stop is not None and stop.is_set():
-                keep(state)
-                raise Cancelled(f"cancelled during level {level} at step {step:,}"
-                                + (" (saved)" if save is not None and step else ""))
-            if self.host_batches:
-                state, losses = train.chunk_from_host(sc, state, masks, *pending, jnp.int32(step), max_steps,
-                                                      self.val)
-            else:
-                state, losses = train.chunk_on_device(sc, state, masks, self.x_train, self.y_train,
-                                                      pending, jnp.int32(step), max_steps, self.val)
-            step += self.chunk
-            if step < cap:  # prepare the next batches while the device works
-                pending = self._batches(level, step)
-            losses, active = np.asarray(losses), np.asarray(state.active)  # one pull per chunk
+                keep()
+                raise Cancelled(f"cancelled during level {level} at step {chunks.step:,}"
+                                + (" (saved)" if save is not None and chunks.step else ""))
+            step, losses, active = next(chunks)
             if on_chunk is not None:
                 on_chunk(min(step, cap), losses, active)
             if not active.any():
                 break
             if every and step < cap and time.monotonic() - saved_t >= every:
-                keep(state)
-        host = jax.device_get(state)
+                keep()
+        host = jax.device_get(chunks.state)
         carried = None
         if self.carries_moments:
             m = train.moments_of(host.opt_state)
@@ -276,12 +389,16 @@ class Engine:
                            stopped=np.asarray(host.stopped), diverged=np.asarray(host.diverged),
                            seconds=time.perf_counter() - t0, moments=carried)
 
-    def _batches(self, level: int, step: int):
-        rows = self.plan.indices(level, step, self.chunk)
-        if self.host_batches:
-            tr = self.data.splits["train"]
-            return self.place.data(tr.x[rows]), self.place.data(tr.y[rows])
-        return self.place.data(rows)
+    def chunks(self, level: int, state: train.TrainState, masks: Params, step: int, cap: int) -> Chunks:
+        """The compiled calls of `level` from `step` to `cap` on this engine's data (`Chunks`)."""
+        program = functools.partial(chunk_function(not self.host_batches), self.step_config)
+        data = () if self.host_batches else (self.x_train, self.y_train)
+        return Chunks(program, state, masks, self.batches(level), step, cap, self.chunk, data, self.val)
+
+    def batches(self, level: int) -> Callable[[int], tuple]:
+        """`batches(step)`: what feeds the chunk starting at `step` of `level` (`chunk_batches`)."""
+        tr = self.data.splits["train"]
+        return chunk_batches(self.place, self.plan, level, self.chunk, (tr.x, tr.y) if self.host_batches else None)
 
     def evaluate(self, params: Params) -> dict[str, np.ndarray]:
         """Loss `(N,)` of every network on the whole train, val and test splits (train: its first

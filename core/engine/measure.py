@@ -13,6 +13,11 @@
 - `time_training`, `time_evaluation`, `time_simulation` run the compiled programs on random arrays
   of the config's shapes the way the level loop and the dataset writer do (host batches, pulls,
   per-level set-up), within a time budget, so the prediction carries this machine's real overheads.
+  Training is timed through the level loop's own calls (`loop.Chunks`, `loop.level_state`), not a
+  copy of them.
+
+The run's set-up (networks, split rows, level budget, data placement, layout) is the engine's own
+`loop.Setup`, so what is compiled and timed here is what `loop.Engine` would run.
 
 Why some programs are compiled smaller than the run's: a compiled call of 200 steps of 400
 full-size networks takes minutes on a CPU, so the chunk is compiled with fewer steps per call
@@ -39,49 +44,15 @@ from core.config import Config
 from core.data import N_INPUTS, N_OUTPUTS, BatchPlan
 from core.engine import evaluate, loop, train
 from core.engine.model import Layer, weight_count
-from core.engine.sharding import Placement, make_mesh
+from core.engine.sharding import Placement
 
 #: Bytes of one training row (inputs and outputs, float32).
 ROW_BYTES = 4 * (N_INPUTS + N_OUTPUTS)
 S = jax.ShapeDtypeStruct
 
 
-@dataclass(frozen=True)
-class Setup:
-    """A run's shapes on this process's devices: what its level loop would compile."""
-
-    config: Config
-    nets: int
-    """Networks of this process (all of them, unless a distributed run gives it a slice)."""
-    split_rows: dict[str, int]
-    """Valid rows of each split (train, val, test)."""
-    budget: loop.Budget
-    on_device: bool
-    """The training split stays on the device (else each chunk's batches come from the host)."""
-    layout: loop.Layout
-    """How the engine cuts the work on this machine (training groups, evaluation blocks)."""
-
-    @classmethod
-    def of(cls, config: Config, split_rows: dict[str, int], nets: int | None = None) -> "Setup":
-        train_rows = split_rows["train"]
-        steps = loop.budget(config, BatchPlan(train_rows, config.batch, config.seed).steps_per_epoch)
-        nets = nets or config.nets
-        layout = loop.Layout.of(config, placement(nets), nets, max(split_rows.values()))
-        return cls(config, nets, dict(split_rows), steps, loop.train_split_on_device(train_rows), layout)
-
-    @property
-    def eval_rows(self) -> int:
-        return self.layout.eval_rows
-
-    @property
-    def eval_group(self) -> int:
-        """Networks evaluated at once (0: all), as the engine evaluates them."""
-        return self.layout.eval_group
-
-    @property
-    def seed_signal(self) -> bool:
-        """The seed's early-stopping signal keeps the validation split on the device."""
-        return self.config.early_stop_signal == "seed"
+#: A run's set-up on this process's devices: the engine's own description (`loop.Setup`).
+Setup = loop.Setup
 
 
 class Program(NamedTuple):
@@ -99,15 +70,9 @@ class Program(NamedTuple):
 def grouped(setup: Setup, place: Placement) -> bool:
     """Whether the engine runs this setup's training or evaluation in groups of networks."""
     cfg = setup.config
-    sc = loop.step_config(cfg, place, setup.nets, setup.layout)
-    train_group = train.group_size(sc, setup.nets, cfg.layer_sizes, cfg.batch)
+    train_group = train.group_size(setup.step_config(place), setup.nets, cfg.layer_sizes, cfg.batch)
     eval_group = evaluate._divisor(setup.nets, setup.eval_group) if setup.eval_group else setup.nets
     return train_group < setup.nets or eval_group < setup.nets
-
-
-def placement(nets: int) -> Placement:
-    """The engine's placement of `nets` networks on the local devices (`loop.Engine` makes the same)."""
-    return Placement(make_mesh(nets))
 
 
 def memory_of(compiled) -> dict[str, int]:
@@ -161,7 +126,7 @@ def compile_chunk(setup: Setup, place: Placement, steps: int, all_at_once: bool 
     without network groups, as an accelerator runs it; XLA's cost analysis counts a grouped
     program's loop body once, and charges each group's slice its whole operand)."""
     cfg = setup.config
-    sc = loop.step_config(cfg, place, setup.nets, setup.layout)
+    sc = setup.step_config(place)
     if all_at_once:
         sc = dataclasses.replace(sc, group=setup.nets)
     state = _state_shapes(setup, place, sc)
@@ -172,12 +137,13 @@ def compile_chunk(setup: Setup, place: Placement, steps: int, all_at_once: bool 
         val = (_data(setup.split_rows["val"], N_INPUTS, place), _data(setup.split_rows["val"], N_OUTPUTS, place))
     if setup.on_device:
         rows = setup.split_rows["train"]
-        return _compile(train.chunk_on_device, sc, state, masks, _data(rows, N_INPUTS, place),
-                        _data(rows, N_OUTPUTS, place),
-                        S((steps, cfg.batch), jnp.int32, sharding=place.replicated), scalar, scalar, val)
-    batches = (S((steps, cfg.batch, N_INPUTS), jnp.float32, sharding=place.replicated),
-               S((steps, cfg.batch, N_OUTPUTS), jnp.float32, sharding=place.replicated))
-    return _compile(train.chunk_from_host, sc, state, masks, *batches, scalar, scalar, val)
+        data = (_data(rows, N_INPUTS, place), _data(rows, N_OUTPUTS, place))
+        batches = (S((steps, cfg.batch), jnp.int32, sharding=place.replicated),)
+    else:
+        data = ()
+        batches = (S((steps, cfg.batch, N_INPUTS), jnp.float32, sharding=place.replicated),
+                   S((steps, cfg.batch, N_OUTPUTS), jnp.float32, sharding=place.replicated))
+    return _compile(loop.chunk_function(setup.on_device), sc, state, masks, *data, *batches, scalar, scalar, val)
 
 
 def per_step_of_chunk(setup: Setup, steps: int) -> dict[str, int]:
@@ -295,16 +261,17 @@ def param_bytes(setup: Setup) -> int:
 def time_training(setup: Setup, place: Placement, program: Program, steps: int, budget_s: float) -> Timing:
     """Seconds per step of the compiled chunk (`steps` steps per call), and a level's set-up.
 
-    As `loop.Engine.train_level` does: the level's state from `train.init_state`, one call per
-    chunk with the next chunk's batches prepared after it is dispatched, the losses and flags
-    pulled once per chunk, the state pulled at the end. `first_setup_s` is the first level's set-up
-    (it compiles the small eager operations), `setup_s` a later level's (the first one's for big
-    ensembles, SECOND_SETUP_BYTES: copies then dominate), `place_s` one copy of the parameters from the host (the
-    loop places a level's parameters for training and for evaluation), `finish_s` pulling the state
-    back, `timed_s` the timed calls.
+    Through the engine's own pieces (core.engine.loop): the level's state from `loop.level_state`, the
+    calls from `loop.Chunks` (`Engine.train_level` runs the same: one call per chunk, the next chunk's
+    batches prepared after it is dispatched, the losses and flags pulled once per chunk), the state
+    pulled at the end. `first_setup_s` is the first level's set-up (it compiles the small eager
+    operations), `setup_s` a later level's (the first one's for big ensembles, SECOND_SETUP_BYTES:
+    copies then dominate), `place_s` one copy of the parameters from the host (the loop places a level's
+    parameters for training and for evaluation), `finish_s` pulling the state back, `timed_s` the
+    timed calls.
     """
     cfg = setup.config
-    sc = loop.step_config(cfg, place, setup.nets, setup.layout)
+    sc = setup.step_config(place)
     t_start = time.perf_counter()
     timing = Timing()
     host = host_params(setup)
@@ -316,8 +283,7 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
                                    for layer in param_shapes(cfg, setup.nets, jnp.bool_)])
 
     def new_state():
-        state = place.state(train.init_state(params, jnp.zeros(setup.nets, bool), sc))
-        return jax.block_until_ready(state)
+        return jax.block_until_ready(loop.level_state(place, sc, params, jnp.zeros(setup.nets, bool)))
 
     t0 = time.perf_counter()
     state = new_state()
@@ -328,49 +294,37 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
         timing.values["setup_s"] = time.perf_counter() - t0
 
     train_rows = setup.split_rows["train"]
-    plan = BatchPlan(train_rows, cfg.batch, cfg.seed)
+    plan = setup.batch_plan()
     val = None
     if setup.seed_signal:
         n_val = setup.split_rows["val"]
         val = (_device_rows(n_val, N_INPUTS, place, 3), _device_rows(n_val, N_OUTPUTS, place, 4))
+    host_split = None
+    data: tuple = ()
     if setup.on_device:
-        x, y = _device_rows(train_rows, N_INPUTS, place, 5), _device_rows(train_rows, N_OUTPUTS, place, 6)
+        data = (_device_rows(train_rows, N_INPUTS, place, 5), _device_rows(train_rows, N_OUTPUTS, place, 6))
     else:  # batches gathered on the host, from a smaller stand-in split (a gather's cost barely depends on it)
         host_rows = min(train_rows, 1_000_000)
-        x_host, y_host = _host_rows(host_rows, N_INPUTS, 5), _host_rows(host_rows, N_OUTPUTS, 6)
+        host_split = (_host_rows(host_rows, N_INPUTS, 5), _host_rows(host_rows, N_OUTPUTS, 6))
         plan = BatchPlan(host_rows, cfg.batch, cfg.seed)
-    never = jnp.int32(2 ** 30)
-    box = {"state": state, "step": 0}
-
-    def batches(step):
-        rows = plan.indices(0, step, steps)
-        if setup.on_device:
-            return (place.data(rows),)
-        return place.data(x_host[rows]), place.data(y_host[rows])
-
-    box["pending"] = batches(0)
-
-    def call():
-        if setup.on_device:
-            args = (x, y, *box["pending"])
-        else:
-            args = box["pending"]
-        box["state"], losses = program.compiled(box["state"], masks, *args, jnp.int32(box["step"]), never, val)
-        box["step"] += steps
-        box["pending"] = batches(box["step"])
-        np.asarray(losses), np.asarray(box["state"].active)
-
+    # level 0's calls with no step cap in reach: every call trains, however many fit the budget
+    chunks = loop.Chunks(program.compiled, state, masks, loop.chunk_batches(place, plan, 0, steps, host_split),
+                         0, NO_CAP, steps, data, val)
     t0 = time.perf_counter()
-    seconds_per_call, calls = _median_time(call, budget_s)
+    seconds_per_call, calls = _median_time(lambda: next(chunks), budget_s)
     timing.values["timed_s"] = time.perf_counter() - t0
     timing.values["step_s"] = seconds_per_call / steps
     timing.values["calls"] = calls
     t0 = time.perf_counter()
-    jax.device_get(box["state"])
+    jax.device_get(chunks.state)
     timing.values["finish_s"] = time.perf_counter() - t0
     timing.spent_s = time.perf_counter() - t_start
     timing.params = params
     return timing
+
+
+#: The step cap of the timed calls: beyond any step a calibration reaches.
+NO_CAP = 2 ** 30
 
 
 def time_evaluation(setup: Setup, place: Placement, rows: int, budget_s: float, params=None) -> Timing:

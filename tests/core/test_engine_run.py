@@ -197,6 +197,20 @@ def test_networks_in_groups_equal_the_sharded_run(setup, reference):
     _assert_identical(grouped, reference)
 
 
+def test_the_plans_setup_is_the_one_the_engine_trains_with(setup):
+    """`mothtui plan` describes a run from the dataset's valid rows alone (`core.plan.data_plan`, then
+    `loop.Setup.of`); that description is the engine's own: budget, data placement, layout and step."""
+    from core.engine.loop import Setup, placement
+    from core.plan import data_plan
+
+    root, config, data = setup
+    engine = Engine(config, data)
+    split_rows, _ = data_plan(config, root / "runs")
+    planned = Setup.of(config, split_rows, place=placement(NETS))
+    assert planned == engine.setup
+    assert planned.step_config(engine.place) == engine.step_config
+
+
 def test_a_run_resumed_on_another_machine_keeps_its_layout(setup, monkeypatch):
     """Created where the L2 is small (groups of two, small evaluation blocks), resumed where it is
     large: the resume uses the recorded layout and equals the uninterrupted run bit for bit."""
