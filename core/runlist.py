@@ -180,7 +180,7 @@ def _parent(attrs: dict[str, Any]) -> tuple[str, int] | None:
     return None
 
 
-def fmt_bytes(size: int | None) -> str:
+def fmt_bytes(size: float | None) -> str:
     """`812 B`, `4.0 kB`, `12.3 MB`, `1.2 GB` (powers of 1000, as df -H); `–` when unknown."""
     if size is None:
         return "–"
