@@ -8,6 +8,7 @@ directory, nothing passing), shown in the dialog, one line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -21,6 +22,9 @@ from core.errors import MothError
 from core.runstore import open_run
 from mothtui.clipboard import copy
 from mothtui.fmt import fmt_threshold
+
+if TYPE_CHECKING:
+    from mothtui.app import MothApp
 
 
 def default_export_dir(runs_dir: Path, run_id: str, threshold: float, split: str) -> Path:
@@ -45,6 +49,9 @@ def in_app_terms(message: str) -> str:
 
 class ExportDialog(ModalScreen[dict | None]):
     """Type or accept a directory, `enter` writes; dismisses with the manifest (None if cancelled)."""
+
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
 
     BINDINGS = [Binding("escape", "cancel", "cancel", id="export.cancel")]
 
