@@ -55,6 +55,11 @@ PRESET_COMPLETION = {"bash": "_mothtui_presets", "zsh": f"({_PRESETS})", "tcsh":
                      "preamble": {"bash": f"_mothtui_presets() {{\n  compgen -W \"{_PRESETS}\" -- \"$1\"\n}}\n"}}
 
 
+def _completes(action: argparse.Action, completion: dict) -> None:
+    """Give an argument shtab's completion (shtab reads the `complete` attribute it documents on an Action)."""
+    setattr(action, "complete", completion)
+
+
 class _VersionAction(argparse.Action):
     """`--version`, with the text looked up only when asked for (every other command skips the metadata)."""
 
@@ -64,7 +69,7 @@ class _VersionAction(argparse.Action):
 
 
 def _run_id_argument(parser: argparse.ArgumentParser, **kwargs) -> None:
-    parser.add_argument("run_id", **kwargs).complete = RUN_ID_COMPLETION
+    _completes(parser.add_argument("run_id", **kwargs), RUN_ID_COMPLETION)
 
 
 def _runs_option(parser: argparse.ArgumentParser) -> None:
@@ -88,8 +93,8 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default=None,
-                        help=f"{' | '.join(PRESETS)} (default: {DEFAULT_PRESET})").complete = PRESET_COMPLETION
+    _completes(parser.add_argument("--preset", default=None,
+                                   help=f"{' | '.join(PRESETS)} (default: {DEFAULT_PRESET})"), PRESET_COMPLETION)
     parser.add_argument("--config", type=Path, default=None, metavar="FILE.toml",
                         help="TOML file of config keys (applied over the preset)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -272,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="compare")
 
     p = sub.add_parser("report", help="the paper's figures (SVG, PNG) and an index of their numbers")
-    p.add_argument("targets", nargs="+", metavar="RUN", help="run ids (drawn together, in this order)"
-                   ).complete = RUN_ID_COMPLETION
+    _completes(p.add_argument("targets", nargs="+", metavar="RUN", help="run ids (drawn together, in this order)"),
+               RUN_ID_COMPLETION)
     _runs_option(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="output directory (new, empty, or an earlier report's, which is replaced)")

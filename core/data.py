@@ -139,7 +139,8 @@ def prepare(path: str | Path, fractions: tuple[float, float, float],
         y = np.concatenate(ys) if ys else np.zeros((0, N_OUTPUTS), np.float32)
         if len(x) == 0:
             raise StoreError(f"dataset {path}: the {name} split has no valid samples")
-        out[name] = SplitArrays(x, y, tuple(row_ranges[name]))
+        start, stop = row_ranges[name]
+        out[name] = SplitArrays(x, y, (start, stop))
     return Prepared(str(path), row_ranges, fitted, out, invalid)
 
 

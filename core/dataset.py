@@ -31,7 +31,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, cast
 
 import numpy as np
 import psutil
@@ -107,9 +107,10 @@ class Rows:
         fields = ("initial", "controls", "final", "x", "y")
         if not parts:
             widths = (8, 3, 8, len(INPUT_NAMES), len(OUTPUT_NAMES))
-            return cls(*(np.zeros((0, w)) for w in widths))
-        return cls(*(np.concatenate([getattr(p, f) for p in parts])[cut] for f in fields),
-                   excluded=sum(p.excluded for p in parts))
+            initial, controls, final, x, y = (np.zeros((0, w)) for w in widths)
+            return cls(initial, controls, final, x, y)
+        initial, controls, final, x, y = (np.concatenate([getattr(p, f) for p in parts])[cut] for f in fields)
+        return cls(initial, controls, final, x, y, excluded=sum(p.excluded for p in parts))
 
 
 @dataclass
@@ -206,7 +207,7 @@ def open_dataset(path: Path | str, *, require_complete: bool = True) -> Dataset:
     if missing:
         raise StoreError(f"dataset at {path} is incomplete: array {missing[0]!r} missing")
     try:
-        arrays = {name: group[name] for name in DATASET_ARRAYS}
+        arrays = {name: cast(zarr.Array, group[name]) for name in DATASET_ARRAYS}  # in array_keys()
     except Exception as err:
         raise StoreError(f"dataset at {path} is unreadable: {type(err).__name__}: {err}".splitlines()[0]) from None
     n = arrays["valid"].shape[0]
@@ -249,7 +250,7 @@ def _check_request(samples, seed, chunk) -> None:
 
 
 def _create_group(path: Path, samples: int, chunk: int, dtype, attrs: dict, *, label: Path | None = None,
-                  mode: str = "w-") -> zarr.Group:
+                  mode: Literal["w-", "a"] = "w-") -> zarr.Group:
     """The store's arrays at full size; errors name `label` (the user's path, not a staging one).
     `mode="a"`: in a directory that holds only its claim (the staging store's owner record)."""
     try:
@@ -355,7 +356,7 @@ def create_dataset(path: Path | str, *, samples: int, seed: int, scale: float = 
 
 def _chunks_done(done_dir: Path) -> dict[int, int]:
     """The completed chunks of a staging store: index -> invalid rows."""
-    out = {}
+    out: dict[int, int] = {}
     try:
         entries = list(done_dir.iterdir())
     except OSError:

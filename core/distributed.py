@@ -182,6 +182,7 @@ class Cluster:
         """
         if self.count == 1:
             return action()
+        outcome: dict[str, Any]
         try:
             value, outcome = action(), {"ok": True}
         except MothError as err:
@@ -230,7 +231,7 @@ def settings(coordinator: str | None = None, num_processes: int | None = None,
         raise MothError("--coordinator, --num-processes and --process-id go together "
                         f"(or ${ENV_COORDINATOR}, ${ENV_NUM_PROCESSES}, ${ENV_PROCESS_ID}); "
                         "give all three, or none to let JAX read the cluster scheduler's variables")
-    if not any(given):
+    if coordinator is None or num_processes is None or process_id is None:  # none given (all or none, above)
         return {}
     host, _, port = coordinator.rpartition(":")
     if not host or not port.isdigit():

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -218,10 +217,17 @@ def parse_line(line: bytes | str) -> Event | None:
         return None
 
 
-@functools.lru_cache(maxsize=None)
+_HINTS: dict[type[Event], dict[str, Any]] = {}
+
+
 def _hints(cls: type[Event]) -> dict[str, Any]:
-    """Field name -> declared type (cached: the reader asks for every line)."""
-    return typing.get_type_hints(cls)
+    """Field name -> declared type (cached: the reader asks for every line).
+
+    A dict, not functools.lru_cache: mypy finds a frozen dataclass's class unhashable as an argument."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _fits(value: Any, hint: Any) -> bool:

@@ -121,7 +121,7 @@ class Memory:
 
     @property
     def phase(self) -> str:
-        return max(self.phases, key=self.phases.get)
+        return max(self.phases, key=lambda name: self.phases[name])
 
     @property
     def fits(self) -> bool:
@@ -212,7 +212,7 @@ def parts_summary(levels: list[Level]) -> dict[str, Any]:
     out: dict[str, Any] = {"level0": levels[0].parts if levels else {}}
     if len(levels) > 1:
         out["retraining_level"] = levels[1].parts
-    run = {"train": total([lv.parts["train"] for lv in levels]), "eval": {}}
+    run: dict[str, Any] = {"train": total([lv.parts["train"] for lv in levels]), "eval": {}}
     for split in (levels[0].parts["eval"] if levels else {}):
         run["eval"][split] = total([lv.parts["eval"][split] for lv in levels])
     run["level0_train"] = levels[0].parts["train"] if levels else {}
@@ -315,6 +315,8 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
     """Valid rows per split and where the data come from, as `mothtui train` would find them: the
     config's `dataset`, or the cached simulated one in the run store, or one still to simulate (its
     rows then all counted valid: the simulator rejects very few)."""
+    import numpy as np
+
     from core.data import split_rows
     from core.dataset import dataset_path, open_dataset
     from core.errors import StoreError
@@ -333,7 +335,8 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
     if dataset is None:
         rows = {name: b - a for name, (a, b) in ranges.items()}
     else:  # the valid flags are small (1 byte a row): read them
-        rows = {name: int(sum(int(dataset.valid[s:min(b, s + 1_000_000)].sum()) for s in range(a, b, 1_000_000)))
+        rows = {name: int(sum(int(np.asarray(dataset.valid[s:min(b, s + 1_000_000)]).sum())
+                              for s in range(a, b, 1_000_000)))
                 for name, (a, b) in ranges.items()}
     return rows, {"path": str(path), "simulate": simulate, "samples": n}
 

@@ -170,7 +170,7 @@ def summarize(path: Path) -> RunSummary:
         status = "interrupted"  # the engine died without recording why: resumable
     tags = attrs.get("tags")
     tags = tuple(str(t) for t in tags) if isinstance(tags, list) else ()
-    note = attrs.get("note") if isinstance(attrs.get("note"), str) else ""
+    note = attrs["note"] if isinstance(attrs.get("note"), str) else ""
     return RunSummary(path.name, path, status, attrs.get("nets", config.get("nets")),
                       attrs.get("levels_complete"), attrs.get("levels"), attrs.get("created"),
                       preset=attrs.get("preset"), owner=owner, tags=tags, note=note,

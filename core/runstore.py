@@ -18,7 +18,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, Literal, NamedTuple, cast
 
 import numpy as np
 import zarr
@@ -52,6 +52,8 @@ _MASK_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 _FLOAT_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 #: The arrays of one layer of one level, in the order `Run.level` and `Run.layer` return them.
 LAYER_ARRAYS = ("weight", "weight_mask", "bias", "bias_mask")
+#: How a run is opened (zarr's access modes).
+Mode = Literal["r", "r+", "a", "w", "w-"]
 
 
 def now_iso() -> str:
@@ -149,7 +151,7 @@ class Run:
         return cls(path, group)
 
     @classmethod
-    def open(cls, path: Path | str, mode: str = "r") -> "Run":
+    def open(cls, path: Path | str, mode: Mode = "r") -> "Run":
         """Open an existing run; StoreError if it is missing or not a readable run."""
         path = Path(path)
         if not path.is_dir():
@@ -198,13 +200,17 @@ class Run:
             expected[f"layer_{k}/bias"] = expected[f"layer_{k}/bias_mask"] = (levels, nets, fan_out)
         for name, shape in expected.items():
             try:
-                found = tuple(self.group[name].shape)
+                found = tuple(self._array(name).shape)
             except Exception as err:  # missing or unreadable metadata
                 raise StoreError(f"run {self.run_id!r} is damaged: array {name} unreadable "
                                  f"({_short(err)})") from None
             if found != shape:
                 raise StoreError(f"run {self.run_id!r} is damaged: array {name} has shape {found}, "
                                  f"expected {shape}")
+
+    def _array(self, name: str) -> zarr.Array:
+        """The array at `name` (a path in the run's group; the layout makes every such path an array)."""
+        return cast(zarr.Array, self.group[name])
 
     def _read(self, name: str, read) -> np.ndarray:
         """`read()` of one array, with a broken chunk reported as a damaged run (never a traceback)."""
@@ -304,7 +310,7 @@ class Run:
     @property
     def sparsity(self) -> np.ndarray:
         """(L,) target sparsity of every level."""
-        return self._read("sparsity", lambda: self.group["sparsity"][:])
+        return self._read("sparsity", lambda: self._array("sparsity")[:])
 
     def write_level(self, level: int, weights: Iterable[np.ndarray], weight_masks: Iterable[np.ndarray],
                     biases: Iterable[np.ndarray], bias_masks: Iterable[np.ndarray],
@@ -316,31 +322,30 @@ class Run:
         Does not advance `levels_complete`: call `complete_level` once every slice is written.
         """
         for k, (w, wm, b, bm) in enumerate(zip(weights, weight_masks, biases, bias_masks)):
-            layer = self.group[f"layer_{k}"]
-            layer["weight"][level, nets] = np.asarray(w, dtype=np.float32)
-            layer["weight_mask"][level, nets] = np.asarray(wm, dtype=bool)
-            layer["bias"][level, nets] = np.asarray(b, dtype=np.float32)
-            layer["bias_mask"][level, nets] = np.asarray(bm, dtype=bool)
+            self._array(f"layer_{k}/weight")[level, nets] = np.asarray(w, dtype=np.float32)
+            self._array(f"layer_{k}/weight_mask")[level, nets] = np.asarray(wm, dtype=bool)
+            self._array(f"layer_{k}/bias")[level, nets] = np.asarray(b, dtype=np.float32)
+            self._array(f"layer_{k}/bias_mask")[level, nets] = np.asarray(bm, dtype=bool)
         for name in SPLITS:
-            self.group[f"loss/{name}"][level, nets] = np.asarray(losses[name], dtype=np.float32)
+            self._array(f"loss/{name}")[level, nets] = np.asarray(losses[name], dtype=np.float32)
         for path, values in (extra or {}).items():
-            self.group[path][level, nets] = np.asarray(values)
+            self._array(path)[level, nets] = np.asarray(values)
 
     def complete_level(self, level: int, seconds: float | None = None) -> None:
         """Record the level's wall time, then mark levels 0..level complete (the last write of a level)."""
         if seconds is not None:
-            self.group["train/seconds"][level] = seconds
+            self._array("train/seconds")[level] = seconds
         self.set_attrs(levels_complete=level + 1)
 
     @property
     def chunk_nets(self) -> int:
         """Networks per chunk of the per-level arrays (processes own whole chunks)."""
-        return int(self.attrs.get("chunk_nets") or self.group["loss/val"].chunks[1])
+        return int(self.attrs.get("chunk_nets") or self._array("loss/val").chunks[1])
 
     def diverged(self, level: int, nets: slice = slice(None)) -> np.ndarray:
         """(n,) bool: which networks had diverged (and are frozen) by the end of a completed level."""
         self._check_level(level)
-        array = self.group["train/diverged"]
+        array = self._array("train/diverged")
         return self._read("train/diverged", lambda: array[level, nets]).astype(bool)
 
     def level(self, level: int, nets: slice | list[int] | int = slice(None)) -> dict[str, list[np.ndarray]]:
@@ -355,7 +360,7 @@ class Run:
     def losses(self, split: str = "val") -> np.ndarray:
         """(levels_complete, N) loss of every network at every completed level on a split."""
         check_split(split, StoreError)
-        array = self.group[f"loss/{split}"]
+        array = self._array(f"loss/{split}")
         return self._read(f"loss/{split}", lambda: array[: self.levels_complete])
 
     # ---- accessors for readers outside this module (branch `formats`) -------------------
@@ -377,8 +382,9 @@ class Run:
             raise StoreError(f"run {self.run_id!r} has no layer {k} (layers 0..{self.n_layers - 1})")
         out = {}
         for name in LAYER_ARRAYS:
-            array = self.group[f"layer_{k}/{name}"]
-            out[name] = self._read(f"layer_{k}/{name}", lambda: array.oindex[level, nets]
+            array = self._array(f"layer_{k}/{name}")
+            # zarr's OIndex annotation leaves out a list of ints, which zarr takes (orthogonal selection)
+            out[name] = self._read(f"layer_{k}/{name}", lambda: array.oindex[level, nets]  # type: ignore[index]
                                    if isinstance(nets, list) else array[level, nets])
         weight, mask = out["weight"], out["weight_mask"]
         # A surviving weight of exactly 0, or a pruned one that is not 0, means the stored level is
@@ -400,10 +406,10 @@ class Run:
         slot = level % MOMENT_SLOTS
         for name, moment in (("mu", mu), ("nu", nu)):
             for k, (w, b) in enumerate(moment):
-                self.group[f"optimizer/{name}/layer_{k}/weight"][slot, nets] = np.asarray(w, np.float32)
-                self.group[f"optimizer/{name}/layer_{k}/bias"][slot, nets] = np.asarray(b, np.float32)
+                self._array(f"optimizer/{name}/layer_{k}/weight")[slot, nets] = np.asarray(w, np.float32)
+                self._array(f"optimizer/{name}/layer_{k}/bias")[slot, nets] = np.asarray(b, np.float32)
         if count is not None:
-            self.group["optimizer/count"][slot] = count
+            self._array("optimizer/count")[slot] = count
 
     def moments(self, level: int, nets: slice = slice(None)):
         """(count, mu, nu) at the end of a completed `level`; StoreError if the run does not keep them."""
@@ -411,13 +417,13 @@ class Run:
         if "optimizer" not in self.group:
             raise StoreError(f"run {self.run_id!r} keeps no optimizer state (config optimizer_state is fresh)")
         slot = level % MOMENT_SLOTS
-        count = int(self._read("optimizer/count", lambda: self.group["optimizer/count"][slot]))
+        count = int(self._read("optimizer/count", lambda: self._array("optimizer/count")[slot]))
         if count < 0:
             raise StoreError(f"run {self.run_id!r} is damaged: no optimizer state for level {level}")
         out = []
         for name in ("mu", "nu"):
             out.append([tuple(self._read(f"optimizer/{name}/layer_{k}/{part}",
-                                         lambda: self.group[f"optimizer/{name}/layer_{k}/{part}"][slot, nets])
+                                         lambda: self._array(f"optimizer/{name}/layer_{k}/{part}")[slot, nets])
                               for part in ("weight", "bias")) for k in range(self.n_layers)])
         return count, out[0], out[1]
 
@@ -438,7 +444,9 @@ class Run:
         tmp = paths.checkpoint_staging(target)
         meta = json.dumps({"level": level, "step": step, "leaves": len(leaves)})
         with open(tmp, "wb") as f:
-            np.savez(f, meta=np.array(meta), **{f"leaf_{i}": np.asarray(a) for i, a in enumerate(leaves)})
+            # mypy matches the ** mapping against savez's `allow_pickle: bool` too
+            np.savez(f, meta=np.array(meta),
+                     **{f"leaf_{i}": np.asarray(a) for i, a in enumerate(leaves)})  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -485,8 +493,10 @@ class Run:
                              f"({self.levels_complete} levels are)")
 
         def read(k: int):
-            array = self.group[f"layer_{k}/weight_mask"]
-            return array.oindex[level, nets] if isinstance(nets, list) else array[level, nets]
+            array = self._array(f"layer_{k}/weight_mask")
+            if isinstance(nets, list):  # a list of ints: zarr takes it, its OIndex annotation leaves it out
+                return array.oindex[level, nets]  # type: ignore[index]
+            return array[level, nets]
 
         return [self._read(f"layer_{k}/weight_mask", lambda k=k: read(k)) for k in range(self.n_layers)]
 
@@ -533,7 +543,7 @@ def _labels_on_disk(path: Path) -> dict[str, Any]:
     return {k: attrs[k] for k in ("tags", "note") if k in attrs}
 
 
-def open_run(runs_dir: Path | str, run_id: str, mode: str = "r") -> Run:
+def open_run(runs_dir: Path | str, run_id: str, mode: Mode = "r") -> Run:
     """Open `<runs>/<run_id>` with an error that names the run store when it is missing."""
     path = run_path(runs_dir, run_id)
     if not path.exists():

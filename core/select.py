@@ -63,10 +63,10 @@ def level_losses(losses: np.ndarray, sparsity: np.ndarray) -> tuple[LevelLoss, .
     rows = []
     for level in range(losses.shape[0]):
         values = losses[level][np.isfinite(losses[level])]
+        quantiles: list[float | None] = [None, None, None]
         if values.size:
-            p10, median, p90 = (float(v) for v in np.percentile(values, [10, 50, 90]))
-        else:
-            p10 = median = p90 = None
+            quantiles = [float(v) for v in np.percentile(values, [10, 50, 90])]
+        p10, median, p90 = quantiles
         rows.append(LevelLoss(level, float(sparsity[level]), median, p10, p90, int(values.size)))
     return tuple(rows)
 
@@ -100,7 +100,7 @@ class Selection:
     @property
     def median_sparsity(self) -> float | None:
         """Median target sparsity of the chosen networks (None if none is chosen)."""
-        values = [c.sparsity for c in self.chosen]
+        values = [c.sparsity for c in self.chosen if c.sparsity is not None]  # a chosen network has one
         return float(np.median(values)) if values else None
 
     def histogram(self) -> dict[str, Any]:
@@ -112,7 +112,8 @@ class Selection:
         """
         counts = [0] * len(self.level_sparsity)
         for c in self.chosen:
-            counts[c.level] += 1
+            if c.level is not None:  # always, for a chosen network
+                counts[c.level] += 1
         return {"bins": [{"level": level, "sparsity": sparsity, "count": count}
                          for level, (sparsity, count) in enumerate(zip(self.level_sparsity, counts))],
                 "none": len(self.choices) - self.passing}
@@ -154,16 +155,17 @@ def select(losses: np.ndarray, sparsity: np.ndarray, threshold: float,
     if sparsity.shape != (n_levels,):
         raise MothError(f"sparsity has {sparsity.size} levels, losses {n_levels}")
     overrides = dict(overrides or {})
-    for net, level in overrides.items():
+    for net, forced in overrides.items():
         if not 0 <= int(net) < n_nets:
             raise MothError(f"override for network {net}: the run has networks 0..{n_nets - 1}")
-        if not 0 <= int(level) < n_levels:
-            raise MothError(f"override of network {net} to level {level}: "
+        if not 0 <= int(forced) < n_levels:
+            raise MothError(f"override of network {net} to level {forced}: "
                             f"levels 0..{n_levels - 1} are complete")
 
     finite = np.isfinite(losses)
     passes = finite & (losses <= threshold)
     choices = []
+    level: int | None
     for net in range(n_nets):
         column = losses[:, net]
         best = float(np.min(column[finite[:, net]])) if finite[:, net].any() else None

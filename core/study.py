@@ -59,7 +59,8 @@ def loss_bands(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return empty, empty, empty
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a level where every network diverged
-        return tuple(np.nanpercentile(values, q, axis=1) for q in (10, 50, 90))
+        p10, median, p90 = (np.nanpercentile(values, q, axis=1) for q in (10, 50, 90))
+    return p10, median, p90
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def compare_run(run, threshold: float | None = None, split: str = "val") -> RunC
     sparsity = np.asarray(run.sparsity[:levels], np.float64)
     p10, med, p90 = loss_bands(run.losses(split))
     chosen = selection.chosen
-    histogram = Counter(round(float(c.sparsity), 6) for c in chosen)
+    histogram = Counter(round(float(c.sparsity), 6) for c in chosen if c.sparsity is not None)  # all chosen have one
     remaining, inputs = _structure_at_chosen(run, chosen)
     extrapolation = load_analysis(run, EXTRAPOLATION)
     parent = run.attrs.get("parent")

@@ -54,7 +54,7 @@ def delete_run(runs_dir: Path | str, run_id: str) -> Path:
 
 def trashed(runs_dir: Path | str) -> list[Trashed]:
     """Every run in the trash, most recently deleted first."""
-    out = []
+    out: list[Trashed] = []
     folder = paths.trash_dir(runs_dir)
     if not folder.is_dir():
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -27,6 +27,9 @@ from mothtui.notify import Notifier, RunEndWatcher
 from mothtui.settings import apply_theme, unknown_keys
 from mothtui.screens.dialogs import ConfirmDialog, HelpScreen, MessageDialog
 from mothtui.screens.runs import RunsScreen
+
+if TYPE_CHECKING:
+    from mothtui.model import RunsModel
 
 # The run, picker and new-run screens (plotext, selection, config) and everything that imports
 # zarr or numpy are imported when first needed: the runs list must be on screen within a second
@@ -58,7 +61,7 @@ class MothApp(App):
         self.clock = clock
         self.plan_command = plan_command
         self.jobs = JobSupervisor(self.runs_dir)
-        self._runs_model = None
+        self._runs_model: RunsModel | None = None
         self.deleted: list[str] = []  # runs moved to the trash in this session, last one last (undo)
         self.pick_states: dict = {}  # run id -> mothtui.screens.picker.PickState, kept while the app runs
         self.settings = settings if settings is not None else load_settings()

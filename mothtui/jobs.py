@@ -77,6 +77,7 @@ async def run_captured(command: list[str], grace_s: float = 2.0) -> tuple[int, s
             except asyncio.TimeoutError:
                 continue
         raise
+    assert process.returncode is not None  # communicate() waited for the exit
     return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
@@ -165,7 +166,7 @@ class JobSupervisor:
             from core.runlist import live_owner
 
             owner = live_owner(run_path(self.runs_dir, run_id))
-            if owner is not None and owner.elsewhere:
+            if owner is not None and owner.record is not None and owner.elsewhere:  # elsewhere: has a record
                 raise MothError(f"{run_id} runs on {owner.where()}: cancel it there "
                                 f"(kill -TERM {owner.record.pid} on {owner.record.host})")
             return False

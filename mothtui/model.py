@@ -364,8 +364,9 @@ def motif_table(summary: dict[str, Any] | None) -> tuple[list[str], list[list[st
     Without stored motifs (an analysis from before they were counted) there are no rows and the
     note says how to get them.
     """
-    names = (summary or {}).get("motif_names")
-    z = (summary or {}).get("motif_z_median")
+    summary = summary or {}
+    names = summary.get("motif_names")
+    z = summary.get("motif_z_median")
     if not names or z is None:
         return [], [], "the stored analysis predates the motif counts: a analyses again (or mothtui analyze RUN)"
     samples = summary.get("motif_samples") or 0

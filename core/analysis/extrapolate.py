@@ -79,7 +79,8 @@ def bands(loss: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     values = np.where(np.isfinite(loss), loss, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return tuple(np.nanpercentile(values, q, axis=-1) for q in (10, 50, 90))
+        p10, median, p90 = (np.nanpercentile(values, q, axis=-1) for q in (10, 50, 90))
+    return p10, median, p90
 
 
 def _clean(value: Any) -> Any:

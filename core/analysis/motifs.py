@@ -160,7 +160,7 @@ def _binomial_by_table(table: np.ndarray, n: np.ndarray, p: np.ndarray, rng: np.
         cdf = np.cumsum(np.where(k <= nn, np.exp(log_pmf), 0.0), axis=1)
     cdf[k >= nn] = 2.0                                            # the inversion never passes n
     # guide[t, b]: how many cdf values are <= b / _GUIDE: where a draw in bucket b starts its search
-    guide = np.stack([np.searchsorted(row, np.arange(_GUIDE) / _GUIDE, side="right") for row in cdf])
+    guide: np.ndarray = np.stack([np.searchsorted(row, np.arange(_GUIDE) / _GUIDE, side="right") for row in cdf])
     guide, cdf = guide.astype(np.int32).ravel(), cdf.ravel()
     t = table.ravel().astype(np.int64)
     u = rng.random(t.size)
@@ -391,7 +391,7 @@ def load_motifs(run) -> dict | None:
     `counts`, `live_counts`, `null_mean`, `null_sd`, `z` are indexed [level][network][motif] in
     `names` order; null where a value is undefined (z of `edges`, or no random networks).
     """
-    from core.analysis.store import load_analysis
+    from core.analysis.store import load_analysis, stored_array
 
     found = load_analysis(run)
     if found is None or "motifs/z" not in found["group"]:
@@ -400,7 +400,7 @@ def load_motifs(run) -> dict | None:
     out = {"names": list(MOTIFS), "samples": params.get("motif_samples"), "seed": params.get("seed"),
            "levels": found["levels"]}
     for name in ARRAYS:
-        a = np.asarray(group[f"motifs/{name}"][...])
+        a = stored_array(group, f"motifs/{name}")
         if a.dtype.kind == "f":
             out[name] = [[[None if not np.isfinite(v) else float(v) for v in net] for net in lvl] for lvl in a]
         else:

@@ -158,6 +158,7 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
         else:
             say(f"level {level} ({sparsity[level]:.2f}): structure")
 
+    assert edges is not None  # set by level 0 (levels >= 1)
     writer = AnalysisWriter(run.path)
     remaining = np.stack([s.remaining for s in structures]).astype(np.float32)
     ghosts = np.stack([s.ghosts for s in structures])

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import zarr
@@ -41,6 +41,15 @@ GROUP = paths.ANALYSIS_GROUP
 EXTRAPOLATION = paths.EXTRAPOLATION_GROUP
 #: Every group of derived results; `stored_stamp` watches them.
 GROUPS = (GROUP, EXTRAPOLATION)
+
+
+class StoredAnalysis(TypedDict):
+    """A complete stored analysis (`load_analysis`): its attributes and its zarr group."""
+
+    summary: dict[str, Any]
+    params: dict[str, Any]
+    levels: int | None  # the levels analysed (an attribute: None where absent)
+    group: zarr.Group
 
 
 class AnalysisWriter:
@@ -56,7 +65,7 @@ class AnalysisWriter:
 
     def array(self, name: str, value: np.ndarray) -> None:
         value = np.asarray(value)
-        self.group.create_array(name, shape=value.shape, dtype=value.dtype, chunks=value.shape or None,
+        self.group.create_array(name, shape=value.shape, dtype=value.dtype, chunks=value.shape,
                                 overwrite=True, dimension_names=dims_of(f"{self.name}/{name}", value.ndim)
                                 )[...] = value
 
@@ -75,24 +84,24 @@ def analysis_group(run, group: str = GROUP) -> zarr.Group | None:
         return None
 
 
-def load_analysis(run, group: str = GROUP) -> dict[str, Any] | None:
+def load_analysis(run, group: str = GROUP) -> StoredAnalysis | None:
     """The stored analysis of a run: `{"summary", "params", "levels", "group"}`, or None if absent
     or half-written. `group` is the zarr group, for arrays (e.g. `group["noise/loss"][:]`).
     `load_analysis(run, EXTRAPOLATION)` reads `mothtui evaluate`'s results the same way."""
-    group = analysis_group(run, group)
-    if group is None:
+    found = analysis_group(run, group)
+    if found is None:
         return None
-    attrs = group.attrs.asdict()
+    attrs: dict[str, Any] = found.attrs.asdict()
     if not attrs.get("complete"):
         return None
-    return {"summary": attrs.get("summary", {}), "params": attrs.get("params", {}),
-            "levels": attrs.get("levels"), "group": group}
+    return StoredAnalysis(summary=attrs.get("summary", {}), params=attrs.get("params", {}),
+                          levels=attrs.get("levels"), group=found)
 
 
 def stored_stamp(run_path: Path) -> tuple[float | None, ...]:
     """The modification time of each derived group's metadata (None: absent): changes when an
     analysis or an extrapolation is started or completed, so a screen knows to re-read (one stat each)."""
-    stamps = []
+    stamps: list[float | None] = []
     for group in GROUPS:
         try:
             stamps.append(paths.meta_file(paths.analysis_dir(run_path, group)).stat().st_mtime)
@@ -106,4 +115,9 @@ def read_array(run, name: str, group: str = GROUP) -> np.ndarray | None:
     found = load_analysis(run, group)
     if found is None or name not in found["group"]:
         return None
-    return np.asarray(found["group"][name][...])
+    return stored_array(found["group"], name)
+
+
+def stored_array(group: zarr.Group, name: str) -> np.ndarray:
+    """The array at path `name` of an analysis group, read whole (an analysis's paths name arrays)."""
+    return np.asarray(cast(zarr.Array, group[name])[...])

@@ -81,8 +81,8 @@ def ghost_free(weight_masks: list[np.ndarray]) -> tuple[list[np.ndarray], np.nda
         masks = [np.asarray(m[n], bool) for m in weight_masks]
         kept = compact([np.zeros(m.shape, np.float32) for m in masks], [np.zeros(m.shape[1]) for m in masks],
                        masks, [np.zeros(m.shape[1], bool) for m in masks]).kept
-        for h, k in enumerate(kept):
-            alive[h][n, k] = True
+        for h, units in enumerate(kept):
+            alive[h][n, units] = True
     live = []
     for k, m in enumerate(weight_masks):
         m = np.asarray(m, bool)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import numpy as np
 
 from core.analysis import AnalysisParams, analyze_run, load_analysis
+from core.analysis.store import stored_array
 from core.analysis.motifs import load_motifs
 from core.cli import resolve_runs
 from core.formatting import fmt_value
@@ -22,7 +24,7 @@ from core.select import check_threshold, select_run
 
 
 def _params(args) -> AnalysisParams:
-    values = {}
+    values: dict[str, Any] = {}
     if args.noise is not None:
         values["noise"] = (float(args.noise),)
     if getattr(args, "flight_samples", None) is not None:
@@ -43,11 +45,12 @@ def chosen_vs_level0(run, threshold: float | None = None) -> list[dict]:
     if stored is None or "closed_loop/position_cm" not in stored["group"]:
         return []
     group = stored["group"]
-    arrays = {name: np.asarray(group[f"closed_loop/{name}"][...])
+    arrays = {name: stored_array(group, f"closed_loop/{name}")
               for name in ("position_cm", "theta_rad", "phi_rad")}
     rows = []
+    analysed = stored["levels"] or 0
     for choice in select_run(run, threshold).chosen:
-        if choice.level >= stored["levels"]:
+        if choice.level is None or choice.level >= analysed:  # level: never None for a chosen network
             continue
         row = {"network": choice.network, "level": choice.level, "sparsity": choice.sparsity}
         for name, a in arrays.items():
@@ -68,8 +71,10 @@ def run(args) -> int:
         summary = analyze_run(run_store, params, force=args.force, progress=say)
     flights = chosen_vs_level0(run_store, threshold)
     if args.json:
+        stored = load_analysis(run_store)
+        assert stored is not None  # analyze_run has just completed it
         print(json.dumps({"run": run_store.run_id, "levels": summary["levels"],
-                          "params": load_analysis(run_store)["params"], "summary": summary,
+                          "params": stored["params"], "summary": summary,
                           "chosen_vs_level0": flights, "motifs": load_motifs(run_store)}))
         return 0
     _print_table(run_store, summary, flights)

@@ -86,7 +86,7 @@ def _print(c: Comparison) -> None:
     print(f"  {'none':<9}" + "".join(f"{'':<{width - 4}}{r.nets - r.chosen:>3} " for r in c.runs))
     print("at the chosen levels (median over chosen networks)")
     for r in c.runs:
-        if r.remaining is None:
+        if r.remaining is None or r.inputs is None:  # both None together: no network chosen
             print(f"  {r.run_id}: no network chosen")
             continue
         layers = " ".join(f"{f:.3f}" for f in r.remaining)

@@ -12,7 +12,7 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from core.events import Event, LevelEnd, LevelStart, RunEnd, RunProgress, StepProgress, reduce
@@ -61,7 +61,7 @@ class RichDisplay:
         )
         self.levels = levels
         self.state = RunProgress()
-        self.task = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> "RichDisplay":
         self.bar.start()
@@ -117,17 +117,18 @@ class SimulationProgress:
     def __init__(self, console: Console | None = None, every_s: float = 5.0):
         self.console = console or Console(file=sys.stderr)
         self.every_s = every_s
-        self.bar = None
-        self.task = None
-        self.started = None
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+        self.started: float | None = None
         self.first_done = 0
-        self.last_line = None
+        self.last_line: float | None = None
 
     def __enter__(self) -> "SimulationProgress":
         return self  # the bar appears with the first progress: nothing is drawn for a reused dataset
 
     def rate_eta(self, done: int, total: int) -> tuple[float | None, float | None]:
         """Strokes per second since this start (a continued store's rows not counted) and the time left."""
+        assert self.started is not None  # asked by the bar, which the first progress call starts
         elapsed = time.monotonic() - self.started
         rate = (done - self.first_done) / elapsed if elapsed > 0 and done > self.first_done else None
         return rate, (0.0 if done >= total else (total - done) / rate if rate else None)
@@ -145,11 +146,11 @@ class SimulationProgress:
             def render(self, task) -> Text:
                 return Text(f"ETA {fmt_duration(display.rate_eta(task.completed, task.total)[1])}")
 
-        self.bar = Progress(TextColumn("simulating dataset"), BarColumn(), TaskProgressColumn(),
-                            MofNCompleteColumn(), RateColumn(), TimeElapsedColumn(), EtaColumn(),
-                            console=self.console, transient=False)
-        self.bar.start()
-        self.task = self.bar.add_task("simulate", total=total, completed=done)
+        self.bar = bar = Progress(TextColumn("simulating dataset"), BarColumn(), TaskProgressColumn(),
+                                  MofNCompleteColumn(), RateColumn(), TimeElapsedColumn(), EtaColumn(),
+                                  console=self.console, transient=False)
+        bar.start()
+        self.task = bar.add_task("simulate", total=total, completed=done)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -165,6 +166,7 @@ class SimulationProgress:
                 self._start_bar(done, total)
             return
         if self.console.is_terminal:
+            assert self.bar is not None and self.task is not None  # started by the first call
             self.bar.update(self.task, completed=done, total=total)
             return
         now = time.monotonic()

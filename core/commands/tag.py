@@ -17,14 +17,14 @@ def parse_changes(items: list[str]) -> tuple[list[str], list[str], Path | None]:
     """(tags to add, tags to remove, --runs DIR or None) of the words after the run id."""
     add: list[str] = []
     remove: list[str] = []
-    runs = None
+    runs: Path | None = None
     words = iter(items)
     for word in words:
         if word == "--runs":
-            runs = next(words, None)
-            if runs is None:
+            given = next(words, None)
+            if given is None:
                 raise MothError("--runs needs a directory")
-            runs = Path(runs)
+            runs = Path(given)
         elif word.startswith("--runs="):
             runs = Path(word.split("=", 1)[1])
         elif word.startswith("-"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -189,11 +190,12 @@ def benchmark(nets: int = 8, batch: int = 128, hidden=(400, 400, 400, 16), steps
     rows, in whole blocks): `evaluation` holds its rates, block rows and network group.
     """
     peak = matmul_peak(peak_sizes)
-    result = {"nets": nets, "batch": batch, "layers": [10, *hidden, 7], "steps_per_call": steps,
-              "precision": precision, "devices": len(jax.local_devices()),
-              "platform": jax.default_backend(), "cpu_count": os.cpu_count(),
-              "machine": platform.processor() or platform.machine(), "jax": jax.__version__,
-              "repeats": repeats, "load_average": os.getloadavg()[0]}
+    result: dict[str, Any] = {
+        "nets": nets, "batch": batch, "layers": [10, *hidden, 7], "steps_per_call": steps,
+        "precision": precision, "devices": len(jax.local_devices()),
+        "platform": jax.default_backend(), "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(), "jax": jax.__version__,
+        "repeats": repeats, "load_average": os.getloadavg()[0]}
     engine = _EngineLoop(nets, batch, hidden, steps, precision)
     seed = _SeedLoop(nets, batch, hidden, steps, precision) if seed_loop else None
     evaluation = _Evaluation(nets, hidden, 3 * steps * batch, precision, eval_batch)

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -420,9 +420,10 @@ def load_level_start(run: Run, engine: Engine, level: int):
     """The starting point of `level` from the run store (level 0: fresh initialisation, or in a
     branch its parent's level, `core.branch`): params, masks, diverged flags, and Adam's carried
     state (None unless it carries over)."""
-    if level == 0 and parent_of(run) is not None:
-        return _stored_level(open_origin(run), engine, parent_of(run)["level"], engine.carries_moments,
-                             parent_of(run).get("moments"))
+    parent = parent_of(run) if level == 0 else None
+    if parent is not None:
+        return _stored_level(open_origin(run), engine, parent["level"], engine.carries_moments,
+                             parent.get("moments"))
     if level == 0:
         return (*engine.initial(), None)
     return _stored_level(run, engine, level - 1, engine.carries_moments)
@@ -516,7 +517,7 @@ class _ProgressEmitter:
         self.last = now
 
 
-def run_levels(run: Run, engine: Engine, *, sinks: list[Sink] = (), stop: threading.Event | None = None,
+def run_levels(run: Run, engine: Engine, *, sinks: Sequence[Sink] = (), stop: threading.Event | None = None,
                resumed_from: int | None = None, sync: LevelSync | None = None) -> None:
     """Train and prune from `run.levels_complete` to the last level, writing each level.
 
@@ -625,7 +626,7 @@ def write_level(run: Run, nets: NetSlice, level: int, result: LevelResult, sync:
                     extra={"train/steps": result.steps, "train/stopped_early": result.stopped,
                            "train/diverged": result.diverged})
     if result.moments is not None:  # before the level completes, so a complete level has its moments
-        m = result.moments
-        run.write_moments(level, nets.slice, int(m.count) if sync.is_main else None,
-                          [(x.weight, x.bias) for x in m.mu], [(x.weight, x.bias) for x in m.nu])
+        moments = result.moments
+        run.write_moments(level, nets.slice, int(moments.count) if sync.is_main else None,
+                          [(x.weight, x.bias) for x in moments.mu], [(x.weight, x.bias) for x in moments.nu])
     sync.slice_written(run, level, nets, result.seconds)

@@ -135,6 +135,8 @@ def compile_chunk(setup: Setup, place: Placement, steps: int, all_at_once: bool 
     val = None
     if setup.seed_signal:
         val = (_data(setup.split_rows["val"], N_INPUTS, place), _data(setup.split_rows["val"], N_OUTPUTS, place))
+    data: tuple[S, ...]
+    batches: tuple[S, ...]
     if setup.on_device:
         rows = setup.split_rows["train"]
         data = (_data(rows, N_INPUTS, place), _data(rows, N_OUTPUTS, place))

@@ -12,18 +12,22 @@ how many networks run or which process owns it.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Sequence, TypeAlias
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
+
+#: A leaf of the engine's pytrees: on the device, a host copy, or a shape traced for compilation.
+Leaf: TypeAlias = jax.Array | np.ndarray | jax.ShapeDtypeStruct
 
 
 class Layer(NamedTuple):
     """One dense layer of every network: `weight (N, in, out)`, `bias (N, out)`."""
 
-    weight: jax.Array
-    bias: jax.Array
+    weight: Leaf
+    bias: Leaf
 
 
 Params = list  # list[Layer]: the whole ensemble as plain arrays

@@ -125,11 +125,11 @@ def _prune_group(values: Sequence[jax.Array], masks: Sequence[jax.Array], k: jax
         keys = [_protect_columns(kk, v.shape, p) if p else _halve(kk) for kk, v, p in zip(keys, values, protect)]
     if caps is not None and any(c is not None for c in caps):
         keys = [kk if c is None else _cap_keys(kk, c) for kk, c in zip(keys, caps)]
-        keys = jnp.concatenate(keys, axis=1)
-        k = jnp.minimum(k, jnp.sum(keys < _KEY_MAX, axis=1))
+        joined = jnp.concatenate(keys, axis=1)
+        k = jnp.minimum(k, jnp.sum(joined < _KEY_MAX, axis=1))
     else:
-        keys = jnp.concatenate(keys, axis=1)
-    prune = _prune_keys(keys, k)
+        joined = jnp.concatenate(keys, axis=1)
+    prune = _prune_keys(joined, k)
     out, start = [], 0
     for v, m in zip(values, masks):
         size = int(np.prod(v.shape[1:]))
@@ -149,7 +149,10 @@ def _prune(params: Params, masks: Params, weight_k: jax.Array, bias_k: jax.Array
     protect = [0] * (len(weights) - 1) + [keep_per_output]
     if mode == "global":
         group = [i for i in range(len(weights)) if layers is None or layers[i]]
-        caps = None if capped is None else [cap_k[i] if capped[i] else None for i in group]
+        caps: list[jax.Array | None] | None = None
+        if capped is not None:
+            assert cap_k is not None  # given with `capped`
+            caps = [cap_k[i] if capped[i] else None for i in group]
         pruned_w = _prune_group([weights[i] for i in group], [wm[i] for i in group], weight_k[0],
                                 [protect[i] for i in group], caps) if group else []
         pruned_b = _prune_group([biases[i] for i in group], [bm[i] for i in group], bias_k[0]) if group else []
@@ -161,8 +164,8 @@ def _prune(params: Params, masks: Params, weight_k: jax.Array, bias_k: jax.Array
                   for i, (w, m) in enumerate(zip(weights, wm))]
         new_bm = [_prune_group([b], [m], bias_k[i])[0] for i, (b, m) in enumerate(zip(biases, bm))]
     new_masks = [Layer(a, b) for a, b in zip(new_wm, new_bm)]
-    new_params = [Layer(jnp.where(m.weight, p.weight, 0.0), jnp.where(m.bias, p.bias, 0.0))
-                  for p, m in zip(params, new_masks)]
+    new_params = [Layer(jnp.where(w, p.weight, 0.0), jnp.where(b, p.bias, 0.0))
+                  for p, w, b in zip(params, new_wm, new_bm)]
     return new_params, new_masks
 
 

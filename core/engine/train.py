@@ -90,7 +90,9 @@ class StepConfig:
 class Moments(NamedTuple):
     """Adam's state outside the compiled step: the step count and the moments (Params-shaped)."""
 
-    count: jax.Array  # () int32: steps taken so far (shared by the ensemble)
+    # () int32: steps taken so far (shared by the ensemble); on the device or a host copy. The field
+    # hides tuple.count, as NamedTuple fields may (the ignore: mypy forbids it)
+    count: jax.Array | np.ndarray | np.integer  # type: ignore[assignment]
     mu: Params
     nu: Params
 

@@ -30,7 +30,10 @@ def edge_rows(weights: Sequence[np.ndarray], weight_masks: Sequence[np.ndarray],
         return f"h{layer_out + 1}:{index}"
 
     def is_ghost(layer_out: int, index: int) -> bool:
-        return 0 <= layer_out < last and alive[layer_out] is not None and index not in alive[layer_out]
+        if not 0 <= layer_out < last:
+            return False
+        kept_here = alive[layer_out]
+        return kept_here is not None and index not in kept_here
 
     for k, (w, m) in enumerate(zip(weights, weight_masks)):
         for i, j in zip(*np.nonzero(m)):

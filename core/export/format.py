@@ -124,7 +124,8 @@ def load(path: Path | str, network: int | None = None, *, compacted: bool = Fals
                 raise MothError(f"the export at {path} has no npz or safetensors files (formats: "
                                 f"{', '.join(files) or 'none'}); load the onnx files with onnxruntime")
             return load(path / files["safetensors"])
-        path = path / entry[key]
+        name: str = entry[key]
+        path = path / name
     try:
         if path.suffix == ".safetensors":  # the same arrays, pickle-free (core.export.safetensors_file)
             from core.export.safetensors_file import npz_arrays

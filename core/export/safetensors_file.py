@@ -26,7 +26,7 @@ from core.errors import MothError
 
 FORMAT = "mothtui.export.safetensors"
 FORMAT_VERSION = 1
-_DTYPES = {np.dtype("float32"): "F32", np.dtype("float64"): "F64", np.dtype("int64"): "I64",
+_DTYPES: dict[np.dtype, str] = {np.dtype("float32"): "F32", np.dtype("float64"): "F64", np.dtype("int64"): "I64",
            np.dtype("int32"): "I32", np.dtype("bool"): "BOOL"}
 _NUMPY = {code: dtype for dtype, code in _DTYPES.items()}
 _TEXT_KEYS = ("input_names", "output_names", "meta")

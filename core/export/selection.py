@@ -24,8 +24,8 @@ def choose(run, threshold: float | None = None, split: str = "val", nets: Sequen
         if bad:
             raise MothError(f"network {bad[0]} is not in run {run.run_id!r} (networks 0..{n_nets - 1})")
     overrides = dict(overrides or {})
-    outside = sorted(n for n in overrides if nets is not None and n not in nets)
-    if outside:  # it was dropped without a word: the override or --nets has a typo, and we cannot tell which
+    outside = sorted(n for n in overrides if n not in nets) if nets is not None else []
+    if outside and nets is not None:  # dropped without a word: the override or --nets has a typo, we cannot tell which
         raise MothError(f"--override {outside[0]}={overrides[outside[0]]} is for network {outside[0]}, "
                         f"which --nets does not export ({','.join(map(str, nets))}): add it to --nets or drop the override")
     if level is not None:

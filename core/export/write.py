@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, SupportsFloat
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from core.schema import SPLITS
 from core.select import Choice
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: SupportsFloat) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
 
@@ -128,7 +128,7 @@ def _export_one(out: Path, choice: Choice, layers: dict[str, list[np.ndarray]], 
                                small.weight_masks, small.bias_masks, scaler, input_names, output_names, compact_meta,
                                kept=small.kept)
     write_text(out / edges, edges_csv(weights, wmasks, input_names, output_names, small.kept))
-    entry = {"network": net, "level": lvl, "sparsity": choice.sparsity, "manual": choice.manual,
+    entry: dict[str, Any] = {"network": net, "level": lvl, "sparsity": choice.sparsity, "manual": choice.manual,
              "remaining": remaining, "losses": losses}
     if "npz" in files:  # the contract's keys name the npz files
         entry.update({"file": files["npz"], "compacted": compacted["npz"]})

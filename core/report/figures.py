@@ -9,7 +9,7 @@ numbers (black, "seed: ..." in the legend) when some run of the report is compar
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import matplotlib
 
@@ -25,13 +25,16 @@ from core.report import seed  # noqa: E402
 from core.report.gather import Report  # noqa: E402
 from core.study import KEY_COLUMNS, short_value  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency, and in greyscale print.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 SEED_COLOUR = "black"
 #: Size of one figure (inches; about a page's text width) and the PNG's resolution.
 FIG_SIZE = (6.4, 4.0)
 PNG_DPI = 150
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 7.5,
     "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.spines.top": False, "axes.spines.right": False,
     "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5, "legend.frameon": False,
@@ -119,7 +122,7 @@ def chosen_sparsity(report: Report) -> Figure:
     none = any(r.side.nets > r.side.chosen for r in report.runs)
     if none:
         labels.append("none")
-    series = []
+    series: list[tuple[str, list[int], int, dict[str, Any]]] = []
     for i, r in enumerate(report.runs):
         counts = [r.side.histogram.get(s, 0) for s in bins] + ([r.side.nets - r.side.chosen] if none else [])
         median = "–" if r.side.chosen_median is None else f"{_pct(r.side.chosen_median)} %"
@@ -186,7 +189,7 @@ def kept_per_layer(report: Report) -> Figure | str:
                   else [f"layer {k}" for k in range(depth)])
     series = []
     for i, r in enumerate(report.runs):
-        if r.side.remaining is None:
+        if r.side.remaining is None or r.side.chosen_median is None:  # both None together: none chosen
             continue
         values = np.full(depth, np.nan)
         values[:len(r.side.remaining)] = 100.0 * np.asarray(r.side.remaining)
@@ -278,6 +281,7 @@ def extrapolation(report: Report) -> Figure | str:
     fig, ax = plt.subplots(figsize=FIG_SIZE, layout="constrained")
     for i, r in runs:
         e = r.side.extrapolation
+        assert e is not None  # `runs` has the evaluated ones
         x = np.asarray(e["sparsity"], float)
         own = np.asarray([np.nan if v is None else v for v in e["test_loss_median"]], float)
         body = r.side.config.get("scale", 1.0)

@@ -138,7 +138,8 @@ def surviving_weights(run, selection: Selection) -> tuple[LayerWeights, ...]:
     """Per layer, the chosen networks' surviving weights at their chosen levels and their dense ones."""
     by_level: dict[int, list[int]] = {}
     for c in selection.chosen:
-        by_level.setdefault(int(c.level), []).append(c.network)
+        if c.level is not None:  # always, for a chosen network
+            by_level.setdefault(int(c.level), []).append(c.network)
     if not by_level:
         return ()
     dense_nets = sorted(c.network for c in selection.chosen)[:DENSE_NETS]

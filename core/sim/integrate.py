@@ -175,7 +175,10 @@ def _imex_step(p: BodyParams, tab: Tableau, h, state, ctl: model.Controls, twist
     stages = len(tab.b)
     x0, xd0, y0, yd0, t0, td0, p0, pd0 = state
     pos0, vel0 = (x0, y0, t0, p0), (xd0, yd0, td0, pd0)
-    vels, acc_e, acc_i = [], [], []   # per stage: velocities (= position slopes) and both accelerations
+    # per stage: velocities (= position slopes) and both accelerations
+    vels: list[tuple] = []
+    acc_e: list[tuple] = []
+    acc_i: list[tuple] = []
     for i in range(stages):
         ae, ai = tab.a_explicit[i], tab.a_implicit[i]
         pos = tuple(q + h * sum(ae[j] * vels[j][k] for j in range(i) if ae[j])
@@ -291,19 +294,20 @@ def integrate_block(p: BodyParams, state, controls, *, steps: int = DEFAULT_STEP
         if method == "rk4":
             increment, local = _rk4_step(p, h, st, controls)
         else:
+            assert tab is not None  # a method of TABLEAUX (core.sim.api checks it)
             increment, local = _imex_step(p, tab, h, st, ctl, turns[1] - turns[0] if compensated else 0.0)
         if compensated:
-            new, lost = zip(*(_accumulate(st[k], increment[k], lost[k]) if k in COMPENSATED
-                              else (st[k] + increment[k], lost[k]) for k in range(8)))
-            new, lost, turns = list(new), list(lost), list(turns)
+            sums, owed = zip(*(_accumulate(st[k], increment[k], lost[k]) if k in COMPENSATED
+                               else (st[k] + increment[k], lost[k]) for k in range(8)))
+            new_l, lost_l, turns_l = list(sums), list(owed), list(turns)
             for j, k in enumerate(ANGLES):
                 # Reduce by whole turns; |angle| < 4 pi, so angle - n 2pi is exact (Sterbenz) and
                 # only 2 pi's own rounding is owed, carried as a compensation.
-                n = jnp.round(new[k] / two_pi)
-                new[k] = new[k] - n * two_pi
-                lost[k] = lost[k] + n * two_pi_rest
-                turns[j] = turns[j] + n
-            new, lost, turns = tuple(new), tuple(lost), tuple(turns)
+                n = jnp.round(new_l[k] / two_pi)
+                new_l[k] = new_l[k] - n * two_pi
+                lost_l[k] = lost_l[k] + n * two_pi_rest
+                turns_l[j] = turns_l[j] + n
+            new, lost, turns = tuple(new_l), tuple(lost_l), tuple(turns_l)
         else:
             new = tuple(st[k] + increment[k] for k in range(8))
         worst = jnp.abs(local[0]) * weight[0]
@@ -312,16 +316,16 @@ def integrate_block(p: BodyParams, state, controls, *, steps: int = DEFAULT_STEP
         return (new, lost, turns, err + worst), None
 
     zero = jnp.zeros_like(state[0])
-    start, lost = [state[k] for k in range(8)], [zero] * 8
-    turns = (zero, zero)
+    start, owed = [state[k] for k in range(8)], [zero] * 8
+    turns: tuple[jax.Array, ...] = (zero, zero)
     if compensated:
         turns = tuple(jnp.round(state[k] / two_pi) for k in ANGLES)
         for j, k in enumerate(ANGLES):
             start[k] = state[k] - turns[j] * two_pi
-            lost[k] = turns[j] * two_pi_rest   # the reduction took 2 pi's rounding too much
-    init = (tuple(start), tuple(lost), turns, zero)
-    (final, lost, turns, err), _ = jax.lax.scan(body, init, hs)
-    final = list(final)
+            owed[k] = turns[j] * two_pi_rest   # the reduction took 2 pi's rounding too much
+    init = (tuple(start), tuple(owed), turns, zero)
+    (end, lost, turns, err), _ = jax.lax.scan(body, init, hs)
+    final = list(end)
     for j, k in enumerate(ANGLES):
         # Turns back on: the one rounding of the stored angle (plus what the compensation still owes).
         final[k] = (final[k] - lost[k]) + turns[j] * two_pi + turns[j] * two_pi_rest

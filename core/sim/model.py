@@ -23,6 +23,7 @@ import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
+from jax import Array
 
 #: Duration of one wing stroke (s): one sample integrates t = 0 -> T_END.
 T_END = 0.02
@@ -133,19 +134,19 @@ def sincos(x):
 class Frame(NamedTuple):
     """What depends on the angles only: trig, the Schur complement, and the damper direction."""
 
-    sin_t: object
-    cos_t: object
-    sin_p: object
-    cos_p: object
+    sin_t: Array
+    cos_t: Array
+    sin_p: Array
+    cos_p: Array
     s11: float
     s22: float
-    s12: object
-    inv_det: object
-    vx: object         # M^-1 B: acceleration per unit of (-damper force / c)
-    vy: object
-    vtheta: object
-    vphi: object
-    gamma: object      # B^T M^-1 B = vphi - vtheta > 0: the damper's eigenvalue is -c gamma
+    s12: Array
+    inv_det: Array
+    vx: Array        # M^-1 B: acceleration per unit of (-damper force / c)
+    vy: Array
+    vtheta: Array
+    vphi: Array
+    gamma: Array     # B^T M^-1 B = vphi - vtheta > 0: the damper's eigenvalue is -c gamma
 
 
 def frame(p: BodyParams, theta, phi) -> Frame:
@@ -168,10 +169,10 @@ def frame(p: BodyParams, theta, phi) -> Frame:
 class Controls(NamedTuple):
     """Per-sample constants of one wing stroke, precomputed once instead of at every stage."""
 
-    f_cos: object      # F cos(alpha)
-    f_sin: object      # F sin(alpha)
-    torque_t: object   # tau + F L3 sin(alpha): constant torque on the head-thorax
-    tau: object
+    f_cos: Array     # F cos(alpha)
+    f_sin: Array     # F sin(alpha)
+    torque_t: Array  # tau + F L3 sin(alpha): constant torque on the head-thorax
+    tau: Array
 
 
 def controls(p: BodyParams, force, alpha, tau) -> Controls:

@@ -12,6 +12,7 @@ uniform, and runs may have different ones), labelled with the sparsity.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.markup import escape
@@ -25,6 +26,9 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from core.formatting import fmt_threshold
 from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.widgets.plots import PALETTE, CurvesPlot, Series, _log10
+
+if TYPE_CHECKING:
+    from mothtui.app import MothApp
 
 TABS = ("loss", "chosen", "config", "structure", "scales", "sweep")
 #: Characters of the longest histogram bar.
@@ -49,6 +53,9 @@ def _xticks(values: list[float]):
 
 class CompareScreen(Screen):
     """The comparison of runs and sweeps (`names`); `d` toggles the config table between what differs and everything."""
+
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
 
     class Loaded(Message):
         def __init__(self, comparison, sweeps: list) -> None:

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
@@ -58,8 +59,8 @@ GENERIC = {"select", "select cursor", "top", "bottom", "home", "end", "toggle", 
 def help_entries(screen: Screen) -> list[tuple[str, str, bool]]:
     """(keys, description, applies now) for every binding of the screen, the focused widget and the app."""
     active = screen.active_bindings
-    nodes = [screen]  # the screen's own keys first, then the focused widget's, then the app's
-    node = screen.focused
+    nodes: list[DOMNode] = [screen]  # the screen's own keys first, then the focused widget's, then the app's
+    node: DOMNode | None = screen.focused
     while node is not None and node is not screen:
         nodes.append(node)
         node = node.parent

@@ -8,6 +8,7 @@ directory, nothing passing), shown in the dialog, one line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,6 +23,9 @@ from core.errors import MothError
 from core.formatting import fmt_threshold
 from core.runstore import open_run
 from mothtui.clipboard import copy
+
+if TYPE_CHECKING:
+    from mothtui.app import MothApp
 
 
 def default_export_dir(runs_dir: Path, run_id: str, threshold: float, split: str) -> Path:
@@ -46,6 +50,9 @@ def in_app_terms(message: str) -> str:
 
 class ExportDialog(ModalScreen[dict | None]):
     """Type or accept a directory, `enter` writes; dismisses with the manifest (None if cancelled)."""
+
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
 
     BINDINGS = [Binding("escape", "cancel", "cancel", id="export.cancel")]
 

@@ -11,6 +11,7 @@ read again from the start.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.highlighter import Highlighter
 from rich.text import Text
@@ -21,6 +22,9 @@ from textual.widgets import Footer, Input, Log, Static
 
 from core import paths
 from mothtui.screens.dialogs import HELP_FIRST
+
+if TYPE_CHECKING:
+    from mothtui.app import MothApp
 
 POLL_S = 0.25
 #: A log bigger than this opens at its last part (the screen says so).
@@ -61,6 +65,7 @@ class SearchLog(Log):
     """Textual's Log with the search term highlighted."""
 
     def set_term(self, term: str) -> None:
+        assert isinstance(self.highlighter, TermHighlighter)  # LogScreen.compose gives it one
         self.highlighter.term = term
         self._render_line_cache.clear()  # rendered lines carry the old highlight
         self.refresh()
@@ -68,6 +73,9 @@ class SearchLog(Log):
 
 class LogScreen(Screen):
     """The log of `run_id`: `f` follow, `/` search, `n`/`N` next/previous match, `g`/`G` top/end."""
+
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
 
     BINDINGS = [
         HELP_FIRST,
@@ -135,6 +143,7 @@ class LogScreen(Screen):
     # ---- following the file ------------------------------------------------------------------
     def poll(self) -> None:
         """Append the lines written since the last read."""
+        assert self.log_path is not None  # opened on mount
         try:
             size = self.log_path.stat().st_size
             if size < self.read_offset:  # replaced or truncated: start again
@@ -169,7 +178,7 @@ class LogScreen(Screen):
             found = (f" · '{self.term}' {self.hit_index + 1}/{len(self.hits)}" if self.hits
                      else f" · '{self.term}' not found")
         names = dict((path, name) for name, path in log_files(self.app.runs_dir, self.run_id))
-        name = names.get(self.log_path, "log")
+        name = names.get(self.log_path, "log") if self.log_path is not None else "log"
         self.query_one("#log-header", Static).update(
             f"[b]{self.run_id}[/b] {name} · {self.text_log.line_count} lines · {state}{found}{self.note}"
             f"\n{where}")

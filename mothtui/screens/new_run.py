@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -32,6 +32,9 @@ from core.runlist import new_run_id, run_path
 from mothtui import cmdline
 from mothtui.jobs import run_captured
 from mothtui.screens.dialogs import HELP_FIRST
+
+if TYPE_CHECKING:
+    from mothtui.app import MothApp
 
 #: The keys the form shows, in order; any other key goes in the free `--set` field.
 FORM_KEYS = ("nets", "samples", "hidden", "schedule", "epochs_per_level", "learning_rate", "batch",
@@ -109,6 +112,9 @@ def _toml(key: str, text: str) -> str:
 class NewRunScreen(Screen):
     """Fill in, read the inline errors, `ctrl+s` (or the button) launches the engine."""
 
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
+
     BINDINGS = [
         HELP_FIRST,
         Binding("ctrl+s", "launch", "launch", priority=True, id="new.launch"),
@@ -157,11 +163,15 @@ class NewRunScreen(Screen):
     def preset(self) -> str:
         return str(self.query_one("#field-preset", Select).value)
 
+    def _field(self, key: str) -> Input | Select[str]:
+        """The form's widget of config key `key`: a Select where the key has choices, else an Input."""
+        return cast("Input | Select[str]", self.query_one(f"#field-{key}"))
+
     def _fill(self, preset: str) -> None:
         self._filled = preset
         values = resolve(preset).to_dict()
         for key in FORM_KEYS:
-            self.query_one(f"#field-{key}").value = _text(values[key])
+            self._field(key).value = _text(values[key])
         self._suggest_id()
         self.validate()
 
@@ -178,7 +188,7 @@ class NewRunScreen(Screen):
         return field.value.strip() or field.placeholder
 
     def fields(self) -> dict[str, str]:
-        return {key: str(self.query_one(f"#field-{key}").value) for key in FORM_KEYS}
+        return {key: str(self._field(key).value) for key in FORM_KEYS}
 
     def command(self, overrides: list[str]) -> cmdline.CommandLine:
         """The command line the launch runs (and the `will run:` line shows)."""
@@ -236,7 +246,7 @@ class NewRunScreen(Screen):
         line = self.query_one("#new-plan", Static)
         line.update("" if want is None else PLANNING)
         line.display = want is not None
-        if want is not None:
+        if want is not None and make is not None and overrides is not None:  # want is None unless both are
             command = make(self.app.runs_dir, self.preset, list(overrides))
             self.run_worker(self._run_plan(command), group="plan", exclusive=True, exit_on_error=False)
 
@@ -274,6 +284,7 @@ class NewRunScreen(Screen):
     def action_launch(self) -> None:
         overrides = self.validate()
         if overrides is None:
+            assert self.problem is not None  # validate() says what is wrong
             field, message = self.problem
             self.query_one(f"#field-{field}").focus()  # and scrolled to, with its message under it
             self.query_one(f"#error-{field}").scroll_visible(animate=False)

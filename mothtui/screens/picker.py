@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from textual import work
@@ -31,6 +32,9 @@ from mothtui.model import PickerView, load_picker_view
 from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.screens.export import ExportDialog
 from mothtui.widgets.plots import NetworkPlot
+
+if TYPE_CHECKING:
+    from mothtui.app import MothApp
 
 #: Threshold steps with +/-: 1, 2, 5 per decade, the values people actually try.
 LADDER = (1.0, 2.0, 5.0)
@@ -73,6 +77,9 @@ class ChoiceTable(DataTable):
 
 class PickerScreen(Screen):
     """Pick the sparse network of each member of run `run_id`."""
+
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
 
     class Loaded(Message):
         """A worker read the run's losses: a `PickerView`."""
@@ -212,6 +219,7 @@ class PickerScreen(Screen):
 
     def _summary(self) -> None:
         sel = self.selection
+        assert sel is not None  # shown by update_selection, once it has made one
         median = sel.median_sparsity
         exported = len(self.export_nets())
         manual = sum(c.manual for c in sel.choices)
@@ -224,6 +232,7 @@ class PickerScreen(Screen):
 
     def _histogram(self) -> None:
         """Chosen sparsity over the ensemble: one bar per level someone was chosen at, and none."""
+        assert self.selection is not None  # shown by update_selection, once it has made one
         lines = histogram_lines(self.selection.histogram(), HISTOGRAM_WIDTH, skip_empty=True)
         self.query_one("#picker-histogram", Static).update(
             "[b]chosen sparsity[/b]\n" + "\n".join(lines), layout=True)
@@ -232,7 +241,9 @@ class PickerScreen(Screen):
         table = self.query_one(ChoiceTable)
         if not table.row_count:
             return None
-        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        assert key is not None  # every row is added with its network as its key
+        return int(key)
 
     def _plot_network(self) -> None:
         net = self.highlighted()
@@ -313,6 +324,7 @@ class PickerScreen(Screen):
         if not nets:
             self.notify("no network is chosen: raise the threshold or pick levels by hand", severity="warning")
             return
+        assert self.selection is not None  # there are networks to export
         manual = sum(1 for n in nets if n in self.overrides)
         above = sum(1 for c in self.selection.choices if c.network in nets and self.above_threshold(c))
         summary = (f"{len(nets)} networks ({manual} chosen by hand"

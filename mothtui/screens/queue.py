@@ -9,6 +9,8 @@ in a worker (starting the supervisor can take a moment) and the list is read aga
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +19,9 @@ from textual.widgets import DataTable, Footer, Static
 
 from core import queue as q
 from core.errors import MothError
+
+if TYPE_CHECKING:
+    from mothtui.app import MothApp
 
 POLL_S = 1.0
 COLUMNS = ("#", "run", "sweep", "state", "device", "started", "ended", "note")
@@ -28,6 +33,9 @@ class QueueTable(DataTable):
 
 class QueueScreen(Screen):
     """The queue of the app's run store."""
+
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
 
     BINDINGS = [
         Binding("p", "pause", "pause", id="queue.pause"),

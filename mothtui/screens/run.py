@@ -13,6 +13,8 @@ change (`core.analysis.store.stored_stamp`), so a tab fills in when its step end
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from textual import work
 from textual.app import ComposeResult
@@ -33,6 +35,12 @@ from mothtui.model import (LayersView, RunView, WeightsView, analysis_table, loa
 from mothtui.screens.dialogs import HELP_FIRST
 from mothtui.widgets.plots import PALETTE, CurvesPlot, LossPlot, Series, WeightHistogram, _log10
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from core.config import Config
+    from mothtui.app import MothApp
+
 EVENT_POLL_S = 0.25
 STORE_POLL_S = 1.0
 TABS = ("progress", "layers", "weights", "analysis", "scales", "motifs")
@@ -44,6 +52,9 @@ STEPS = ("analyze", "evaluate")
 
 class RunScreen(Screen):
     """The run `run_id`; `p` opens the picker on it."""
+
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
 
     class Loaded(Message):
         """A worker read the run's view from the store (after a level completed, or on opening)."""
@@ -87,8 +98,8 @@ class RunScreen(Screen):
     def __init__(self, run_id: str):
         super().__init__()
         self.run_id = run_id
-        self.path = None  # set on mount, when the app (and its run store) is known
-        self.config = None
+        self.path: Path | None = None  # set on mount, when the app (and its run store) is known
+        self.config: Config | None = None
         self.view: RunView | None = None
         self.progress = RunProgress()
         self.tail: EventTail | None = None
@@ -152,6 +163,7 @@ class RunScreen(Screen):
             self._show_progress()
 
     def poll_store(self) -> None:
+        assert self.path is not None  # polled from mount on
         summary = summarize(self.path)
         self.status = summary.status
         owner = summary.owner
@@ -174,6 +186,7 @@ class RunScreen(Screen):
         self.threshold = view.threshold
         self.sparsity, self.losses = view.sparsity, view.losses
         self.levels_complete = view.levels_complete
+        assert self.path is not None  # loaded from mount on
         self._show_header(summarize(self.path))
         self.refresh_bindings()  # pick/export apply once a level is complete
         self._plot()
@@ -238,9 +251,9 @@ class RunScreen(Screen):
             if median is not None:
                 lines.append(f"val loss at {view.sparsity[view.levels_complete - 1]:.2f}: median {fmt_loss(median)}")
             sel = view.selection
-            median = "–" if sel.median_sparsity is None else f"{sel.median_sparsity:.2f}"
+            chosen = "–" if sel.median_sparsity is None else f"{sel.median_sparsity:.2f}"
             lines.append(f"chosen levels (val loss ≤ {fmt_threshold(sel.threshold)}):")
-            lines.append(f"  {sel.passing}/{len(sel.choices)} nets · median sparsity {median}")
+            lines.append(f"  {sel.passing}/{len(sel.choices)} nets · median sparsity {chosen}")
         if p.status and p.status != "running":
             lines.append(end_line(p.status, p.message))
         self._show_curve()

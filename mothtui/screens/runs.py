@@ -7,6 +7,8 @@ the running runs' progress lines from their events) and posts it as `RunsScreen.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
@@ -22,6 +24,11 @@ from mothtui.clipboard import copy
 from mothtui.fmt import fmt_created, fmt_store, status_label
 from mothtui.runfilter import known_keys, matches, unknown_keys
 from mothtui.screens.dialogs import HELP_FIRST
+
+if TYPE_CHECKING:
+    from textual.worker import Worker
+
+    from mothtui.app import MothApp
 
 # mothtui.model (numpy, zarr, core.runstore) is imported by the first worker, off the first
 # paint's critical path: the first paint uses core.runlist and core.sweep_status (plain JSON, standard library only).
@@ -75,6 +82,9 @@ class RunsTable(DataTable):
 class RunsScreen(Screen):
     """A table of runs; `enter` opens one. Damaged runs are rows that say why, never a crash."""
 
+    if TYPE_CHECKING:
+        app: MothApp  # Textual types `self.app` as App
+
     class RowsLoaded(Message):
         """A worker read the store: a `mothtui.model.RunsView`."""
 
@@ -109,7 +119,7 @@ class RunsScreen(Screen):
         self.filter_text = ""
         self.sort_key = "created"
         self.live: tuple[str, ...] = ()  # progress lines of the running runs, from the last RunsView
-        self._loader = None
+        self._loader: Worker[None] | None = None
         self.marked: list[str] = []  # runs and sweeps marked with space for the comparison, in marking order
         self.sweeps: dict = {}  # sweep name -> core.sweep_status.SweepStatus, from the last RunsView
         self.collapsed: set[str] = set()  # sweeps whose runs are hidden under their line (enter toggles)

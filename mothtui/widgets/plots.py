@@ -11,17 +11,21 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from textual_plotext import PlotextPlot
 
 from core.formatting import fmt_loss, fmt_threshold
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
 #: Seconds between redraws at most: the chart is cheap to look at, not to build.
 REDRAW_INTERVAL_S = 1.0
 
 
-def _log10(values: np.ndarray) -> np.ndarray:
+def _log10(values: npt.ArrayLike) -> np.ndarray:
     """log10 of the positive finite values, NaN elsewhere.
 
     We plot log10 ourselves and label the ticks as powers of ten: plotext's own log scale
@@ -39,7 +43,7 @@ def _log_ticks(plt, *series, rows: int | None = None, keep: float | None = None)
     closer than a row of the plot's `rows`, so each label sits on its own row; `keep`
     (the threshold, drawn as a line) is always a tick, so the line's row is labelled with its value.
     """
-    values = np.concatenate([np.ravel(np.asarray(s, dtype=float)) for s in series if np.size(s)] or [[]])
+    values = np.concatenate([np.ravel(np.asarray(s, dtype=float)) for s in series if np.size(s)] or [np.empty(0)])
     values = values[np.isfinite(values)]
     if values.size == 0:
         return
@@ -247,7 +251,8 @@ class WeightHistogram(ThrottledPlot):
             centres = ((self.edges[:-1] + self.edges[1:]) / 2).round(2).tolist()
             plt.bar(centres, self.counts.tolist(), width=0.9 * float(self.edges[1] - self.edges[0]))
             plt.xlabel("log10 |w| of remaining weights")
-            ticks = nice_ticks(0, float(self.counts.max()), max(2, min(6, _plot_rows(self, 1) // 2)))
+            # (a list[float] for plotext's annotation; the ticks stay whole numbers)
+            ticks: list[float] = list(nice_ticks(0, float(self.counts.max()), max(2, min(6, _plot_rows(self, 1) // 2))))
             plt.yticks(ticks, [str(t) for t in ticks])  # counts: whole numbers
 
 
@@ -315,7 +320,7 @@ class CurvesPlot(ThrottledPlot):
         else:
             xs = [x for s in self.series for x in s.x]
             if xs and all(float(x).is_integer() for x in xs):  # steps: whole numbers, not 13712.5
-                ticks = nice_ticks(min(xs), max(xs), max(2, min(6, (self.size.width - 10) // 10)))
+                ticks: list[float] = list(nice_ticks(min(xs), max(xs), max(2, min(6, (self.size.width - 10) // 10))))
                 plt.xticks(ticks, [str(t) for t in ticks])
         if self.xlabel:
             plt.xlabel(self.xlabel)
