@@ -12,7 +12,10 @@ its val loss and kept weights per layer. `--nets` restricts everything to those 
 a run of 2 networks compares with the same 2 networks of a run of 4 (network i is drawn from
 fold_in(seed, i) whatever the count). `--side-by-side`: one table instead, each network's val loss
 per level in every run, then each network's chosen target and kept weights per layer (the runs must
-share the schedule: the precision comparison).
+share the schedule: the precision comparison). `--float64 ROWS`: with `--side-by-side`, each
+network's val loss again, recomputed in float64 numpy from the stored weights on the first ROWS
+rows of the val split (the contract's forward pass), so that a precision's effect on training is
+told apart from its rounding of the stored evaluation.
 """
 
 from __future__ import annotations
@@ -67,7 +70,26 @@ def chosen_rows(run, nets: list[int], threshold: float) -> list[str]:
     return lines
 
 
-def side_by_side(runs: list, nets: list[int], threshold: float) -> list[str]:
+def float64_val(run, nets: list[int], rows: int) -> np.ndarray:
+    """(levels, len(nets)) MSE in float64 of the stored weights on the first `rows` val rows."""
+    from core.data import prepare
+
+    data = prepare(run.attrs["dataset"], run.config.splits, scaler=run.attrs["scaler"])
+    x = data.splits["val"].x[:rows].astype(np.float64)
+    y = data.splits["val"].y[:rows].astype(np.float64)
+    out = np.zeros((run.levels_complete, len(nets)))
+    for level in range(run.levels_complete):
+        arrays = run.level(level, nets)
+        for i in range(len(nets)):
+            h = x
+            for k, (w, b) in enumerate(zip(arrays["weight"], arrays["bias"])):
+                h = h @ np.asarray(w[i], np.float64) + np.asarray(b[i], np.float64)
+                h = np.tanh(h) if k < len(arrays["weight"]) - 1 else h
+            out[level, i] = np.mean((h - y) ** 2)
+    return out
+
+
+def side_by_side(runs: list, nets: list[int], threshold: float, float64_rows: int = 0) -> list[str]:
     from core.select import select_run
 
     head = ["level", "target"] + [f"{r.config.precision} net {n}" for r in runs for n in nets]
@@ -84,7 +106,16 @@ def side_by_side(runs: list, nets: list[int], threshold: float) -> list[str]:
             chosen.append("–" if level is None else f"{r.sparsity[level]:.3g}")
             kept.append("–" if level is None else
                         "/".join(str(int(np.asarray(m).sum())) for m in r.level(level, [n])["weight_mask"]))
-    return lines + ["| " + " | ".join(chosen) + " |", "| " + " | ".join(kept) + " |"]
+    lines += ["| " + " | ".join(chosen) + " |", "| " + " | ".join(kept) + " |"]
+    if float64_rows:
+        again = [float64_val(r, nets, float64_rows) for r in runs]
+        lines += ["", f"val loss recomputed in float64 on the first {float64_rows:,} val rows:", "",
+                  lines[0], lines[1]]
+        for level in range(min(r.levels_complete for r in runs)):
+            cells = [str(level), f"{runs[0].sparsity[level]:.3g}"] + [f"{a[level, i]:.2e}" for a in again
+                                                                       for i in range(len(nets))]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> int:
@@ -94,6 +125,8 @@ def main() -> int:
     parser.add_argument("--nets", default=None, help="networks to show, e.g. 0,1 (default: all)")
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--side-by-side", action="store_true", help="one table of every run's networks")
+    parser.add_argument("--float64", type=int, default=0, metavar="ROWS",
+                        help="with --side-by-side: the val loss again, in float64 on ROWS val rows")
     args = parser.parse_args()
 
     from core.runstore import open_run
@@ -102,7 +135,7 @@ def main() -> int:
         runs = [open_run(args.runs, r) for r in args.run_ids]
         nets = [int(n) for n in args.nets.split(",")] if args.nets else list(range(min(r.nets for r in runs)))
         threshold = args.threshold if args.threshold is not None else runs[0].config.threshold
-        print("\n".join(side_by_side(runs, nets, threshold)))
+        print("\n".join(side_by_side(runs, nets, threshold, args.float64)))
         return 0
 
     for run_id in args.run_ids:
