@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 from pathlib import Path
 
+from core import cmdline
 from core.cli import RUN_ID_COMPLETION, comparison_options, completes, resolve_runs, runs_option
 from core.errors import MothError
 from core.paths import figure_files
@@ -86,9 +86,9 @@ def run(args) -> int:
         figures[stem] = drawn if isinstance(drawn, str) else [p.name for p in drawn]
         if not isinstance(drawn, str):
             written += drawn
-    command = shlex.join(["mothtui", "report", *args.targets, "--out", str(args.out)]
-                         + ([] if threshold is None else ["--threshold", f"{threshold:g}"])
-                         + ([] if split == "val" else ["--split", split]))
+    command = cmdline.shell(["report", *args.targets, "--out", str(args.out)]
+                            + ([] if threshold is None else ["--threshold", f"{threshold:g}"])
+                            + ([] if split == "val" else ["--split", split]))
     (out / NUMBERS).write_text(json.dumps(numbers(report, figures), indent=1) + "\n")
     (out / INDEX).write_text(markdown(report, figures, command))
     for path in written + [out / INDEX, out / NUMBERS]:

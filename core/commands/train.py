@@ -22,7 +22,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from core import paths
+from core import cmdline, paths
 from core.cli import config_options, distributed_options, parallel_option, quiet_option, resolve_runs, runs_option
 from core.commands.signals import stop_on_signals
 from core.config import DEFAULT_PRESET, Config, resolve
@@ -213,6 +213,6 @@ def _execute(run_store: Run, engine, *, quiet: bool, stop, sync: LevelSync, resu
     except Cancelled as err:
         print(run_store.run_id, flush=True)
         raise Cancelled(f"run {run_store.run_id} {err}; {run_store.levels_complete} levels complete, "
-                        f"resume with `mothtui resume {run_store.run_id} --runs {run_store.path.parent}`") from None
+                        f"resume with `{cmdline.resume_hint(run_store.run_id, run_store.path.parent)}`") from None
     print(run_store.run_id, flush=True)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core import cmdline
 from core.cli import resolve_runs, runs_option
 from core.errors import MothError
 from core.trash import Trashed, delete_run, parse_age, purge, purgeable, restore_run
@@ -55,7 +56,7 @@ def run(args) -> int:
     runs_dir = resolve_runs(args)
     if args.action == "delete":
         where = delete_run(runs_dir, args.run_id)
-        print(f"moved {args.run_id} to {where} (mothtui restore {args.run_id} brings it back)")
+        print(f"moved {args.run_id} to {where} ({cmdline.shell(['restore', args.run_id])} brings it back)")
     elif args.action == "restore":
         print(restore_run(runs_dir, args.run_id))
     else:

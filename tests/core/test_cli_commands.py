@@ -47,3 +47,16 @@ def _modules_after(argv: list[str]) -> list[str]:
 def test_help_imports_no_command_and_a_command_only_its_own():
     assert _modules_after(["--help"]) == []
     assert [m for m in _modules_after(["queue", "list"]) if m.startswith("core.commands.")] == ["core.commands.queue"]
+
+
+def test_one_command_line_builder_quotes_for_the_shell(tmp_path, monkeypatch):
+    import shlex
+
+    from core import cmdline, owner
+
+    runs = tmp_path / "my runs"
+    hint = cmdline.resume_hint("r1", runs)
+    assert f"'{runs}'" in hint and shlex.split(hint) == ["mothtui", "resume", "r1", "--runs", str(runs)]
+    assert cmdline.argv(["resume", "r1"]) == [sys.executable, "-m", "core", "resume", "r1"]
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "core" / "__main__.py"), "train", "--set", "hidden=[8, 8]"])
+    assert owner.command_line() == "mothtui train --set 'hidden=[8, 8]'"
