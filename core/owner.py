@@ -31,6 +31,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import shlex
 import socket
 import sys
 import time
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import psutil
 
-from core import paths
+from core import cmdline, paths
 from core.errors import StoreError
 
 #: Files of the ownership protocol: a run directory holding only these has no store yet.
@@ -226,13 +227,11 @@ class Claim:
 
 
 def command_line() -> str:
-    """This process's command as a user would type it (`mothtui resume X --runs runs`)."""
+    """This process's command as a user would type it (`mothtui resume X --runs runs`), shell-quoted."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith(("__main__.py", "-m")):
-        argv[0] = "mothtui"
-    else:
-        argv[0] = Path(argv[0]).name if argv else "mothtui"
-    return " ".join(argv) if argv else "mothtui"
+    if not argv or argv[0].endswith(("__main__.py", "-m")):  # python -m core ...
+        return cmdline.shell(argv[1:])
+    return shlex.join([Path(argv[0]).name, *argv[1:]])
 
 
 def claim(run_dir: Path | str, command: str | None = None, *, run_id: str | None = None) -> Claim:

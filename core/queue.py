@@ -43,7 +43,7 @@ from typing import Any, Iterator
 
 import psutil
 
-from core import paths
+from core import cmdline, paths
 from core.errors import MothError, StoreError
 from core.owner import OWNER_FILES, Liveness, claim, liveness, process_alive
 from core.runlist import run_path, summarize
@@ -261,7 +261,7 @@ def supervisor(runs_dir: Path | str) -> Liveness:
 
 
 def supervisor_command(runs_dir: Path | str) -> list[str]:
-    return [sys.executable, "-m", "core", "queue", "supervise", "--runs", str(Path(runs_dir).resolve())]
+    return cmdline.argv(["queue", "supervise", "--runs", str(Path(runs_dir).resolve())])
 
 
 def ensure_supervisor(runs_dir: Path | str) -> int | None:
@@ -405,13 +405,13 @@ class Supervisor:
             return False
         if status == "abandoned":  # a claimed directory left before its store existed: start afresh
             shutil.rmtree(run_dir, ignore_errors=True)
+        runs = str(self.runs_dir.resolve())
         if paths.meta_file(run_dir).exists():
-            command = [sys.executable, "-m", "core", "resume", entry.run]
+            args = cmdline.resume_args(entry.run, runs)
         else:
-            command = [sys.executable, "-m", "core", "train", *entry.args, "--id", entry.run]
-            if entry.sweep:
-                command += ["--sweep", entry.sweep]
-        command += ["--runs", str(self.runs_dir.resolve()), "--quiet"]
+            args = ["train", *entry.args, "--id", entry.run, *(["--sweep", entry.sweep] if entry.sweep else []),
+                    "--runs", runs]
+        command = cmdline.argv([*args, "--quiet"])
         env = dict(os.environ)
         entry.device = self.device_for(state)
         if entry.device is not None:

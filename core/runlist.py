@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import paths
+from core import cmdline, paths
 from core.errors import StoreError
 from core.owner import Liveness, liveness, store_less
 from core.paths import run_dir as run_path  # noqa: F401  (the name its many callers import)
@@ -147,7 +147,7 @@ def summarize(path: Path) -> RunSummary:
                 return RunSummary(path.name, path, "starting", None, None, None, None, owner=owner)
             return RunSummary(path.name, path, "damaged", None, None, None, None,
                               damaged="abandoned before its store was written "
-                                      f"(`mothtui train --id {path.name}` starts it again)")
+                                      f"(`{cmdline.shell(['train', '--id', path.name])}` starts it again)")
         return RunSummary(path.name, path, "damaged", None, None, None, None,
                           damaged=f"store unreadable: {paths.ZARR_META} missing")
     except (OSError, ValueError) as err:

@@ -1,4 +1,5 @@
-"""The one builder of the engine command lines the app runs and shows. Standard library only.
+"""The engine command lines the app runs and shows, built by core's one builder (`core.cmdline`).
+Standard library only.
 
 Every process the app starts (train, resume, analyze, evaluate, report, plan) is `python -m core <args>`,
 the same arguments as `mothtui <args>` in a shell. `CommandLine` holds those arguments once:
@@ -10,13 +11,10 @@ to a log file, not a terminal (`--quiet`: no progress redraws in the log).
 
 from __future__ import annotations
 
-import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The shell name of the command line (the console script of pyproject.toml).
-PROGRAM = "mothtui"
+from core import cmdline
 
 
 @dataclass(frozen=True)
@@ -28,11 +26,11 @@ class CommandLine:
 
     def argv(self) -> list[str]:
         """The process the app starts (this interpreter, so the app's environment is the engine's)."""
-        return [sys.executable, "-m", "core", *self.args, *self.app_flags]
+        return cmdline.argv([*self.args, *self.app_flags])
 
     def shell(self) -> str:
         """The same command as one shell line, every argument quoted where the shell needs it."""
-        return shlex.join([PROGRAM, *self.args])
+        return cmdline.shell(self.args)
 
 
 def _sets(overrides) -> list[str]:
@@ -48,7 +46,7 @@ def train(runs_dir: Path | str, preset: str, overrides, run_id: str | None = Non
 
 
 def resume(runs_dir: Path | str, run_id: str) -> CommandLine:
-    return CommandLine(("resume", run_id, "--runs", str(runs_dir)), ("--quiet",))
+    return CommandLine(tuple(cmdline.resume_args(run_id, runs_dir)), ("--quiet",))
 
 
 def analyze(runs_dir: Path | str, run_id: str) -> CommandLine:

@@ -7,6 +7,7 @@ results in `<run>/analysis` (see core/analysis/store.py), so the UI shows them i
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 from core.analysis import AnalysisParams, analyze_run, load_analysis
 from core.analysis.store import stored_array
 from core.analysis.motifs import load_motifs
-from core.cli import resolve_runs
+from core.cli import json_option, resolve_runs, run_id_argument, runs_option
 from core.formatting import fmt_value
 from core.owner import claim
 from core.runstore import open_run, run_path
@@ -59,6 +60,24 @@ def chosen_vs_level0(run, threshold: float | None = None) -> list[dict]:
                 row[f"{name}_{tag}"] = float(np.nanmedian(v)) if np.isfinite(v).any() else None
         rows.append(row)
     return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    run_id_argument(parser)
+    runs_option(parser)
+    parser.add_argument("--noise", type=float, default=None, help="input noise std (scaled units)")
+    parser.add_argument("--force", action="store_true", help="recompute even if stored")
+    parser.add_argument("--flight-samples", type=int, default=None, metavar="M",
+                        help="held-out samples flown closed-loop per network and level (default 256)")
+    parser.add_argument("--eval-samples", type=int, default=None, metavar="N",
+                        help="held-out rows for per-output error and noise (default 20000; 0: all)")
+    parser.add_argument("--structure-only", action="store_true",
+                        help="only what survives pruning (no dataset, no simulator)")
+    parser.add_argument("--motif-samples", type=int, default=None, metavar="N",
+                        help="random networks per network and level for the motif z-scores (default 1000; 0: counts only)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="report flight at the levels chosen at this val loss (default: the run's)")
+    json_option(parser)
 
 
 def run(args) -> int:

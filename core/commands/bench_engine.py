@@ -8,8 +8,10 @@ peak; `evaluation` in the JSON).
 
 from __future__ import annotations
 
+import argparse
 import json
 
+from core.cli import json_option
 from core.config import PRECISIONS
 from core.errors import ConfigError
 
@@ -22,6 +24,18 @@ def _hidden(text: str) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise ConfigError(f"--hidden {text!r}: widths must be positive")
     return widths
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nets", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--hidden", default="400,400,400,16")
+    parser.add_argument("--precision", default="float32", help="float32 | tf32 | bf16")
+    parser.add_argument("--eval-batch", type=int, default=65_536, metavar="ROWS",
+                        help="the config's eval_batch for the evaluation (default 65536; blocks are capped by the device)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of each, the best kept (default 5)")
+    json_option(parser)
 
 
 def run(args) -> int:

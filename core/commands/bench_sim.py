@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from core.cli import json_option
 from core.errors import MothError
 
 #: Rows per timed call: the dataset writer's CPU chunk, or all samples if fewer.
@@ -60,6 +61,11 @@ def measure_simulator(samples: int, *, seed: int = 0, scale: float = 1.0, dtype=
         "steps": api.integrator_settings(scale, dtype)["total_steps"],
         "scale": scale,
     }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--samples", type=int, default=200_000)
+    json_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

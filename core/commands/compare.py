@@ -10,9 +10,10 @@ stored extrapolation to other body scales. The numbers are `core.study`'s, as in
 
 from __future__ import annotations
 
+import argparse
 import json
 
-from core.cli import resolve_runs
+from core.cli import comparison_options, json_option, resolve_runs, runs_option
 from core.study import Comparison, compare_ids, short_value
 
 
@@ -30,6 +31,13 @@ def _cell(text: str, width: int) -> str:
 
 def _loss(value) -> str:
     return "–" if value is None or value != value else f"{value:.2e}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_ids", nargs="+", metavar="RUN|SWEEP", help="runs, or sweeps (all their runs)")
+    runs_option(parser)
+    comparison_options(parser)
+    json_option(parser)
 
 
 def run(args) -> int:

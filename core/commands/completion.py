@@ -7,6 +7,8 @@ which reads directory names only (core.runlist: standard library), so a TAB answ
 
 from __future__ import annotations
 
+import argparse
+
 from core.errors import MothError
 
 
@@ -16,7 +18,7 @@ def script(shell: str) -> str:
 
     from core.cli import build_parser
 
-    return shtab.complete(build_parser(), shell=shell)
+    return shtab.complete(build_parser(complete=True), shell=shell)
 
 
 def run_ids() -> list[str]:
@@ -27,6 +29,11 @@ def run_ids() -> list[str]:
     if not runs_dir.is_dir():
         return []
     return sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", nargs="?", choices=("bash", "zsh", "fish", "tcsh"), help="the shell")
+    parser.add_argument("--list", choices=("runs",), default=None, help=argparse.SUPPRESS)  # used by the scripts
 
 
 def run(args) -> int:

@@ -7,14 +7,24 @@ every network and stores the result in `<run>/extrapolation` (core.analysis.extr
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
 from core.analysis.extrapolate import evaluate_scales, parse_scales
-from core.cli import resolve_runs
+from core.cli import json_option, resolve_runs, runs_option
 from core.commands.compare import _loss
 from core.owner import claim
 from core.runstore import open_run, run_path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id")
+    runs_option(parser)
+    parser.add_argument("--scale", required=True, metavar="S[,S...]", help="body scales, e.g. 0.5,2")
+    parser.add_argument("--samples", type=int, default=20_000, metavar="N",
+                        help="held-out strokes simulated per scale (default 20000; cached)")
+    json_option(parser)
 
 
 def run(args) -> int:

@@ -7,7 +7,10 @@ per network and the export directory on the last line of stdout.
 
 from __future__ import annotations
 
-from core.cli import resolve_runs
+import argparse
+from pathlib import Path
+
+from core.cli import resolve_runs, run_id_argument, runs_option, selection_options
 from core.errors import MothError
 from core.export import export_run, parse_formats
 from core.runstore import open_run
@@ -34,6 +37,17 @@ def parse_nets(text: str | None) -> list[int] | None:
     if not nets:
         raise MothError(f"bad --nets {text!r}: no network named")
     return sorted(nets)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    run_id_argument(parser)
+    runs_option(parser)
+    parser.add_argument("--out", type=Path, required=True, help="output directory (new or empty)")
+    selection_options(parser)
+    parser.add_argument("--nets", default=None, help="comma-separated network indices (default: all selected)")
+    parser.add_argument("--level", type=int, default=None, help="export this level for every chosen network")
+    parser.add_argument("--format", dest="formats", default="npz", metavar="npz,safetensors,onnx",
+                        help="file formats, comma-separated (default npz; onnx needs the 'onnx' extra)")
 
 
 def run(args) -> int:

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from core.cli import resolve_runs
+import argparse
+
+from core.cli import resolve_runs, run_id_argument, runs_option
 from core.runstore import open_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    run_id_argument(parser)
+    parser.add_argument("text", nargs="*", help="the note (words are joined with spaces)")
+    runs_option(parser)
 
 
 def run(args) -> int:

@@ -9,14 +9,33 @@ exit 2 (`DoesNotFit`), before anything runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 
+from core.cli import config_options, json_option, parallel_option, resolve_runs, runs_option
 from core.config import DEFAULT_PRESET, resolve
 from core.errors import ConfigError
 from core.formatting import fmt_bytes, fmt_duration
 from core.plan import DEFAULT_CALIBRATION_S, GPU_PEAKS, MAX_CALIBRATION_S, PHASES, build_plan
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    config_options(parser)
+    runs_option(parser)
+    parser.add_argument("--calibration", type=float, default=None, metavar="S",
+                        help="seconds of timed calls on random arrays, at most 10 (default 6: core.plan)")
+    parser.add_argument("--gpu", choices=("h100", "h200"), default=None,
+                        help="also compile the run's programs for this GPU, without one (needs the CUDA plugin: "
+                             "pip install -e '.[gpu-plan]'), and predict from XLA's analyses of them")
+    parser.add_argument("--target-config", default=None, metavar="FILE",
+                        help="with --gpu: an XLA GPU spec (GpuTargetConfigProto text) to compile for instead of "
+                             "the built-in one")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="plan a sweep (as `mothtui sweep`): each distinct config and the total")
+    parallel_option(parser)
+    json_option(parser)
 
 
 def run(args) -> int:
@@ -26,8 +45,6 @@ def run(args) -> int:
         from core.commands.sweep import plan as plan_sweep
 
         return plan_sweep(args)
-    from core.cli import resolve_runs
-
     preset = args.preset or DEFAULT_PRESET
     config = resolve(preset, args.config, args.overrides)
     calibration = DEFAULT_CALIBRATION_S if args.calibration is None else args.calibration

@@ -9,14 +9,25 @@ Also `train --queue`, which queues one run instead of training it here (`enqueue
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from core import queue as q
-from core.cli import resolve_runs
+from core.cli import json_option, parallel_option, resolve_runs, runs_option
 from core.config import DEFAULT_PRESET, resolve
 from core.errors import MothError
 from core.runlist import new_run_id, run_path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", default="list",
+                        choices=("list", "pause", "resume", "cancel", "retry", "move", "supervise"),
+                        help="list (default) | pause | resume | cancel RUN|SWEEP... | retry RUN|SWEEP... | move RUN N")
+    parser.add_argument("names", nargs="*", metavar="RUN|SWEEP", help="what cancel, retry and move act on")
+    runs_option(parser)
+    parallel_option(parser)
+    json_option(parser)
 
 
 def run(args) -> int:

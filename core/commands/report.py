@@ -9,11 +9,12 @@ matplotlib is the optional `report` extra: without it, one line says how to inst
 
 from __future__ import annotations
 
+import argparse
 import json
-import shlex
 from pathlib import Path
 
-from core.cli import resolve_runs
+from core import cmdline
+from core.cli import RUN_ID_COMPLETION, comparison_options, completes, resolve_runs, runs_option
 from core.errors import MothError
 from core.paths import figure_files
 from core.schema import check_split
@@ -58,6 +59,15 @@ def _size(n: int) -> str:
     return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n} B"
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    completes(parser.add_argument("targets", nargs="+", metavar="RUN", help="run ids (drawn together, in this order)"),
+              RUN_ID_COMPLETION)
+    runs_option(parser)
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output directory (new, empty, or an earlier report's, which is replaced)")
+    comparison_options(parser)
+
+
 def run(args) -> int:
     threshold = None if args.threshold is None else check_threshold(args.threshold)
     split = check_split(args.split)
@@ -76,9 +86,9 @@ def run(args) -> int:
         figures[stem] = drawn if isinstance(drawn, str) else [p.name for p in drawn]
         if not isinstance(drawn, str):
             written += drawn
-    command = shlex.join(["mothtui", "report", *args.targets, "--out", str(args.out)]
-                         + ([] if threshold is None else ["--threshold", f"{threshold:g}"])
-                         + ([] if split == "val" else ["--split", split]))
+    command = cmdline.shell(["report", *args.targets, "--out", str(args.out)]
+                            + ([] if threshold is None else ["--threshold", f"{threshold:g}"])
+                            + ([] if split == "val" else ["--split", split]))
     (out / NUMBERS).write_text(json.dumps(numbers(report, figures), indent=1) + "\n")
     (out / INDEX).write_text(markdown(report, figures, command))
     for path in written + [out / INDEX, out / NUMBERS]:

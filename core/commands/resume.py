@@ -12,11 +12,12 @@ finds none); every process then starts from that level on its slice of the netwo
 
 from __future__ import annotations
 
+import argparse
 import sys
 import uuid
 from typing import Any
 
-from core.cli import resolve_runs
+from core.cli import distributed_options, quiet_option, resolve_runs, run_id_argument, runs_option
 from core.commands.signals import stop_on_signals
 from core.commands.train import execute, prepare_engine
 from core.distributed import LevelSync, advance, check_alignment, from_args
@@ -24,6 +25,13 @@ from core.errors import StoreError
 from core.owner import claim, held
 from core.runlist import no_run, run_path
 from core.runstore import open_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    run_id_argument(parser)
+    runs_option(parser)
+    quiet_option(parser)
+    distributed_options(parser, "resume a distributed run")
 
 
 def run(args) -> int:

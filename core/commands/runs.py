@@ -5,15 +5,21 @@ and `--json` names each run's `sweep` and `parent`."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
-from core.cli import resolve_runs
+from core.cli import json_option, resolve_runs, runs_option
 from core.diskcache import disk_usages
 from core.formatting import fmt_bytes
 from core.runlist import RunSummary, list_runs
 from core.sweep_status import SweepStatus, sweep_statuses
 
 HEADER = f"{'run':<28} {'status':<12} {'nets':>5} {'levels':>7}  {'created':<25} {'disk':>8}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    runs_option(parser)
+    json_option(parser)
 
 
 def run(args) -> int:

@@ -9,14 +9,22 @@ document, whose networks then all have `"level": null`).
 
 from __future__ import annotations
 
+import argparse
 import json
 
-from core.cli import resolve_runs
+from core.cli import json_option, resolve_runs, run_id_argument, runs_option, selection_options
 from core.formatting import fmt_value
 from core.runstore import open_run
 from core.schema import check_split
 from core.select import Selection, check_threshold, histogram_lines, parse_overrides, require_any, select_run
 
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    run_id_argument(parser)
+    runs_option(parser)
+    selection_options(parser)
+    json_option(parser)
 
 
 def run(args) -> int:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
+from core.cli import json_option
 from core.settings import compilation_cache_dir, load_settings, settings_path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=("path", "show"), help="path: print its path; show: the settings in effect")
+    json_option(parser)
 
 
 def run(args) -> int:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from core.cli import distributed_options
 from core.errors import MothError
 
 
@@ -42,6 +44,17 @@ def progress_bar(total: int, description: str = "simulating"):
         bar.update(task, completed=done, total=total_here)
 
     return bar, update
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--samples", type=int, required=True, help="number of wing strokes")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
+    parser.add_argument("--scale", type=float, default=1.0, help="body scale s (default 1.0)")
+    parser.add_argument("--out", type=Path, required=True, help="path of the new dataset store")
+    parser.add_argument("--force", action="store_true", help="replace an existing store at --out")
+    parser.add_argument("--chunk", type=int, default=None, help="samples per written chunk")
+    parser.add_argument("--float64", action="store_true", help="integrate in float64 (slower)")
+    distributed_options(parser, "initialise jax.distributed; each process simulates its slice")
 
 
 def run(args: argparse.Namespace) -> int:

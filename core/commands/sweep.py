@@ -10,15 +10,31 @@ Prints the sweep's name last.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 from core import queue as q
-from core.cli import resolve_runs
+from core.cli import config_options, json_option, parallel_option, resolve_runs, runs_option
 from core.config import DEFAULT_PRESET
 from core.errors import MothError
 from core.sweep import SweepSpec, default_name, plan_sweep, toml_value, write_sweep
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    config_options(parser)
+    runs_option(parser)
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="a swept key and its values (repeatable: the grids are crossed); "
+                             "commas inside [...] belong to a value")
+    parser.add_argument("--id", dest="sweep_id", default=None, metavar="NAME",
+                        help="sweep name; its runs are NAME-01, NAME-02, ... (default: date, time and preset)")
+    parallel_option(parser)
+    parser.add_argument("--slurm", type=Path, default=None, metavar="FILE",
+                        help="write a SLURM job-array script (one task per point) instead of queueing here")
+    parser.add_argument("--dry-run", action="store_true", help="check and list the points; write nothing")
+    json_option(parser)
 
 
 def run(args) -> int:

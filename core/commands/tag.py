@@ -6,9 +6,10 @@ Tags are stored in the run's attributes through `Run.set_labels`.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from core.cli import resolve_runs
+from core.cli import resolve_runs, run_id_argument, runs_option
 from core.errors import MothError
 from core.runstore import check_tag, open_run
 
@@ -32,6 +33,13 @@ def parse_changes(items: list[str]) -> tuple[list[str], list[str], Path | None]:
         else:
             add.append(check_tag(word[1:] if word.startswith("+") else word))
     return add, remove, runs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    runs_option(parser)
+    run_id_argument(parser)
+    parser.add_argument("changes", nargs=argparse.REMAINDER, metavar="+TAG|-TAG",
+                        help="tags to add (+name) or remove (-name); --runs DIR may follow")
 
 
 def run(args) -> int:

@@ -17,12 +17,13 @@ data are scaled with the parent's scaler, and its level 0 is the parent's level 
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import uuid
 from pathlib import Path
 
-from core import paths
-from core.cli import resolve_runs
+from core import cmdline, paths
+from core.cli import config_options, distributed_options, parallel_option, quiet_option, resolve_runs, runs_option
 from core.commands.signals import stop_on_signals
 from core.config import DEFAULT_PRESET, Config, resolve
 from core.distributed import Cluster, LevelSync, from_args
@@ -95,6 +96,21 @@ def dataset_for(config: Config, runs_dir: Path, quiet: bool, stop=None, cluster:
     with display:
         return str(ensure_dataset(path, config.samples, config.data_seed, config.scale, progress=progress,
                                   cluster=cluster))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="branch_from", default=None, metavar="RUN:LEVEL",
+                        help="branch: start from a stored level of another run (its weights and masks as level 0), "
+                             "with the parent's config under --preset/--config/--set")
+    config_options(parser)
+    runs_option(parser)
+    parser.add_argument("--id", dest="run_id", default=None, help="run id (default: date, time and preset)")
+    quiet_option(parser)
+    distributed_options(parser, "initialise jax.distributed; each process trains its slice of the networks")
+    parser.add_argument("--sweep", default=None, metavar="NAME", help="record the run as a member of this sweep")
+    parser.add_argument("--queue", action="store_true",
+                        help="put the run in the run store's queue instead of training it here (see `mothtui queue`)")
+    parallel_option(parser)
 
 
 def run(args) -> int:
@@ -197,6 +213,6 @@ def _execute(run_store: Run, engine, *, quiet: bool, stop, sync: LevelSync, resu
     except Cancelled as err:
         print(run_store.run_id, flush=True)
         raise Cancelled(f"run {run_store.run_id} {err}; {run_store.levels_complete} levels complete, "
-                        f"resume with `mothtui resume {run_store.run_id} --runs {run_store.path.parent}`") from None
+                        f"resume with `{cmdline.resume_hint(run_store.run_id, run_store.path.parent)}`") from None
     print(run_store.run_id, flush=True)
     return 0

@@ -7,9 +7,11 @@ it lists what it would remove and asks (y/N); without a terminal (a script, cron
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from core.cli import resolve_runs
+from core import cmdline
+from core.cli import resolve_runs, runs_option
 from core.errors import MothError
 from core.trash import Trashed, delete_run, parse_age, purge, purgeable, restore_run
 
@@ -32,11 +34,29 @@ def _confirmed(runs: list[Trashed]) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def add_delete_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id")
+    runs_option(parser)
+
+
+def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id")
+    runs_option(parser)
+
+
+def add_purge_arguments(parser: argparse.ArgumentParser) -> None:
+    runs_option(parser)
+    parser.add_argument("--older-than", default=None, metavar="AGE",
+                        help="only runs deleted longer ago than AGE, with a unit: 30m, 12h, 7d, 2w (default: all)")
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help="do not ask (needed when stdin is not a terminal: scripts, cron)")
+
+
 def run(args) -> int:
     runs_dir = resolve_runs(args)
     if args.action == "delete":
         where = delete_run(runs_dir, args.run_id)
-        print(f"moved {args.run_id} to {where} (mothtui restore {args.run_id} brings it back)")
+        print(f"moved {args.run_id} to {where} ({cmdline.shell(['restore', args.run_id])} brings it back)")
     elif args.action == "restore":
         print(restore_run(runs_dir, args.run_id))
     else:

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from core import cmdline
 from core.config import Config
 from core.data import N_INPUTS, N_OUTPUTS, BatchPlan, Prepared
 from core.distributed import Cluster, LevelSync
@@ -586,7 +587,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: Sequence[Sink] = (), stop: th
         _end(run, sync, "cancelled", str(err))
         emit("run_end", status="cancelled",
              message=f"cancelled; {run.levels_complete} levels complete, "
-                     f"resume with `mothtui resume {run.run_id} --runs {run.path.parent}`")
+                     f"resume with `{cmdline.resume_hint(run.run_id, run.path.parent)}`")
         raise
     except BaseException as err:
         failure = StoreError(write_failure(run, err)) if isinstance(err, OSError) else err
@@ -607,7 +608,7 @@ def write_failure(run: Run, err: OSError) -> str:
     """One line for a write the file system refused (ENOSPC, EDQUOT, EIO...): what failed, what resume does."""
     done = run.levels_complete
     return (f"run {run.run_id}: cannot write to the run store ({err.strerror or err}); "
-            f"{done} levels are complete and safe, `mothtui resume {run.run_id} --runs {run.path.parent}` "
+            f"{done} levels are complete and safe, `{cmdline.resume_hint(run.run_id, run.path.parent)}` "
             f"will continue from level {done}")
 
 
