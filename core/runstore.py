@@ -32,6 +32,7 @@ from core.owner import Liveness, claim, held, liveness, store_less
 from core.runlist import (KIND, RunSummary, _short, disk_usage, levels_complete_valid, list_runs,  # noqa: F401
                           no_run, read_attributes, read_engine_pid, run_path, summarize)
 from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
+from core.status import STORED_STATUSES, StoredStatus
 
 SCHEMA_VERSION = 1
 
@@ -43,7 +44,6 @@ class Checkpoint(NamedTuple):
     step: int
     leaves: list[np.ndarray]
 
-STATUSES = ("running", "done", "failed", "cancelled")
 #: Per-level, per-network training record: `train/<name> (L, N)` (dtype, fill value).
 TRAIN_RECORD = {"steps": ("int32", 0), "stopped_early": ("bool", False), "diverged": ("bool", False)}
 #: Float elements per chunk we aim for: big enough for fast I/O, small enough to stream.
@@ -301,8 +301,8 @@ class Run:
                 raise StoreError(f"cannot write the labels of run {self.run_id!r}: {err.strerror or err}") from None
         self.group = fresh
 
-    def set_status(self, status: str, **extra: Any) -> None:
-        if status not in STATUSES:
+    def set_status(self, status: StoredStatus, **extra: Any) -> None:
+        if status not in STORED_STATUSES:
             raise ValueError(f"bad status {status!r}")
         self.set_attrs(status=status, **extra)
 

@@ -39,6 +39,7 @@ from core.errors import Cancelled, StoreError
 from core.events import Event, EventWriter
 from core.branch import open_origin, parent_of
 from core.runstore import SPLITS, Checkpoint, Run
+from core.status import Outcome
 
 #: Where events go besides events.jsonl (the CLI's console display): a callable taking each typed record.
 Sink = Callable[[Event], None]
@@ -611,7 +612,7 @@ def write_failure(run: Run, err: OSError) -> str:
             f"will continue from level {done}")
 
 
-def _end(run: Run, sync: LevelSync, status: str, message: str = "") -> None:
+def _end(run: Run, sync: LevelSync, status: Outcome, message: str = "") -> None:
     """Record how the run ended: process 0 (or the only process) in the run, the others in a status file."""
     sync.finish(run, status, message)
     if sync.is_main:
