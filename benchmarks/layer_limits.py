@@ -37,7 +37,7 @@ def level_rows(run, nets: list[int], threshold: float) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     val = run.losses("val")[:, nets]
     for level in range(run.levels_complete):
-        masks = [np.asarray(m, bool) for m in run.level(level, nets)["weight_mask"]]
+        masks = [np.asarray(m, bool) for m in run.level(level, nets).weight_masks]
         kept = [np.median(m.reshape(len(nets), -1).sum(axis=1)) for m in masks]
         _, ghosts = ghost_free(masks)
         live = [np.median(sizes[k + 1] - ghosts[:, k]) for k in range(layers - 1)]
@@ -61,7 +61,7 @@ def chosen_rows(run, nets: list[int], threshold: float) -> list[str]:
         if level is None:
             lines.append(f"| {n} | – | – | – | – |")
             continue
-        masks = run.level(level, [n])["weight_mask"]
+        masks = run.level(level, [n]).weight_masks
         kept = ", ".join(str(int(np.asarray(m).sum())) for m in masks)
         lines.append(f"| {n} | {level} | {run.sparsity[level]:.3f} | {val[level, n]:.2e} | {kept} |")
     return lines
@@ -83,7 +83,7 @@ def side_by_side(runs: list, nets: list[int], threshold: float) -> list[str]:
             level = choices.get(n)
             chosen.append("–" if level is None else f"{r.sparsity[level]:.3g}")
             kept.append("–" if level is None else
-                        "/".join(str(int(np.asarray(m).sum())) for m in r.level(level, [n])["weight_mask"]))
+                        "/".join(str(int(np.asarray(m).sum())) for m in r.level(level, [n]).weight_masks))
     return lines + ["| " + " | ".join(chosen) + " |", "| " + " | ".join(kept) + " |"]
 
 

@@ -274,7 +274,7 @@ def load_weights_view(runs_dir: Path, run_id: str, level: int, sample_nets: int 
     run = open_run(runs_dir, run_id)
     nets = slice(0, min(sample_nets, run.nets))
     stored = run.level(level, nets)
-    weights = np.concatenate([np.asarray(w).ravel() for w in stored["weight"]])
+    weights = np.concatenate([np.asarray(w).ravel() for w in stored.weights])
     return WeightsView(level, float(run.sparsity[level]), weights, nets.stop)
 
 

@@ -106,7 +106,7 @@ def level_losses(run, held_out: Sequence[tuple[np.ndarray, np.ndarray]], levels:
     for level in range(levels):
         arrays = run.level(level)
         for i, (x_s, y_s) in enumerate(held_out):
-            pred = ensemble_forward(x_s, arrays["weight"], arrays["bias"]).astype(np.float64)
+            pred = ensemble_forward(x_s, arrays.weights, arrays.biases).astype(np.float64)
             out[i, level] = np.mean(np.square(pred - y_s[None].astype(np.float64)), axis=(1, 2))
     return out
 

@@ -20,6 +20,7 @@ from core.analysis import structure as st
 from core.analysis.store import AnalysisWriter, load_analysis
 from core.errors import MothError
 from core.owner import held as claim_of
+from core.runstore import StoredLevel
 from core.schema import check_split
 
 if TYPE_CHECKING:  # annotations only: the dataset reader is imported when an analysis runs
@@ -143,11 +144,11 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
     for level in range(levels):
         arrays = run.level(level)
         if edges is None:
-            edges = st.histogram_edges(arrays["weight"], params.bins)
-        live, ghosts = st.ghost_free(arrays["weight_mask"])
-        structures.append(st.level_structure(arrays["weight"], arrays["weight_mask"],
-                                             arrays["bias_mask"], edges, ghosts=ghosts))
-        motifs.append(mo.level_motifs(arrays["weight_mask"], live, params.motif_samples, [params.seed, level]))
+            edges = st.histogram_edges(arrays.weights, params.bins)
+        live, ghosts = st.ghost_free(arrays.weight_masks)
+        structures.append(st.level_structure(arrays.weights, arrays.weight_masks,
+                                             arrays.bias_masks, edges, ghosts=ghosts))
+        motifs.append(mo.level_motifs(arrays.weight_masks, live, params.motif_samples, [params.seed, level]))
         if held is not None:
             mse_l, noise_l, flight_l = _performance(arrays, held, params, scale)
             mse.append(mse_l)
@@ -214,12 +215,12 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
     return summary
 
 
-def _performance(arrays, held: HeldOut, params: AnalysisParams, scale: float):
+def _performance(arrays: StoredLevel, held: HeldOut, params: AnalysisParams, scale: float):
     """One level: per-output MSE (N, 7), noise losses (S, N), closed-loop errors ((N, M) x 4)."""
     from core.analysis import performance as pf
 
     x_s, y_s, q0, qf = held.x_s, held.y_s, held.rows.initial, held.rows.final
-    weights, biases = arrays["weight"], arrays["bias"]
+    weights, biases = arrays.weights, arrays.biases
     pred_s = pf.ensemble_forward(x_s, weights, biases)
     mse = pf.output_mse(pred_s, y_s)
     noise = (pf.noise_losses(x_s, y_s, weights, biases, params.noise, params.seed)

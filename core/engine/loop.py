@@ -438,11 +438,11 @@ def _stored_level(run: Run, engine: Engine, level: int, carried: bool, count: in
     """
     nets = engine.nets.slice
     stored = run.level(level, nets)
-    params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight"], stored["bias"])]
-    masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight_mask"], stored["bias_mask"])]
+    params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored.weights, stored.biases)]
+    masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored.weight_masks, stored.bias_masks)]
     moments = None
     if carried and count is None:  # the same as a fresh optimizer: zero moments at step 0
-        zeros = [Layer(np.zeros_like(w), np.zeros_like(b)) for w, b in zip(stored["weight"], stored["bias"])]
+        zeros = [Layer(np.zeros_like(w), np.zeros_like(b)) for w, b in zip(stored.weights, stored.biases)]
         moments = train.Moments(np.int32(0), zeros, [Layer(*layer) for layer in zeros])
     elif carried:
         found, mu, nu = run.moments(level, nets)
