@@ -292,10 +292,10 @@ def _derived(run: Run, group: str) -> Derived | None:
                 visit(member, f"{prefix}{name}/")
 
     try:
-        visit(found["group"], "")
+        visit(found.group, "")
     except Exception as err:  # a broken chunk: say which run, in one line
         raise StoreError(f"the {group} of run {run.run_id!r} is unreadable ({err}); recompute it") from None
-    return Derived(group, int(found["levels"] or 0), found["summary"], found["params"], arrays)
+    return Derived(group, int(found.levels or 0), found.summary, found.params, arrays)
 
 
 def _labelled(path: Path) -> bool:

@@ -180,4 +180,4 @@ def store_extrapolation(run, scales: Sequence[float], loss_a: np.ndarray, rows: 
 def load_extrapolation(run) -> dict[str, Any] | None:
     """The stored extrapolation summary of a run, or None (absent or half-written). Pure numpy + zarr."""
     found = load_analysis(run, EXTRAPOLATION)
-    return None if found is None else found["summary"]
+    return None if found is None else found.summary
