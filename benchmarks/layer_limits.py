@@ -40,7 +40,7 @@ def level_rows(run, nets: list[int], threshold: float) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     val = run.losses("val")[:, nets]
     for level in range(run.levels_complete):
-        masks = [np.asarray(m, bool) for m in run.level(level, nets)["weight_mask"]]
+        masks = [np.asarray(m, bool) for m in run.level(level, nets).weight_masks]
         kept = [np.median(m.reshape(len(nets), -1).sum(axis=1)) for m in masks]
         _, ghosts = ghost_free(masks)
         live = [np.median(sizes[k + 1] - ghosts[:, k]) for k in range(layers - 1)]
@@ -64,7 +64,7 @@ def chosen_rows(run, nets: list[int], threshold: float) -> list[str]:
         if level is None:
             lines.append(f"| {n} | – | – | – | – |")
             continue
-        masks = run.level(level, [n])["weight_mask"]
+        masks = run.level(level, [n]).weight_masks
         kept = ", ".join(str(int(np.asarray(m).sum())) for m in masks)
         lines.append(f"| {n} | {level} | {run.sparsity[level]:.3f} | {val[level, n]:.2e} | {kept} |")
     return lines
@@ -82,9 +82,9 @@ def float64_val(run, nets: list[int], rows: int) -> np.ndarray:
         arrays = run.level(level, nets)
         for i in range(len(nets)):
             h = x
-            for k, (w, b) in enumerate(zip(arrays["weight"], arrays["bias"])):
+            for k, (w, b) in enumerate(zip(arrays.weights, arrays.biases)):
                 h = h @ np.asarray(w[i], np.float64) + np.asarray(b[i], np.float64)
-                h = np.tanh(h) if k < len(arrays["weight"]) - 1 else h
+                h = np.tanh(h) if k < len(arrays.weights) - 1 else h
             out[level, i] = np.mean((h - y) ** 2)
     return out
 
@@ -105,7 +105,7 @@ def side_by_side(runs: list, nets: list[int], threshold: float, float64_rows: in
             level = choices.get(n)
             chosen.append("–" if level is None else f"{r.sparsity[level]:.3g}")
             kept.append("–" if level is None else
-                        "/".join(str(int(np.asarray(m).sum())) for m in r.level(level, [n])["weight_mask"]))
+                        "/".join(str(int(np.asarray(m).sum())) for m in r.level(level, [n]).weight_masks))
     lines += ["| " + " | ".join(chosen) + " |", "| " + " | ".join(kept) + " |"]
     if float64_rows:
         again = [float64_val(r, nets, float64_rows) for r in runs]

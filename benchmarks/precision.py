@@ -32,9 +32,9 @@ def float64_val_loss(run, data) -> np.ndarray:
         arrays = run.level(level)
         for n in range(run.nets):
             h = x
-            for k, (w, b) in enumerate(zip(arrays["weight"], arrays["bias"])):
+            for k, (w, b) in enumerate(zip(arrays.weights, arrays.biases)):
                 h = h @ w[n].astype(np.float64) + b[n].astype(np.float64)
-                if k < len(arrays["weight"]) - 1:
+                if k < len(arrays.weights) - 1:
                     h = np.tanh(h)
             out[level, n] = np.mean((h - y) ** 2)
     return out

@@ -55,7 +55,7 @@ def main() -> int:
     for net, level in chosen:
         if level is None:
             continue
-        masks = run.level(level, [net])["weight_mask"]
+        masks = run.level(level, [net]).weight_masks
         rows.append(remaining_fractions([m for m in masks])[0])
         inputs.append(input_connections(masks[0])[0])
     if rows:

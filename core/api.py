@@ -196,8 +196,8 @@ class RunResults:
         arrays = self.store.level(level, nets)
         index = np.arange(self.nets)[nets] if not isinstance(nets, list) else np.asarray(nets)
         return LevelArrays(level, float(self.store.sparsity[level]), tuple(int(i) for i in np.atleast_1d(index)),
-                           weights=arrays["weight"], biases=arrays["bias"], weight_masks=arrays["weight_mask"],
-                           bias_masks=arrays["bias_mask"])
+                           weights=arrays.weights, biases=arrays.biases, weight_masks=arrays.weight_masks,
+                           bias_masks=arrays.bias_masks)
 
     def network(self, level: int, net: int) -> ExportedNetwork:
         """Network `net` at `level` as an `ExportedNetwork` (no file written): `.predict(x)` in numpy."""
@@ -260,7 +260,7 @@ class RunResults:
             for k in range(self.store.n_layers):
                 per_level = [self.store.layer(level, k) for level in range(levels)]
                 nodes[f"layer_{k}"] = xr.Dataset({
-                    name: (dims_of(f"layer_{k}/{name}"), np.stack([p[name] for p in per_level]))
+                    name: (dims_of(f"layer_{k}/{name}"), np.stack([getattr(p, name) for p in per_level]))
                     for name in LAYER_ARRAYS} if per_level else {})
             for found in (self.analysis(), self.extrapolation()):
                 if found is not None:
@@ -292,10 +292,10 @@ def _derived(run: Run, group: str) -> Derived | None:
                 visit(member, f"{prefix}{name}/")
 
     try:
-        visit(found["group"], "")
+        visit(found.group, "")
     except Exception as err:  # a broken chunk: say which run, in one line
         raise StoreError(f"the {group} of run {run.run_id!r} is unreadable ({err}); recompute it") from None
-    return Derived(group, int(found["levels"] or 0), found["summary"], found["params"], arrays)
+    return Derived(group, int(found.levels or 0), found.summary, found.params, arrays)
 
 
 def _labelled(path: Path) -> bool:

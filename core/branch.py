@@ -96,7 +96,8 @@ def branch_config(parent: Run, level: int, preset: str | None, file: Path | None
         values["schedule"] = [s for s in stored["schedule"] if s > start]
         if not values["schedule"]:
             raise ConfigError(f"config key 'schedule': level {level} of run {parent.run_id!r} is its last "
-                              f"target ({start:g}); name the branch's targets, e.g. --set schedule=[0.97,0.99]")
+                              f"target ({start:g}); name the branch's targets, e.g. --set schedule=[0.97,0.99]",
+                              key="schedule")
         if "bias_schedule" not in given and stored.get("bias_schedule"):
             values["bias_schedule"] = stored["bias_schedule"][-len(values["schedule"]):]
     config = from_dict(values)
@@ -104,10 +105,10 @@ def branch_config(parent: Run, level: int, preset: str | None, file: Path | None
         mine, theirs = config.to_dict()[key], stored[key]
         if mine != theirs:
             raise ConfigError(f"config key {key!r}: a branch keeps its parent's architecture "
-                              f"({key} = {theirs} in {parent.run_id!r}), got {mine}")
+                              f"({key} = {theirs} in {parent.run_id!r}), got {mine}", key=key)
     if config.schedule[0] <= start:
         raise ConfigError(f"config key 'schedule': a branch prunes beyond its start (level {level} of "
-                          f"{parent.run_id!r} is at {start:g}), got {list(config.schedule)}")
+                          f"{parent.run_id!r} is at {start:g}), got {list(config.schedule)}", key="schedule")
     return config
 
 

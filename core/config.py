@@ -275,7 +275,7 @@ def _coerce(name: str, value: Any) -> Any:
             return tuple(item_type(_strict_number(v, item_type)) for v in value)
     except (TypeError, ValueError):
         pass
-    raise ConfigError(f"config key {name!r}: cannot read {value!r} as {_type_name(default)}")
+    raise ConfigError(f"config key {name!r}: cannot read {value!r} as {_type_name(default)}", key=name)
 
 
 def _strict_number(value: Any, item_type: type) -> Any:
@@ -297,7 +297,7 @@ def _type_name(default: Any) -> str:
 def validate(cfg: Config) -> Config:
     """Check ranges and relations between keys; raise ConfigError naming the key."""
     def bad(key: str, why: str) -> ConfigError:
-        return ConfigError(f"config key {key!r}: {why}")
+        return ConfigError(f"config key {key!r}: {why}", key=key)
 
     if cfg.samples < 10:
         raise bad("samples", f"must be at least 10, got {cfg.samples}")
@@ -375,18 +375,18 @@ def validate(cfg: Config) -> Config:
 
 def _check_schedule(key: str, schedule: tuple[float, ...]) -> None:
     if not schedule:
-        raise ConfigError(f"config key {key!r}: needs at least one target sparsity")
+        raise ConfigError(f"config key {key!r}: needs at least one target sparsity", key=key)
     if any(not 0 < s < 1 for s in schedule):
-        raise ConfigError(f"config key {key!r}: targets must be in (0, 1), got {list(schedule)}")
+        raise ConfigError(f"config key {key!r}: targets must be in (0, 1), got {list(schedule)}", key=key)
     if any(b <= a for a, b in zip(schedule, schedule[1:])):
-        raise ConfigError(f"config key {key!r}: targets must increase, got {list(schedule)}")
+        raise ConfigError(f"config key {key!r}: targets must increase, got {list(schedule)}", key=key)
 
 
 def from_dict(values: dict[str, Any]) -> Config:
     """A validated Config from a dict of keys (unknown keys rejected)."""
     unknown = sorted(set(values) - set(KEYS))
     if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r} (known: {', '.join(KEYS)})")
+        raise ConfigError(f"unknown config key {unknown[0]!r} (known: {', '.join(KEYS)})", key=unknown[0])
     return validate(Config(**{k: _coerce(k, v) for k, v in values.items()}))
 
 
@@ -396,7 +396,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text!r}: expected key=value")
     key, raw = (part.strip() for part in text.split("=", 1))
     if key not in KEYS:
-        raise ConfigError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
+        raise ConfigError(f"unknown config key {key!r} (known: {', '.join(KEYS)})", key=key)
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

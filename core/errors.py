@@ -13,7 +13,15 @@ class MothError(Exception):
 
 
 class ConfigError(MothError):
-    """A configuration key is unknown, of the wrong type or out of range."""
+    """A configuration key is unknown, of the wrong type or out of range.
+
+    `key` is the config key it is about (None: no single key, e.g. an unreadable file), so the
+    new-run form puts the message under that key's field without reading the message's text.
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class StoreError(MothError):

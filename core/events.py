@@ -44,10 +44,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, Union
 
 from core import paths
+from core.status import OUTCOMES
 
 EVENTS_FILE = paths.EVENTS_FILE  # the name tests and tools import
-#: How a run can end (`run_end.status`).
-END_STATUSES = ("done", "cancelled", "failed")
 #: Events that are fsync'ed as they are written (a crash must not lose a level's or the run's end).
 DURABLE = ("level_end", "run_end")
 
@@ -423,7 +422,7 @@ class RunProgress:
 
     @property
     def ended(self) -> bool:
-        return self.status in END_STATUSES
+        return self.status in OUTCOMES
 
     def level_end(self, level: int) -> LevelEnd | None:
         return next((e for e in self.finished if e.level == level), None)

@@ -148,6 +148,34 @@ class Level:
     bytes}), on this machine's programs; they add up to `flops` and `bytes`."""
 
 
+@dataclass(frozen=True)
+class TimeHere:
+    """Seconds of the run on this machine, from the calibration (`plan --json`'s `time.here`)."""
+
+    compile_s: float
+    simulate_s: float
+    run_s: float
+    """The levels: what the run's `train/seconds` sum to."""
+    total_s: float
+    """Simulation and levels."""
+    step_s: float
+    """One training step of every network."""
+    eval_block_s: float
+    sample_s: float
+    """One simulated stroke."""
+    steps_per_timed_call: int
+    nets_timed: int
+    calibration_s: float
+    """All of the calibration, with the random arrays it made."""
+    timed_s: float
+    """Seconds of timed calls: within the budget, plus the one call that crosses it."""
+    load: list[float]
+    """os.getloadavg at the start."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class Plan:
     """What `mothtui plan` reports; `to_json()` is its `--json` document."""
@@ -168,11 +196,7 @@ class Plan:
     """`source` ("compiled" or "analytic"), `step` and `eval_block` ({flops, bytes}, the whole
     ensemble on this process's devices), `eval_rows`."""
     levels: list[Level]
-    here: dict[str, Any]
-    """Seconds: `compile_s`, `simulate_s`, `run_s` (the levels: what the run's `train/seconds` sum to),
-    `total_s` (simulation and levels), and the calibration's `step_s`, `eval_block_s`, `sample_s`,
-    `timed_s` (seconds of timed calls: within the budget, plus the one call that crosses it),
-    `calibration_s` (all of it, with the random arrays it made), `load` (os.getloadavg at the start)."""
+    here: TimeHere
     gpus: dict[str, dict[str, Any]]
     notes: list[str]
 
@@ -197,7 +221,7 @@ class Plan:
             "cost": {**self.cost, "run": {"flops": self.run_flops, "bytes": self.run_bytes}},
             "levels": [asdict(level) for level in self.levels],
             "parts": parts_summary(self.levels),
-            "time": {"here": self.here, "gpus": self.gpus, "upper_bound": True},
+            "time": {"here": self.here.to_json(), "gpus": self.gpus, "upper_bound": True},
             "peaks": GPU_PEAKS,
             "notes": self.notes,
         }
@@ -525,27 +549,27 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
                      f"(a step's time grows with the networks)")
     share = setup.nets / nets
     say(f"timing training (about {0.55 * calibration_s:.1f} s)")
-    train_t = measure.time_training(timed, timed_place, timed_chunk, timed_steps, 0.55 * calibration_s)
-    scaled = {k: v * share for k, v in train_t.values.items() if k.endswith("_s") and k != "timed_s"}
-    step_s = scaled["step_s"]
+    train_t, timed_params = measure.time_training(timed, timed_place, timed_chunk, timed_steps, 0.55 * calibration_s)
+    scaled = train_t.scaled(share)
+    step_s = scaled.step_s
     rate = cost["step"]["flops"] / max(step_s, 1e-12)
     eval_budget = 0.3 * calibration_s
     rows, guess = setup.eval_rows, cost["eval_block"]["flops"] / share / rate
     if guess > eval_budget / 2:  # too long to time twice: a smaller block, scaled by rows
         rows = max(8, int(setup.eval_rows * eval_budget / 2 / guess))
     say(f"timing evaluation (about {eval_budget:.1f} s)")
-    eval_t = measure.time_evaluation(timed, timed_place, rows, eval_budget, params=train_t.params)
-    train_t.params = None
-    block_s = eval_t.values["block_s"] * share * setup.eval_rows / rows
+    eval_t = measure.time_evaluation(timed, timed_place, rows, eval_budget, params=timed_params)
+    del timed_params  # the devices' memory back before the simulator is timed
+    block_s = eval_t.block_s * share * setup.eval_rows / rows
     sim_s = sample_s = 0.0
     if sim is not None:
         sim_program, n_pad, sharding = sim
         say(f"timing the simulator (about {0.15 * calibration_s:.1f} s)")
         sim_t = measure.time_simulation(sim_program, n_pad, sharding, config.scale, 0.15 * calibration_s)
-        sample_s = sim_t.values["sample_s"]
+        sample_s = sim_t.sample_s
         sim_s = sim_program.seconds + data["samples"] * sample_s
     calibration_spent = time.perf_counter() - t0
-    timed_s = train_t.values["timed_s"] + eval_t.values["timed_s"] + (sim_t.values["timed_s"] if sim else 0.0)
+    timed_s = train_t.timed_s + eval_t.timed_s + (sim_t.timed_s if sim else 0.0)
     if rows != setup.eval_rows:
         notes.append(f"evaluation timed on {rows:,}-row blocks and scaled to {setup.eval_rows:,} rows "
                      f"(a CPU can be slower per row in larger blocks: then this is low)")
@@ -555,7 +579,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
 
     # -- the levels, each with its full budget
     compile_s = chunk.seconds + block.seconds
-    per_level_overhead = scaled["setup_s"] + scaled["finish_s"] + 2 * scaled["place_s"]
+    per_level_overhead = scaled.setup_s + scaled.finish_s + 2 * scaled.place_s
     evaluated = eval_split_rows(config, split_rows)
     levels = []
     for level in range(config.levels):
@@ -564,7 +588,7 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
         blocks = sum(p["blocks"] for p in parts["eval"].values())
         seconds = computed * step_s + blocks * block_s + per_level_overhead
         if level == 0:
-            seconds += compile_s + scaled["first_setup_s"] - scaled["setup_s"]
+            seconds += compile_s + scaled.first_setup_s - scaled.setup_s
         flops = parts["train"]["flops"] + sum(p["flops"] for p in parts["eval"].values())
         bytes_ = parts["train"]["bytes"] + sum(p["bytes"] for p in parts["eval"].values())
         levels.append(Level(level, config.sparsities[level], setup.budget.steps_for(level), computed, blocks,
@@ -573,10 +597,9 @@ def build_plan(config: Config, preset: str, runs_dir: Path | None = None,
                  for key in GPU_PEAKS}
     gpus = _roofline(config, levels, evaluated, gpu_costs, _analytic(setup, place, data, one_device=True))
     run_s = sum(level.seconds_here for level in levels)
-    here = {"compile_s": compile_s, "simulate_s": sim_s, "run_s": run_s, "total_s": sim_s + run_s,
-            "step_s": step_s, "eval_block_s": block_s, "sample_s": sample_s, "steps_per_timed_call": timed_steps,
-            "nets_timed": nets,
-            "calibration_s": calibration_spent, "timed_s": timed_s, "load": [round(x, 2) for x in load]}
+    here = TimeHere(compile_s=compile_s, simulate_s=sim_s, run_s=run_s, total_s=sim_s + run_s, step_s=step_s,
+                    eval_block_s=block_s, sample_s=sample_s, steps_per_timed_call=timed_steps, nets_timed=nets,
+                    calibration_s=calibration_spent, timed_s=timed_s, load=[round(x, 2) for x in load])
     notes.append("the full budget of every level: early stopping can only make the run shorter")
     notes.append("not counted here: reading the dataset, pruning, writing the levels")
     for key, gpu_plan in gpu_costs.items():

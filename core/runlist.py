@@ -18,6 +18,7 @@ from core import cmdline, paths
 from core.errors import StoreError
 from core.owner import Liveness, liveness, store_less
 from core.paths import run_dir as run_path  # noqa: F401  (the name its many callers import)
+from core.status import RunStatus
 
 KIND = "mothtui.run"
 
@@ -28,7 +29,8 @@ class RunSummary:
 
     run_id: str
     path: Path
-    status: str
+    status: RunStatus
+    """A stored status, or `interrupted`, `damaged`, `starting` (core.status)."""
     nets: int | None
     levels_complete: int | None
     levels: int | None

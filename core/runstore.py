@@ -32,6 +32,7 @@ from core.owner import Liveness, claim, held, liveness, store_less
 from core.runlist import (KIND, RunSummary, _short, disk_usage, levels_complete_valid, list_runs,  # noqa: F401
                           no_run, read_attributes, read_engine_pid, run_path, summarize)
 from core.schema import INPUT_NAMES, OUTPUT_NAMES, SPLITS, check_split  # noqa: F401  (re-exported)
+from core.status import STORED_STATUSES, StoredStatus
 
 SCHEMA_VERSION = 1
 
@@ -43,15 +44,39 @@ class Checkpoint(NamedTuple):
     step: int
     leaves: list[np.ndarray]
 
-STATUSES = ("running", "done", "failed", "cancelled")
+
+class StoredLayer(NamedTuple):
+    """Layer k of a completed level (`Run.layer`) for the networks read: `(n, in, out)` weights
+    (float32) and their bool mask, `(n, out)` biases and their mask. With an int `nets`, no `n` axis."""
+
+    weight: np.ndarray
+    weight_mask: np.ndarray
+    bias: np.ndarray
+    bias_mask: np.ndarray
+
+
+class StoredLevel(NamedTuple):
+    """A completed level (`Run.level`) for the networks read: one array per weight layer, first to
+    last, each shaped as `StoredLayer`'s. The engine resumes from it, the analysis and the export read it."""
+
+    weights: list[np.ndarray]
+    weight_masks: list[np.ndarray]
+    biases: list[np.ndarray]
+    bias_masks: list[np.ndarray]
+
+    def network(self, i: int) -> "StoredLevel":
+        """The `i`-th of the networks read (a position in `nets`, not a network's index), without the `n` axis."""
+        return StoredLevel(*([a[i] for a in arrays] for arrays in self))
+
+
 #: Per-level, per-network training record: `train/<name> (L, N)` (dtype, fill value).
 TRAIN_RECORD = {"steps": ("int32", 0), "stopped_early": ("bool", False), "diverged": ("bool", False)}
 #: Float elements per chunk we aim for: big enough for fast I/O, small enough to stream.
 _CHUNK_TARGET = 4 * 1024 * 1024
 _MASK_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 _FLOAT_CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
-#: The arrays of one layer of one level, in the order `Run.level` and `Run.layer` return them.
-LAYER_ARRAYS = ("weight", "weight_mask", "bias", "bias_mask")
+#: The arrays of one layer of one level (`layer_{k}/<name>` in the store), in `StoredLayer`'s order.
+LAYER_ARRAYS: tuple[str, ...] = StoredLayer._fields
 #: How a run is opened (zarr's access modes).
 Mode = Literal["r", "r+", "a", "w", "w-"]
 
@@ -301,8 +326,8 @@ class Run:
                 raise StoreError(f"cannot write the labels of run {self.run_id!r}: {err.strerror or err}") from None
         self.group = fresh
 
-    def set_status(self, status: str, **extra: Any) -> None:
-        if status not in STATUSES:
+    def set_status(self, status: StoredStatus, **extra: Any) -> None:
+        if status not in STORED_STATUSES:
             raise ValueError(f"bad status {status!r}")
         self.set_attrs(status=status, **extra)
 
@@ -348,14 +373,12 @@ class Run:
         array = self._array("train/diverged")
         return self._read("train/diverged", lambda: array[level, nets]).astype(bool)
 
-    def level(self, level: int, nets: slice | list[int] | int = slice(None)) -> dict[str, list[np.ndarray]]:
-        """One completed level's arrays: dict of per-layer lists (weight, weight_mask, bias, bias_mask)."""
+    def level(self, level: int, nets: slice | list[int] | int = slice(None)) -> StoredLevel:
+        """One completed level's weights, masks and biases, per layer (`Run.layer`'s checks on each)."""
         self._check_level(level)
-        out: dict[str, list[np.ndarray]] = {name: [] for name in LAYER_ARRAYS}
-        for k in range(self.n_layers):
-            for name, array in self.layer(level, k, nets).items():
-                out[name].append(array)
-        return out
+        layers = [self.layer(level, k, nets) for k in range(self.n_layers)]
+        return StoredLevel([x.weight for x in layers], [x.weight_mask for x in layers],
+                           [x.bias for x in layers], [x.bias_mask for x in layers])
 
     def losses(self, split: str = "val") -> np.ndarray:
         """(levels_complete, N) loss of every network at every completed level on a split."""
@@ -371,8 +394,8 @@ class Run:
         """The dataset rows of each split, `{"train": (start, stop), ...}` (the `split` attribute)."""
         return {k: (int(a), int(b)) for k, (a, b) in self.attrs["split"].items()}
 
-    def layer(self, level: int, k: int, nets: slice | list[int] | int = slice(None)) -> dict[str, np.ndarray]:
-        """Layer k of one completed level: `{"weight", "weight_mask", "bias", "bias_mask"}` of `nets`.
+    def layer(self, level: int, k: int, nets: slice | list[int] | int = slice(None)) -> StoredLayer:
+        """Layer k of one completed level: its weights, biases and their masks, of `nets`.
 
         StoreError (one line) if the level is not complete, a chunk is unreadable, or the weights
         disagree with their mask (a lost chunk reads as its fill value).
@@ -386,13 +409,14 @@ class Run:
             # zarr's OIndex annotation leaves out a list of ints, which zarr takes (orthogonal selection)
             out[name] = self._read(f"layer_{k}/{name}", lambda: array.oindex[level, nets]  # type: ignore[index]
                                    if isinstance(nets, list) else array[level, nets])
-        weight, mask = out["weight"], out["weight_mask"]
+        stored = StoredLayer(**out)
+        weight, mask = stored.weight, stored.weight_mask
         # A surviving weight of exactly 0, or a pruned one that is not 0, means the stored level is
         # not what the engine wrote.
         if not (np.isfinite(weight).all() and (weight[~mask] == 0).all() and (weight[mask] != 0).all()):
             raise StoreError(f"run {self.run_id!r} is damaged: layer_{k} weights of level {level} "
                              "disagree with their mask (a chunk is missing or corrupt)")
-        return out
+        return stored
 
     def _check_level(self, level: int) -> None:
         if not 0 <= level < self.levels_complete:

@@ -161,7 +161,7 @@ def compare_run(run, threshold: float | None = None, split: str = "val") -> RunC
     parent = run.attrs.get("parent")
     return RunComparison(run.run_id, dict(run.attrs["config"]), sparsity, p10, med, p90, run.nets,
                          len(chosen), selection.median_sparsity, dict(sorted(histogram.items())),
-                         remaining, inputs, None if extrapolation is None else extrapolation["summary"],
+                         remaining, inputs, None if extrapolation is None else extrapolation.summary,
                          {"run": parent["run"], "level": parent["level"]} if isinstance(parent, dict) else None)
 
 

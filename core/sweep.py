@@ -234,7 +234,7 @@ def plan_sweep(runs_dir: Path | str, spec: SweepSpec, name: str, where: str = "q
             resolve(spec.preset, Path(spec.config) if spec.config else None, spec.point_overrides(values))
         except ConfigError as err:
             where_ = ", ".join(f"{k}={toml_value(v)}" for k, v in values.items())
-            raise ConfigError(f"sweep point {where_}: {err}") from None
+            raise ConfigError(f"sweep point {where_}: {err}", key=err.key) from None
         if run_path(runs_dir, run_id).exists():
             raise StoreError(f"run {run_id!r} already exists in {runs_dir} (choose another --id)")
         records.append(SweepPoint(run_id, values))

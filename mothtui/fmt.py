@@ -1,4 +1,5 @@
-"""Text of the screens: dates, run stores, statuses. Standard library only (imported at start-up).
+"""Text of the screens: dates, run stores, statuses. Standard library only, and core.status (itself
+standard library): imported at start-up.
 
 Durations, rates, sizes, losses and thresholds are `core.formatting`'s (the console shares them).
 """
@@ -7,9 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 
-#: Statuses of a run and the symbol shown with the word (never colour alone, ux.md).
-STATUS_SYMBOLS = {"running": "●", "done": "✓", "cancelled": "✗", "failed": "✗",
-                  "interrupted": "◌", "damaged": "⚠", "starting": "…"}
+from core.status import RUN_STATUSES, RunStatus
+
+_SYMBOLS: dict[RunStatus, str] = {"running": "●", "done": "✓", "cancelled": "✗", "failed": "✗",
+                                  "interrupted": "◌", "damaged": "⚠", "starting": "…"}
+#: Every status of a run (core.status) and the symbol shown with the word (never colour alone, ux.md);
+#: built from core.status's list, so a status without a symbol fails at import, not on screen.
+STATUS_SYMBOLS: dict[str, str] = {status: _SYMBOLS[status] for status in RUN_STATUSES}
 
 
 def fmt_created(created: str | None) -> str:

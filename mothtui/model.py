@@ -12,11 +12,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from core.analysis import structure
+from core.analysis.summary import AnalysisSummary
 from core.config import Config
 from core.events import EventTail, RunProgress, event_span, fold
 from core.formatting import fmt_duration, fmt_loss, fmt_rate, fmt_threshold
@@ -203,7 +204,7 @@ class RunView:
     selection: Selection
     """`core.select` at the run's threshold on val: which networks pass."""
     layers: LayersView
-    analysis: dict[str, Any] | None
+    analysis: AnalysisSummary | None
     """The stored analysis summary (core.analysis), None when absent or half-written."""
     extrapolation: dict[str, Any] | None = None
     """`mothtui evaluate`'s stored summary (core.analysis.extrapolate), None when absent."""
@@ -250,8 +251,8 @@ def load_run_view(runs_dir: Path, run_id: str, sample_nets: int = SAMPLE_NETS) -
                    levels_complete=losses.shape[0],
                    selection=select(losses, sparsity, config.threshold, split="val", run=run_id),
                    layers=layers_view(run, sparsity, sample_nets),
-                   analysis=None if found is None else found["summary"],
-                   extrapolation=None if scales is None else scales["summary"])
+                   analysis=None if found is None else AnalysisSummary.from_dict(found.summary),
+                   extrapolation=None if scales is None else scales.summary)
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def load_weights_view(runs_dir: Path, run_id: str, level: int, sample_nets: int 
     run = open_run(runs_dir, run_id)
     nets = slice(0, min(sample_nets, run.nets))
     stored = run.level(level, nets)
-    weights = np.concatenate([np.asarray(w).ravel() for w in stored["weight"]])
+    weights = np.concatenate([np.asarray(w).ravel() for w in stored.weights])
     return WeightsView(level, float(run.sparsity[level]), weights, nets.stop)
 
 
@@ -301,48 +302,47 @@ def load_picker_view(runs_dir: Path, run_id: str) -> PickerView:
 
 # ---- the analysis step's results ---------------------------------------------------------------
 
-#: (summary key, column header, formatter) of the per-level analysis table, in display order.
-ANALYSIS_COLUMNS = (
-    ("remaining_mean", "kept", lambda v: f"{float(np.mean(v)):.3f}"),
-    ("ghosts_mean", "ghosts", lambda v: f"{float(np.sum(v)):.1f}"),
-    ("eval_loss_median", "eval loss", lambda v: fmt_loss(v)),
-    ("noise_loss_median", "noisy loss", lambda v: fmt_loss(v)),
-    ("flight_position_cm_median", "flight cm", lambda v: "–" if v is None else f"{float(v):.3g}"),
-    ("flight_valid_fraction", "flown", lambda v: "–" if v is None else f"{float(v):.0%}"),
+#: (column header, its values per level in a summary (an empty list: not stored), formatter) of the
+#: per-level analysis table, in display order. `remaining_mean` is (L, K) per layer: the table shows
+#: the mean over layers; `noise_loss_median` is (S, L): the table shows the largest noise level.
+ANALYSIS_COLUMNS: tuple[tuple[str, Callable[[AnalysisSummary], list], Callable[[Any], str]], ...] = (
+    ("kept", lambda s: s.remaining_mean, lambda v: f"{float(np.mean(v)):.3f}"),
+    ("ghosts", lambda s: s.ghosts_mean, lambda v: f"{float(np.sum(v)):.1f}"),
+    ("eval loss", lambda s: s.performance.eval_loss_median if s.performance else [], lambda v: fmt_loss(v)),
+    ("noisy loss", lambda s: s.performance.noise_loss_median[-1] if s.performance and s.performance.noise_loss_median
+     else [], lambda v: fmt_loss(v)),
+    ("flight cm", lambda s: s.performance.flight_position_cm_median if s.performance else [],
+     lambda v: "–" if v is None else f"{float(v):.3g}"),
+    ("flown", lambda s: s.performance.flight_valid_fraction if s.performance else [],
+     lambda v: "–" if v is None else f"{float(v):.0%}"),
 )
 
 
-def analysis_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
-    """(columns, rows, notes) of a stored analysis summary (core.analysis), one row per level.
-
-    `noise_loss_median` is (S, L): the table shows the largest noise level; `remaining_mean` is
-    (L, K) per layer: the table shows the mean over layers.
-    """
-    levels = int(summary.get("levels") or 0)
-    sparsity = summary.get("sparsity") or [None] * levels
-    present = [(key, header, fmt) for key, header, fmt in ANALYSIS_COLUMNS if summary.get(key) is not None]
-    columns = ["level", "target", *(header for _, header, _ in present)]
+def analysis_table(summary: AnalysisSummary) -> tuple[list[str], list[list[str]], str]:
+    """(columns, rows, notes) of a stored analysis summary (core.analysis), one row per level;
+    a column for each of ANALYSIS_COLUMNS the summary has."""
+    levels = summary.levels
+    sparsity: list[float | None] = [*summary.sparsity] or [None] * levels
+    present = [(header, values(summary), fmt) for header, values, fmt in ANALYSIS_COLUMNS if values(summary)]
+    columns = ["level", "target", *(header for header, _, _ in present)]
     rows = []
     for level in range(levels):
-        row = [str(level), "–" if sparsity[level] is None else f"{sparsity[level]:.2f}"]
-        for key, _, fmt in present:
-            value = summary[key]
-            if key == "noise_loss_median":
-                value = value[-1][level] if value else None
-            else:
-                value = value[level]
+        target = sparsity[level]
+        row = [str(level), "–" if target is None else f"{target:.2f}"]
+        for _, values, fmt in present:
             try:
-                row.append(fmt(value))
+                row.append(fmt(values[level]))
             except (TypeError, ValueError):
                 row.append("–")
         rows.append(row)
     notes = []
-    if summary.get("noise_sigma"):
-        notes.append(f"noisy loss: input noise σ = {summary['noise_sigma'][-1]:g} (scaled units)")
-    if summary.get("replay_position_cm_median") is not None:
+    perf = summary.performance
+    if perf and perf.noise_sigma:
+        notes.append(f"noisy loss: input noise σ = {perf.noise_sigma[-1]:g} (scaled units)")
+    if perf and perf.replay_position_cm_median is not None:
         notes.append(f"flight cm: median position error flying the predicted controls; "
-                     f"the dataset's own controls give {summary['replay_position_cm_median']:.3g} cm")
-    names, fractions = summary.get("input_names"), summary.get("input_connections_fraction")
+                     f"the dataset's own controls give {perf.replay_position_cm_median:.3g} cm")
+    names, fractions = summary.input_names, summary.input_connections_fraction
     if names and fractions:
         last = fractions[-1]
         notes.append("first-layer connections kept per input at the last level: " +
@@ -357,21 +357,19 @@ MOTIF_HEADERS = {"diverging2": "div 2", "converging2": "conv 2", "chain2": "chai
                  "diverging3": "div 3", "converging3": "conv 3"}
 
 
-def motif_table(summary: dict[str, Any] | None) -> tuple[list[str], list[list[str]], str]:
+def motif_table(summary: AnalysisSummary | None) -> tuple[list[str], list[list[str]], str]:
     """(columns, rows, note) of the motifs' median z-score over the networks, one row per level.
 
     `edges` has no column: the null model keeps every layer's weights, so its z is undefined.
     Without stored motifs (an analysis from before they were counted) there are no rows and the
     note says how to get them.
     """
-    summary = summary or {}
-    names = summary.get("motif_names")
-    z = summary.get("motif_z_median")
-    if not names or z is None:
+    motifs = summary.motifs if summary is not None else None
+    if motifs is None:
         return [], [], "the stored analysis predates the motif counts: a analyses again (or mothtui analyze RUN)"
-    samples = summary.get("motif_samples") or 0
+    names, z, samples = motifs.names, motifs.z_median, motifs.samples
     shown = [i for i, name in enumerate(names) if name in MOTIF_HEADERS]
-    sparsity = summary.get("sparsity") or [None] * len(z)
+    sparsity: list[float | None] = [*summary.sparsity] if summary is not None and summary.sparsity else [None] * len(z)
     columns = ["level", "target", *(MOTIF_HEADERS[names[i]] for i in shown)]
     rows = []
     for level, row in enumerate(z):

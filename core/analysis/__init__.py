@@ -6,6 +6,7 @@
                 the simulator, imported inside the functions)
 - `motifs`      network motifs of the masks and their z-scores against random networks (numpy only)
 - `store`       the `<run>/analysis` group: written once with a completion marker, read by the UI
+- `summary`     `AnalysisSummary`, the stored per-level summary as typed records (numpy only)
 - `pipeline`    `analyze_run`, which computes all of it and stores it
 
 Importing this package does not import JAX: the UI reads stored results through `load_analysis`.
@@ -13,5 +14,6 @@ Importing this package does not import JAX: the UI reads stored results through 
 
 from core.analysis.pipeline import AnalysisParams, analyze_run
 from core.analysis.store import load_analysis, read_array
+from core.analysis.summary import AnalysisSummary
 
-__all__ = ["AnalysisParams", "analyze_run", "load_analysis", "read_array"]
+__all__ = ["AnalysisParams", "AnalysisSummary", "analyze_run", "load_analysis", "read_array"]

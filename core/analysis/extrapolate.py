@@ -106,7 +106,7 @@ def level_losses(run, held_out: Sequence[tuple[np.ndarray, np.ndarray]], levels:
     for level in range(levels):
         arrays = run.level(level)
         for i, (x_s, y_s) in enumerate(held_out):
-            pred = ensemble_forward(x_s, arrays["weight"], arrays["bias"]).astype(np.float64)
+            pred = ensemble_forward(x_s, arrays.weights, arrays.biases).astype(np.float64)
             out[i, level] = np.mean(np.square(pred - y_s[None].astype(np.float64)), axis=(1, 2))
     return out
 
@@ -180,4 +180,4 @@ def store_extrapolation(run, scales: Sequence[float], loss_a: np.ndarray, rows: 
 def load_extrapolation(run) -> dict[str, Any] | None:
     """The stored extrapolation summary of a run, or None (absent or half-written). Pure numpy + zarr."""
     found = load_analysis(run, EXTRAPOLATION)
-    return None if found is None else found["summary"]
+    return None if found is None else found.summary

@@ -43,6 +43,8 @@ from typing import Sequence
 
 import numpy as np
 
+from core.analysis.summary import MotifSummary, json_ready
+
 MOTIFS = ("edges", "diverging2", "converging2", "chain2", "diverging3", "converging3")
 DEFAULT_SAMPLES = 1_000
 #: Networks whose random samples are drawn in one batch (bounds memory: batch x samples x widest layer).
@@ -372,16 +374,14 @@ def _nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
-def motif_summary(levels: Sequence[LevelMotifs], samples: int) -> dict:
+def motif_summary(levels: Sequence[LevelMotifs], samples: int) -> MotifSummary:
     """What the stored summary says of the motifs: medians over the networks per level, `(L, 6)`."""
     z = np.stack([m.z for m in levels])
-    return {
-        "motif_names": list(MOTIFS),
-        "motif_samples": int(samples),
-        "motif_counts_median": np.median(np.stack([m.counts for m in levels]), axis=1),
-        "motif_live_median": np.median(np.stack([m.live_counts for m in levels]), axis=1),
-        "motif_z_median": _nanmedian(z, axis=1),
-    }
+    return MotifSummary(
+        names=list(MOTIFS), samples=int(samples),
+        counts_median=json_ready(np.median(np.stack([m.counts for m in levels]), axis=1)),
+        live_median=json_ready(np.median(np.stack([m.live_counts for m in levels]), axis=1)),
+        z_median=json_ready(_nanmedian(z, axis=1)))
 
 
 def load_motifs(run) -> dict | None:
@@ -394,11 +394,11 @@ def load_motifs(run) -> dict | None:
     from core.analysis.store import load_analysis, stored_array
 
     found = load_analysis(run)
-    if found is None or "motifs/z" not in found["group"]:
+    if found is None or "motifs/z" not in found.group:
         return None
-    group, params = found["group"], found["params"]
+    group, params = found.group, found.params
     out = {"names": list(MOTIFS), "samples": params.get("motif_samples"), "seed": params.get("seed"),
-           "levels": found["levels"]}
+           "levels": found.levels}
     for name in ARRAYS:
         a = stored_array(group, f"motifs/{name}")
         if a.dtype.kind == "f":

@@ -11,15 +11,17 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from core.analysis import motifs as mo
 from core.analysis import structure as st
 from core.analysis.store import AnalysisWriter, load_analysis
+from core.analysis.summary import AnalysisSummary, PerformanceSummary, json_ready
 from core.errors import MothError
 from core.owner import held as claim_of
+from core.runstore import StoredLevel
 from core.schema import check_split
 
 if TYPE_CHECKING:  # annotations only: the dataset reader is imported when an analysis runs
@@ -64,21 +66,6 @@ class AnalysisParams:
         return self
 
 
-def _json(value: Any) -> Any:
-    """numpy -> JSON-ready lists, NaN -> None."""
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return _json(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def _nanmedian(a: np.ndarray, axis) -> np.ndarray:
     """nanmedian without the warning for an all-NaN slice (every flight rejected: NaN is the answer)."""
     with warnings.catch_warnings():
@@ -116,7 +103,7 @@ def _held_out_rows(run, params: AnalysisParams) -> HeldOut:
 
 
 def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True,
-                progress: StatusCallback | None = None) -> dict[str, Any]:
+                progress: StatusCallback | None = None) -> AnalysisSummary:
     """Analyse every completed level of `run` and store it under `<run>/analysis`; returns the summary.
 
     With `force=False` a complete analysis of the same levels and parameters is returned as is.
@@ -131,9 +118,9 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
     if levels < 1:
         raise MothError(f"run {run.run_id!r} has no completed level to analyse")
     stored = load_analysis(run)
-    if (not force and stored is not None and stored["levels"] == levels
-            and stored["params"] == _json(asdict(params))):
-        return stored["summary"]
+    if (not force and stored is not None and stored.levels == levels
+            and stored.params == json_ready(asdict(params))):
+        return AnalysisSummary.from_dict(stored.summary)
 
     held = _held_out_rows(run, params) if params.performance else None
     scale = float(run.config.scale)
@@ -143,11 +130,11 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
     for level in range(levels):
         arrays = run.level(level)
         if edges is None:
-            edges = st.histogram_edges(arrays["weight"], params.bins)
-        live, ghosts = st.ghost_free(arrays["weight_mask"])
-        structures.append(st.level_structure(arrays["weight"], arrays["weight_mask"],
-                                             arrays["bias_mask"], edges, ghosts=ghosts))
-        motifs.append(mo.level_motifs(arrays["weight_mask"], live, params.motif_samples, [params.seed, level]))
+            edges = st.histogram_edges(arrays.weights, params.bins)
+        live, ghosts = st.ghost_free(arrays.weight_masks)
+        structures.append(st.level_structure(arrays.weights, arrays.weight_masks,
+                                             arrays.bias_masks, edges, ghosts=ghosts))
+        motifs.append(mo.level_motifs(arrays.weight_masks, live, params.motif_samples, [params.seed, level]))
         if held is not None:
             mse_l, noise_l, flight_l = _performance(arrays, held, params, scale)
             mse.append(mse_l)
@@ -173,17 +160,7 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
         writer.array(f"weights/layer_{k}/moments", np.stack([s.moments[k] for s in structures]))
     for name in mo.ARRAYS:
         writer.array(f"motifs/{name}", np.stack([getattr(m, name) for m in motifs]))
-    first_width = run.config.layer_sizes[1]
-    summary: dict[str, Any] = {
-        "levels": levels, "sparsity": sparsity,
-        "remaining_mean": remaining.astype(np.float64).mean(axis=1),
-        "ghosts_mean": ghosts.mean(axis=1),
-        "input_names": run.attrs.get("input_names"),
-        "input_connections_fraction": connections.mean(axis=1) / first_width,
-        "weight_quantiles": [np.stack([s.quantiles[k] for s in structures]) for k in range(len(edges))],
-        "quantile_levels": st.QUANTILES,
-        **mo.motif_summary(motifs, params.motif_samples),
-    }
+    performance = None
     if held is not None:
         mse_a = np.stack(mse).astype(np.float32)                   # (L, N, 7)
         noise_a = np.stack(noise, axis=1).astype(np.float32)       # (S, L, N)
@@ -195,31 +172,39 @@ def analyze_run(run, params: AnalysisParams | None = None, *, force: bool = True
         writer.array("closed_loop/theta_rad", theta.astype(np.float32))
         writer.array("closed_loop/phi_rad", phi.astype(np.float32))
         writer.array("closed_loop/valid", valid)
-        replay = _replay_floor(held, scale)
-        summary.update({
-            "eval_rows": len(held.rows), "flight_rows": int(min(params.flight_samples, len(held.rows))),
-            "output_names": run.attrs.get("output_names"),
-            "eval_loss_median": np.median(mse_a.mean(axis=2), axis=1),
-            "output_mse_median": np.median(mse_a, axis=1),
-            "noise_sigma": params.noise,
-            "noise_loss_median": np.median(noise_a, axis=2),
-            "flight_position_cm_median": _nanmedian(_nanmedian(pos, 2), 1),
-            "flight_theta_rad_median": _nanmedian(_nanmedian(theta, 2), 1),
-            "flight_phi_rad_median": _nanmedian(_nanmedian(phi, 2), 1),
-            "flight_valid_fraction": valid.mean(axis=(1, 2)),
-            "replay_position_cm_median": replay,
-        })
-    summary = _json(summary)
-    writer.finish(summary=summary, params=_json(asdict(params)), levels=levels)
+        performance = PerformanceSummary(
+            eval_rows=len(held.rows), flight_rows=int(min(params.flight_samples, len(held.rows))),
+            output_names=run.attrs.get("output_names"),
+            eval_loss_median=json_ready(np.median(mse_a.mean(axis=2), axis=1)),
+            output_mse_median=json_ready(np.median(mse_a, axis=1)),
+            noise_sigma=json_ready(params.noise),
+            noise_loss_median=json_ready(np.median(noise_a, axis=2)),
+            flight_position_cm_median=json_ready(_nanmedian(_nanmedian(pos, 2), 1)),
+            flight_theta_rad_median=json_ready(_nanmedian(_nanmedian(theta, 2), 1)),
+            flight_phi_rad_median=json_ready(_nanmedian(_nanmedian(phi, 2), 1)),
+            flight_valid_fraction=json_ready(valid.mean(axis=(1, 2))),
+            replay_position_cm_median=json_ready(_replay_floor(held, scale)))
+    first_width = run.config.layer_sizes[1]
+    summary = AnalysisSummary(
+        levels=levels, sparsity=json_ready(sparsity),
+        remaining_mean=json_ready(remaining.astype(np.float64).mean(axis=1)),
+        ghosts_mean=json_ready(ghosts.mean(axis=1)),
+        input_names=run.attrs.get("input_names"),
+        input_connections_fraction=json_ready(connections.mean(axis=1) / first_width),
+        weight_quantiles=json_ready([np.stack([s.quantiles[k] for s in structures]) for k in range(len(edges))]),
+        quantile_levels=json_ready(st.QUANTILES),
+        motifs=mo.motif_summary(motifs, params.motif_samples),
+        performance=performance)
+    writer.finish(summary=summary.to_dict(), params=json_ready(asdict(params)), levels=levels)
     return summary
 
 
-def _performance(arrays, held: HeldOut, params: AnalysisParams, scale: float):
+def _performance(arrays: StoredLevel, held: HeldOut, params: AnalysisParams, scale: float):
     """One level: per-output MSE (N, 7), noise losses (S, N), closed-loop errors ((N, M) x 4)."""
     from core.analysis import performance as pf
 
     x_s, y_s, q0, qf = held.x_s, held.y_s, held.rows.initial, held.rows.final
-    weights, biases = arrays["weight"], arrays["bias"]
+    weights, biases = arrays.weights, arrays.biases
     pred_s = pf.ensemble_forward(x_s, weights, biases)
     mse = pf.output_mse(pred_s, y_s)
     noise = (pf.noise_losses(x_s, y_s, weights, biases, params.noise, params.seed)

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import zarr
@@ -43,13 +44,18 @@ EXTRAPOLATION = paths.EXTRAPOLATION_GROUP
 GROUPS = (GROUP, EXTRAPOLATION)
 
 
-class StoredAnalysis(TypedDict):
-    """A complete stored analysis (`load_analysis`): its attributes and its zarr group."""
+@dataclass(frozen=True)
+class StoredAnalysis:
+    """A complete stored analysis or extrapolation (`load_analysis`): its attributes and its zarr group."""
 
     summary: dict[str, Any]
+    """As stored: an analysis's is read by `core.analysis.summary.AnalysisSummary.from_dict`,
+    an extrapolation's is core.analysis.extrapolate's dict."""
     params: dict[str, Any]
-    levels: int | None  # the levels analysed (an attribute: None where absent)
+    levels: int | None
+    """The levels analysed (an attribute: None where absent)."""
     group: zarr.Group
+    """The zarr group, for arrays (e.g. `group["noise/loss"][:]`)."""
 
 
 class AnalysisWriter:
@@ -85,8 +91,7 @@ def analysis_group(run, group: str = GROUP) -> zarr.Group | None:
 
 
 def load_analysis(run, group: str = GROUP) -> StoredAnalysis | None:
-    """The stored analysis of a run: `{"summary", "params", "levels", "group"}`, or None if absent
-    or half-written. `group` is the zarr group, for arrays (e.g. `group["noise/loss"][:]`).
+    """The stored analysis of a run (its attributes and group), or None if absent or half-written.
     `load_analysis(run, EXTRAPOLATION)` reads `mothtui evaluate`'s results the same way."""
     found = analysis_group(run, group)
     if found is None:
@@ -113,9 +118,9 @@ def stored_stamp(run_path: Path) -> tuple[float | None, ...]:
 def read_array(run, name: str, group: str = GROUP) -> np.ndarray | None:
     """One stored analysis array, or None if there is no complete analysis or no such array."""
     found = load_analysis(run, group)
-    if found is None or name not in found["group"]:
+    if found is None or name not in found.group:
         return None
-    return stored_array(found["group"], name)
+    return stored_array(found.group, name)
 
 
 def stored_array(group: zarr.Group, name: str) -> np.ndarray:

@@ -16,11 +16,13 @@ import numpy as np
 
 from core.analysis import AnalysisParams, analyze_run, load_analysis
 from core.analysis.store import stored_array
+from core.analysis.summary import AnalysisSummary, MotifSummary
 from core.analysis.motifs import load_motifs
 from core.cli import json_option, resolve_runs, run_id_argument, runs_option
 from core.formatting import fmt_value
 from core.owner import claim
 from core.runstore import open_run, run_path
+from core.schema import INPUT_NAMES
 from core.select import check_threshold, select_run
 
 
@@ -43,13 +45,13 @@ def _params(args) -> AnalysisParams:
 def chosen_vs_level0(run, threshold: float | None = None) -> list[dict]:
     """Per chosen network (val split): median closed-loop errors at its chosen level and at level 0."""
     stored = load_analysis(run)
-    if stored is None or "closed_loop/position_cm" not in stored["group"]:
+    if stored is None or "closed_loop/position_cm" not in stored.group:
         return []
-    group = stored["group"]
+    group = stored.group
     arrays = {name: stored_array(group, f"closed_loop/{name}")
               for name in ("position_cm", "theta_rad", "phi_rad")}
     rows = []
-    analysed = stored["levels"] or 0
+    analysed = stored.levels or 0
     for choice in select_run(run, threshold).chosen:
         if choice.level is None or choice.level >= analysed:  # level: never None for a chosen network
             continue
@@ -92,57 +94,57 @@ def run(args) -> int:
     if args.json:
         stored = load_analysis(run_store)
         assert stored is not None  # analyze_run has just completed it
-        print(json.dumps({"run": run_store.run_id, "levels": summary["levels"],
-                          "params": stored["params"], "summary": summary,
+        print(json.dumps({"run": run_store.run_id, "levels": summary.levels,
+                          "params": stored.params, "summary": summary.to_dict(),
                           "chosen_vs_level0": flights, "motifs": load_motifs(run_store)}))
         return 0
     _print_table(run_store, summary, flights)
     return 0
 
 
-def _print_table(run_store, s: dict, flights: list[dict]) -> None:
-    perf = "eval_loss_median" in s
-    print(f"run {run_store.run_id} · {s['levels']} levels analysed"
-          + (f" · {s['eval_rows']} held-out rows, {s['flight_rows']} flown" if perf else " · structure only"))
+def _print_table(run_store, s: AnalysisSummary, flights: list[dict]) -> None:
+    perf = s.performance
+    print(f"run {run_store.run_id} · {s.levels} levels analysed"
+          + (f" · {perf.eval_rows} held-out rows, {perf.flight_rows} flown" if perf else " · structure only"))
     head = f"{'level':>5} {'target':>6} {'remaining/layer':<24} {'ghosts/hidden':<14}"
     if perf:
-        sig = "/".join(f"{x:g}" for x in s["noise_sigma"])
+        sig = "/".join(f"{x:g}" for x in perf.noise_sigma)
         head += f" {'loss':>8} {'noise ' + sig:>16} {'flight cm':>9} {'theta':>7} {'phi':>7}"
     print(head)
-    for lvl in range(s["levels"]):
-        rem = " ".join(f"{x:.2f}" for x in s["remaining_mean"][lvl])
-        gh = " ".join(f"{x:.1f}" for x in s["ghosts_mean"][lvl])
-        line = f"{lvl:>5} {s['sparsity'][lvl]:>6.2f} {rem:<24} {gh:<14}"
+    for lvl in range(s.levels):
+        rem = " ".join(f"{x:.2f}" for x in s.remaining_mean[lvl])
+        gh = " ".join(f"{x:.1f}" for x in s.ghosts_mean[lvl])
+        line = f"{lvl:>5} {s.sparsity[lvl]:>6.2f} {rem:<24} {gh:<14}"
         if perf:
-            noise = "/".join(fmt_value(row[lvl], ".2g") for row in s["noise_loss_median"])
-            line += (f" {fmt_value(s['eval_loss_median'][lvl]):>8} {noise:>16} "
-                     f"{fmt_value(s['flight_position_cm_median'][lvl]):>9} "
-                     f"{fmt_value(s['flight_theta_rad_median'][lvl]):>7} {fmt_value(s['flight_phi_rad_median'][lvl]):>7}")
+            noise = "/".join(fmt_value(row[lvl], ".2g") for row in perf.noise_loss_median)
+            line += (f" {fmt_value(perf.eval_loss_median[lvl]):>8} {noise:>16} "
+                     f"{fmt_value(perf.flight_position_cm_median[lvl]):>9} "
+                     f"{fmt_value(perf.flight_theta_rad_median[lvl]):>7} {fmt_value(perf.flight_phi_rad_median[lvl]):>7}")
         print(line)
     # Inputs are most telling at the level the pick lands on (at the last level nothing is left).
     chosen = sorted(f["level"] for f in flights)
-    level = chosen[len(chosen) // 2] if chosen else s["levels"] - 1
-    kept = s["input_connections_fraction"][level]
+    level = chosen[len(chosen) // 2] if chosen else s.levels - 1
+    kept = s.input_connections_fraction[level]
+    names = s.input_names or INPUT_NAMES
     order = sorted(range(len(kept)), key=lambda i: kept[i])
     print(f"first-layer connections left at level {level}"
           + (" (median chosen level)" if chosen else "") + ", fewest first: "
-          + ", ".join(f"{s['input_names'][i]} {kept[i]:.2f}" for i in order))
+          + ", ".join(f"{names[i]} {kept[i]:.2f}" for i in order))
     if perf:
-        print(f"flying the dataset's own controls misses by {fmt_value(s['replay_position_cm_median'])} cm "
+        print(f"flying the dataset's own controls misses by {fmt_value(perf.replay_position_cm_median)} cm "
               f"(median): the floor of the flight error")
-    _print_motifs(s)
+    _print_motifs(s.motifs)
     for f in flights:
         print(f"net {f['network']:>3} chosen level {f['level']} ({f['sparsity']:.2f}): flight "
               f"{fmt_value(f['position_cm_chosen'])} cm / theta {fmt_value(f['theta_rad_chosen'])} rad vs level 0 "
               f"{fmt_value(f['position_cm_level0'])} cm / {fmt_value(f['theta_rad_level0'])} rad")
 
 
-def _print_motifs(s: dict) -> None:
+def _print_motifs(motifs: MotifSummary | None) -> None:
     """Median z-score over the networks of each motif per level (the counts are in --json)."""
-    names, z = s.get("motif_names"), s.get("motif_z_median")
-    if not names or z is None:
+    if motifs is None:
         return
-    samples = s.get("motif_samples") or 0
+    names, z, samples = motifs.names, motifs.z_median, motifs.samples
     if not samples:
         print("motifs: counted without random networks (--motif-samples 0): no z-scores; --json has the counts")
         return

@@ -148,12 +148,12 @@ def text(plan) -> list[str]:
         lines.append(f"  {'evaluation per level:':<22}" + " · ".join(
             f"{name} {e['rows']:,} rows {_flops(e['flops'])}" for name, e in evals.items()))
     lines.append(f"  {'per run:':<22}{_flops(plan.run_flops)} · {_bytes_si(plan.run_bytes)}")
-    load = here["load"][0]
+    load = here.load[0]
     lines.append("time (the full budget: early stopping can only make it shorter)")
-    lines.append(f"  here ({plan.device_kind}, calibrated in {here['calibration_s']:.1f} s at load {load:.1f}): "
-                 f"{_seconds(here['total_s'])} · step {_seconds(here['step_s'])} · "
-                 f"eval block {_seconds(here['eval_block_s'])} · compile {_seconds(here['compile_s'])}"
-                 + (f" · simulate {_seconds(here['simulate_s'])}" if data["simulate"] else ""))
+    lines.append(f"  here ({plan.device_kind}, calibrated in {here.calibration_s:.1f} s at load {load:.1f}): "
+                 f"{_seconds(here.total_s)} · step {_seconds(here.step_s)} · "
+                 f"eval block {_seconds(here.eval_block_s)} · compile {_seconds(here.compile_s)}"
+                 + (f" · simulate {_seconds(here.simulate_s)}" if data["simulate"] else ""))
     for group in _level_groups(plan.levels):
         first = group[0]
         name = f"level {first.level}" if len(group) == 1 else f"levels {first.level}–{group[-1].level}"

@@ -40,6 +40,7 @@ from core.errors import Cancelled, StoreError
 from core.events import Event, EventWriter
 from core.branch import open_origin, parent_of
 from core.runstore import SPLITS, Checkpoint, Run
+from core.status import Outcome
 
 #: Where events go besides events.jsonl (the CLI's console display): a callable taking each typed record.
 Sink = Callable[[Event], None]
@@ -438,11 +439,11 @@ def _stored_level(run: Run, engine: Engine, level: int, carried: bool, count: in
     """
     nets = engine.nets.slice
     stored = run.level(level, nets)
-    params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight"], stored["bias"])]
-    masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored["weight_mask"], stored["bias_mask"])]
+    params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored.weights, stored.biases)]
+    masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored.weight_masks, stored.bias_masks)]
     moments = None
     if carried and count is None:  # the same as a fresh optimizer: zero moments at step 0
-        zeros = [Layer(np.zeros_like(w), np.zeros_like(b)) for w, b in zip(stored["weight"], stored["bias"])]
+        zeros = [Layer(np.zeros_like(w), np.zeros_like(b)) for w, b in zip(stored.weights, stored.biases)]
         moments = train.Moments(np.int32(0), zeros, [Layer(*layer) for layer in zeros])
     elif carried:
         found, mu, nu = run.moments(level, nets)
@@ -612,7 +613,7 @@ def write_failure(run: Run, err: OSError) -> str:
             f"will continue from level {done}")
 
 
-def _end(run: Run, sync: LevelSync, status: str, message: str = "") -> None:
+def _end(run: Run, sync: LevelSync, status: Outcome, message: str = "") -> None:
     """Record how the run ended: process 0 (or the only process) in the run, the others in a status file."""
     sync.finish(run, status, message)
     if sync.is_main:

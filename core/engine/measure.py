@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -183,14 +183,47 @@ def _sim_block_rows() -> int:
 
 # ---- timing ----------------------------------------------------------------------------------------
 
-@dataclass
-class Timing:
-    """What a calibration measured (seconds), and how much it ran."""
+@dataclass(frozen=True)
+class TrainingTiming:
+    """What `time_training` measured, seconds (its docstring says of what)."""
 
-    values: dict[str, float] = field(default_factory=dict)
-    spent_s: float = 0.0
-    params: Any = None
-    """The random parameters it placed on the devices (the evaluation's timing reuses them)."""
+    place_s: float
+    first_setup_s: float
+    setup_s: float
+    step_s: float
+    finish_s: float
+    timed_s: float
+    calls: int
+    """Timed calls of the chunk."""
+    spent_s: float
+    """All of the calibration, with the random arrays it made."""
+
+    def scaled(self, share: float) -> "TrainingTiming":
+        """The seconds of `share` times as many networks as were timed (a step's time grows with them);
+        `timed_s` and `spent_s` stay what this machine spent."""
+        return dataclasses.replace(self, place_s=self.place_s * share, first_setup_s=self.first_setup_s * share,
+                                   setup_s=self.setup_s * share, step_s=self.step_s * share,
+                                   finish_s=self.finish_s * share)
+
+
+@dataclass(frozen=True)
+class EvalTiming:
+    """What `time_evaluation` measured: the median seconds of a block, over `blocks` calls."""
+
+    block_s: float
+    blocks: int
+    timed_s: float
+    spent_s: float
+
+
+@dataclass(frozen=True)
+class SimTiming:
+    """What `time_simulation` measured: seconds per simulated stroke, over `batches` calls."""
+
+    sample_s: float
+    batches: int
+    timed_s: float
+    spent_s: float
 
 
 def _median_time(run, budget_s: float, at_most: int = 7) -> tuple[float, int]:
@@ -260,8 +293,10 @@ def param_bytes(setup: Setup) -> int:
     return 4 * setup.nets * sum(a * b + b for a, b in zip(sizes, sizes[1:]))
 
 
-def time_training(setup: Setup, place: Placement, program: Program, steps: int, budget_s: float) -> Timing:
-    """Seconds per step of the compiled chunk (`steps` steps per call), and a level's set-up.
+def time_training(setup: Setup, place: Placement, program: Program, steps: int,
+                  budget_s: float) -> tuple[TrainingTiming, Any]:
+    """Seconds per step of the compiled chunk (`steps` steps per call), and a level's set-up; and the
+    random parameters it placed on the devices (the evaluation's timing reuses them).
 
     Through the engine's own pieces (core.engine.loop): the level's state from `loop.level_state`, the
     calls from `loop.Chunks` (`Engine.train_level` runs the same: one call per chunk, the next chunk's
@@ -275,11 +310,10 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
     cfg = setup.config
     sc = setup.step_config(place)
     t_start = time.perf_counter()
-    timing = Timing()
     host = host_params(setup)
     t0 = time.perf_counter()
     params = jax.block_until_ready(place.nets(host))
-    timing.values["place_s"] = time.perf_counter() - t0
+    place_s = time.perf_counter() - t0
     del host
     masks = jax.block_until_ready([Layer(*(jnp.ones(x.shape, bool, device=place.by_network) for x in layer))
                                    for layer in param_shapes(cfg, setup.nets, jnp.bool_)])
@@ -289,11 +323,11 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
 
     t0 = time.perf_counter()
     state = new_state()
-    timing.values["first_setup_s"] = timing.values["setup_s"] = time.perf_counter() - t0
+    first_setup_s = setup_s = time.perf_counter() - t0
     if param_bytes(setup) <= SECOND_SETUP_BYTES:  # a later level's set-up, without the first one's compiles
         t0 = time.perf_counter()
         state = new_state()
-        timing.values["setup_s"] = time.perf_counter() - t0
+        setup_s = time.perf_counter() - t0
 
     train_rows = setup.split_rows["train"]
     plan = setup.batch_plan()
@@ -314,27 +348,24 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
                          0, NO_CAP, steps, data, val)
     t0 = time.perf_counter()
     seconds_per_call, calls = _median_time(lambda: next(chunks), budget_s)
-    timing.values["timed_s"] = time.perf_counter() - t0
-    timing.values["step_s"] = seconds_per_call / steps
-    timing.values["calls"] = calls
+    timed_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     jax.device_get(chunks.state)
-    timing.values["finish_s"] = time.perf_counter() - t0
-    timing.spent_s = time.perf_counter() - t_start
-    timing.params = params
-    return timing
+    finish_s = time.perf_counter() - t0
+    return TrainingTiming(place_s=place_s, first_setup_s=first_setup_s, setup_s=setup_s,
+                          step_s=seconds_per_call / steps, finish_s=finish_s, timed_s=timed_s, calls=calls,
+                          spent_s=time.perf_counter() - t_start), params
 
 
 #: The step cap of the timed calls: beyond any step a calibration reaches.
 NO_CAP = 2 ** 30
 
 
-def time_evaluation(setup: Setup, place: Placement, rows: int, budget_s: float, params=None) -> Timing:
+def time_evaluation(setup: Setup, place: Placement, rows: int, budget_s: float, params=None) -> EvalTiming:
     """Seconds of one evaluation block of `rows` rows through `evaluate.split_loss`, as the loop calls it
     (host slices placed on the device, the sums pulled)."""
     cfg = setup.config
     t_start = time.perf_counter()
-    timing = Timing()
     params = random_params(setup, place) if params is None else params
     x, y = _host_rows(rows, N_INPUTS, 7), _host_rows(rows, N_OUTPUTS, 8)
 
@@ -342,20 +373,18 @@ def time_evaluation(setup: Setup, place: Placement, rows: int, budget_s: float, 
         evaluate.split_loss(params, x, y, rows, cfg.precision, put=place.data, group=setup.eval_group)
 
     t0 = time.perf_counter()
-    timing.values["block_s"], timing.values["blocks"] = _median_time(block, budget_s)
-    timing.values["timed_s"] = time.perf_counter() - t0
-    timing.spent_s = time.perf_counter() - t_start
-    return timing
+    block_s, blocks = _median_time(block, budget_s)
+    timed_s = time.perf_counter() - t0
+    return EvalTiming(block_s, blocks, timed_s, spent_s=time.perf_counter() - t_start)
 
 
-def time_simulation(program: Program, n_pad: int, sharding, scale: float, budget_s: float) -> Timing:
+def time_simulation(program: Program, n_pad: int, sharding, scale: float, budget_s: float) -> SimTiming:
     """Seconds per simulated stroke of the compiled simulator batch (sampling, padding, the call, the
     pulls and the checks, as `core.dataset` does per chunk)."""
     from core.sim.integrate import ERROR_TOLERANCE
     from core.sim.sampling import sample_rows
 
     t_start = time.perf_counter()
-    timing = Timing()
 
     def batch():
         initial, controls = sample_rows(0, 0, n_pad)
@@ -366,11 +395,8 @@ def time_simulation(program: Program, n_pad: int, sharding, scale: float, budget
 
     t0 = time.perf_counter()
     seconds, calls = _median_time(batch, budget_s, at_most=4)
-    timing.values["timed_s"] = time.perf_counter() - t0
-    timing.values["sample_s"] = seconds / n_pad
-    timing.values["batches"] = calls
-    timing.spent_s = time.perf_counter() - t_start
-    return timing
+    timed_s = time.perf_counter() - t0
+    return SimTiming(seconds / n_pad, calls, timed_s, spent_s=time.perf_counter() - t_start)
 
 
 def model_flops_per_step(setup: Setup) -> float:

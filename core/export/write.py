@@ -25,6 +25,7 @@ from core.export.format import (COMPACT_DIR, EDGES_DIR, FORMAT, FORMAT_VERSION, 
                                 network_arrays, write_npz, write_text)
 from core.export.formats import DEFAULT_FORMATS, SUFFIX, mothtui_version, parse_formats
 from core.export.selection import choose
+from core.runstore import StoredLevel
 from core.schema import SPLITS
 from core.select import Choice
 
@@ -92,8 +93,7 @@ def _write_export(run, out: Path, selection, choices, split: str, formats: Seque
             picked = by_level[lvl]
             arrays = run.level(lvl, [c.network for c in picked])
             for i, c in enumerate(picked):
-                layers = {key: [a[i] for a in arrays[key]] for key in arrays}
-                entries.append(_export_one(out, c, layers, scaler, input_names, output_names,
+                entries.append(_export_one(out, c, arrays.network(i), scaler, input_names, output_names,
                                            common, all_losses, formats))
         entries.sort(key=lambda e: e["network"])
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, **common, "formats": list(formats),
@@ -106,14 +106,14 @@ def _write_export(run, out: Path, selection, choices, split: str, formats: Seque
     return manifest
 
 
-def _export_one(out: Path, choice: Choice, layers: dict[str, list[np.ndarray]], scaler, input_names,
+def _export_one(out: Path, choice: Choice, layers: StoredLevel, scaler, input_names,
                 output_names, common: dict[str, Any], all_losses: dict[str, np.ndarray],
                 formats: Sequence[str] = DEFAULT_FORMATS) -> dict[str, Any]:
     net, lvl = choice.network, choice.level
     stem, edges = paths.export_stem(net), paths.export_edges(net)
-    weights = [np.asarray(w, dtype=np.float32) for w in layers["weight"]]
-    biases = [np.asarray(b, dtype=np.float32) for b in layers["bias"]]
-    wmasks, bmasks = layers["weight_mask"], layers["bias_mask"]
+    weights = [np.asarray(w, dtype=np.float32) for w in layers.weights]
+    biases = [np.asarray(b, dtype=np.float32) for b in layers.biases]
+    wmasks, bmasks = layers.weight_masks, layers.bias_masks
     total = sum(m.size for m in wmasks)
     remaining = sum(int(m.sum()) for m in wmasks) / total
     losses = {s: _finite(all_losses[s][lvl, net]) for s in all_losses}

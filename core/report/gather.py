@@ -149,9 +149,9 @@ def surviving_weights(run, selection: Selection) -> tuple[LayerWeights, ...]:
         parts = []
         for level, nets in sorted(by_level.items()):
             layer = run.layer(level, k, sorted(nets))
-            parts.append(layer["weight"][layer["weight_mask"]].astype(np.float64))
+            parts.append(layer.weight[layer.weight_mask].astype(np.float64))
         chosen = np.concatenate(parts)
-        dense = run.layer(0, k, dense_nets)["weight"].astype(np.float64).ravel()
+        dense = run.layer(0, k, dense_nets).weight.astype(np.float64).ravel()
         out.append(LayerWeights(names[k], _subsample(chosen, MAX_VALUES, k), _subsample(dense, MAX_VALUES, k),
                                 int(chosen.size), len(selection.chosen), int(dense.size), len(dense_nets)))
     return tuple(out)

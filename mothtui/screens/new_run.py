@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.app import ComposeResult
@@ -41,7 +40,6 @@ FORM_KEYS = ("nets", "samples", "hidden", "schedule", "epochs_per_level", "learn
              "pruning", "threshold", "seed")
 #: Keys with a fixed set of values: a Select of those values instead of free text.
 CHOICES = {"pruning": PRUNING_MODES}
-_KEY_IN_MESSAGE = re.compile(r"key '([a-z_]+)'")
 #: Seconds of no change before the plan of the form is asked for.
 PLAN_DEBOUNCE_S = 0.6
 PLANNING = "plan: planning…"
@@ -90,15 +88,13 @@ def extra_items(extra: str) -> list[str]:
     return [part.strip() for part in extra.split(";") if part.strip()]
 
 
-def error_field(message: str, extra: str) -> str:
-    """The form field a ConfigError belongs to: the `--set` field when it holds the key the message
-    names (or the key is not one of the form's), else that key's own field."""
-    match = _KEY_IN_MESSAGE.search(message)
-    key = match.group(1) if match else None
+def error_field(err: ConfigError, extra: str) -> str:
+    """The form field a ConfigError belongs to: the `--set` field when it holds the error's key
+    (or the error names no key, or one not on the form), else that key's own field."""
     typed = {item.split("=", 1)[0].strip() for item in extra_items(extra)}
-    if key is None or key in typed or key not in FORM_KEYS or message.startswith("--set"):
+    if err.key is None or err.key in typed or err.key not in FORM_KEYS:
         return "extra"
-    return key
+    return err.key
 
 
 def _toml(key: str, text: str) -> str:
@@ -219,7 +215,7 @@ class NewRunScreen(Screen):
             resolve(self.preset, overrides=overrides)
             problem = self._id_problem()
         except ConfigError as err:
-            self.problem = (error_field(str(err), extra), str(err))
+            self.problem = (error_field(err, extra), str(err))
         else:
             if problem:
                 self.problem = ("id", problem)

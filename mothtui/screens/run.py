@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from core.analysis.store import stored_stamp
+from core.analysis.summary import AnalysisSummary
 from core.events import EventTail, RunProgress, fold
 from core.formatting import fmt_duration, fmt_loss, fmt_rate, fmt_threshold
 from core.runstore import run_path, summarize
@@ -317,32 +318,32 @@ class RunScreen(Screen):
                 self._show_analysis(self.view.analysis)
                 self._show_scales(self.view.extrapolation)
 
-    def _level_axis(self, summary: dict):
-        sparsity = summary.get("sparsity") or []
+    def _level_axis(self, sparsity: list[float]):
         return list(range(len(sparsity))), [f"{s:.2f}" for s in sparsity]
 
-    def _show_analysis(self, summary: dict | None) -> None:
+    def _show_analysis(self, summary: AnalysisSummary | None) -> None:
         table = self.query_one("#run-analysis-table", DataTable)
         table.clear(columns=True)
         table.display = summary is not None
-        self.query_one("#run-analysis-plots").display = bool(summary and summary.get("eval_loss_median"))
+        perf = summary.performance if summary is not None else None
+        self.query_one("#run-analysis-plots").display = bool(perf and perf.eval_loss_median)
         if summary is None:
             self.query_one("#run-analysis", Static).update(
                 "analyzing… (progress above; the table fills in when it ends)"
                 if getattr(self, "_step_shown", None) == "analyze" else
                 f"no analysis stored yet: press a to analyze this run (or: mothtui analyze {self.run_id})")
             return
-        if summary.get("eval_loss_median"):
-            x, labels = self._level_axis(summary)
-            series = [Series(x, _log10(np.asarray(summary["eval_loss_median"], float)), "no noise", PALETTE[0])]
-            noise = zip(summary.get("noise_sigma") or [], summary.get("noise_loss_median") or [])
-            for i, (sigma, row) in enumerate(noise):
-                values = np.asarray([np.nan if v is None else v for v in row], float)
+        if perf and perf.eval_loss_median:
+            x, labels = self._level_axis(summary.sparsity)
+            series = [Series(x, _log10(np.asarray(perf.eval_loss_median, float)), "no noise", PALETTE[0])]
+            noise = zip(perf.noise_sigma, perf.noise_loss_median)
+            for i, (sigma, losses) in enumerate(noise):
+                values = np.asarray([np.nan if v is None else v for v in losses], float)
                 series.append(Series(x, _log10(values), f"σ {sigma:g}", PALETTE[(i + 1) % len(PALETTE)]))
             self.query_one("#run-noise", CurvesPlot).set_data(
                 "loss vs sparsity with input noise (log)", series, xticks=(x, labels))
-            flight = np.asarray([np.nan if v is None else v for v in summary["flight_position_cm_median"]], float)
-            replay = summary.get("replay_position_cm_median")
+            flight = np.asarray([np.nan if v is None else v for v in perf.flight_position_cm_median], float)
+            replay = perf.replay_position_cm_median
             self.query_one("#run-flight", CurvesPlot).set_data(
                 "closed-loop flight error, cm (log)", [Series(x, _log10(flight), "median", PALETTE[0])],
                 xticks=(x, labels), hline=replay if replay else None)
@@ -365,7 +366,7 @@ class RunScreen(Screen):
             note.update(f"s simulates held-out strokes at body scales {EVALUATE_SCALES} and evaluates every level "
                         f"(or: mothtui evaluate {self.run_id} --scale {EVALUATE_SCALES})")
             return
-        x, labels = self._level_axis(summary)
+        x, labels = self._level_axis(summary.get("sparsity") or [])
         series = [Series(x, _log10(np.asarray(summary["test_loss_median"], float)),
                          f"own (s={self.config.scale:g})" if self.config else "own", PALETTE[0])]
         for i, (scale, row) in enumerate(zip(summary["scales"], summary["loss_median"])):
@@ -377,7 +378,7 @@ class RunScreen(Screen):
             for s, m, q, v in zip(summary["scales"], summary["loss_median"], summary["ratio_to_level0"],
                                   summary["valid_fraction"])))
 
-    def _show_motifs(self, summary: dict | None) -> None:
+    def _show_motifs(self, summary: AnalysisSummary | None) -> None:
         table = self.query_one("#run-motifs", DataTable)
         table.clear(columns=True)
         if summary is None:

@@ -17,6 +17,7 @@ import zarr
 
 from core.analysis import AnalysisParams, analyze_run, load_analysis, read_array
 from core.analysis.store import AnalysisWriter
+from core.analysis.summary import AnalysisSummary
 from core.cli import main
 from core.errors import MothError
 from core.runstore import open_run
@@ -26,6 +27,14 @@ from fixture_runs import make_fixture_run
 REPO = Path(__file__).resolve().parents[2]
 
 STRUCTURE = AnalysisParams(performance=False)
+#: The stored summary's keys, in order (docs/store-format.md): the structure's, then the motifs'.
+STRUCTURE_KEYS = ["levels", "sparsity", "remaining_mean", "ghosts_mean", "input_names", "input_connections_fraction",
+                  "weight_quantiles", "quantile_levels", "motif_names", "motif_samples", "motif_counts_median",
+                  "motif_live_median", "motif_z_median"]
+#: Then, unless structure only, the performance's.
+PERFORMANCE_KEYS = ["eval_rows", "flight_rows", "output_names", "eval_loss_median", "output_mse_median", "noise_sigma",
+                    "noise_loss_median", "flight_position_cm_median", "flight_theta_rad_median",
+                    "flight_phi_rad_median", "flight_valid_fraction", "replay_position_cm_median"]
 
 
 def _ghosts_by_hand(weight_masks, bias_masks):
@@ -65,7 +74,7 @@ def test_structure_matches_the_stored_masks_and_weights(fixture_run):
     remaining = read_array(fixture_run, "remaining")
     connections = read_array(fixture_run, "input_connections")
     ghosts = read_array(fixture_run, "ghosts")
-    assert remaining.shape == (levels, 4, 3) and summary["levels"] == levels
+    assert remaining.shape == (levels, 4, 3) and summary.levels == levels
     for level in range(levels):
         masks = [np.asarray(raw[f"layer_{k}/weight_mask"][level]) for k in range(3)]
         bias_masks = [np.asarray(raw[f"layer_{k}/bias_mask"][level]) for k in range(3)]
@@ -84,7 +93,7 @@ def test_structure_matches_the_stored_masks_and_weights(fixture_run):
             assert list(ghosts[level, net]) == _ghosts_by_hand([m[net] for m in masks],
                                                                [b[net] for b in bias_masks])
     assert np.all(ghosts[0] == 0) and np.any(ghosts[-1] > 0)
-    np.testing.assert_allclose(summary["input_connections_fraction"][2],
+    np.testing.assert_allclose(summary.input_connections_fraction[2],
                                connections[2].mean(axis=0) / 12)
 
 
@@ -93,12 +102,14 @@ def test_completion_marker_and_reuse(fixture_run):
     half = AnalysisWriter(fixture_run.path)            # an analysis that died half-way
     half.array("remaining", np.zeros((1, 1, 1)))
     assert load_analysis(fixture_run) is None and read_array(fixture_run, "remaining") is None
-    analyze_run(fixture_run, STRUCTURE)
+    summary = analyze_run(fixture_run, STRUCTURE)
     stored = load_analysis(fixture_run)
-    assert stored["levels"] == fixture_run.levels_complete and stored["params"]["performance"] is False
+    assert stored.levels == fixture_run.levels_complete and stored.params["performance"] is False
+    # the stored form (and analyze --json's), key for key and in order; no performance keys
+    assert stored.summary == summary.to_dict() and list(stored.summary) == STRUCTURE_KEYS
     marker = fixture_run.path / "analysis" / "zarr.json"
     stamp = marker.stat().st_mtime_ns
-    analyze_run(fixture_run, STRUCTURE, force=False)   # same levels and parameters: reused
+    assert analyze_run(fixture_run, STRUCTURE, force=False) == summary   # same levels and parameters: reused
     assert marker.stat().st_mtime_ns == stamp
 
 
@@ -106,10 +117,10 @@ def test_partial_run_analyses_completed_levels_and_stale_is_redone(runs_dir):
     run = make_fixture_run(runs_dir, "p", nets=2, hidden=(8, 8))
     full = run.levels_complete
     run.set_attrs(levels_complete=2, status="cancelled")   # an interrupted run: 2 levels trusted
-    assert analyze_run(open_run(runs_dir, "p"), STRUCTURE)["levels"] == 2
+    assert analyze_run(open_run(runs_dir, "p"), STRUCTURE).levels == 2
     assert read_array(run, "remaining").shape[0] == 2
     run.set_attrs(levels_complete=full, status="done")      # ... later resumed to the end
-    assert analyze_run(open_run(runs_dir, "p"), STRUCTURE, force=False)["levels"] == full
+    assert analyze_run(open_run(runs_dir, "p"), STRUCTURE, force=False).levels == full
 
 
 def test_refused_while_training_and_bad_input(fixture_run, runs_dir, capsys):
@@ -216,7 +227,8 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow
 def test_trained_network_flies_far_better_than_an_untrained_one(trained):
-    runs, good, bad = trained
+    runs, good_summary, bad_summary = trained
+    good, bad = good_summary.performance.to_dict(), bad_summary.performance.to_dict()
     assert good["replay_position_cm_median"] < 1e-3        # the simulator agrees with its own data
     for key in ("flight_position_cm_median", "flight_theta_rad_median", "flight_phi_rad_median"):
         assert good[key][0] < 0.2 * bad[key][0], (key, good[key][0], bad[key][0])
@@ -264,7 +276,7 @@ def test_per_output_error_and_noise_agree_with_the_engines_losses(trained):
     assert np.all(noise[1] > 2 * noise[0])
     start, stop = run.row_ranges["test"]
     valid = zarr.open_group(run.attrs["dataset"], mode="r")["valid"][start:stop]
-    assert summary["eval_rows"] == int(np.sum(valid))      # eval_samples=0: the whole split
+    assert summary.performance.eval_rows == int(np.sum(valid))      # eval_samples=0: the whole split
 
 
 @pytest.mark.slow
@@ -275,6 +287,8 @@ def test_analyze_command_json_reports_chosen_levels(trained, capsys):
     document = json.loads(capsys.readouterr().out)
     assert document["run"] == "trained" and document["levels"] == 2
     assert document["params"]["noise"] == [0.03]
+    assert list(document["summary"]) == STRUCTURE_KEYS + PERFORMANCE_KEYS
+    assert AnalysisSummary.from_dict(document["summary"]).to_dict() == document["summary"]
     flights = document["chosen_vs_level0"]
     assert flights and {"position_cm_chosen", "position_cm_level0"} <= set(flights[0])
     # the motifs of the really trained network: counts by matrix products, z against 1,000 random networks
@@ -283,7 +297,7 @@ def test_analyze_command_json_reports_chosen_levels(trained, capsys):
     assert motifs["samples"] == 1000 and np.asarray(motifs["counts"]).shape == (2, 1, 6)
     run = open_run(runs, "trained")
     for level in range(2):
-        masks = [m[0].astype(np.int64) for m in run.level(level)["weight_mask"]]
+        masks = [m[0].astype(np.int64) for m in run.level(level).weight_masks]
         # (M^T M)[j, k]: sources feeding both targets j and k, i.e. pairs of connections leaving one unit
         pairs_out = sum((np.sum(m.T @ m) - np.trace(m.T @ m)) // 2 for m in masks)
         pairs_in = sum((np.sum(m @ m.T) - np.trace(m @ m.T)) // 2 for m in masks)

@@ -105,7 +105,7 @@ def test_a_store_without_names_reads_as_before_and_through_the_api(runs, tmp_pat
     old, new = open_run(tmp_path, "old"), open_run(runs, "r")
     assert old.levels_complete == new.levels_complete
     np.testing.assert_array_equal(old.losses("test"), new.losses("test"))
-    np.testing.assert_array_equal(old.level(2)["weight"][0], new.level(2)["weight"][0])
+    np.testing.assert_array_equal(old.level(2).weights[0], new.level(2).weights[0])
     with pytest.raises(Exception):   # xarray itself needs the names: the reason they were added
         xr.open_datatree(tmp_path / "old", engine="zarr", consolidated=False)
     a, b = api.open_run(tmp_path / "old").to_xarray(), api.open_run(runs / "r").to_xarray()

@@ -21,7 +21,7 @@ import pytest
 from core.branch import config_digest
 from core.cli import main
 from core.engine.prune import prune_count
-from core.runstore import open_run
+from core.runstore import StoredLevel, open_run
 from engine_fixtures import write_dataset
 
 TINY = ["--preset", "smoke", "--set", "hidden=[12, 8]", "--set", "max_steps=30", "--set", "steps_per_call=15",
@@ -60,15 +60,15 @@ def test_a_branch_starts_from_the_stored_level_and_prunes_only_the_hidden_layers
                                       "config_digest": config_digest(parent.attrs["config"])}
     assert branch.attrs["scaler"] == parent.attrs["scaler"]
     start, level0 = parent.level(2), branch.level(0)
-    for name in ("weight", "weight_mask", "bias", "bias_mask"):  # copied, not retrained
+    for name, copied, stored in zip(StoredLevel._fields, level0, start):  # copied, not retrained
         for k in range(3):
-            np.testing.assert_array_equal(level0[name][k], start[name][k], err_msg=f"{name} {k}")
+            np.testing.assert_array_equal(copied[k], stored[k], err_msg=f"{name} {k}")
     np.testing.assert_array_equal(branch.losses("val")[0], parent.losses("val")[2])  # same data, same scaler
     assert branch.group["train/steps"][0].tolist() == [0, 0] and branch.group["train/steps"][1].tolist() == [30, 30]
     for level, target in ((1, 0.9), (2, 0.95)):
         masks = branch.weight_masks(level)
-        np.testing.assert_array_equal(masks[0], start["weight_mask"][0])  # first layer as it came
-        np.testing.assert_array_equal(masks[2], start["weight_mask"][2])  # output layer as it came
+        np.testing.assert_array_equal(masks[0], start.weight_masks[0])  # first layer as it came
+        np.testing.assert_array_equal(masks[2], start.weight_masks[2])  # output layer as it came
         assert _pruned(masks[1]).tolist() == [prune_count(target, 12 * 8)] * 2
         assert not np.any(masks[1] & ~branch.weight_masks(level - 1)[1]), "a pruned weight came back"
 
@@ -78,10 +78,10 @@ def test_a_branch_starts_from_the_stored_level_and_prunes_only_the_hidden_layers
     twig = open_run(runs_dir, "twig")
     assert twig.sparsity.tolist() == [0.9, 0.97] and twig.attrs["parent"]["run"] == "hidden"
     assert twig.config.prune_first_layer and not twig.config.prune_output_layer  # the parent's, then --set
-    np.testing.assert_array_equal(twig.level(0)["weight"][1], branch.level(1)["weight"][1])
+    np.testing.assert_array_equal(twig.level(0).weights[1], branch.level(1).weights[1])
     masks = twig.weight_masks(1)
     assert _pruned(masks[0]).tolist() == [prune_count(0.97, 10 * 12)] * 2
-    np.testing.assert_array_equal(masks[2], start["weight_mask"][2])  # left out (and over its cap): as it came
+    np.testing.assert_array_equal(masks[2], start.weight_masks[2])  # left out (and over its cap): as it came
 
     runs = {r["id"]: r for r in _json(capsys, "runs", "--runs", str(runs_dir), "--json")["runs"]}
     assert runs["hidden"]["parent"] == {"run": "parent", "level": 2}
@@ -150,9 +150,9 @@ def test_a_branch_resumed_at_level_0_reads_its_parent_again_and_equals_one_run_s
     assert main(["resume", "again", "--quiet", "--runs", str(runs_dir)]) == 0
     a, b = open_run(runs_dir, "again"), open_run(runs_dir, "straight")
     for level in range(2):
-        for name, arrays in a.level(level).items():
-            for k, array in enumerate(arrays):
-                np.testing.assert_array_equal(array, b.level(level)[name][k], err_msg=f"{level} {name} {k}")
+        for name, mine, theirs in zip(StoredLevel._fields, a.level(level), b.level(level)):
+            for k, (array, other) in enumerate(zip(mine, theirs, strict=True)):
+                np.testing.assert_array_equal(array, other, err_msg=f"{level} {name} {k}")
     np.testing.assert_array_equal(a.losses("val"), b.losses("val"))
     # a parent that is gone, or not the run the branch was made from, is one line
     again.set_attrs(levels_complete=0, status="cancelled")

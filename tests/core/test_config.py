@@ -43,13 +43,15 @@ def test_toml_then_set_override_in_that_order(tmp_path):
     (["prune_first_layer=sometimes"], "prune_first_layer"),
 ])
 def test_bad_values_name_the_key(overrides, key):
-    with pytest.raises(ConfigError, match=f"'{key}'"):
+    with pytest.raises(ConfigError, match=f"'{key}'") as raised:
         resolve("smoke", None, overrides)
+    assert raised.value.key == key  # the new-run form reads the key here, not in the text
 
 
 def test_missing_or_broken_files_and_presets(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="not found") as raised:
         resolve("smoke", tmp_path / "none.toml")
+    assert raised.value.key is None  # about no single key
     bad = tmp_path / "bad.toml"
     bad.write_text("nets = [")
     with pytest.raises(ConfigError, match="not valid TOML"):

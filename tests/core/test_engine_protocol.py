@@ -74,14 +74,14 @@ def test_carried_moments_equal_one_optimizer_running_through_the_levels(tmp_path
     assert count == 3 * 40
     for level in range(run.levels):
         for k, expected in enumerate(reference[level]):
-            np.testing.assert_allclose(run.level(level)["weight"][k], expected, rtol=1e-4, atol=1e-5,  # float32 order of operations
+            np.testing.assert_allclose(run.level(level).weights[k], expected, rtol=1e-4, atol=1e-5,  # float32 order of operations
                                        err_msg=f"level {level} layer {k}")
     assert run.moments(2)[0] == 120 and run.moments(1)[0] == 80
     fresh = _run(tmp_path, "fresh", data)  # the default really is different after the first prune
     assert "optimizer" not in fresh.group
-    assert not np.allclose(fresh.level(2)["weight"][0], run.level(2)["weight"][0])
+    assert not np.allclose(fresh.level(2).weights[0], run.level(2).weights[0])
     # level 0 starts fresh either way (the carried step compiles differently: equal to float32 rounding)
-    np.testing.assert_allclose(fresh.level(0)["weight"][0], run.level(0)["weight"][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fresh.level(0).weights[0], run.level(0).weights[0], rtol=1e-5, atol=1e-6)
 
 
 def test_carried_moments_resume_from_the_store_bit_for_bit(tmp_path, data):
@@ -91,7 +91,7 @@ def test_carried_moments_resume_from_the_store_bit_for_bit(tmp_path, data):
     path, prepared = data
     run_levels(again, Engine(again.config, prepared, devices=jax.devices()[:1]), resumed_from=2)
     for k in range(whole.n_layers):
-        np.testing.assert_array_equal(Run.open(again.path).level(2)["weight"][k], whole.level(2)["weight"][k])
+        np.testing.assert_array_equal(Run.open(again.path).level(2).weights[k], whole.level(2).weights[k])
 
 
 def test_level_zero_gets_its_own_budget_and_early_stop_waits_for_the_loss(tmp_path, data):

@@ -79,7 +79,7 @@ def test_per_layer_pruned_fraction_is_the_target_and_pruned_weights_stay_zero(re
     previous = None
     for level in range(reference.levels_complete):
         arrays = reference.level(level)
-        for k, (w, m) in enumerate(zip(arrays["weight"], arrays["weight_mask"])):
+        for k, (w, m) in enumerate(zip(arrays.weights, arrays.weight_masks)):
             size = m[0].size
             pruned = (~m).reshape(NETS, -1).sum(axis=1)
             assert np.all(np.abs(pruned / size - sparsity[level]) <= 0.5 / size), (level, k, pruned)
@@ -87,8 +87,8 @@ def test_per_layer_pruned_fraction_is_the_target_and_pruned_weights_stay_zero(re
             assert np.all(w[m] != 0.0)  # a kept weight that is exactly zero would be suspicious
             if previous is not None:
                 assert not np.any(m & ~previous[k]), f"a pruned weight came back at level {level}"
-        assert all(bm.all() for bm in arrays["bias_mask"])  # prune_biases is off
-        previous = arrays["weight_mask"]
+        assert all(bm.all() for bm in arrays.bias_masks)  # prune_biases is off
+        previous = arrays.weight_masks
 
 
 def test_stored_losses_equal_a_numpy_recomputation_from_stored_weights(reference):
@@ -107,7 +107,7 @@ def test_stored_losses_equal_a_numpy_recomputation_from_stored_weights(reference
         for level in range(reference.levels_complete):
             arrays = reference.level(level)
             for n in range(NETS):
-                out = forward(x, [w[n] for w in arrays["weight"]], [b[n] for b in arrays["bias"]],
+                out = forward(x, [w[n] for w in arrays.weights], [b[n] for b in arrays.biases],
                               scaler["x_min"], scaler["x_max"], scaler["y_min"], scaler["y_max"])
                 out_s = (out - scaler["y_min"]) / (scaler["y_max"] - scaler["y_min"]) - 0.5
                 expected = np.mean((out_s - y_s) ** 2)
@@ -135,9 +135,9 @@ def test_numpy_forward_is_the_jax_forward_on_the_stored_run(reference, tmp_path)
     previous = None
     for level in range(reference.levels_complete):
         arrays = reference.level(level)
-        params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(arrays["weight"], arrays["bias"])]
+        params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(arrays.weights, arrays.biases)]
         by_jax = np.asarray(jax_forward(params, jnp.asarray(x_s)), np.float64)          # (N, n, 7) scaled
-        by_analysis = ensemble_forward(x_s, arrays["weight"], arrays["bias"])
+        by_analysis = ensemble_forward(x_s, arrays.weights, arrays.biases)
         np.testing.assert_allclose(by_analysis, by_jax, rtol=0, atol=1e-6)
         out = tmp_path / f"level_{level}"
         export_run(reference, out, level=level)
@@ -246,7 +246,7 @@ def test_a_diverged_network_stays_frozen_across_levels_and_the_others_go_on(setu
     level0.losses = engine.evaluate(level0.params)
     assert level0.diverged.tolist() == [False, True, False, False]
     assert np.isnan(level0.losses["val"][1]) and np.all(np.isfinite(level0.losses["val"][[0, 2, 3]]))
-    healthy = reference.level(0)["weight"][0]
+    healthy = reference.level(0).weights[0]
     np.testing.assert_array_equal(level0.params[0].weight[[0, 2, 3]], healthy[[0, 2, 3]])
     p1, m1 = engine.prune_for(1, level0.params, level0.masks)
     level1 = engine.train_level(1, p1, m1, level0.diverged)

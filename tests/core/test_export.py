@@ -237,7 +237,7 @@ def test_export_command_overrides_a_level_by_hand(exported, tmp_path, capsys):
     assert code == 0, stderr
     entries = {e["network"]: e for e in json.loads((tmp_path / "o" / "manifest.json").read_text())["networks"]}
     assert (entries[net]["level"], entries[net]["manual"]) == (forced, True)
-    stored = open_run(runs, "r").level(forced, [net])["weight"][0][0]
+    stored = open_run(runs, "r").level(forced, [net]).weights[0][0]
     assert np.array_equal(np.load(tmp_path / "o" / entries[net]["file"])["layer_0_weight"], stored)
 
 

@@ -174,10 +174,10 @@ def test_stored_with_the_analysis_and_in_analyze_json(runs_dir, capsys):
     summary = analyze_run(run, AnalysisParams(performance=False, motif_samples=50))
     levels = run.levels_complete
     for level in range(levels):
-        masks = run.level(level)["weight_mask"]
+        masks = run.level(level).weight_masks
         assert (read_array(run, "motifs/counts")[level] == mo.motif_counts(masks)).all()
         assert (read_array(run, "motifs/live_counts")[level] == mo.motif_counts(ghost_free(masks)[0])).all()
-    assert np.asarray(summary["motif_z_median"]).shape == (levels, 6) and summary["motif_samples"] == 50
+    assert np.asarray(summary.motifs.z_median).shape == (levels, 6) and summary.motifs.samples == 50
 
     assert main(["analyze", "m", "--runs", str(runs_dir), "--structure-only", "--motif-samples", "50",
                  "--json"]) == 0

@@ -40,7 +40,12 @@ def test_create_write_complete_read(runs_dir):
     run.complete_level(0)
     reopened = open_run(runs_dir, "r")
     assert reopened.levels_complete == 1 and reopened.losses("val").shape == (1, 4)
-    assert np.all(reopened.level(0)["weight"][1] == 1.5)
+    assert np.all(reopened.level(0).weights[1] == 1.5)
+    some = reopened.level(0, [1, 3])  # a StoredLevel: per layer, the networks asked for
+    assert [w.shape[0] for w in some.weights] == [2] * (len(cfg.layer_sizes) - 1) and some.bias_masks[0].all()
+    one = some.network(1)  # network 3, without the network axis
+    assert one.weights[0].shape == (10, cfg.hidden[0]) and one.biases[-1].shape == (7,)
+    assert reopened.layer(0, 0, [3]).weight_mask.shape == (1, 10, cfg.hidden[0])
     assert reopened.group["train/steps"][0].tolist() == [0, 1, 2, 3]
     assert reopened.row_ranges == {k: tuple(v) for k, v in SPLIT.items()} and reopened.config == cfg
 

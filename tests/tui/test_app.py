@@ -140,7 +140,7 @@ async def test_open_run_pick_override_export(store, tmp_path):
         weight = npz["layer_0_weight"]
         meta = json.loads(str(npz["meta"]))
     assert meta["level"] == want
-    np.testing.assert_array_equal(weight, run.level(want)["weight"][0][1])
+    np.testing.assert_array_equal(weight, run.level(want).weights[0][1])
     assert load(out / chosen[1]["file"]).predict(np.zeros((3, 10))).shape == (3, 7)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from core.analysis import AnalysisParams, analyze_run
 from core.analysis.store import load_analysis
+from core.analysis.summary import AnalysisSummary
 from core.config import ConfigError, resolve
 from core.events import EventTail, EventWriter, event_span, fold
 from core.formatting import fmt_duration, fmt_loss, fmt_threshold
@@ -96,7 +97,7 @@ def test_engine_command_lines(tmp_path):
 def test_analysis_table_from_a_stored_analysis(store):
     run = open_run(store, "alpha")
     analyze_run(run, AnalysisParams(performance=False))
-    summary = load_analysis(run)["summary"]
+    summary = AnalysisSummary.from_dict(load_analysis(run).summary)
     columns, rows, notes = analysis_table(summary)
     assert columns[:4] == ["level", "target", "kept", "ghosts"]
     assert len(rows) == run.levels_complete
@@ -145,11 +146,13 @@ def test_end_line_says_the_status_once():
 def test_motif_table_from_a_stored_analysis(store):
     run = open_run(store, "alpha")
     analyze_run(run, AnalysisParams(performance=False, motif_samples=30))
-    summary = load_analysis(run)["summary"]
+    stored = load_analysis(run).summary
+    summary = AnalysisSummary.from_dict(stored)
     columns, rows, note = motif_table(summary)
     assert columns == ["level", "target", "div 2", "conv 2", "chain 2", "div 3", "conv 3"]   # edges: no z
     assert len(rows) == run.levels_complete and "30 random networks" in note
-    z = summary["motif_z_median"]
+    z = stored["motif_z_median"]
     assert rows[-1][2] == ("–" if z[-1][1] is None else f"{z[-1][1]:+.1f}")
-    assert motif_table({**summary, "motif_names": None})[1] == []                  # an older analysis
-    assert "no z-scores" in motif_table({**summary, "motif_samples": 0})[2]
+    older = AnalysisSummary.from_dict({**stored, "motif_names": None})             # an older analysis
+    assert older.motifs is None and motif_table(older)[1] == []
+    assert "no z-scores" in motif_table(AnalysisSummary.from_dict({**stored, "motif_samples": 0}))[2]

@@ -52,7 +52,7 @@ async def test_run_screen_gets_its_view_through_a_message(store):
         assert view.selection == select_run(run)
         assert len(view.layers.rows) == run.levels_complete == 5
         for level, target, remaining, overall in view.layers.rows:
-            masks = run.level(level, slice(0, view.layers.sampled))["weight_mask"]
+            masks = run.level(level, slice(0, view.layers.sampled)).weight_masks
             np.testing.assert_allclose(remaining, structure.remaining_fractions(masks).mean(axis=0))
             assert overall == pytest.approx(float(structure.remaining_overall(masks).mean()))
             assert target == pytest.approx(run.sparsity[level])
