@@ -229,7 +229,7 @@ def host_params(setup: Setup, dtype=np.float32, seed: int = 0) -> list[Layer]:
 
 def random_params(setup: Setup, place: Placement, dtype=np.float32, seed: int = 0):
     """`host_params` placed as the engine places them."""
-    return place.nets(host_params(setup, dtype, seed))
+    return place.sharded(host_params(setup, dtype, seed))
 
 
 #: Rows above which the stand-in data are zeros made on the device, not random rows copied from the
@@ -278,7 +278,7 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
     timing = Timing()
     host = host_params(setup)
     t0 = time.perf_counter()
-    params = jax.block_until_ready(place.nets(host))
+    params = jax.block_until_ready(place.sharded(host))
     timing.values["place_s"] = time.perf_counter() - t0
     del host
     masks = jax.block_until_ready([Layer(*(jnp.ones(x.shape, bool, device=place.by_network) for x in layer))

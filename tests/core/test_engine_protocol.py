@@ -107,7 +107,7 @@ def test_level_zero_gets_its_own_budget_and_early_stop_waits_for_the_loss(tmp_pa
 
 
 def test_moments_of_reads_optax_adam():
-    params = model.init_params((10, 4, 7), 0.2, seed=0, nets=range(2))
+    params = model.init_params((10, 4, 7), 0.2, seed=0, net_range=range(2))
     state = train.init_state(params, np.zeros(2, bool), train.StepConfig(1e-3, 5, 5, 1.01))
     m = train.moments_of(state.opt_state)
     assert int(m.count) == 0 and m.mu[0].weight.shape == params[0].weight.shape
@@ -115,8 +115,8 @@ def test_moments_of_reads_optax_adam():
 
 def test_initialisations_have_the_scale_they_name():
     sizes = (10, 400, 400, 16, 7)
-    normal = model.init_params(sizes, 0.05, seed=0, nets=range(2))
-    lecun = model.init_params(sizes, 0.05, seed=0, nets=range(2), init="lecun")
+    normal = model.init_params(sizes, 0.05, seed=0, net_range=range(2))
+    lecun = model.init_params(sizes, 0.05, seed=0, net_range=range(2), init="lecun")
     for k, fan_in in enumerate(sizes[:-1]):
         assert np.asarray(normal[k].weight).std() == pytest.approx(0.05, rel=0.1)
         assert np.asarray(lecun[k].weight).std() == pytest.approx(fan_in ** -0.5, rel=0.1)
