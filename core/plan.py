@@ -159,6 +159,7 @@ class Plan:
     device_kind: str
     platform: str
     split_rows: dict[str, int]
+    """Valid rows of each split: counts (`core.data.split_ranges` gives the row ranges)."""
     dataset: dict[str, Any]
     """`path`, `simulate` (it must be simulated first), `samples`."""
     budget: dict[str, int]
@@ -317,7 +318,7 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
     rows then all counted valid: the simulator rejects very few)."""
     import numpy as np
 
-    from core.data import split_rows
+    from core.data import split_ranges
     from core.dataset import dataset_path, open_dataset
     from core.errors import StoreError
     from core.paths import DEFAULT_RUNS
@@ -331,7 +332,7 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
         except StoreError:
             dataset, simulate = None, True
     n = dataset.n if dataset is not None else config.samples
-    ranges = split_rows(n, config.splits)
+    ranges = split_ranges(n, config.splits)
     if dataset is None:
         rows = {name: b - a for name, (a, b) in ranges.items()}
     else:  # the valid flags are small (1 byte a row): read them

@@ -173,7 +173,7 @@ class Setup:
     nets: int
     """Networks of this process (all of them, unless a distributed run gives it a slice)."""
     split_rows: dict[str, int]
-    """Valid rows of each split (train, val, test)."""
+    """Valid rows of each split (train, val, test): counts (`core.data.split_ranges` gives the row ranges)."""
     budget: Budget
     on_device: bool
     """The training split stays on the device (else each chunk's batches come from the host)."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import zarr
 
-from core.data import BatchPlan, Scaler, features, prepare, split_rows
+from core.data import BatchPlan, Scaler, features, prepare, split_ranges
 from core.errors import StoreError
 from engine_fixtures import write_dataset
 
@@ -20,7 +20,7 @@ def test_features_order_matches_the_contract():
 
 
 def test_seed_splits():
-    assert split_rows(10_000_000, (0.64, 0.16, 0.20)) == {
+    assert split_ranges(10_000_000, (0.64, 0.16, 0.20)) == {
         "train": [0, 6_400_000], "val": [6_400_000, 8_000_000], "test": [8_000_000, 10_000_000]}
 
 
