@@ -222,13 +222,13 @@ def chunk_function(on_device: bool) -> Callable:
     return train.chunk_on_device if on_device else train.chunk_from_host
 
 
-def chunk_batches(place: Placement, plan: BatchPlan, level: int, chunk: int,
+def chunk_batches(place: Placement, batch_plan: BatchPlan, level: int, chunk: int,
                   host: tuple[np.ndarray, np.ndarray] | None = None) -> Callable[[int], tuple]:
     """`batches(step)`: the arguments that feed the chunk of `chunk` steps starting at `step` of `level`:
     the batches' row indices (the split is on the device), or with `host` (the split's x and y on the
     host) the rows gathered there, put on the devices."""
     def batches(step: int) -> tuple:
-        rows = plan.indices(level, step, chunk)
+        rows = batch_plan.indices(level, step, chunk)
         if host is None:
             return (place.data(rows),)
         return place.data(host[0][rows]), place.data(host[1][rows])
@@ -295,7 +295,7 @@ class Engine:
         """The run's set-up on these devices: budget, data placement, layout (what `mothtui plan` predicts from)."""
         self.layout = self.setup.layout
         self.step_config = self.setup.step_config(self.place)
-        self.plan = self.setup.batch_plan()
+        self.batch_plan = self.setup.batch_plan()
         self.budget = self.setup.budget
         """Step caps of the levels and steps per compiled call."""
         tr = data.splits["train"]
@@ -398,7 +398,7 @@ class Engine:
     def batches(self, level: int) -> Callable[[int], tuple]:
         """`batches(step)`: what feeds the chunk starting at `step` of `level` (`chunk_batches`)."""
         tr = self.data.splits["train"]
-        return chunk_batches(self.place, self.plan, level, self.chunk, (tr.x, tr.y) if self.host_batches else None)
+        return chunk_batches(self.place, self.batch_plan, level, self.chunk, (tr.x, tr.y) if self.host_batches else None)
 
     def evaluate(self, params: Params) -> dict[str, np.ndarray]:
         """Loss `(N,)` of every network on the whole train, val and test splits (train: its first

@@ -296,7 +296,7 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
         timing.values["setup_s"] = time.perf_counter() - t0
 
     train_rows = setup.split_rows["train"]
-    plan = setup.batch_plan()
+    batch_plan = setup.batch_plan()
     val = None
     if setup.seed_signal:
         n_val = setup.split_rows["val"]
@@ -308,9 +308,9 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int, 
     else:  # batches gathered on the host, from a smaller stand-in split (a gather's cost barely depends on it)
         host_rows = min(train_rows, 1_000_000)
         host_split = (_host_rows(host_rows, N_INPUTS, 5), _host_rows(host_rows, N_OUTPUTS, 6))
-        plan = BatchPlan(host_rows, cfg.batch, cfg.seed)
+        batch_plan = BatchPlan(host_rows, cfg.batch, cfg.seed)
     # level 0's calls with no step cap in reach: every call trains, however many fit the budget
-    chunks = loop.Chunks(program.compiled, state, masks, loop.chunk_batches(place, plan, 0, steps, host_split),
+    chunks = loop.Chunks(program.compiled, state, masks, loop.chunk_batches(place, batch_plan, 0, steps, host_split),
                          0, NO_CAP, steps, data, val)
     t0 = time.perf_counter()
     seconds_per_call, calls = _median_time(lambda: next(chunks), budget_s)

@@ -56,7 +56,7 @@ def _one_optimizer_through_the_levels(config, prepared):
     for level in range(config.levels):
         if level:
             params, masks = engine.prune_for(level, params, masks)
-        rows = np.concatenate([engine.plan.indices(level, s, engine.chunk)
+        rows = np.concatenate([engine.batch_plan.indices(level, s, engine.chunk)
                                for s in range(0, config.max_steps, engine.chunk)])[:config.max_steps]
         for r in rows:
             g = jax.tree.map(lambda a, m: jnp.where(m, a, 0.0), grad(params, x[r], y[r]), masks)
@@ -133,7 +133,7 @@ def _replay_seed_signal(config, prepared, steps):
     x, y = prepared.splits["train"].x, prepared.splits["train"].y
     xv, yv = prepared.splits["val"].x, prepared.splits["val"].y
     grad = jax.jit(jax.grad(lambda p, xb, yb: jnp.sum(model.per_network_mse(p, xb, yb, "float32"))))
-    rows = np.concatenate([engine.plan.indices(0, s, engine.chunk) for s in range(0, steps, engine.chunk)])
+    rows = np.concatenate([engine.batch_plan.indices(0, s, engine.chunk) for s in range(0, steps, engine.chunk)])
     b, w, signal = config.batch, config.early_stop_window, []
     for s in range(steps):
         updates, opt_state = optimizer.update(grad(params, x[rows[s]], y[rows[s]]), opt_state, params)
