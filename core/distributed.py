@@ -346,13 +346,13 @@ def peer_failure(run_path: Path, attempt: str, me: int) -> str | None:
 
 def check_alignment(run, cluster: Cluster) -> None:
     """Refuse a process count whose slices would share a chunk of the store with another process."""
-    chunk = run.chunk_nets
+    chunk_nets = run.chunk_nets
     for p in range(cluster.count):
         s = Cluster(p, cluster.count).net_slice(run.nets)
-        if s.start % chunk or (s.stop % chunk and s.stop != run.nets):
-            raise StoreError(f"run {run.run_id!r} is stored in chunks of {chunk} networks; "
+        if s.start % chunk_nets or (s.stop % chunk_nets and s.stop != run.nets):
+            raise StoreError(f"run {run.run_id!r} is stored in chunks of {chunk_nets} networks; "
                              f"{cluster.count} processes would split a chunk (use a process count "
-                             f"whose slices of {run.nets} networks are multiples of {chunk})")
+                             f"whose slices of {run.nets} networks are multiples of {chunk_nets})")
 
 
 # ---- the sync object the level loop uses -------------------------------------------------------

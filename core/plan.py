@@ -243,7 +243,7 @@ def analytic_memory(config: Config, nets: int, *, train_rows: int, on_device: bo
     the data on the device (the training split, or one chunk's batches) and the batch indices.
     Evaluation: parameters and masks, the data still on the device, three `(nets, rows, widest)`
     activations alive at once, and the block itself. Simulation (when `simulate_rows`, the rows of
-    one chunk of the dataset writer): SIM_ROW_BYTES a row.
+    one write of the dataset writer, `sim_write_rows`): SIM_ROW_BYTES a row.
     """
     p = 4 * param_count(config) * nets
     masks = param_count(config) * nets
@@ -403,7 +403,7 @@ def _analytic(setup, place, data: dict[str, Any], one_device: bool = False) -> d
     return analytic_memory(setup.config, setup.nets if one_device else setup.nets // place.devices,
                            train_rows=rows["train"], on_device=setup.on_device, chunk=setup.budget.chunk,
                            eval_rows=setup.eval_rows, val_rows=rows["val"],
-                           simulate_rows=sim_chunk(platform, data["samples"]) if data["simulate"] else 0)
+                           simulate_rows=sim_write_rows(platform, data["samples"]) if data["simulate"] else 0)
 
 
 def _limit(place, data: dict[str, Any]) -> tuple[int, str]:
@@ -416,8 +416,8 @@ def _limit(place, data: dict[str, Any]) -> tuple[int, str]:
     return memory_limit(platform, measure.device_memory_limit(place), len(jax.local_devices()), host)
 
 
-def sim_chunk(platform: str, samples: int) -> int:
-    """Rows the dataset writer simulates per call (core.dataset's chunk)."""
+def sim_write_rows(platform: str, samples: int) -> int:
+    """Rows the dataset writer simulates and writes at a time (what core.dataset calls its chunk)."""
     from core.dataset import ACCELERATOR_CHUNK, CPU_CHUNK
 
     return min(samples, CPU_CHUNK if platform == "cpu" else ACCELERATOR_CHUNK)
@@ -456,7 +456,7 @@ def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int
         say("compiling the simulator")
         sim = measure.compile_sim(data["samples"], cfg.scale)
         program, n_pad, _ = sim
-        phases["simulate"] = int(program.memory["peak"] * max(1.0, sim_chunk(platform, data["samples"]) / n_pad))
+        phases["simulate"] = int(program.memory["peak"] * max(1.0, sim_write_rows(platform, data["samples"]) / n_pad))
     elif data["simulate"]:
         phases["simulate"] = analytic["simulate"]
     device_data = (on_device_data or cfg.batch * setup.budget.chunk * 68) + val

@@ -25,7 +25,7 @@ full-size networks takes minutes on a CPU, so the chunk is compiled with fewer s
 of the run's chunk is then the compiled one plus the per-step arguments of the missing steps
 (batch indices in, losses out), which is all that depends on the scan's length. When even one step
 of the ensemble exceeds it, a share of the networks is timed (`timing_nets`). The simulator compiles once, for one block
-per device (its compile is the slow one), and its memory is scaled to the dataset's chunk.
+per device (its compile is the slow one), and its memory is scaled to the rows of one dataset write.
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def time_evaluation(setup: Setup, place: Placement, rows: int, budget_s: float, 
 
 def time_simulation(program: Program, n_pad: int, sharding, scale: float, budget_s: float) -> Timing:
     """Seconds per simulated stroke of the compiled simulator batch (sampling, padding, the call, the
-    pulls and the checks, as `core.dataset` does per chunk)."""
+    pulls and the checks, as `core.dataset` does per write)."""
     from core.sim.integrate import ERROR_TOLERANCE
     from core.sim.sampling import sample_rows
 
