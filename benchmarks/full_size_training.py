@@ -58,8 +58,8 @@ def main() -> int:
         engine = Engine(config, data)
         params, masks, diverged = engine.initial()
         sc, place = engine.step_config, engine.place
-        state = place.state(train.init_state(place.nets(params), jnp.asarray(diverged), sc))
-        masks = place.nets(masks)
+        state = place.state(train.init_state(place.sharded(params), jnp.asarray(diverged), sc))
+        masks = place.sharded(masks)
         val = data.splits["val"]
         points, t0 = [], time.perf_counter()
         step, batches = 0, engine.batches(0)

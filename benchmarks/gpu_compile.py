@@ -39,14 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from core.config import resolve
-    from core.data import split_rows
+    from core.data import split_ranges
     from core.engine import gpu_target
     from core.errors import MothError
     from core.plan import GPU_KEYS, _costs, gpu_cost, param_count
     from core.formatting import fmt_bytes
 
     config = resolve(args.preset, None, args.overrides)
-    rows = {name: b - a for name, (a, b) in split_rows(config.samples, config.splits).items()}
+    rows = {name: b - a for name, (a, b) in split_ranges(config.samples, config.splits).items()}
     gpus = args.gpu or ["h100", "h200"]
     if args.target_config and len(gpus) != 1:
         parser.error("--target-config goes with exactly one --gpu")

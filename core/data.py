@@ -33,7 +33,7 @@ N_INPUTS = len(INPUT_NAMES)
 N_OUTPUTS = len(OUTPUT_NAMES)
 
 
-def split_rows(n: int, fractions: tuple[float, float, float]) -> dict[str, list[int]]:
+def split_ranges(n: int, fractions: tuple[float, float, float]) -> dict[str, list[int]]:
     """Contiguous row ranges `{"train": [0, a], "val": [a, b], "test": [b, n]}` of n rows."""
     a = int(round(n * fractions[0]))
     b = int(round(n * (fractions[0] + fractions[1])))
@@ -122,7 +122,7 @@ def prepare(path: str | Path, fractions: tuple[float, float, float],
     the stored one, so its data are bit-identical to the original run's).
     """
     dataset = open_dataset(path)
-    row_ranges = split_rows(dataset.n, fractions)
+    row_ranges = split_ranges(dataset.n, fractions)
     if scaler is None:
         fitted = Scaler.fit_blocks((rows.x, rows.y) for rows in dataset.blocks(*row_ranges["train"]))
     else:

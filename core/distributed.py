@@ -100,7 +100,7 @@ class Cluster:
             except Exception:  # the coordinator itself is gone: the peers' heartbeats will tell them
                 pass
 
-    def nets(self, total: int):
+    def net_slice(self, total: int):
         """This process's `NetSlice` of `total` networks (contiguous, near-equal, process order)."""
         from core.engine.sharding import process_slice
 
@@ -283,10 +283,10 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def mark_slice(run_path: Path, level: int, nets, process: int, seconds: float) -> None:
-    """Record that networks `nets` (a NetSlice) of `level` are fully written (after their arrays)."""
-    _write_json(paths.slice_marker(run_path, level, nets.start, nets.stop),
-                {"nets": [nets.start, nets.stop], "process": process, "seconds": seconds,
+def mark_slice(run_path: Path, level: int, net_slice, process: int, seconds: float) -> None:
+    """Record that networks `net_slice` (a NetSlice) of `level` are fully written (after their arrays)."""
+    _write_json(paths.slice_marker(run_path, level, net_slice.start, net_slice.stop),
+                {"nets": [net_slice.start, net_slice.stop], "process": process, "seconds": seconds,
                  "written": time.time()})
 
 
@@ -346,13 +346,13 @@ def peer_failure(run_path: Path, attempt: str, me: int) -> str | None:
 
 def check_alignment(run, cluster: Cluster) -> None:
     """Refuse a process count whose slices would share a chunk of the store with another process."""
-    chunk = run.chunk_nets
+    chunk_nets = run.chunk_nets
     for p in range(cluster.count):
-        s = Cluster(p, cluster.count).nets(run.nets)
-        if s.start % chunk or (s.stop % chunk and s.stop != run.nets):
-            raise StoreError(f"run {run.run_id!r} is stored in chunks of {chunk} networks; "
+        s = Cluster(p, cluster.count).net_slice(run.nets)
+        if s.start % chunk_nets or (s.stop % chunk_nets and s.stop != run.nets):
+            raise StoreError(f"run {run.run_id!r} is stored in chunks of {chunk_nets} networks; "
                              f"{cluster.count} processes would split a chunk (use a process count "
-                             f"whose slices of {run.nets} networks are multiples of {chunk})")
+                             f"whose slices of {run.nets} networks are multiples of {chunk_nets})")
 
 
 # ---- the sync object the level loop uses -------------------------------------------------------
@@ -379,7 +379,7 @@ class LevelSync:
         if not self.alone:
             report(run.path, self.cluster.index, self.attempt, "running")
 
-    def slice_written(self, run, level: int, nets, seconds: float) -> None:
+    def slice_written(self, run, level: int, net_slice, seconds: float) -> None:
         """After this process wrote its slice of `level`: mark it; process 0 advances the run.
 
         Raises MothError if a peer has failed meanwhile (no point training on alone). A single
@@ -388,7 +388,7 @@ class LevelSync:
         if self.alone:
             run.complete_level(level, seconds)
             return
-        mark_slice(run.path, level, nets, self.cluster.index, seconds)
+        mark_slice(run.path, level, net_slice, self.cluster.index, seconds)
         if self.is_main:
             advance(run)
         failure = peer_failure(run.path, self.attempt, self.cluster.index)

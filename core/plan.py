@@ -187,6 +187,7 @@ class Plan:
     device_kind: str
     platform: str
     split_rows: dict[str, int]
+    """Valid rows of each split: counts (`core.data.split_ranges` gives the row ranges)."""
     dataset: dict[str, Any]
     """`path`, `simulate` (it must be simulated first), `samples`."""
     budget: dict[str, int]
@@ -266,7 +267,7 @@ def analytic_memory(config: Config, nets: int, *, train_rows: int, on_device: bo
     the data on the device (the training split, or one chunk's batches) and the batch indices.
     Evaluation: parameters and masks, the data still on the device, three `(nets, rows, widest)`
     activations alive at once, and the block itself. Simulation (when `simulate_rows`, the rows of
-    one chunk of the dataset writer): SIM_ROW_BYTES a row.
+    one write of the dataset writer, `sim_write_rows`): SIM_ROW_BYTES a row.
     """
     p = 4 * param_count(config) * nets
     masks = param_count(config) * nets
@@ -341,7 +342,7 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
     rows then all counted valid: the simulator rejects very few)."""
     import numpy as np
 
-    from core.data import split_rows
+    from core.data import split_ranges
     from core.dataset import dataset_path, open_dataset
     from core.errors import StoreError
     from core.paths import DEFAULT_RUNS
@@ -355,7 +356,7 @@ def data_plan(config: Config, runs_dir: Path | None) -> tuple[dict[str, int], di
         except StoreError:
             dataset, simulate = None, True
     n = dataset.n if dataset is not None else config.samples
-    ranges = split_rows(n, config.splits)
+    ranges = split_ranges(n, config.splits)
     if dataset is None:
         rows = {name: b - a for name, (a, b) in ranges.items()}
     else:  # the valid flags are small (1 byte a row): read them
@@ -426,7 +427,7 @@ def _analytic(setup, place, data: dict[str, Any], one_device: bool = False) -> d
     return analytic_memory(setup.config, setup.nets if one_device else setup.nets // place.devices,
                            train_rows=rows["train"], on_device=setup.on_device, chunk=setup.budget.chunk,
                            eval_rows=setup.eval_rows, val_rows=rows["val"],
-                           simulate_rows=sim_chunk(platform, data["samples"]) if data["simulate"] else 0)
+                           simulate_rows=sim_write_rows(platform, data["samples"]) if data["simulate"] else 0)
 
 
 def _limit(place, data: dict[str, Any]) -> tuple[int, str]:
@@ -439,8 +440,8 @@ def _limit(place, data: dict[str, Any]) -> tuple[int, str]:
     return memory_limit(platform, measure.device_memory_limit(place), len(jax.local_devices()), host)
 
 
-def sim_chunk(platform: str, samples: int) -> int:
-    """Rows the dataset writer simulates per call (core.dataset's chunk)."""
+def sim_write_rows(platform: str, samples: int) -> int:
+    """Rows the dataset writer simulates and writes at a time (what core.dataset calls its chunk)."""
     from core.dataset import ACCELERATOR_CHUNK, CPU_CHUNK
 
     return min(samples, CPU_CHUNK if platform == "cpu" else ACCELERATOR_CHUNK)
@@ -479,7 +480,7 @@ def _compiled_memory(setup, place, data: dict[str, Any], analytic: dict[str, int
         say("compiling the simulator")
         sim = measure.compile_sim(data["samples"], cfg.scale)
         program, n_pad, _ = sim
-        phases["simulate"] = int(program.memory["peak"] * max(1.0, sim_chunk(platform, data["samples"]) / n_pad))
+        phases["simulate"] = int(program.memory["peak"] * max(1.0, sim_write_rows(platform, data["samples"]) / n_pad))
     elif data["simulate"]:
         phases["simulate"] = analytic["simulate"]
     device_data = (on_device_data or cfg.batch * setup.budget.chunk * 68) + val

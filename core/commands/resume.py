@@ -66,7 +66,7 @@ def _resume(args, cluster, stop, runs_dir, info: dict[str, Any]) -> int:
     config = run_store.config
 
     def ready():
-        data, engine = prepare_engine(config, run_store.attrs["dataset"], cluster.nets(config.nets),
+        data, engine = prepare_engine(config, run_store.attrs["dataset"], cluster.net_slice(config.nets),
                                       scaler=run_store.attrs["scaler"], layout=run_store.attrs.get("layout"))
         stored = {name: list(rows) for name, rows in run_store.row_ranges.items()}
         if data.row_ranges != stored:
@@ -75,7 +75,7 @@ def _resume(args, cluster, stop, runs_dir, info: dict[str, Any]) -> int:
         return engine
 
     engine = cluster.on_all("resume/prepared", ready)
-    saved = run_store.checkpoint(engine.nets.slice)
+    saved = run_store.checkpoint(engine.net_slice.slice)
     if saved is not None and cluster.is_main:  # said even with --quiet: what resume does with the level
         print(f"continuing level {saved.level} from step {saved.step:,}", file=sys.stderr, flush=True)
     return execute(run_store, engine, quiet=args.quiet, stop=stop, resumed_from=info["start"],

@@ -127,11 +127,11 @@ def run(args) -> int:
             preset = args.preset or DEFAULT_PRESET
             config = resolve(preset, args.config, args.overrides)
             runs_dir = resolve_runs(args)
-        nets = cluster.nets(config.nets)
-        require_fit(config, nets.count, runs_dir)  # the memory check of `mothtui plan`, before anything is written
+        net_slice = cluster.net_slice(config.nets)
+        require_fit(config, net_slice.count, runs_dir)  # the memory check of `mothtui plan`, before anything is written
         path = Path(cluster.on_main("train/path", lambda: str(claim_new_run(runs_dir, args.run_id, preset))))
         try:
-            return _train(args, cluster, stop, preset, config, runs_dir, nets, path, branch)
+            return _train(args, cluster, stop, preset, config, runs_dir, net_slice, path, branch)
         finally:
             release(path)
 
@@ -148,12 +148,12 @@ def _branch(args, runs_dir: Path, cluster: Cluster):
     return preset, config, {"parent": attr, "scaler": parent.attrs["scaler"]}
 
 
-def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: Path, nets, path: Path,
+def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: Path, net_slice, path: Path,
            branch: dict | None = None) -> int:
     """Dataset, data, store, levels: everything after process 0 has claimed the new run."""
     dataset = dataset_for(config, runs_dir, args.quiet, stop, cluster)
     scaler = branch["scaler"] if branch else None  # a branch's weights expect its parent's scaling
-    data, engine = cluster.on_all("train/prepared", lambda: prepare_engine(config, dataset, nets, scaler=scaler))
+    data, engine = cluster.on_all("train/prepared", lambda: prepare_engine(config, dataset, net_slice, scaler=scaler))
     sizes = config.layer_sizes
 
     def create() -> str:
@@ -173,7 +173,7 @@ def _train(args, cluster: Cluster, stop, preset: str, config: Config, runs_dir: 
     return execute(Run.open(path, "r+"), engine, quiet=args.quiet, stop=stop, sync=LevelSync(cluster, attempt))
 
 
-def prepare_engine(config: Config, dataset: str, nets=None, scaler=None, layout: dict | None = None):
+def prepare_engine(config: Config, dataset: str, net_slice=None, scaler=None, layout: dict | None = None):
     """This process's prepared data and engine (every process reads the whole dataset, read-only).
 
     `layout`: the run's recorded `layout` attribute when it is continued (None: a new run, laid out
@@ -182,7 +182,7 @@ def prepare_engine(config: Config, dataset: str, nets=None, scaler=None, layout:
     from core.engine.loop import Engine, Layout
 
     data = prepare(dataset, config.splits, scaler=scaler)
-    return data, Engine(config, data, nets=nets, layout=Layout.from_attrs(layout))
+    return data, Engine(config, data, net_slice=net_slice, layout=Layout.from_attrs(layout))
 
 
 def execute(run_store: Run, engine, *, quiet: bool, stop, sync: LevelSync,

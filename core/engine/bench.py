@@ -74,9 +74,9 @@ def _setup(nets: int, batch: int, hidden, precision: str, seed: int = 0):
     config = _config(nets, batch, hidden, precision)
     place, layout = _layout(config, BENCH_ROWS)
     params = model.init_params(sizes, 0.2, seed, range(nets))
-    masks = place.nets(model.full_masks(params))
+    masks = place.sharded(model.full_masks(params))
     sc = step_config(config, place, nets, layout)  # the engine's step, networks in the engine's groups
-    state = place.state(train.init_state(place.nets(params), jnp.zeros(nets, bool), sc))
+    state = place.state(train.init_state(place.sharded(params), jnp.zeros(nets, bool), sc))
     rng = np.random.default_rng(seed)
     x = rng.uniform(-0.5, 0.5, (BENCH_ROWS, 10)).astype(np.float32)
     y = rng.uniform(-0.5, 0.5, (BENCH_ROWS, 7)).astype(np.float32)
@@ -112,7 +112,7 @@ class _Evaluation:
     def __init__(self, nets, hidden, rows, precision, eval_batch):
         sizes = (10, *hidden, 7)
         place, layout = _layout(_config(nets, 128, hidden, precision, eval_batch), max(rows, 1))
-        self.params = place.nets(model.init_params(sizes, 0.2, 0, range(nets)))
+        self.params = place.sharded(model.init_params(sizes, 0.2, 0, range(nets)))
         self.block, self.group = layout.eval_rows, layout.eval_group
         self.rows = max(1, round(rows / self.block)) * self.block
         rng = np.random.default_rng(2)

@@ -175,7 +175,7 @@ class Setup:
     nets: int
     """Networks of this process (all of them, unless a distributed run gives it a slice)."""
     split_rows: dict[str, int]
-    """Valid rows of each split (train, val, test)."""
+    """Valid rows of each split (train, val, test): counts (`core.data.split_ranges` gives the row ranges)."""
     budget: Budget
     on_device: bool
     """The training split stays on the device (else each chunk's batches come from the host)."""
@@ -224,13 +224,13 @@ def chunk_function(on_device: bool) -> Callable:
     return train.chunk_on_device if on_device else train.chunk_from_host
 
 
-def chunk_batches(place: Placement, plan: BatchPlan, level: int, chunk: int,
+def chunk_batches(place: Placement, batch_plan: BatchPlan, level: int, chunk: int,
                   host: tuple[np.ndarray, np.ndarray] | None = None) -> Callable[[int], tuple]:
     """`batches(step)`: the arguments that feed the chunk of `chunk` steps starting at `step` of `level`:
     the batches' row indices (the split is on the device), or with `host` (the split's x and y on the
     host) the rows gathered there, put on the devices."""
     def batches(step: int) -> tuple:
-        rows = plan.indices(level, step, chunk)
+        rows = batch_plan.indices(level, step, chunk)
         if host is None:
             return (place.data(rows),)
         return place.data(host[0][rows]), place.data(host[1][rows])
@@ -285,19 +285,19 @@ class Engine:
     """A config, its prepared data and a placement of the networks on the local devices."""
 
     def __init__(self, config: Config, data: Prepared, *, devices: list | None = None,
-                 nets: NetSlice | None = None, host_batches: bool | None = None, layout: Layout | None = None):
+                 net_slice: NetSlice | None = None, host_batches: bool | None = None, layout: Layout | None = None):
         """`layout`: the one recorded in the run being continued; None: this machine's choice.
         `host_batches`: gather each chunk's batches on the host (None: as `Setup.on_device` says)."""
         self.config = config
         self.data = data
-        self.nets = nets or process_slice(config.nets)
-        self.place = placement(self.nets.count, devices)
-        self.setup = Setup.of(config, {name: s.n for name, s in data.splits.items()}, self.nets.count, self.place,
+        self.net_slice = net_slice or process_slice(config.nets)
+        self.place = placement(self.net_slice.count, devices)
+        self.setup = Setup.of(config, {name: s.n for name, s in data.splits.items()}, self.net_slice.count, self.place,
                               layout)
         """The run's set-up on these devices: budget, data placement, layout (what `mothtui plan` predicts from)."""
         self.layout = self.setup.layout
         self.step_config = self.setup.step_config(self.place)
-        self.plan = self.setup.batch_plan()
+        self.batch_plan = self.setup.batch_plan()
         self.budget = self.setup.budget
         """Step caps of the levels and steps per compiled call."""
         tr = data.splits["train"]
@@ -328,9 +328,9 @@ class Engine:
     # ---- the pieces of a level -------------------------------------------------------
     def initial(self) -> tuple[Params, Params, np.ndarray]:
         """Level 0's starting point: initial params, full masks, nobody diverged."""
-        params = model.init_params(self.config.layer_sizes, self.config.init_std, self.config.seed, self.nets.range,
+        params = model.init_params(self.config.layer_sizes, self.config.init_std, self.config.seed, self.net_slice.range,
                                    self.config.init)
-        return params, model.full_masks(params), np.zeros(self.nets.count, bool)
+        return params, model.full_masks(params), np.zeros(self.net_slice.count, bool)
 
     def prune_for(self, level: int, params: Params, masks: Params) -> tuple[Params, Params]:
         cfg = self.config
@@ -357,7 +357,7 @@ class Engine:
         """
         t0 = time.perf_counter()
         place = self.place
-        params, masks = place.nets(params), place.nets(masks)
+        params, masks = place.sharded(params), place.sharded(masks)
         cap = self.steps_for(level)
         chunks = self.chunks(level, level_state(place, self.step_config, params, diverged, moments, resume), masks,
                              resume.step if resume is not None else 0, cap)
@@ -400,12 +400,12 @@ class Engine:
     def batches(self, level: int) -> Callable[[int], tuple]:
         """`batches(step)`: what feeds the chunk starting at `step` of `level` (`chunk_batches`)."""
         tr = self.data.splits["train"]
-        return chunk_batches(self.place, self.plan, level, self.chunk, (tr.x, tr.y) if self.host_batches else None)
+        return chunk_batches(self.place, self.batch_plan, level, self.chunk, (tr.x, tr.y) if self.host_batches else None)
 
     def evaluate(self, params: Params) -> dict[str, np.ndarray]:
         """Loss `(N,)` of every network on the whole train, val and test splits (train: its first
         `eval_train_rows` rows when set)."""
-        on_device = self.place.nets(params)
+        on_device = self.place.sharded(params)
         rows = {"train": self.config.eval_train_rows or None}
         return {name: evaluate.split_loss(on_device, s.x[:rows.get(name)], s.y[:rows.get(name)], self.eval_rows,
                                           self.config.precision, put=self.place.data, group=self.eval_group)
@@ -437,8 +437,8 @@ def _stored_level(run: Run, engine: Engine, level: int, carried: bool, count: in
     `count`: -1 reads the stored state as it is; a number checks that the stored state still has it
     (a branch's parent may have written over it since); None starts fresh moments, as zeros.
     """
-    nets = engine.nets.slice
-    stored = run.level(level, nets)
+    owned = engine.net_slice.slice
+    stored = run.level(level, owned)
     params = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored.weights, stored.biases)]
     masks = [Layer(jnp.asarray(w), jnp.asarray(b)) for w, b in zip(stored.weight_masks, stored.bias_masks)]
     moments = None
@@ -446,19 +446,19 @@ def _stored_level(run: Run, engine: Engine, level: int, carried: bool, count: in
         zeros = [Layer(np.zeros_like(w), np.zeros_like(b)) for w, b in zip(stored.weights, stored.biases)]
         moments = train.Moments(np.int32(0), zeros, [Layer(*layer) for layer in zeros])
     elif carried:
-        found, mu, nu = run.moments(level, nets)
+        found, mu, nu = run.moments(level, owned)
         if count != -1 and found != count:
             raise StoreError(f"run {run.run_id!r} no longer holds the optimizer state of level {level} "
                              f"(step count {found}, not {count}): the branch cannot start from it")
         moments = train.Moments(found, [Layer(*layer) for layer in mu], [Layer(*layer) for layer in nu])
-    return params, masks, run.diverged(level, nets), moments
+    return params, masks, run.diverged(level, owned), moments
 
 
 def branch_level(engine: Engine, params: Params, masks: Params, diverged: np.ndarray,
                  moments: train.Moments | None) -> LevelResult:
     """A branch's level 0: its parent's level as stored, not trained (0 steps), evaluated here."""
     t0 = time.perf_counter()
-    n = engine.nets.count
+    n = engine.net_slice.count
     result = LevelResult(params=_to_host(params), masks=_to_host(masks), steps=np.zeros(n, np.int32),
                          stopped=np.zeros(n, bool), diverged=np.asarray(diverged, bool),
                          moments=moments if engine.carries_moments else None)
@@ -474,8 +474,8 @@ class _ProgressEmitter:
                  first_step: int = 0):
         self.emit, self.engine, self.level, self.done = emit, engine, level, done
         self.t0 = self.last = time.perf_counter()
-        self.sum = np.zeros(engine.nets.count)
-        self.count = np.zeros(engine.nets.count)
+        self.sum = np.zeros(engine.net_slice.count)
+        self.count = np.zeros(engine.net_slice.count)
         self.first_step = self.steps_done = first_step
         """The step the level starts (or continues) from: rates count the steps made here."""
         self.timed_from: tuple[float, int] | None = None
@@ -506,7 +506,7 @@ class _ProgressEmitter:
         if now - self.last < PROGRESS_EVERY_S and step < cap and active.any():
             return
         elapsed = now - self.t0
-        rate = (step - self.first_step) * self.engine.config.batch * self.engine.nets.count / max(elapsed, 1e-9)
+        rate = (step - self.first_step) * self.engine.config.batch * self.engine.net_slice.count / max(elapsed, 1e-9)
         loss = [float(s / c) if c else None for s, c in zip(self.sum, self.count)]
         cfg = self.engine.config
         hold = held(loss, active.tolist(), step, cfg.early_stop_below, cfg.early_stop_window)
@@ -550,8 +550,8 @@ def run_levels(run: Run, engine: Engine, *, sinks: Sequence[Sink] = (), stop: th
     branched = parent_of(run) is not None
     try:
         params, masks, diverged, moments = load_level_start(run, engine, start)
-        nets = engine.nets.slice
-        checkpoint = run.checkpoint(nets)  # the level in progress, saved before a kill or a cancel
+        owned = engine.net_slice.slice
+        checkpoint = run.checkpoint(owned)  # the level in progress, saved before a kill or a cancel
         for level in range(start, cfg.levels):
             if level > 0:
                 params, masks = engine.prune_for(level, params, masks)
@@ -565,7 +565,7 @@ def run_levels(run: Run, engine: Engine, *, sinks: Sequence[Sink] = (), stop: th
                 progress = _ProgressEmitter(emit, engine, level, done, resume.step if resume else 0)
 
                 def save(step: int, leaves: list[np.ndarray], level: int = level) -> None:
-                    run.write_checkpoint(level, step, nets, leaves)
+                    run.write_checkpoint(level, step, owned, leaves)
                     emit("checkpoint", level=level, step=step)
 
                 result = engine.train_level(level, params, masks, diverged, on_chunk=progress, stop=stop,
@@ -577,8 +577,8 @@ def run_levels(run: Run, engine: Engine, *, sinks: Sequence[Sink] = (), stop: th
                     done.append(LevelTiming(level, engine.steps_for(level), int(result.steps.max(initial=0)),
                                             result.seconds, eval_s))
                 result.seconds += eval_s
-            write_level(run, engine.nets, level, result, sync)
-            run.clear_checkpoint(nets)
+            write_level(run, engine.net_slice, level, result, sync)
+            run.clear_checkpoint(owned)
             emit("level_end", level=level, sparsity=targets[level], steps=result.steps.tolist(),
                  stopped_early=int(result.stopped.sum()), diverged=int(result.diverged.sum()),
                  loss={k: v.tolist() for k, v in result.losses.items()}, seconds=round(result.seconds, 3))
@@ -620,15 +620,15 @@ def _end(run: Run, sync: LevelSync, status: Outcome, message: str = "") -> None:
         run.set_status(status)
 
 
-def write_level(run: Run, nets: NetSlice, level: int, result: LevelResult, sync: LevelSync) -> None:
+def write_level(run: Run, net_slice: NetSlice, level: int, result: LevelResult, sync: LevelSync) -> None:
     """A level's arrays for this process's networks, then the sync completes the level (or marks the slice)."""
     p, m = result.params, result.masks
     run.write_level(level, [x.weight for x in p], [x.weight for x in m], [x.bias for x in p],
-                    [x.bias for x in m], {k: result.losses[k] for k in SPLITS}, nets=nets.slice,
+                    [x.bias for x in m], {k: result.losses[k] for k in SPLITS}, nets=net_slice.slice,
                     extra={"train/steps": result.steps, "train/stopped_early": result.stopped,
                            "train/diverged": result.diverged})
     if result.moments is not None:  # before the level completes, so a complete level has its moments
         moments = result.moments
-        run.write_moments(level, nets.slice, int(moments.count) if sync.is_main else None,
+        run.write_moments(level, net_slice.slice, int(moments.count) if sync.is_main else None,
                           [(x.weight, x.bias) for x in moments.mu], [(x.weight, x.bias) for x in moments.nu])
-    sync.slice_written(run, level, nets, result.seconds)
+    sync.slice_written(run, level, net_slice, result.seconds)

@@ -25,7 +25,7 @@ full-size networks takes minutes on a CPU, so the chunk is compiled with fewer s
 of the run's chunk is then the compiled one plus the per-step arguments of the missing steps
 (batch indices in, losses out), which is all that depends on the scan's length. When even one step
 of the ensemble exceeds it, a share of the networks is timed (`timing_nets`). The simulator compiles once, for one block
-per device (its compile is the slow one), and its memory is scaled to the dataset's chunk.
+per device (its compile is the slow one), and its memory is scaled to the rows of one dataset write.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def host_params(setup: Setup, dtype=np.float32, seed: int = 0) -> list[Layer]:
 
 def random_params(setup: Setup, place: Placement, dtype=np.float32, seed: int = 0):
     """`host_params` placed as the engine places them."""
-    return place.nets(host_params(setup, dtype, seed))
+    return place.sharded(host_params(setup, dtype, seed))
 
 
 #: Rows above which the stand-in data are zeros made on the device, not random rows copied from the
@@ -312,7 +312,7 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int,
     t_start = time.perf_counter()
     host = host_params(setup)
     t0 = time.perf_counter()
-    params = jax.block_until_ready(place.nets(host))
+    params = jax.block_until_ready(place.sharded(host))
     place_s = time.perf_counter() - t0
     del host
     masks = jax.block_until_ready([Layer(*(jnp.ones(x.shape, bool, device=place.by_network) for x in layer))
@@ -330,7 +330,7 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int,
         setup_s = time.perf_counter() - t0
 
     train_rows = setup.split_rows["train"]
-    plan = setup.batch_plan()
+    batch_plan = setup.batch_plan()
     val = None
     if setup.seed_signal:
         n_val = setup.split_rows["val"]
@@ -342,9 +342,9 @@ def time_training(setup: Setup, place: Placement, program: Program, steps: int,
     else:  # batches gathered on the host, from a smaller stand-in split (a gather's cost barely depends on it)
         host_rows = min(train_rows, 1_000_000)
         host_split = (_host_rows(host_rows, N_INPUTS, 5), _host_rows(host_rows, N_OUTPUTS, 6))
-        plan = BatchPlan(host_rows, cfg.batch, cfg.seed)
+        batch_plan = BatchPlan(host_rows, cfg.batch, cfg.seed)
     # level 0's calls with no step cap in reach: every call trains, however many fit the budget
-    chunks = loop.Chunks(program.compiled, state, masks, loop.chunk_batches(place, plan, 0, steps, host_split),
+    chunks = loop.Chunks(program.compiled, state, masks, loop.chunk_batches(place, batch_plan, 0, steps, host_split),
                          0, NO_CAP, steps, data, val)
     t0 = time.perf_counter()
     seconds_per_call, calls = _median_time(lambda: next(chunks), budget_s)
@@ -380,7 +380,7 @@ def time_evaluation(setup: Setup, place: Placement, rows: int, budget_s: float, 
 
 def time_simulation(program: Program, n_pad: int, sharding, scale: float, budget_s: float) -> SimTiming:
     """Seconds per simulated stroke of the compiled simulator batch (sampling, padding, the call, the
-    pulls and the checks, as `core.dataset` does per chunk)."""
+    pulls and the checks, as `core.dataset` does per write)."""
     from core.sim.integrate import ERROR_TOLERANCE
     from core.sim.sampling import sample_rows
 

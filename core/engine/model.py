@@ -67,9 +67,9 @@ def _initializer(sizes: tuple[int, ...], init_std: float, init: str = "normal"):
     return jax.jit(stacked)
 
 
-def init_params(sizes: Sequence[int], init_std: float, seed: int, nets: range, init: str = "normal") -> Params:
-    """Stacked initial parameters of networks `nets` (a range of global network indices)."""
-    state = _initializer(tuple(sizes), float(init_std), init)(seed, jnp.arange(nets.start, nets.stop))
+def init_params(sizes: Sequence[int], init_std: float, seed: int, net_range: range, init: str = "normal") -> Params:
+    """Stacked initial parameters of networks `net_range` (a range of global network indices)."""
+    state = _initializer(tuple(sizes), float(init_std), init)(seed, jnp.arange(net_range.start, net_range.stop))
     return [Layer(state["layers"][k]["kernel"], state["layers"][k]["bias"])
             for k in range(len(sizes) - 1)]
 

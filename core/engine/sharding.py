@@ -82,8 +82,8 @@ class Placement:
         device = self.mesh.devices.flat[0]
         return "cpu" if device.platform == "cpu" else str(device.device_kind)
 
-    def nets(self, tree):
-        """Arrays whose leading axis is the network axis (params, masks, flags)."""
+    def sharded(self, tree):
+        """Arrays whose leading axis is the network axis (params, masks, flags), sharded `by_network`."""
         return jax.device_put(tree, self.by_network)
 
     def state(self, tree):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import zarr
 
-from core.data import BatchPlan, Scaler, features, prepare, split_rows
+from core.data import BatchPlan, Scaler, features, prepare, split_ranges
 from core.errors import StoreError
 from engine_fixtures import write_dataset
 
@@ -20,7 +20,7 @@ def test_features_order_matches_the_contract():
 
 
 def test_seed_splits():
-    assert split_rows(10_000_000, (0.64, 0.16, 0.20)) == {
+    assert split_ranges(10_000_000, (0.64, 0.16, 0.20)) == {
         "train": [0, 6_400_000], "val": [6_400_000, 8_000_000], "test": [8_000_000, 10_000_000]}
 
 
@@ -57,13 +57,13 @@ def test_missing_and_broken_datasets(tmp_path):
 
 
 def test_batches_are_a_pure_function_of_seed_level_step():
-    plan = BatchPlan(n_rows=1000, batch=64, seed=5)
-    whole = plan.indices(level=2, start=0, count=40)  # crosses epoch boundaries (15 steps per epoch)
+    batch_plan = BatchPlan(n_rows=1000, batch=64, seed=5)
+    whole = batch_plan.indices(level=2, start=0, count=40)  # crosses epoch boundaries (15 steps per epoch)
     again = BatchPlan(n_rows=1000, batch=64, seed=5)
     pieces = np.concatenate([again.indices(2, s, 7) for s in range(0, 42, 7)])[:40]
     np.testing.assert_array_equal(whole, pieces)
     epoch0 = whole[:15].ravel()
     assert len(set(epoch0.tolist())) == epoch0.size  # no row twice within an epoch
-    assert not np.array_equal(whole, plan.indices(level=3, start=0, count=40))
+    assert not np.array_equal(whole, batch_plan.indices(level=3, start=0, count=40))
     with pytest.raises(StoreError, match="fewer than one batch"):
         BatchPlan(n_rows=10, batch=64, seed=0)

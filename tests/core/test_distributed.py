@@ -262,11 +262,11 @@ def test_a_process_count_that_would_split_a_chunk_is_refused(tmp_path):
 
 
 def test_slices_of_networks_and_rows():
-    assert [Cluster(p, 3).nets(8) for p in range(3)] == [NetSlice(0, 3), NetSlice(3, 6), NetSlice(6, 8)]
+    assert [Cluster(p, 3).net_slice(8) for p in range(3)] == [NetSlice(0, 3), NetSlice(3, 6), NetSlice(6, 8)]
     with pytest.raises(MothError, match="cannot be split"):
-        Cluster(0, 5).nets(4)
+        Cluster(0, 5).net_slice(4)
     with pytest.raises(MothError, match="without networks"):
-        Cluster(2, 3).nets(4)
+        Cluster(2, 3).net_slice(4)
     rows = [Cluster(p, 3).rows(10, block=3) for p in range(3)]
     assert rows == [(0, 6), (6, 10), (10, 10)]
 

@@ -56,7 +56,7 @@ def _one_optimizer_through_the_levels(config, prepared):
     for level in range(config.levels):
         if level:
             params, masks = engine.prune_for(level, params, masks)
-        rows = np.concatenate([engine.plan.indices(level, s, engine.chunk)
+        rows = np.concatenate([engine.batch_plan.indices(level, s, engine.chunk)
                                for s in range(0, config.max_steps, engine.chunk)])[:config.max_steps]
         for r in rows:
             g = jax.tree.map(lambda a, m: jnp.where(m, a, 0.0), grad(params, x[r], y[r]), masks)
@@ -107,7 +107,7 @@ def test_level_zero_gets_its_own_budget_and_early_stop_waits_for_the_loss(tmp_pa
 
 
 def test_moments_of_reads_optax_adam():
-    params = model.init_params((10, 4, 7), 0.2, seed=0, nets=range(2))
+    params = model.init_params((10, 4, 7), 0.2, seed=0, net_range=range(2))
     state = train.init_state(params, np.zeros(2, bool), train.StepConfig(1e-3, 5, 5, 1.01))
     m = train.moments_of(state.opt_state)
     assert int(m.count) == 0 and m.mu[0].weight.shape == params[0].weight.shape
@@ -115,8 +115,8 @@ def test_moments_of_reads_optax_adam():
 
 def test_initialisations_have_the_scale_they_name():
     sizes = (10, 400, 400, 16, 7)
-    normal = model.init_params(sizes, 0.05, seed=0, nets=range(2))
-    lecun = model.init_params(sizes, 0.05, seed=0, nets=range(2), init="lecun")
+    normal = model.init_params(sizes, 0.05, seed=0, net_range=range(2))
+    lecun = model.init_params(sizes, 0.05, seed=0, net_range=range(2), init="lecun")
     for k, fan_in in enumerate(sizes[:-1]):
         assert np.asarray(normal[k].weight).std() == pytest.approx(0.05, rel=0.1)
         assert np.asarray(lecun[k].weight).std() == pytest.approx(fan_in ** -0.5, rel=0.1)
@@ -133,7 +133,7 @@ def _replay_seed_signal(config, prepared, steps):
     x, y = prepared.splits["train"].x, prepared.splits["train"].y
     xv, yv = prepared.splits["val"].x, prepared.splits["val"].y
     grad = jax.jit(jax.grad(lambda p, xb, yb: jnp.sum(model.per_network_mse(p, xb, yb, "float32"))))
-    rows = np.concatenate([engine.plan.indices(0, s, engine.chunk) for s in range(0, steps, engine.chunk)])
+    rows = np.concatenate([engine.batch_plan.indices(0, s, engine.chunk) for s in range(0, steps, engine.chunk)])
     b, w, signal = config.batch, config.early_stop_window, []
     for s in range(steps):
         updates, opt_state = optimizer.update(grad(params, x[rows[s]], y[rows[s]]), opt_state, params)

@@ -10,7 +10,7 @@ from core.engine import model, prune
 
 @pytest.fixture(scope="module")
 def ensemble():
-    params = model.init_params((10, 24, 12, 7), 0.2, seed=3, nets=range(3))
+    params = model.init_params((10, 24, 12, 7), 0.2, seed=3, net_range=range(3))
     return params, model.full_masks(params)
 
 
@@ -33,7 +33,7 @@ def test_layerwise_prunes_exactly_the_smallest_of_each_layer_of_each_network(ens
 
 
 def test_cutoff_is_per_network_not_across_the_stack():
-    params = model.init_params((10, 16, 7), 0.2, seed=0, nets=range(2))
+    params = model.init_params((10, 16, 7), 0.2, seed=0, net_range=range(2))
     # network 1 has weights 100x larger: a cutoff over the stack would prune only network 0
     params = [model.Layer(p.weight.at[1].multiply(100.0), p.bias) for p in params]
     _, masks = prune.prune(params, model.full_masks(params), 0.5)
@@ -52,7 +52,7 @@ def test_kept_weights_are_the_largest(ensemble):
 
 
 def test_pruned_weights_never_come_back_even_with_ties_at_zero():
-    params = model.init_params((10, 16, 7), 0.2, seed=1, nets=range(2))
+    params = model.init_params((10, 16, 7), 0.2, seed=1, net_range=range(2))
     params, masks = prune.prune(params, model.full_masks(params), 0.3)
     # a kept weight that happens to be exactly zero ties with the pruned zeros
     params = [model.Layer(p.weight.at[:, 0, 0].set(0.0), p.bias) for p in params]
@@ -93,7 +93,7 @@ def test_the_seeds_count_prunes_one_more_than_round_in_every_layer():
     assert [112 - prune.prune_count(c, 112, "seed") for c in (0.93, 0.94, 0.95)] == [7, 6, 5]
     assert [112 - prune.prune_count(c, 112) for c in (0.93, 0.94, 0.95)] == [8, 7, 6]
     assert prune.prune_count(0.0, 112, "seed") == 0 and prune.prune_count(1.0, 112, "seed") == 112
-    params = model.init_params((10, 40, 16, 7), 0.2, seed=1, nets=range(2))
+    params = model.init_params((10, 40, 16, 7), 0.2, seed=1, net_range=range(2))
     masks = model.full_masks(params)
     for fraction in (0.15, 0.5, 0.93, 0.95):
         params, masks = prune.prune(params, masks, fraction, count="seed")
@@ -123,7 +123,7 @@ def _expected_keep_per_output(w: np.ndarray, kept: np.ndarray, count: int, keep:
 def test_keep_per_output_prunes_each_outputs_largest_weights_last(mode):
     """`keep_per_output`: no output goes dead while the count leaves room; the counts stay exact."""
     sizes, nets = (10, 24, 12, 7), 3
-    params = model.init_params(sizes, 0.2, seed=5, nets=range(nets))
+    params = model.init_params(sizes, 0.2, seed=5, net_range=range(nets))
     # two small outputs, like the angular rates of docs/science.md, so pure magnitude kills them
     last = params[-1]
     params = [*params[:-1], last._replace(weight=last.weight.at[:, :, 5:].multiply(0.05))]
@@ -152,7 +152,7 @@ def test_keep_per_output_prunes_each_outputs_largest_weights_last(mode):
 
 def test_keep_per_output_gives_way_to_the_count_when_it_leaves_no_room():
     """At 98 % of a 12x7 layer only 2 weights stay: the count wins, and the 2 are protected ones."""
-    params = model.init_params((10, 24, 12, 7), 0.2, seed=5, nets=range(2))
+    params = model.init_params((10, 24, 12, 7), 0.2, seed=5, net_range=range(2))
     params, masks = prune.prune(params, model.full_masks(params), 0.98, keep_per_output=1)
     out_m = np.asarray(masks[-1].weight)
     assert np.all(out_m.reshape(2, -1).sum(1) == 84 - prune.prune_count(0.98, 84))
@@ -209,7 +209,7 @@ PER_LAYER_CASES = [
 @pytest.mark.parametrize("mode,layers,caps", PER_LAYER_CASES)
 def test_per_layer_pruning_follows_the_numpy_rule_with_exact_counts(mode, layers, caps):
     sizes, nets = (10, 24, 12, 7), 3
-    params = model.init_params(sizes, 0.2, seed=7, nets=range(nets))
+    params = model.init_params(sizes, 0.2, seed=7, net_range=range(nets))
     masks = model.full_masks(params)
     caps_or_none = caps or (1.0,) * 3
     for fraction in (0.5, 0.85, 0.95):
@@ -241,7 +241,7 @@ def test_per_layer_pruning_follows_the_numpy_rule_with_exact_counts(mode, layers
 def test_the_output_cap_binds_at_80_percent_of_the_papers_16x7_layer():
     """The 16x7 output layer capped at 0.8 keeps 23 weights at 95 %, where the plain rule keeps 6."""
     assert prune.cap_count(0.8, 112) == 89 and prune.cap_count(1.0, 112) == 112 and prune.cap_count(0.0, 112) == 0
-    params = model.init_params((10, 40, 16, 7), 0.2, seed=2, nets=range(2))
+    params = model.init_params((10, 40, 16, 7), 0.2, seed=2, net_range=range(2))
     _, masks = prune.prune(params, model.full_masks(params), 0.95, caps=(1.0, 1.0, 0.8))
     kept = [np.asarray(m.weight).reshape(2, -1).sum(1) for m in masks]
     assert kept[2].tolist() == [23, 23] and kept[0].tolist() == [400 - 380] * 2
@@ -252,7 +252,7 @@ def test_the_output_cap_binds_at_80_percent_of_the_papers_16x7_layer():
 def test_a_layer_left_out_or_over_its_cap_keeps_its_mask_as_it_came():
     """A branch from a 94 % network: the output layer, left out or capped below its pruned fraction,
     neither loses more weights nor gets any back; the hidden layers go on to the new target."""
-    params = model.init_params((10, 24, 12, 7), 0.2, seed=4, nets=range(2))
+    params = model.init_params((10, 24, 12, 7), 0.2, seed=4, net_range=range(2))
     params, masks = prune.prune(params, model.full_masks(params), 0.94)
     start = [np.asarray(m.weight) for m in masks]
     for kwargs in (dict(layers=(False, True, False)), dict(caps=(0.94, 1.0, 0.5))):

@@ -372,7 +372,7 @@ def test_training_split_loss_on_its_first_rows(setup):
     full, part = whole.evaluate(params), cut.evaluate(params)
     split = data.splits["train"]
     assert split.n > rows
-    expected = evaluate.split_loss(whole.place.nets(params), split.x[:rows], split.y[:rows], whole.eval_rows,
+    expected = evaluate.split_loss(whole.place.sharded(params), split.x[:rows], split.y[:rows], whole.eval_rows,
                                    put=whole.place.data, group=whole.eval_group)
     np.testing.assert_array_equal(part["train"], expected)
     assert not np.array_equal(part["train"], full["train"])

@@ -22,7 +22,7 @@ def test_names_have_one_definition():
     assert core.select.SPLITS is schema.SPLITS and core.runstore.SPLITS is schema.SPLITS
     assert core.runstore.INPUT_NAMES is schema.INPUT_NAMES and core.runstore.OUTPUT_NAMES is schema.OUTPUT_NAMES
     assert (core.data.N_INPUTS, core.data.N_OUTPUTS) == (10, 7)
-    assert list(core.data.split_rows(100, (0.6, 0.2, 0.2))) == list(schema.SPLITS)
+    assert list(core.data.split_ranges(100, (0.6, 0.2, 0.2))) == list(schema.SPLITS)
 
 
 def test_stores_are_written_with_those_names(runs_dir):
