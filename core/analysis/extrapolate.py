@@ -27,6 +27,7 @@ import numpy as np
 
 from core import paths
 from core.analysis.store import EXTRAPOLATION, AnalysisWriter, load_analysis
+from core.analysis.summary import json_ready
 from core.errors import MothError
 from core.formatting import fmt_value
 from core.schema import INPUT_NAMES, OUTPUT_NAMES
@@ -82,19 +83,6 @@ def bands(loss: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         p10, median, p90 = (np.nanpercentile(values, q, axis=-1) for q in (10, 50, 90))
     return p10, median, p90
 
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def level_losses(run, held_out: Sequence[tuple[np.ndarray, np.ndarray]], levels: int) -> np.ndarray:
@@ -166,7 +154,7 @@ def store_extrapolation(run, scales: Sequence[float], loss_a: np.ndarray, rows: 
         "level0_test_median": own,
         "ratio_to_level0": [None if own is None or not math.isfinite(m[0]) else float(m[0] / own) for m in med],
     }
-    summary = _clean(summary)
+    summary = json_ready(summary)
     writer = AnalysisWriter(run.path, EXTRAPOLATION)
     writer.array("scales", np.asarray(scales, np.float64))
     writer.array("loss", loss_a)

@@ -212,11 +212,13 @@ class RunsScreen(Screen):
             if row.summary.sweep in self.sweeps:
                 members.setdefault(row.summary.sweep, []).append(row)
         out: list = []
+        placed: set[str] = set()
         for row in visible:
             name = row.summary.sweep
             if name not in members:
                 out.append(row)
-            elif name not in [i[0].name for i in out if isinstance(i, tuple)]:
+            elif name not in placed:
+                placed.add(name)
                 out.append((self.sweeps[name], members[name]))
                 if name not in self.collapsed or self.filter_text:
                     out += members[name]
